@@ -1,0 +1,48 @@
+"""Settings of the embedded API simulator (also the ``simulator:`` block of a research config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FaultKind = Literal["rate_limit", "overloaded", "server_error", "stream_error", "disconnect", "slow"]
+FAULT_KINDS: tuple[str, ...] = ("rate_limit", "overloaded", "server_error", "stream_error", "disconnect", "slow")
+
+
+class RateLimits(BaseModel):
+    """Organisation limits per minute; ``None`` means unlimited (the default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    input_tokens_per_minute: int | None = Field(default=None, gt=0)
+    output_tokens_per_minute: int | None = Field(default=None, gt=0)
+
+
+class SimulatorSettings(BaseModel):
+    """How the simulated API behaves. Every random choice derives from ``seed``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    latency_ms: float = Field(default=0.0, ge=0, description="Wait before the first byte of each response.")
+    tokens_per_second: float = Field(
+        default=0.0, ge=0, description="Streaming pace of output tokens; 0 streams as fast as possible."
+    )
+    faults: dict[FaultKind, float] = Field(
+        default_factory=dict, description="Probability (0..1) of each injected fault per request."
+    )
+    slow_first_byte_s: float = Field(default=5.0, ge=0, description="Extra wait of the `slow` fault.")
+    pause_turn_probability: float = Field(
+        default=0.15, ge=0, le=1, description="Chance that a turn with searches pauses (stop_reason pause_turn)."
+    )
+    searches_per_turn: tuple[int, int] = (1, 3)
+    output_tokens_per_turn: tuple[int, int] = (250, 700)
+    context_window: int | None = Field(
+        default=None, gt=0, description="Override every model's context window (tokens)."
+    )
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    cache_min_tokens: int | None = Field(
+        default=None, ge=0, description="Override the per-model minimum cacheable prompt length."
+    )
