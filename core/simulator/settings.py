@@ -7,7 +7,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 FaultKind = Literal["rate_limit", "overloaded", "server_error", "stream_error", "disconnect", "slow"]
-FAULT_KINDS: tuple[str, ...] = ("rate_limit", "overloaded", "server_error", "stream_error", "disconnect", "slow")
+FAULT_KINDS: tuple[str, ...] = (
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "stream_error",
+    "disconnect",
+    "slow",
+)
 
 
 class RateLimits(BaseModel):
@@ -33,9 +40,15 @@ class SimulatorSettings(BaseModel):
     faults: dict[FaultKind, float] = Field(
         default_factory=dict, description="Probability (0..1) of each injected fault per request."
     )
+    search_latency_ms: float = Field(
+        default=0.0, ge=0, description="Wait while each streamed search runs (pings are sent meanwhile)."
+    )
     slow_first_byte_s: float = Field(default=5.0, ge=0, description="Extra wait of the `slow` fault.")
     pause_turn_probability: float = Field(
-        default=0.15, ge=0, le=1, description="Chance that a turn with searches pauses (stop_reason pause_turn)."
+        default=0.15,
+        ge=0,
+        le=1,
+        description="Chance that a turn with searches pauses (stop_reason pause_turn).",
     )
     searches_per_turn: tuple[int, int] = (1, 3)
     output_tokens_per_turn: tuple[int, int] = (250, 700)

@@ -1,0 +1,234 @@
+"""The ``research-orchestrator`` command line (DESIGN.md section 3).
+
+Exit codes: 0 completed; 2 invalid config or arguments; 3 stopped by a budget cap; 4 failed;
+130 interrupted. User errors print one clear message and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from core.control import EXIT_INVALID
+
+DEFAULT_CONFIG = Path("research_config.yaml")
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="research-orchestrator",
+        description="Run long, parallel, layered research programs on Claude. "
+        "With no command, opens the terminal app on ./research_config.yaml.",
+    )
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where runs live (default: ./runs)")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def runs_dir_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS, help="where runs live (default: ./runs)")
+
+    run = commands.add_parser("run", help="start a run (the terminal app unless --headless)")
+    run.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG, help="research config (YAML)")
+    run.add_argument("--headless", action="store_true", help="no terminal app: a live table and log lines")
+    run.add_argument("--simulate", action="store_true", help="use the built-in offline API simulator")
+    runs_dir_option(run)
+
+    resume = commands.add_parser("resume", help="resume a run from its latest checkpoint, or fork it from one")
+    resume.add_argument("run", help="run id (or a unique prefix, or its directory)")
+    resume.add_argument("--checkpoint", metavar="ID", help="fork a new run from this checkpoint")
+    resume.add_argument("--headless", action="store_true")
+    resume.add_argument(
+        "--simulate", action="store_true", default=None, help="use the simulator (default: as the run was started)"
+    )
+    runs_dir_option(resume)
+
+    runs = commands.add_parser("runs", help="list runs")
+    runs_dir_option(runs)
+
+    checkpoints = commands.add_parser("checkpoints", help="list a run's checkpoints with their integrity")
+    checkpoints.add_argument("run")
+    runs_dir_option(checkpoints)
+
+    validate = commands.add_parser("validate", help="validate a config (exit 0 valid, 2 invalid)")
+    validate.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)
+    runs_dir_option(validate)
+
+    estimate = commands.add_parser("estimate", help="pre-flight cost estimate (low / expected / high)")
+    estimate.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)
+    runs_dir_option(estimate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of research_config.yaml")
+    runs_dir_option(schema)
+
+    from core.simulator.cli import add_cli_arguments
+
+    simulator = commands.add_parser(
+        "simulator",
+        help="serve the offline Anthropic API simulator",
+        description="Serve the Anthropic Messages API simulator on loopback. Point the SDK at it with "
+        "ANTHROPIC_BASE_URL=http://HOST:PORT and any ANTHROPIC_API_KEY.",
+    )
+    add_cli_arguments(simulator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # user-facing errors only; anything else is a bug worth a traceback
+        message = _user_error(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _user_error(error: Exception) -> str | None:
+    from core.atomic import DiskError
+    from core.config_loader import ConfigError
+    from core.rundir import RunRefError
+    from core.runlock import RunLocked
+    from core.runner import SetupError
+
+    if isinstance(error, ConfigError):
+        return "invalid config\n" + error.format()
+    if isinstance(error, SetupError | RunLocked | RunRefError | DiskError):
+        return str(error)
+    return None
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command is None:
+        return _open_app(args.runs_dir, args.config)
+    if command == "validate":
+        from core.config_loader import validate_command
+
+        return validate_command(str(args.config), sys.stdout)
+    if command == "estimate":
+        return _estimate(args.config)
+    if command == "schema":
+        from core.config_schema import render_schema
+
+        print(render_schema(), end="")
+        return 0
+    if command == "simulator":
+        from core.simulator import run_standalone
+        from core.simulator.cli import settings_from_args
+
+        run_standalone(settings_from_args(args), args.host, args.port)
+        return 0
+    if command == "runs":
+        return _list_runs(args.runs_dir)
+    if command == "checkpoints":
+        return _list_checkpoints(args.runs_dir, args.run)
+    if command == "run":
+        from core.config_loader import load_config
+        from core.runner import start_run
+
+        load_config(args.config)  # invalid configs exit 2 before anything is created
+        return _launch(lambda bus=None: start_run(args.config, args.runs_dir, simulate=args.simulate, bus=bus),
+                       headless=args.headless, runs_dir=args.runs_dir)
+    if command == "resume":
+        from core.runner import resume_run
+
+        return _launch(
+            lambda bus=None: resume_run(
+                args.runs_dir, args.run, checkpoint_id=args.checkpoint, simulate=args.simulate, bus=bus
+            ),
+            headless=args.headless,
+            runs_dir=args.runs_dir,
+        )
+    raise AssertionError(command)
+
+
+Factory = Callable[..., Awaitable[object]]
+
+
+def _launch(factory: Factory, *, headless: bool, runs_dir: Path) -> int:
+    if not headless:
+        from tui.app import run_app
+
+        return run_app(control_factory=factory, runs_dir=runs_dir)
+    return asyncio.run(_run_headless(factory))
+
+
+async def _run_headless(factory: Factory) -> int:
+    from core.headless import HeadlessDisplay
+    from core.orchestrator import Orchestrator
+
+    orchestrator = await factory()
+    assert isinstance(orchestrator, Orchestrator)
+    display = HeadlessDisplay()
+    orchestrator.bus.listen(display)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, orchestrator.stop)
+    with display:
+        outcome = await orchestrator.run()
+    print(f"{outcome.status.value}: run {orchestrator.run_id} in {outcome.run_dir} · ${outcome.cost_usd:.4f}")
+    if outcome.message:
+        print(outcome.message, file=sys.stderr)
+    return outcome.exit_code
+
+
+def _open_app(runs_dir: Path, config: Path) -> int:
+    from tui.app import run_app
+
+    return run_app(runs_dir=runs_dir, config_path=config)
+
+
+def _estimate(config_path: Path) -> int:
+    from core.config_loader import load_config
+    from core.estimate import estimate, format_estimate
+    from core.pricing import PriceTable
+
+    config = load_config(config_path)
+    print(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
+    return 0
+
+
+def _list_runs(runs_dir: Path) -> int:
+    from core.rundir import list_runs
+
+    runs = list_runs(runs_dir)
+    if not runs:
+        print(f"no runs in {runs_dir}")
+        return 0
+    print(f"{'run':<48} {'status':<17} {'cost':>10}  parent")
+    for run in runs:
+        parent = run.parent.get("run_id", "") if isinstance(run.parent, dict) else ""
+        print(f"{run.run_id:<48} {run.status:<17} {run.cost_usd:>10.4f}  {parent}")
+    return 0
+
+
+def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
+    import datetime
+
+    from core.checkpoints import CheckpointStore
+    from core.rundir import RunDir
+
+    run_dir = RunDir.open(runs_dir, run_ref)
+    infos = CheckpointStore(run_dir.path).list()
+    if not infos:
+        print(f"run {run_dir.run_id} has no checkpoints")
+        return 0
+    print(f"{'checkpoint':<28} {'agent':<16} {'turn':>4}  {'time':<8} {'tokens':>9} {'$ so far':>9}  integrity")
+    for info in infos:
+        when = datetime.datetime.fromtimestamp(info.created_at).strftime("%H:%M:%S")
+        integrity = info.status if info.status == "ok" else f"corrupt ({info.problem})"
+        print(f"{info.id:<28} {info.agent_id:<16} {info.turn:>4}  {when:<8} {info.tokens:>9} "
+              f"{info.cost_usd:>9.4f}  {integrity}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

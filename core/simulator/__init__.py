@@ -1,0 +1,106 @@
+"""An Anthropic Messages API simulator on loopback HTTP + SSE, driven through the official SDK.
+
+Use it in-process::
+
+    async with Simulator(SimulatorSettings(seed=7)) as sim:
+        client = AsyncAnthropic(base_url=sim.base_url, api_key="sim", max_retries=0)
+
+or standalone: ``research-orchestrator simulator --port 8765`` (also ``python -m core.simulator``).
+
+Test directives, read from the text of the last user message and inert otherwise:
+
+- ``[sim:refusal]``: some text, then ``stop_reason: refusal`` with ``stop_details``.
+- ``[sim:pause_turn]``: the turn pauses (``pause_turn`` with a dangling ``server_tool_use``) when it has
+  searches; its continuation (the same messages plus the paused assistant content) is not forced.
+- ``[sim:max_tokens]``: the turn is cut short with ``stop_reason: max_tokens``.
+- ``[sim:fault=KIND]`` / ``[sim:fault=KIND:N]``: the fault KIND (rate_limit, overloaded, server_error,
+  stream_error, disconnect, slow) on the first (or first N) attempts of that exact request body, so
+  an SDK retry of the same body succeeds afterwards.
+
+Determinism: the answer depends only on the seed and the request body (``stream`` aside), so a
+streamed and a non-streamed call of the same request return equal messages (ids included). Faults
+depend on the seed, the body and how many times that body was seen (see ``faults``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from aiohttp import web
+
+from core.simulator.server import SimulatorState, create_app
+from core.simulator.settings import SimulatorSettings
+from core.simulator.stats import SimulatorStats
+
+__all__ = ["Simulator", "SimulatorSettings", "SimulatorStats", "run_standalone"]
+
+
+class Simulator:
+    """A running simulator on ``host:port`` (port 0 picks a free one); an async context manager."""
+
+    def __init__(
+        self,
+        settings: SimulatorSettings | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        record_bodies: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or SimulatorSettings()
+        self.host = host
+        self.port = port
+        self.state = SimulatorState(self.settings, clock=clock, record_bodies=record_bodies)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def stats(self) -> SimulatorStats:
+        return self.state.stats
+
+    @property
+    def base_url(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("the simulator is not running")
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        runner = web.AppRunner(create_app(self.state), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, backlog=4096, reuse_address=True)
+        await site.start()
+        server = site._server  # the bound socket tells the real port when port 0 was asked for
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+def run_standalone(settings: SimulatorSettings, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve until interrupted, printing the base URL first (blocking)."""
+
+    async def serve() -> None:
+        async with Simulator(settings, host=host, port=port) as sim:
+            print(f"Anthropic API simulator listening on {sim.base_url} (seed {settings.seed})", flush=True)
+            print(f"  ANTHROPIC_BASE_URL={sim.base_url} ANTHROPIC_API_KEY=sim", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())

@@ -1,0 +1,377 @@
+"""Decides one assistant turn: its searches, results, cited text, stop reason and usage.
+
+Every choice is drawn from a ``random.Random`` seeded by the simulator seed and a digest of the
+request body (without ``stream``), so the streamed and the non-streamed answer to one request are the
+same message. The resulting ``Turn`` is rendered by ``sse`` (streaming) or ``Turn.message`` (JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.simulator import crypto, prose, synthweb
+from core.simulator.settings import SimulatorSettings
+from core.simulator.tokens import count_block, count_text
+from core.simulator.validation import ParsedRequest
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+_REPORT = re.compile(r"\breport\b|\bsynthes|\bbrief\b|\bwrite[- ]up\b", re.IGNORECASE)
+_ANGLES = (
+    "overview",
+    "latest data",
+    "market outlook",
+    "risks and criticism",
+    "cost trends",
+    "policy",
+    "case studies",
+    "forecast 2030",
+    "comparison",
+    "expert analysis",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    """Prompt-cache accounting of one request (tokens)."""
+
+    read: int = 0
+    write_5m: int = 0
+    write_1h: int = 0
+
+    @property
+    def write(self) -> int:
+        return self.write_5m + self.write_1h
+
+
+@dataclass(slots=True)
+class Block:
+    """One content block as it ends up in the final message; ``after_search`` marks a search wait."""
+
+    final: dict[str, Any]
+    after_search: bool = False
+
+
+@dataclass(slots=True)
+class Turn:
+    """The whole answer to one request, before it is rendered."""
+
+    message_id: str
+    model: str
+    blocks: list[Block]
+    stop_reason: str
+    stop_details: dict[str, Any] | None
+    usage_start: dict[str, Any]
+    usage_delta: dict[str, Any]
+    output_tokens: int
+    web_search_requests: int
+    seed: int = 0
+    paused_search_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def message(self) -> dict[str, Any]:
+        """The non-streaming Message JSON, equal to what the SDK accumulates from the stream."""
+        usage = dict(self.usage_start)
+        for key in (
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "output_tokens",
+            "server_tool_use",
+        ):
+            if key in self.usage_delta:
+                usage[key] = self.usage_delta[key]
+        return {
+            "model": self.model,
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "content": [b.final for b in self.blocks],
+            "stop_reason": self.stop_reason,
+            "stop_sequence": None,
+            "stop_details": self.stop_details,
+            "usage": usage,
+        }
+
+
+def request_digest(body: dict[str, Any]) -> bytes:
+    """What makes two requests "the same" for determinism: the body without ``stream``."""
+    canonical = {k: v for k, v in body.items() if k != "stream"}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).digest()
+
+
+def _make_id(rng: random.Random, prefix: str) -> str:
+    return prefix + "01" + "".join(rng.choice(_ID_ALPHABET) for _ in range(22))
+
+
+class _Builder:
+    """Appends blocks while counting output tokens against the cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.blocks: list[Block] = []
+        self.cap = cap
+        self.output = 0
+        self.truncated = False
+        self._search_ran = False
+
+    @property
+    def remaining(self) -> int:
+        return self.cap - self.output
+
+    def text(self, text: str, citations: list[dict[str, Any]] | None = None) -> bool:
+        """Add text (merged into a preceding uncited block when uncited); False once the cap is hit.
+
+        Text that does not fit is cut so that the output reaches the cap exactly, as a real
+        ``max_tokens`` stop does.
+        """
+        if self.truncated or not text:
+            return not self.truncated
+        last = self.blocks[-1].final if self.blocks else None
+        merge = not citations and last is not None and last["type"] == "text" and "citations" not in last
+        base = last["text"] if merge and last is not None else ""
+        base_tokens = count_text(base)
+        tokens = count_text(base + text) - base_tokens
+        if tokens > self.remaining:
+            text = text[: max(0, (base_tokens + self.remaining) * 4 - len(base))]
+            self.truncated = True
+            tokens = count_text(base + text) - base_tokens
+            if not text:
+                return False
+        self.output += tokens
+        if merge and last is not None:
+            last["text"] += text
+        elif citations:
+            self._add({"citations": list(citations), "type": "text", "text": text})
+        else:
+            self._add({"type": "text", "text": text})
+        return not self.truncated
+
+    def pieces(self, pieces: list[prose.Piece]) -> bool:
+        return all(self.text(text, cites) for text, cites in pieces)
+
+    def search(self, search_id: str, query: str) -> bool:
+        tokens = count_text(json.dumps({"query": query})) + 1
+        if tokens > self.remaining:
+            # The search does not fit: spend the rest of the budget announcing it (longer than the call).
+            self.text(f" I'll run a search for {query} to check this.")
+            self.truncated = True
+            return False
+        self.output += tokens
+        self._add(
+            {
+                "type": "server_tool_use",
+                "id": search_id,
+                "name": "web_search",
+                "input": {"query": query},
+                "caller": {"type": "direct"},
+            }
+        )
+        return True
+
+    def result(self, search_id: str, content: Any) -> int:
+        block = {
+            "type": "web_search_tool_result",
+            "tool_use_id": search_id,
+            "content": content,
+            "caller": {"type": "direct"},
+        }
+        self._search_ran = True
+        self._add(block)
+        return count_block(block)
+
+    def _add(self, block: dict[str, Any]) -> None:
+        self.blocks.append(Block(block, after_search=self._search_ran))
+        self._search_ran = False
+
+
+def _result_content(pages: list[synthweb.Page]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "web_search_result",
+            "title": p.title,
+            "url": p.url,
+            "encrypted_content": crypto.seal({"u": p.url, "t": p.text}),
+            "page_age": p.page_age,
+        }
+        for p in pages
+    ]
+
+
+def _queries(rng: random.Random, terms: list[str], count: int) -> list[str]:
+    core_terms = " ".join(terms[:4]).lower()
+    angles = rng.sample(_ANGLES, k=min(count, len(_ANGLES)))
+    queries = []
+    for i in range(count):
+        extra = terms[4 + i] if len(terms) > 4 + i else ""
+        queries.append(" ".join(x for x in (core_terms, extra.lower(), angles[i % len(angles)]) if x))
+    return queries
+
+
+def build_turn(
+    request: ParsedRequest,
+    settings: SimulatorSettings,
+    *,
+    prompt_tokens: int,
+    cache: CacheUsage,
+    context_window: int,
+    digest: bytes,
+) -> Turn:
+    """The assistant's answer to ``request`` (already validated and within the context window)."""
+    rng = random.Random(
+        int.from_bytes(
+            hashlib.sha256(settings.seed.to_bytes(8, "big", signed=True) + digest).digest()[:8], "big"
+        )
+    )
+    directives = request.directives
+    terms = synthweb.query_terms(request.last_user_text)
+    topic = " ".join(terms[:3]).lower()
+    report_mode = bool(_REPORT.search(request.last_user_text))
+
+    room = context_window - prompt_tokens
+    cap, cap_reason = request.max_tokens, "max_tokens"
+    if room < cap:
+        cap, cap_reason = max(room, 1), "model_context_window_exceeded"
+    target = rng.randint(*sorted(settings.output_tokens_per_turn))
+    if directives.max_tokens:
+        cap, cap_reason = min(cap, max(1, target // 3)), "max_tokens"
+    out = _Builder(cap)
+    message_id = _make_id(rng, "msg_")
+
+    web_tool = request.web_tool
+    max_uses = web_tool.get("max_uses") if web_tool else None
+    lo, hi = sorted(settings.searches_per_turn)
+    pending = request.pending_search
+    if web_tool is None or directives.refusal:
+        planned = 0
+    elif pending is not None:
+        planned = 1 + rng.randint(0, max(0, hi - 1))
+    else:
+        planned = rng.randint(lo, hi)
+    queries = _queries(rng, terms, planned)
+    if pending is not None and queries:
+        queries[0] = str((pending.get("input") or {}).get("query", queries[0]))
+    usable = planned if max_uses is None else min(planned, max_uses)
+    pause_at: int | None = None
+    forced_pause = directives.pause_turn and not request.continuation
+    if usable > 0 and (forced_pause or rng.random() < settings.pause_turn_probability):
+        first = 1 if pending is not None else 0
+        if usable > first:
+            pause_at = rng.randint(first, usable - 1)
+
+    stop_reason = "end_turn"
+    stop_details: dict[str, Any] | None = None
+    result_tokens = 0
+    searches = 0
+    all_pages: list[synthweb.Page] = []
+    paused_id: str | None = None
+    section_budget = int(target * (0.45 if report_mode else 0.7)) // max(1, planned)
+
+    if directives.refusal:
+        out.text(prose.intro(rng, topic))
+        out.text(prose.filler(rng))
+        stop_reason = "refusal"
+        stop_details = {
+            "type": "refusal",
+            "category": None,
+            "explanation": "The simulator was asked to refuse ([sim:refusal]).",
+        }
+    else:
+        if pending is None:
+            out.text(prose.intro(rng, topic))
+        for i, query in enumerate(queries):
+            if out.truncated:
+                break
+            if i == 0 and pending is not None:
+                search_id = str(pending.get("id"))
+            else:
+                if i > 0 and not out.text(prose.bridge(rng, query)):
+                    break
+                search_id = _make_id(rng, "srvtoolu_")
+                if not out.search(search_id, query):
+                    break
+            if pause_at == i:
+                stop_reason, paused_id = "pause_turn", search_id
+                break
+            if max_uses is not None and i >= max_uses:
+                out.result(
+                    search_id, {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
+                )
+                break
+            pages = synthweb.search(
+                query,
+                settings.seed,
+                count=rng.randint(5, 8),
+                allowed_domains=web_tool.get("allowed_domains") if web_tool else None,
+                blocked_domains=web_tool.get("blocked_domains") if web_tool else None,
+            )
+            result_tokens += out.result(search_id, _result_content(pages))
+            searches += 1
+            all_pages.extend(pages)
+            if pages:
+                out.pieces(prose.cited_pieces(rng, pages, section_budget))
+        if stop_reason != "pause_turn" and not out.truncated:
+            _conclude(out, rng, topic, all_pages, report_mode, target)
+    if out.truncated:
+        stop_reason = cap_reason
+
+    uncached = prompt_tokens - cache.read - cache.write
+    usage_start: dict[str, Any] = {
+        "input_tokens": uncached,
+        "cache_creation_input_tokens": cache.write,
+        "cache_read_input_tokens": cache.read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache.write_5m,
+            "ephemeral_1h_input_tokens": cache.write_1h,
+        },
+        "output_tokens": 1,
+        "service_tier": "standard",
+        "inference_geo": "not_available",
+    }
+    usage_delta: dict[str, Any] = {
+        "input_tokens": uncached + result_tokens,
+        "cache_creation_input_tokens": cache.write,
+        "cache_read_input_tokens": cache.read,
+        "output_tokens": max(out.output, 1),
+    }
+    if web_tool is not None:
+        usage_delta["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+    return Turn(
+        message_id=message_id,
+        model=request.model,
+        blocks=out.blocks,
+        stop_reason=stop_reason,
+        stop_details=stop_details,
+        usage_start=usage_start,
+        usage_delta=usage_delta,
+        output_tokens=max(out.output, 1),
+        web_search_requests=searches,
+        seed=rng.getrandbits(32),
+        paused_search_id=paused_id,
+    )
+
+
+def _conclude(
+    out: _Builder, rng: random.Random, topic: str, pages: list[synthweb.Page], report_mode: bool, target: int
+) -> None:
+    """The closing text: a Markdown report when asked for one, else a summary paragraph."""
+    if report_mode:
+        out.text("\n\n" + prose.report_heading(topic))
+        for title in ("Findings", "Evidence and disagreements", "Outlook"):
+            if not out.text(prose.report_section(title)):
+                return
+            if pages:
+                if not out.pieces(prose.cited_pieces(rng, pages, max(40, target // 8))[1:]):
+                    return
+            else:
+                out.text(prose.filler(rng).lstrip() + prose.filler(rng))
+        if pages:
+            out.text(prose.sources_section(pages[:8]))
+        return
+    out.text(prose.closer(rng, topic))
+    while out.output < target and not out.truncated:
+        out.text(prose.filler(rng))

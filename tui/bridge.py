@@ -1,0 +1,93 @@
+"""Core events in, Textual messages out: the only place the app listens to a run.
+
+``EventBus.listen`` calls :meth:`EventBridge.on_event` inline in the publisher's task, so it does
+no I/O and never waits: it folds the event into the :class:`RunModel` and posts messages.
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+from textual.message_pump import MessagePump
+
+from core import events as ev
+from core.events import EventBus
+from tui import messages as msg
+from tui.format import count
+from tui.state import RunModel
+
+
+class EventBridge:
+    def __init__(self, target: MessagePump, model: RunModel | None = None) -> None:
+        self.target = target
+        self.model = model or RunModel()
+
+    def attach(self, bus: EventBus) -> None:
+        bus.listen(self.on_event)
+
+    def post(self, message: Message) -> None:
+        self.target.post_message(message)
+
+    def on_event(self, event: ev.Event) -> None:
+        for message in self.translate(event):
+            self.post(message)
+
+    def translate(self, event: ev.Event) -> list[Message]:
+        out: list[Message] = []
+        change = self.model.apply(event)
+        if change.run is not None:
+            out.append(msg.RunInfoChanged(change.run))
+        if change.all_rows:
+            out.append(msg.AgentsListed(tuple(self.model.agents.values())))
+        else:
+            out.extend(msg.AgentRowChanged(row) for row in change.rows)
+        if change.incident is not None:
+            out.append(msg.IncidentLogged(change.incident))
+        note = _pane_note(event)
+        if note is not None:
+            out.append(note)
+        if isinstance(event, ev.TextStreamed) and event.agent_id:
+            out.append(msg.AgentTextStreamed(event.agent_id, event.text))
+        elif isinstance(event, ev.TurnCompleted) and event.agent_id:
+            out.append(msg.AgentTurnEnded(event.agent_id))
+        elif isinstance(event, ev.BudgetUpdated):
+            out.append(msg.BudgetChanged(event))
+        elif isinstance(event, ev.LayerFinished):
+            out.append(msg.LayerFinished(event.layer or 0))
+        return out
+
+
+def _pane_note(event: ev.Event) -> msg.AgentNoted | None:
+    agent = event.agent_id
+    if agent is None:
+        return None
+    if isinstance(event, ev.SearchIssued):
+        return msg.AgentNoted(agent, "search", f'🔍 "{event.query}"')
+    if isinstance(event, ev.SearchResultsReceived):
+        if event.error_code:
+            return msg.AgentNoted(agent, "error", f"   → search failed ({event.error_code})")
+        domains = ", ".join(event.domains[:3]) + (" …" if len(event.domains) > 3 else "")
+        plural = "result" if event.count == 1 else "results"
+        return msg.AgentNoted(agent, "results", f"   → {event.count} {plural}" + (f" ({domains})" if domains else ""))
+    if isinstance(event, ev.AttemptAbandoned):
+        return msg.AgentNoted(agent, "abandoned", f"⟲ attempt abandoned ({event.chars} chars discarded); retrying")
+    if isinstance(event, ev.AgentPausing):
+        return msg.AgentNoted(agent, "status", "‖ pausing… the turn in flight finishes first")
+    if isinstance(event, ev.AgentPaused):
+        return msg.AgentNoted(agent, "status", "‖ paused")
+    if isinstance(event, ev.AgentResumed):
+        return msg.AgentNoted(agent, "status", "▶ resumed")
+    if isinstance(event, ev.AgentKilled):
+        return msg.AgentNoted(agent, "error", "☠ killed" + (" (partial report kept)" if event.report_path else ""))
+    if isinstance(event, ev.AgentFailed):
+        return msg.AgentNoted(agent, "error", f"✗ failed: {event.error}")
+    if isinstance(event, ev.AgentFinished):
+        return msg.AgentNoted(agent, "done", f"✓ {event.status.replace('_', ' ')}: report written")
+    if isinstance(event, ev.ContextCompacted):
+        return msg.AgentNoted(
+            agent, "status",
+            f"⇣ context compacted: {count(event.tokens_before)} → {count(event.tokens_after)} tokens",
+        )
+    if isinstance(event, ev.RetryScheduled):
+        code = event.status_code or event.error_kind
+        return msg.AgentNoted(agent, "abandoned", f"↻ {code}: retry {event.attempt} in {event.wait_s:.1f} s")
+    return None

@@ -1,0 +1,253 @@
+"""The app's only door to run directories, checkpoints, estimates and run factories in ``core``.
+
+Screens call these functions (or a stand-in with the same shape in tests); when a core API
+changes, only this module changes. Each function degrades to an empty answer, never a crash,
+when the core module it needs is missing or a file is damaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.control import RunControl
+
+ControlFactory = Callable[[], Awaitable[RunControl]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEntry:
+    run_id: str
+    status: str
+    cost_usd: float
+    created: float
+    program: str
+    parent: str | None
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointEntry:
+    id: str
+    seq: int
+    agent_id: str
+    layer: int
+    turn: int
+    created_at: float
+    status: str  # "ok" | "corrupt"
+    cost_usd: float
+    tokens: int
+    agent_status: str = ""
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """The last user prompt and assistant reply held in a checkpoint (what "resume here" continues)."""
+
+    prompt: str
+    reply: str
+
+
+class RunSource(Protocol):
+    """What the runs screen and the checkpoint browser read; tests pass a fake with this shape."""
+
+    def list_runs(self, runs_dir: Path) -> list[RunEntry]: ...
+
+    def list_checkpoints(self, run_dir: Path) -> list[CheckpointEntry]: ...
+
+    def last_exchange(self, run_dir: Path, checkpoint_id: str) -> Exchange | None: ...
+
+
+class DiskRunSource:
+    """The real runs directory, read through ``core.rundir`` and ``core.checkpoints``."""
+
+    def list_runs(self, runs_dir: Path) -> list[RunEntry]:
+        return list_runs(runs_dir)
+
+    def list_checkpoints(self, run_dir: Path) -> list[CheckpointEntry]:
+        return list_checkpoints(run_dir)
+
+    def last_exchange(self, run_dir: Path, checkpoint_id: str) -> Exchange | None:
+        return last_exchange(run_dir, checkpoint_id)
+
+
+def list_runs(runs_dir: Path) -> list[RunEntry]:
+    try:
+        from core.rundir import list_runs as core_list_runs
+    except ImportError:
+        return []
+    return [
+        RunEntry(r.run_id, r.status, r.cost_usd, r.created, r.program, _parent_id(r.parent), r.path)
+        for r in core_list_runs(runs_dir)
+    ]
+
+
+def _parent_id(parent: Any) -> str | None:
+    if isinstance(parent, dict):
+        parent = parent.get("run_id")
+    return parent if isinstance(parent, str) and parent else None
+
+
+def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
+    try:
+        from core.checkpoints import CheckpointStore
+    except ImportError:
+        return []
+    try:
+        infos = CheckpointStore(run_dir).list()
+    except OSError:
+        return []
+    return [
+        CheckpointEntry(
+            id=i.id, seq=i.seq, agent_id=i.agent_id, layer=i.layer, turn=i.turn, created_at=i.created_at,
+            status=i.status, cost_usd=i.cost_usd, tokens=i.tokens, agent_status=str(i.agent_status or ""),
+            problem=i.problem,
+        )
+        for i in infos
+    ]
+
+
+def last_exchange(run_dir: Path, checkpoint_id: str) -> Exchange | None:
+    try:
+        from core.checkpoints import CheckpointStore
+    except ImportError:
+        return None
+    try:
+        checkpoint = CheckpointStore(run_dir).load(checkpoint_id)
+    except Exception:  # a corrupt checkpoint has no preview; the browser says so
+        return None
+    return exchange_of(list(checkpoint.messages))
+
+
+def exchange_of(messages: list[Any]) -> Exchange | None:
+    """The last user text and the assistant text after it, from API-shaped message dicts."""
+    prompt, reply = "", ""
+    for message in messages:
+        role = _get(message, "role")
+        text = _text_of(_get(message, "content"))
+        if role == "user" and text:
+            prompt, reply = text, ""
+        elif role == "assistant" and text:
+            reply = f"{reply}\n{text}".strip()
+    return Exchange(prompt, reply) if prompt or reply else None
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content or ():
+        if _get(block, "type") == "text":
+            parts.append(str(_get(block, "text") or ""))
+        elif _get(block, "type") == "server_tool_use":
+            query = (_get(block, "input") or {}).get("query", "")
+            parts.append(f'🔍 "{query}"')
+    return "\n".join(p for p in parts if p)
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    title: str
+    path: Path
+
+
+def run_documents(run_dir: Path) -> list[Document]:
+    """The final report, each agent's report, and the journal of a run, in that order."""
+    docs: list[Document] = []
+    final = run_dir / "report.md"
+    if final.is_file():
+        docs.append(Document("final report", final))
+    reports = run_dir / "reports"
+    if reports.is_dir():
+        docs.extend(Document(p.stem, p) for p in sorted(reports.glob("*.md")))
+    journal = run_dir / "events.jsonl"
+    if journal.is_file():
+        docs.append(Document("journal (events.jsonl)", journal))
+    return docs
+
+
+def agent_report_path(run_dir: Path, agent_id: str) -> Path:
+    return run_dir / "reports" / f"{agent_id}.md"
+
+
+def read_document(path: Path, *, journal_lines: int = 400) -> str:
+    """Markdown for the viewer; a journal becomes a code block of its last lines."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        return f"*Cannot read `{path}`: {error.strerror}*"
+    if path.suffix == ".jsonl":
+        tail = text.splitlines()[-journal_lines:]
+        return f"# Journal\n\nThe last {len(tail)} events of `{path.name}`.\n\n```json\n" + "\n".join(tail) + "\n```\n"
+    return text
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+# --- estimates and run factories ----------------------------------------------------------------
+
+
+def estimate_text(config_path: Path) -> str:
+    """The pre-flight estimate shown before a new run starts; an explanation if it cannot be made."""
+    try:
+        from core.config_loader import load_config
+
+        config = load_config(config_path)
+    except Exception as error:  # a ConfigError is shown to the user as-is
+        formatted = getattr(error, "format", None)
+        return f"Cannot read {config_path}:\n{formatted() if callable(formatted) else error}"
+    try:
+        from core.estimate import estimate, format_estimate
+        from core.pricing import PriceTable
+    except ImportError:
+        agents = config.agents()
+        return f"{config.program.name}: {len(agents)} agents in {len(config.layers)} layers (no estimate available)"
+    return str(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
+
+
+def simulate_by_default() -> bool:
+    """Without an API key, runs started from the app use the simulator (a fresh machine still works)."""
+    try:
+        from core.runner import api_key_present
+    except ImportError:
+        return True
+    return not api_key_present()
+
+
+def start_factory(config_path: Path, runs_dir: Path, simulate: bool) -> ControlFactory:
+    async def factory() -> RunControl:
+        from core.runner import start_run
+
+        control: RunControl = await start_run(config_path, runs_dir, simulate=simulate)
+        return control
+
+    return factory
+
+
+def resume_factory(runs_dir: Path, run_ref: str, checkpoint_id: str | None,
+                   simulate: bool | None = None) -> ControlFactory:
+    async def factory() -> RunControl:
+        from core.runner import resume_run
+
+        control: RunControl = await resume_run(runs_dir, run_ref, checkpoint_id=checkpoint_id, simulate=simulate)
+        return control
+
+    return factory

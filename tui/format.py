@@ -1,0 +1,64 @@
+"""Short, fixed-width renderings of money, counts, times and statuses shared by every widget."""
+
+from __future__ import annotations
+
+import time
+
+from core.control import AgentStatus
+
+STATUS_GLYPHS: dict[AgentStatus, str] = {
+    AgentStatus.PENDING: "○",
+    AgentStatus.RUNNING: "●",
+    AgentStatus.PAUSING: "‖",
+    AgentStatus.PAUSED: "‖",
+    AgentStatus.COMPLETED: "✓",
+    AgentStatus.REFUSED: "✗",
+    AgentStatus.BUDGET_EXHAUSTED: "$",
+    AgentStatus.FAILED: "✗",
+    AgentStatus.KILLED: "☠",
+}
+
+#: Statuses whose agent has (or keeps) a live pane on the main screen.
+ACTIVE_STATUSES = frozenset({AgentStatus.RUNNING, AgentStatus.PAUSING, AgentStatus.PAUSED})
+
+
+def money(usd: float) -> str:
+    return f"${usd:,.2f}"
+
+
+def count(n: int) -> str:
+    """1234 -> 1.2k, 1_900_000 -> 1.9M: token counts stay short in narrow meters."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return str(n)
+
+
+def elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def approx_duration(seconds: float) -> str:
+    """A projection is an estimate, so it is shown coarsely: ~45 s, ~12 min, ~3 h 21 min."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"~{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"~{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        return f"~{hours // 24} days"
+    return f"~{hours} h {minutes} min"
+
+
+def clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"

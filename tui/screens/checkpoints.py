@@ -1,0 +1,194 @@
+"""Run → agent → checkpoint, with what each checkpoint holds, and "resume from here".
+
+Resuming from a run's latest good checkpoint continues that run in place; from an earlier one
+it forks a new run (the core decides; the button says which will happen).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from tui.data import CheckpointEntry, RunEntry, RunSource
+from tui.format import clock, count, money, short
+from tui.messages import ResumeRequested
+
+NodeData = tuple[str, str | None]  # (run id, agent id or None for the whole run)
+PREVIEW_CHARS = 1200
+
+
+class CheckpointBrowserScreen(Screen[None]):
+    CSS_PATH = "checkpoints.tcss"
+    BINDINGS = [
+        Binding("escape,q", "close", "Back", id="checkpoints-close"),
+        Binding("R", "resume_here", "Resume from here", id="checkpoints-resume"),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+    ]
+
+    def __init__(self, runs_dir: Path, source: RunSource, *, run_id: str | None = None,
+                 agent_id: str | None = None) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.source = source
+        self.initial = (run_id, agent_id)
+        self.runs: dict[str, RunEntry] = {}
+        self.checkpoints: dict[str, list[CheckpointEntry]] = {}
+        self.shown: list[CheckpointEntry] = []
+        self.current_run: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Checkpoints ─ pick one and resume from it", id="browser-title")
+        with Horizontal(id="browser-body"):
+            tree: Tree[NodeData] = Tree("runs", id="run-tree")
+            tree.show_root = False
+            yield tree
+            with Vertical(id="browser-right"):
+                yield DataTable(id="checkpoint-table", cursor_type="row")
+                with VerticalScroll(id="preview-scroll"):
+                    yield Static("", id="preview", markup=False)
+                with Horizontal(id="browser-buttons"):
+                    yield Static("", id="resume-hint")
+                    yield Button("Resume from here", id="resume", variant="primary", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in (("agent", "agent"), ("turn", "turn"), ("time", "time"), ("tokens", "tokens"),
+                           ("cost", "$ so far"), ("state", "state")):
+            table.add_column(label, key=key)
+        table.border_title = "Checkpoints"
+        tree = self.query_one(Tree)
+        tree.border_title = "Runs ▸ agents"
+        self.query_one("#preview-scroll").border_title = "Last exchange"
+        run_id, agent_id = self.initial
+        selected: TreeNode[NodeData] | None = None
+        for run in self.source.list_runs(self.runs_dir):
+            self.runs[run.run_id] = run
+            label = Text.assemble(short(run.run_id, 30), (f"  {run.status}", "dim"))
+            node = tree.root.add(label, data=(run.run_id, None), expand=run.run_id == run_id)
+            if run.run_id == run_id:
+                selected = node
+                for agent in self._agents(run.run_id):
+                    child = node.add_leaf(agent, data=(run.run_id, agent))
+                    if agent == agent_id:
+                        selected = child
+        if selected is None and tree.root.children:
+            selected = tree.root.children[0]
+        if selected is not None:
+            tree.move_cursor(selected)
+            self._show(*(selected.data or ("", None)))
+        table.focus()
+
+    def _agents(self, run_id: str) -> list[str]:
+        seen: dict[str, None] = {}
+        for entry in self._checkpoints_of(run_id):
+            seen.setdefault(entry.agent_id, None)
+        return list(seen)
+
+    def _checkpoints_of(self, run_id: str) -> list[CheckpointEntry]:
+        if run_id not in self.checkpoints:
+            run = self.runs.get(run_id)
+            self.checkpoints[run_id] = self.source.list_checkpoints(run.path) if run else []
+        return self.checkpoints[run_id]
+
+    @on(Tree.NodeExpanded)
+    def _expanded(self, event: Tree.NodeExpanded[NodeData]) -> None:
+        node = event.node
+        if node.data is None or node.data[1] is not None or node.children:
+            return
+        for agent in self._agents(node.data[0]):
+            node.add_leaf(agent, data=(node.data[0], agent))
+
+    @on(Tree.NodeHighlighted)
+    def _highlighted(self, event: Tree.NodeHighlighted[NodeData]) -> None:
+        if event.node.data is not None:
+            self._show(*event.node.data)
+
+    def _show(self, run_id: str, agent_id: str | None) -> None:
+        self.current_run = run_id
+        entries = [e for e in self._checkpoints_of(run_id) if agent_id is None or e.agent_id == agent_id]
+        self.shown = sorted(entries, key=lambda e: e.seq)
+        table = self.query_one(DataTable)
+        table.clear()
+        for entry in self.shown:
+            ok = entry.status == "ok"
+            state = Text("ok", style="green") if ok else Text("corrupt", style="bold red")
+            table.add_row(short(entry.agent_id, 16), f"t{entry.turn}", clock(entry.created_at), count(entry.tokens),
+                          f"{entry.cost_usd:.2f}", state, key=entry.id)
+        if self.shown:
+            table.move_cursor(row=len(self.shown) - 1)
+            self._preview(self.shown[-1])
+        else:
+            self._preview(None)
+
+    @on(DataTable.RowHighlighted, "#checkpoint-table")
+    def _row(self, event: DataTable.RowHighlighted) -> None:
+        entry = next((e for e in self.shown if e.id == event.row_key.value), None)
+        self._preview(entry)
+
+    @on(DataTable.RowSelected, "#checkpoint-table")
+    def _row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_resume_here()
+
+    def selected(self) -> CheckpointEntry | None:
+        table = self.query_one(DataTable)
+        if not self.shown or table.cursor_row >= len(self.shown):
+            return None
+        return self.shown[table.cursor_row]
+
+    def is_latest(self, entry: CheckpointEntry) -> bool:
+        good = [e.seq for e in self._checkpoints_of(self.current_run or "") if e.status == "ok"]
+        return bool(good) and entry.seq == max(good)
+
+    def _preview(self, entry: CheckpointEntry | None) -> None:
+        preview = self.query_one("#preview", Static)
+        hint = self.query_one("#resume-hint", Static)
+        button = self.query_one("#resume", Button)
+        if entry is None:
+            preview.update("No checkpoints here yet: one is written after every completed turn.")
+            hint.update("")
+            button.disabled = True
+            return
+        if entry.status != "ok":
+            preview.update(f"This checkpoint is corrupt ({entry.problem or 'checksum mismatch'}) and is skipped.")
+            hint.update("")
+            button.disabled = True
+            return
+        run = self.runs.get(self.current_run or "")
+        exchange = self.source.last_exchange(run.path, entry.id) if run else None
+        head = (f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {count(entry.tokens)} tokens"
+                f" · {money(entry.cost_usd)} so far · {entry.agent_status or 'ok'}\n\n")
+        if exchange is None:
+            body = "(no preview of the last exchange)"
+        else:
+            reply = exchange.reply if len(exchange.reply) <= PREVIEW_CHARS else "…" + exchange.reply[-PREVIEW_CHARS:]
+            body = f"▸ {short(exchange.prompt, 400)}\n\n◂ {reply or '(no text)'}"
+        preview.update(head + body)
+        latest = self.is_latest(entry)
+        button.label = "Resume in place" if latest else "Fork from here"
+        hint.update("latest checkpoint: the run continues" if latest else "earlier checkpoint: a new run is forked")
+        button.disabled = False
+
+    @on(Button.Pressed, "#resume")
+    def _resume_pressed(self) -> None:
+        self.action_resume_here()
+
+    def action_resume_here(self) -> None:
+        entry = self.selected()
+        if entry is None or entry.status != "ok" or self.current_run is None:
+            self.notify("Pick a good checkpoint first.", severity="warning")
+            return
+        checkpoint = None if self.is_latest(entry) else entry.id
+        self.app.post_message(ResumeRequested(self.current_run, checkpoint))
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

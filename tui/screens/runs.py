@@ -1,0 +1,117 @@
+"""The runs in the runs directory: open one (reports, journal), resume it, or start a new run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tui.data import RunEntry, RunSource, estimate_text, run_documents
+from tui.format import clock, short
+from tui.messages import NewRunRequested, ResumeRequested
+from tui.screens.checkpoints import CheckpointBrowserScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.report import ReportViewer
+
+_RESUMABLE = {"running", "interrupted", "failed", "budget_exhausted", "killed", "unknown"}
+
+
+class RunsScreen(Screen[None]):
+    CSS_PATH = "runs.tcss"
+    BINDINGS = [
+        Binding("enter,o", "open_run", "Open", id="runs-open"),
+        Binding("r", "resume_run", "Resume", id="runs-resume"),
+        Binding("n", "new_run", "New run", id="runs-new"),
+        Binding("c", "checkpoints", "Checkpoints", id="runs-checkpoints"),
+        Binding("g", "reload", "Refresh", id="runs-refresh"),
+        Binding("escape", "back", "Back", id="runs-back"),
+        Binding("t", "app.search_themes", "Theme", id="runs-theme"),
+        Binding("question_mark", "app.help", "Help", id="runs-help"),
+    ]
+
+    def __init__(self, runs_dir: Path, source: RunSource, *, config_path: Path | None) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.source = source
+        self.config_path = config_path
+        self.runs: list[RunEntry] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"research-orchestrator ─ runs in {self.runs_dir}", id="runs-title")
+        yield DataTable(id="runs-table", cursor_type="row")
+        yield Static("", id="runs-hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in (("run", "run"), ("program", "program"), ("status", "status"), ("cost", "cost"),
+                           ("created", "started"), ("parent", "forked from")):
+            table.add_column(label, key=key)
+        self.action_reload()
+        table.focus()
+
+    def action_reload(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        self.runs = self.source.list_runs(self.runs_dir)
+        for run in self.runs:
+            status_style = {"completed": "green", "running": "cyan", "failed": "red", "killed": "red"}.get(
+                run.status, "yellow")
+            table.add_row(short(run.run_id, 44), short(run.program, 24), Text(run.status, style=status_style),
+                          Text(f"${run.cost_usd:,.2f}", justify="right"), clock(run.created),
+                          short(run.parent or "", 24), key=run.run_id)
+        config = f"n starts a new run from {self.config_path}" if self.config_path else ""
+        hint = "" if self.runs else f"No runs in {self.runs_dir} yet. "
+        self.query_one("#runs-hint", Static).update(hint + config)
+
+    def selected(self) -> RunEntry | None:
+        table = self.query_one(DataTable)
+        if not self.runs or table.cursor_row >= len(self.runs):
+            return None
+        return self.runs[table.cursor_row]
+
+    @on(DataTable.RowSelected)
+    def _selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        self.app.push_screen(ReportViewer(f"run {run.run_id} ─ {run.status}", run_documents(run.path)))
+
+    def action_resume_run(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        if run.status not in _RESUMABLE:
+            self.notify(f"{run.run_id} is {run.status}; pick a checkpoint (c) to fork it instead.")
+            return
+        self.app.post_message(ResumeRequested(run.run_id, None))
+
+    def action_checkpoints(self) -> None:
+        run = self.selected()
+        self.app.push_screen(CheckpointBrowserScreen(self.runs_dir, self.source, run_id=run.run_id if run else None))
+
+    def action_new_run(self) -> None:
+        if self.config_path is None:
+            self.notify("No config given: start the app with `research-orchestrator run CONFIG`.", severity="warning")
+            return
+        config = self.config_path
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.post_message(NewRunRequested(str(config)))
+
+        self.app.push_screen(
+            ConfirmScreen(f"Start a new run from {config}?", estimate_text(config), yes="Start"), answered
+        )
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.dismiss(None)

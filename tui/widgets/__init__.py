@@ -1,0 +1,1 @@
+"""Reusable widgets of the run screens; each carries its own DEFAULT_CSS."""

@@ -1,0 +1,214 @@
+"""One agent's live stream: text, searches and state changes, repainted at most ~10 times a second.
+
+Fragments are buffered and flushed on a 100 ms timer (a repaint per token would starve the event
+loop); the pane keeps a bounded tail of the transcript (the full one is in the run directory)
+and wraps it to its width, re-wrapping that tail when resized.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.highlighter import Highlighter
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.theme import Theme
+from textual.widget import Widget
+from textual.widgets import Log
+
+from core.control import AgentStatus
+from tui.format import money
+from tui.state import AgentRow
+from tui.widgets.colors import style
+from tui.wrap import StreamWrapper
+
+_STATUS_WORDS = {
+    AgentStatus.PAUSING: "pausing…",
+    AgentStatus.PAUSED: "paused",
+    AgentStatus.KILLED: "killed",
+    AgentStatus.FAILED: "failed",
+    AgentStatus.COMPLETED: "✓ done",
+    AgentStatus.REFUSED: "refused",
+    AgentStatus.BUDGET_EXHAUSTED: "budget exhausted",
+    AgentStatus.PENDING: "pending",
+}
+_NOTE_PREFIXES = {  # first characters of a note line -> theme role and attributes of its style
+    "🔍": ("accent", {"bold": True}),
+    "   →": ("secondary", {}),
+    "⟲": ("foreground", {"dim": True, "italic": True}),
+    "↻": ("foreground", {"dim": True, "italic": True}),
+    "‖": ("warning", {"bold": True}),
+    "▶": ("success", {}),
+    "⇣": ("secondary", {"italic": True}),
+    "☠": ("error", {"bold": True}),
+    "✗": ("error", {"bold": True}),
+    "✓": ("success", {"bold": True}),
+}
+
+
+class NoteHighlighter(Highlighter):
+    """Styles note lines by their leading glyph; the model's prose is left as it is."""
+
+    def __init__(self) -> None:
+        self.styles: dict[str, Style] = {}
+
+    def highlight(self, text: Text) -> None:
+        plain = text.plain
+        for prefix, line_style in self.styles.items():
+            if plain.startswith(prefix):
+                text.stylize(line_style)
+                return
+
+
+@dataclass(slots=True)
+class _Note:
+    text: str
+
+
+class AgentPane(Widget):
+    DEFAULT_CSS = """
+    AgentPane {
+        border: round $panel-lighten-2;
+        border-title-color: $text;
+        border-subtitle-color: $text-muted;
+        height: 1fr;
+        min-height: 5;
+        padding: 0 0 0 1;
+        background: $surface;
+    }
+    AgentPane:focus-within { border: round $primary; border-title-style: bold; }
+    AgentPane.-pausing, AgentPane.-paused { border: round $warning 70%; border-subtitle-color: $warning; }
+    AgentPane.-killed, AgentPane.-failed { border: round $error 70%; border-subtitle-color: $error; }
+    AgentPane.-done { border: round $success 50%; border-subtitle-color: $success; }
+    AgentPane Log { background: $surface; scrollbar-size-vertical: 1; }
+    """
+    FLUSH_INTERVAL = 0.1
+    MAX_LINES = 400
+    TAIL_CHARS = 20_000
+    HOLD_MAX = 40  # a partial word longer than this is written anyway
+
+    can_focus = False
+    allow_maximize = True
+
+    def __init__(self, row: AgentRow, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.agent_id = row.agent_id
+        self.row = row
+        self._pending: list[str | _Note] = []
+        self._held = ""
+        self._release_held = False
+        self._raw = ""
+        self._wrapper = StreamWrapper(40)
+        self._timer_armed = False
+        self._last_flush = 0.0
+        self._highlighter = NoteHighlighter()
+        self.flushes = 0
+
+    def compose(self) -> ComposeResult:
+        log = Log(max_lines=self.MAX_LINES, highlight=True, auto_scroll=True)
+        log.highlighter = self._highlighter
+        yield log
+
+    @property
+    def log_view(self) -> Log:
+        return self.query_one(Log)
+
+    def on_mount(self) -> None:
+        self._apply_theme(self.app.current_theme)
+        self.app.theme_changed_signal.subscribe(self, self._apply_theme)
+        self.show_row(self.row)
+
+    def _apply_theme(self, _theme: Theme) -> None:
+        self._highlighter.styles = {
+            prefix: style(self.app, role, **attrs) for prefix, (role, attrs) in _NOTE_PREFIXES.items()
+        }
+        if self.is_mounted:
+            self.log_view.notify_style_update()
+            self.log_view.refresh()
+
+    # --- what the screen calls ----------------------------------------------------------------
+
+    def show_row(self, row: AgentRow) -> None:
+        self.row = row
+        self.border_title = f"{row.agent_id} ▸ turn {row.turn} ─ {row.searches} searches ─ {money(row.cost_usd)}"
+        self.border_subtitle = _STATUS_WORDS.get(row.status, "")
+        for name in ("pausing", "paused", "killed", "failed", "done"):
+            self.remove_class(f"-{name}")
+        word = {AgentStatus.COMPLETED: "done", AgentStatus.REFUSED: "failed",
+                AgentStatus.BUDGET_EXHAUSTED: "done"}.get(row.status, row.status.value)
+        self.add_class(f"-{word}")
+
+    def append_text(self, text: str) -> None:
+        self._pending.append(text)
+        self._schedule()
+
+    def add_note(self, text: str) -> None:
+        self._pending.append(_Note(text))
+        self._schedule()
+
+    def end_turn(self) -> None:
+        """The model stopped: a held-back partial word is complete now."""
+        self._release_held = True
+        self._schedule()
+
+    @property
+    def text(self) -> str:
+        """The bounded, unwrapped tail of what the pane has shown (the full transcript is on disk)."""
+        return self._raw
+
+    # --- coalescing ---------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._timer_armed:
+            return
+        self._timer_armed = True
+        wait = max(0.0, self.FLUSH_INTERVAL - (time.monotonic() - self._last_flush))
+        self.set_timer(wait, self.flush)
+
+    def flush(self) -> None:
+        self._timer_armed = False
+        self._last_flush = time.monotonic()
+        items, self._pending = self._pending, []
+        out: list[str] = []
+        for item in items:
+            if isinstance(item, _Note):
+                out.append(self._feed(self._take_held(all_of_it=True)))
+                start = "" if not self._raw or self._raw.endswith("\n") else "\n"
+                out.append(self._feed(f"{start}{item.text}\n"))
+            else:
+                self._held += item
+        release, self._release_held = self._release_held, False
+        out.append(self._feed(self._take_held(all_of_it=release)))
+        written = "".join(out)
+        if written:
+            self.flushes += 1
+            self.log_view.write(written)
+
+    def _feed(self, raw: str) -> str:
+        """Remember ``raw`` (unwrapped, bounded) and return it wrapped to the pane's width."""
+        self._raw += raw
+        if len(self._raw) > self.TAIL_CHARS * 3 // 2:
+            cut = self._raw.find("\n", len(self._raw) - self.TAIL_CHARS)
+            self._raw = self._raw[cut + 1 :] if cut >= 0 else self._raw[-self.TAIL_CHARS :]
+        return self._wrapper.feed(raw)
+
+    def _take_held(self, *, all_of_it: bool) -> str:
+        """The buffered text up to its last whitespace (the rest may be half a word)."""
+        text = self._held
+        cut = len(text) if all_of_it else max(text.rfind(" "), text.rfind("\n")) + 1
+        if not all_of_it and len(text) - cut > self.HOLD_MAX:
+            cut = len(text)
+        self._held = text[cut:]
+        return text[:cut]
+
+    def on_resize(self) -> None:
+        width = self.content_region.width - 1
+        if width <= 0 or width == self._wrapper.width:
+            return
+        self._wrapper.reset(width)
+        log = self.log_view
+        log.clear()
+        if self._raw:
+            log.write(self._wrapper.feed(self._raw))

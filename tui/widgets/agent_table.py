@@ -1,0 +1,95 @@
+"""The roster: one row per agent (layer, status glyph, id, turn, searches, dollars, retries).
+
+Rows are keyed by agent id and updated cell by cell; the cursor row is the "selected agent"
+that pause, kill, checkpoints and report act on.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.theme import Theme
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from tui.format import STATUS_GLYPHS, short
+from tui.state import AgentRow
+from tui.widgets.colors import status_style
+
+COLUMNS = (("status", ""), ("agent", "agent"), ("turn", "turn"), ("searches", "srch"), ("cost", "$"),
+           ("retries", "retry"))
+
+
+class AgentTable(DataTable[Text]):
+    DEFAULT_CSS = """
+    AgentTable { background: $surface; scrollbar-size-vertical: 1; }
+    AgentTable > .datatable--header { background: $surface; color: $text-muted; text-style: none; }
+    """
+    ID_WIDTH = 14
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
+        self.rows_by_id: dict[str, AgentRow] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            justify = "left" if key in ("status", "agent") else "right"
+            self.add_column(Text(label, justify=justify), key=key)
+        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
+
+    def _on_theme_changed(self, _theme: Theme) -> None:
+        for row in list(self.rows_by_id.values()):
+            self.show_row(row)
+
+    def _cells(self, row: AgentRow) -> dict[str, Text]:
+        glyph = Text.assemble(f"L{row.layer} ", (STATUS_GLYPHS[row.status], status_style(self.app, row.status)))
+        dim = row.status.value == "pending"
+        def right(value: str) -> Text:
+            return Text(value, justify="right", style="dim" if dim else "")
+        return {
+            "status": glyph,
+            "agent": Text(short(row.agent_id, self.ID_WIDTH), style="dim" if dim else ""),
+            "turn": right(f"t{row.turn}" if row.turn else ""),
+            "searches": right(f"{row.searches}" if row.turn or row.searches else ""),
+            "cost": right(f"{row.cost_usd:.2f}" if row.cost_usd else ""),
+            "retries": right(f"{row.retries}r" if row.retries else ""),
+        }
+
+    def set_rows(self, rows: tuple[AgentRow, ...]) -> None:
+        selected = self.selected_agent
+        self.clear()
+        self.rows_by_id.clear()
+        for row in rows:
+            self.show_row(row)
+        if selected is not None:
+            self.select_agent(selected)
+
+    def show_row(self, row: AgentRow) -> None:
+        self.rows_by_id[row.agent_id] = row
+        cells = self._cells(row)
+        try:
+            self.get_row_index(row.agent_id)
+        except RowDoesNotExist:
+            self.add_row(*(cells[key] for key, _ in COLUMNS), key=row.agent_id)
+            return
+        for key, value in cells.items():
+            try:
+                self.update_cell(row.agent_id, key, value, update_width=True)
+            except CellDoesNotExist:
+                pass
+
+    @property
+    def selected_agent(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except CellDoesNotExist:
+            return None
+        return str(key.value) if key.value is not None else None
+
+    def select_agent(self, agent_id: str) -> None:
+        try:
+            index = self.get_row_index(agent_id)
+        except RowDoesNotExist:
+            return
+        self.move_cursor(row=index)

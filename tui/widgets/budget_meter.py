@@ -1,0 +1,135 @@
+"""Dollars, searches and tokens against their caps, spent versus reserved, burn rate and projection.
+
+Budget events are "latest value wins": the meter keeps the newest and repaints at most four
+times a second, whatever the event rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+
+from core.events import BudgetUpdated
+from tui.format import approx_duration, count, money
+from tui.widgets.colors import style
+
+BAR_FULL, BAR_RESERVED, BAR_FREE = "█", "▒", "░"
+
+
+def bar(spent: float, reserved: float, cap: float | None, width: int) -> tuple[int, int]:
+    """Cells of the bar for spent and for reserved (the rest is free)."""
+    if not cap or width <= 0:
+        return 0, 0
+    spent_cells = min(width, round(width * spent / cap))
+    reserved_cells = min(width - spent_cells, round(width * (spent + reserved) / cap) - spent_cells)
+    return spent_cells, max(0, reserved_cells)
+
+
+class BudgetMeter(Widget):
+    DEFAULT_CSS = """
+    BudgetMeter { border: round $panel-lighten-2; border-title-color: $text; height: auto; padding: 0 1;
+                  background: $surface; }
+    BudgetMeter #meter-lines { height: auto; }
+    BudgetMeter #burn-row { height: 1; }
+    BudgetMeter #burn { width: auto; }
+    BudgetMeter #projection { width: auto; }
+    BudgetMeter Sparkline { width: 1fr; height: 1; margin: 0 1; }
+    BudgetMeter Sparkline > .sparkline--max-color { color: $warning; }
+    BudgetMeter Sparkline > .sparkline--min-color { color: $success 60%; }
+    """
+    REPAINT_INTERVAL = 0.25
+    HISTORY = 60
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.budget: BudgetUpdated | None = None
+        self.burn_history: deque[float] = deque(maxlen=self.HISTORY)
+        self._dirty = False
+        self._timer_armed = False
+        self._last_paint = 0.0
+        self.paints = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="meter-lines")
+        with Horizontal(id="burn-row"):
+            yield Static(id="burn")
+            yield Sparkline([], id="burn-spark")
+            yield Static(id="projection")
+
+    def on_mount(self) -> None:
+        self.border_title = "Budget"
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.repaint())
+        self.repaint()
+
+    def update_budget(self, budget: BudgetUpdated) -> None:
+        self.budget = budget
+        self.burn_history.append(budget.burn_usd_per_min)
+        self._dirty = True
+        if self._timer_armed:
+            return
+        self._timer_armed = True
+        wait = max(0.0, self.REPAINT_INTERVAL - (time.monotonic() - self._last_paint))
+        self.set_timer(wait, self.repaint)
+
+    def on_resize(self) -> None:
+        self.repaint()
+
+    def repaint(self) -> None:
+        self._timer_armed, self._dirty = False, False
+        self._last_paint = time.monotonic()
+        self.paints += 1
+        b = self.budget
+        width = max(10, self.content_region.width)
+        lines = self.query_one("#meter-lines", Static)
+        if b is None:
+            lines.update(Text("waiting for the first budget update…", style="dim"))
+            self.query_one("#burn", Static).update("")
+            self.query_one("#projection", Static).update("")
+            return
+        lines.update(self._lines(b, width))
+        self.query_one("#burn", Static).update(f"burn {money(b.burn_usd_per_min)}/min")
+        self.query_one("#burn-spark", Sparkline).data = list(self.burn_history)
+        projection = "no cap" if b.seconds_to_cap is None else f"cap in {approx_duration(b.seconds_to_cap)}"
+        self.query_one("#projection", Static).update(projection)
+
+    def _lines(self, b: BudgetUpdated, width: int) -> Text:
+        muted = style(self.app, "foreground", dim=True)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{money(b.spent_usd)} spent", style=style(self.app, "foreground", bold=True))
+        text.append(f"  {money(b.reserved_usd)} reserved", style=style(self.app, "warning"))
+        text.append(f"  of {money(b.cap_usd)}" if b.cap_usd else "  no $ cap", style=muted)
+        text.append("\n")
+        self._bar(text, b.spent_usd, b.reserved_usd, b.cap_usd, width)
+        text.append("\n")
+        searches = f"searches {b.searches}"
+        if b.reserved_searches:
+            searches += f" +{b.reserved_searches}"
+        searches += f" of {b.search_cap}" if b.search_cap else ""
+        tokens = f"tokens {count(b.tokens)}" + (f" of {count(b.token_cap)}" if b.token_cap else "")
+        text.append(f"{searches}   {tokens}")
+        if b.search_cap or b.token_cap:
+            text.append("\n")
+            half = max(4, (width - 3) // 2)
+            if b.search_cap:
+                self._bar(text, b.searches, b.reserved_searches, b.search_cap, half)
+            else:
+                text.append(" " * half)
+            text.append("   ")
+            if b.token_cap:
+                self._bar(text, b.tokens, 0, b.token_cap, half)
+        return text
+
+    def _bar(self, text: Text, spent: float, reserved: float, cap: float | None, width: int) -> None:
+        if not cap:
+            text.append("·" * width, style="dim")
+            return
+        full, held = bar(spent, reserved, cap, width)
+        text.append(BAR_FULL * full, style=style(self.app, "primary"))
+        text.append(BAR_RESERVED * held, style=style(self.app, "warning"))
+        text.append(BAR_FREE * (width - full - held), style=style(self.app, "foreground", dim=True))
