@@ -180,7 +180,7 @@ class BudgetLedger:
     ) -> BudgetExhausted | None:
         s = self.settings
         share = self.layer_share(layer)
-        spent, reserved = self._spent_usd, 0.0
+        spent, reserved = self._spent_usd, self.reserved_usd
         where = f"layer {layer} of {self.n_layers} may use {share:.0%} of"
         if s.max_cost_usd is not None and spent + reserved + need.usd > s.max_cost_usd * share:
             return BudgetExhausted(

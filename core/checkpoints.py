@@ -38,6 +38,7 @@ _PREFIX_LEN = len(_HEAD) + _HEX_LEN + len(_MID)
 _NAME_RE = re.compile(r"^(\d{6,})-([a-z0-9][a-z0-9_-]{0,63})-t(\d+)\.json$")
 _AGENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EMPTY_CHAIN = "0" * _HEX_LEN
+_RECALL_TRIES = 3  # past a few corrupt checkpoints in a row, a full base is the simpler answer
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "format": int, "id": str, "seq": int, "agent_id": str, "layer": int, "turn": int,
     "created_at": (int, float), "cost_usd": (int, float), "tokens": int, "agent_status": str,
@@ -208,8 +209,9 @@ class CheckpointStore:
     Contract for callers of :meth:`save`: pass the agent's conversation list; messages already
     checkpointed are treated as immutable (rewrite history by replacing the list or the message
     objects, and the store writes a full base). The store continues an agent's chain from the
-    last checkpoint it saved or loaded for that agent, so after reopening a run, load the
-    restore point first (or the first save writes a base, which is also correct).
+    last checkpoint it saved or loaded for that agent or, after reopening a run, from the agent's
+    newest good checkpoint on disk; when the conversation passed in does not extend it, the save
+    is a full base, so a wrong guess costs bytes, never correctness.
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -218,6 +220,7 @@ class CheckpointStore:
         self._agents: dict[str, _Persisted] = {}
         self._next_seq = max((name[0] for name, _ in self._scan()), default=0) + 1
         self._dir_ready = False
+        self._recalled: set[str] = set()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -237,10 +240,12 @@ class CheckpointStore:
         """Persist one agent's state after a completed turn; raises DiskError if the disk refuses."""
         if not _AGENT_RE.match(agent_id):
             raise ValueError(f"agent id {agent_id!r} cannot name a checkpoint file")
+        if turn < 0:
+            raise ValueError(f"turn must be >= 0, not {turn}")
         seq = self._next_seq
         self._next_seq += 1
         checkpoint_id = f"{seq:06d}-{agent_id}-t{turn:03d}"
-        known = self._agents.get(agent_id)
+        known = self._agents.get(agent_id) or self._recall(agent_id)
         start = self._persisted_prefix(known, messages)
         delta = messages if start is None else messages[start:]
         delta_digests = [_digest(m) for m in delta]
@@ -259,14 +264,36 @@ class CheckpointStore:
         if not self._dir_ready:
             ensure_private_dir(self.directory)
             self._dir_ready = True
+        # Fresh lists (a pointer copy, not a deep one), so that concurrent saves never share state;
+        # the refs are the caller's current objects, which makes the next identity check succeed.
+        digests = delta_digests if known is None or start is None else known.digests + delta_digests
+        persisted = _Persisted(checkpoint_id, seq, messages.copy(), digests, chain)
         await write_atomic_async(path, data)
-        if known is not None and start is not None:
-            known.refs.extend(delta)
-            known.digests.extend(delta_digests)
-            known.checkpoint_id, known.seq, known.chain = checkpoint_id, seq, chain
-        else:
-            self._agents[agent_id] = _Persisted(checkpoint_id, seq, list(messages), delta_digests, chain)
+        self._adopt(agent_id, persisted)
         return _info(body, path, len(data))
+
+    def _recall(self, agent_id: str) -> _Persisted | None:
+        """After reopening a run, find the agent's newest good checkpoint so its chain continues.
+
+        Done once per agent per store; costs one chain load, so resumes need no priming call.
+        """
+        if agent_id in self._recalled:
+            return None
+        self._recalled.add(agent_id)
+        own = [path.stem for name, path in self._scan() if name[1] == agent_id]
+        for checkpoint_id in reversed(own[-_RECALL_TRIES:]):
+            try:
+                self.load(checkpoint_id)
+            except (CheckpointCorrupt, CheckpointNotFound):
+                continue
+            return self._agents.get(agent_id)
+        return None
+
+    def _adopt(self, agent_id: str, persisted: _Persisted) -> None:
+        """Continue the agent's chain from this checkpoint unless a newer one is already known."""
+        known = self._agents.get(agent_id)
+        if known is None or known.seq < persisted.seq:
+            self._agents[agent_id] = persisted
 
     @staticmethod
     def _persisted_prefix(known: _Persisted | None, messages: builtins.list[Message]) -> int | None:
@@ -279,10 +306,8 @@ class CheckpointStore:
             return None
         count = len(known.refs)
         for i in range(count):
-            if messages[i] is not known.refs[i]:
-                if _digest(messages[i]) != known.digests[i]:
-                    return None
-                known.refs[i] = messages[i]
+            if messages[i] is not known.refs[i] and _digest(messages[i]) != known.digests[i]:
+                return None
         if count and _digest(messages[count - 1]) != known.digests[count - 1]:
             return None
         return count
@@ -386,19 +411,12 @@ class CheckpointStore:
         head = bodies[0]
         if len(messages) != head["count"] or _extend_chain(_EMPTY_CHAIN, digests) != head["chain"]:
             raise CheckpointCorrupt(checkpoint_id, "conversation fingerprint mismatch")
-        self._remember(head, messages, digests)
+        self._adopt(
+            head["agent_id"], _Persisted(head["id"], head["seq"], messages.copy(), digests, head["chain"])
+        )
         return AgentCheckpoint(
             _info(head, head_path, head_size), messages, head["agent_state"], head["ledger_state"]
         )
-
-    def _remember(
-        self, head: dict[str, Any], messages: builtins.list[Message], digests: builtins.list[str]
-    ) -> None:
-        """Continue the agent's chain from a loaded checkpoint unless a newer one is already known."""
-        known = self._agents.get(head["agent_id"])
-        if known is None or known.seq < head["seq"]:
-            self._agents[head["agent_id"]] = _Persisted(head["id"], head["seq"], builtins.list(messages),
-                                                        digests, head["chain"])  # fmt: skip
 
     def restore_point(self, upto_seq: int | None = None) -> RestorePoint:
         """Each agent's newest good checkpoint with seq <= ``upto_seq`` (None: the latest)."""

@@ -294,4 +294,6 @@ def format_estimate(est: Estimate) -> str:
             f"{est.search_cap:,}."
         )
     lines.append("High assumes max_tokens on every call and every search and continuation allowed.")
+    if est.cap_usd is not None and est.usd.high > est.cap_usd:
+        lines.append(f"The budget ledger stops the run at ${est.cap_usd:,.2f} whatever happens.")
     return "\n".join(lines)

@@ -243,8 +243,8 @@ class RetryPolicy:
 class RequestGate:
     """Paces every API attempt of every agent: server-imposed holds plus AIMD concurrency.
 
-    * ``hold_until(deadline)``: no slot is granted before the (monotonic) deadline; afterwards
-      waiters are released one at a time, ``release_spacing_s`` apart, instead of all at once.
+    * ``hold_until(deadline)``: no slot is granted before the (monotonic) deadline; afterwards the
+      next ``max_concurrency`` grants are spaced ``release_spacing_s`` apart, not released as a herd.
     * concurrency: halved on 429/529 or when ``anthropic-ratelimit-*-remaining`` runs low (at
       most once per ``decrease_cooldown_s``, since one burst fails many calls at once), grown by
       ``1/limit`` per success (about +1 per round of ``limit`` successes);
@@ -278,7 +278,7 @@ class RequestGate:
         self._limit = float(max_concurrency)
         self._in_flight = 0
         self._held_until = -math.inf
-        self._paced_until = -math.inf  # grants before this moment are spaced out
+        self._paced_grants = 0  # how many grants after a hold are still spaced out
         self._next_grant_at = -math.inf
         self._last_decrease = -math.inf
         self._waiters: list[asyncio.Future[None]] = []
@@ -334,7 +334,8 @@ class RequestGate:
                 await self._wait_for_change()
                 continue
             self._in_flight += 1
-            if now < self._paced_until:
+            if self._paced_grants > 0:
+                self._paced_grants -= 1
                 self._next_grant_at = now + self.release_spacing_s
             return
 
@@ -360,7 +361,7 @@ class RequestGate:
         if deadline <= self._held_until:
             return
         self._held_until = deadline
-        self._paced_until = deadline + self.release_spacing_s * self.max_concurrency
+        self._paced_grants = self.max_concurrency
         self._wake()
 
     def record_failure(self, info: ErrorInfo, wait_s: float) -> None:

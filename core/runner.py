@@ -43,8 +43,14 @@ def api_key_present() -> bool:
     return bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
 
 
-async def open_client(config: ResearchConfig, *, simulate: bool) -> ClientHandle:
-    """The SDK client, with its own retries off (every retry is ours and visible)."""
+async def open_client(config: ResearchConfig, *, simulate: bool, base_url: str | None = None) -> ClientHandle:
+    """The SDK client, with its own retries off (every retry is ours and visible).
+
+    ``base_url`` with ``simulate`` points at a simulator that is already running (tests and
+    benchmarks run it in another process); otherwise ``simulate`` starts one in-process.
+    """
+    if simulate and base_url:
+        return ClientHandle(AsyncAnthropic(base_url=base_url, api_key=SIMULATED_API_KEY, max_retries=0), None)
     if simulate:
         simulator = Simulator(config.simulator)
         await simulator.start()
@@ -67,11 +73,12 @@ async def _assemble(
     restored: dict[str, SessionState] | None = None,
     ledger_state: dict[str, object] | None = None,
     parent: dict[str, str] | None = None,
+    base_url: str | None = None,
 ) -> Orchestrator:
     lock = RunLock(run_dir.path)
     lock.acquire()
     try:
-        handle = await open_client(config, simulate=simulate)
+        handle = await open_client(config, simulate=simulate, base_url=base_url)
     except BaseException:
         lock.release()
         raise
@@ -105,14 +112,19 @@ async def _assemble(
 
 
 async def start_run(
-    config_path: Path, runs_dir: Path, *, simulate: bool, bus: EventBus | None = None
+    config_path: Path,
+    runs_dir: Path,
+    *,
+    simulate: bool,
+    bus: EventBus | None = None,
+    base_url: str | None = None,
 ) -> Orchestrator:
     """Validate the config, create the run directory (with a copy of the config), assemble."""
     config = load_config(config_path)
     if not simulate and not api_key_present():
         await open_client(config, simulate=False)  # raises the SetupError naming the variable
     run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_path.read_text(encoding="utf-8"))
-    return await _assemble(config=config, run_dir=run_dir, simulate=simulate, bus=bus)
+    return await _assemble(config=config, run_dir=run_dir, simulate=simulate, bus=bus, base_url=base_url)
 
 
 async def resume_run(
@@ -122,6 +134,7 @@ async def resume_run(
     checkpoint_id: str | None = None,
     simulate: bool | None = None,
     bus: EventBus | None = None,
+    base_url: str | None = None,
 ) -> Orchestrator:
     """Continue a run in place from its latest good checkpoint, or fork it from an earlier one."""
     source = RunDir.open(runs_dir, run_ref)
@@ -162,6 +175,7 @@ async def resume_run(
         restored=restored,
         ledger_state=point.ledger_state,
         parent=parent,
+        base_url=base_url,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -157,16 +158,17 @@ class TestCaps:
     def test_min_searches_shrinks_the_call_to_what_fits(self) -> None:
         book = ledger(max_searches=10)
         book.settle(reserve(book, max_searches=5), TokenUsage(web_search_requests=8))
-        r = book.reserve(
-            agent_id="a", layer=1, model=SONNET, input_tokens=1_000, max_tokens=1_000, max_searches=5, min_searches=1
-        )
-        assert r.max_searches == 2
-        assert not book.fits(agent_id="b", layer=1, model=SONNET, input_tokens=1, max_tokens=1, max_searches=1)
-        assert book.fits(agent_id="b", layer=1, model=SONNET, input_tokens=1, max_tokens=1, max_searches=0)
+        r = reserve(book, max_searches=5, min_searches=1)
+        assert r.max_searches == 2  # the request must go out with max_uses=2
+        call = {"layer": 1, "model": SONNET, "input_tokens": 1, "max_tokens": 1}
+        assert not book.fits(agent_id="b", max_searches=1, **call)  # type: ignore[arg-type]
+        assert book.fits(agent_id="b", max_searches=0, **call)  # type: ignore[arg-type]
 
     def test_fits_answers_without_reserving(self) -> None:
         book = ledger(max_cost_usd=1.0)
-        assert book.fits(agent_id="a", layer=1, model=SONNET, input_tokens=1_000, max_tokens=1_000, max_searches=0)
+        assert book.fits(
+            agent_id="a", layer=1, model=SONNET, input_tokens=1_000, max_tokens=1_000, max_searches=0
+        )
         assert book.reserved_usd == 0.0
         assert not book.fits(
             agent_id="a", layer=1, model=SONNET, input_tokens=500_000, max_tokens=1_000, max_searches=0
@@ -197,7 +199,8 @@ class TestReserveForLaterLayers:
 class TestTotals:
     def test_per_agent_per_layer_and_run_totals(self) -> None:
         book = ledger(n_layers=2)
-        u1, u2, u3 = TokenUsage(input_tokens=10), TokenUsage(output_tokens=20), TokenUsage(web_search_requests=1)
+        u1, u2 = TokenUsage(input_tokens=10), TokenUsage(output_tokens=20)
+        u3 = TokenUsage(web_search_requests=1)
         c1 = book.settle(reserve(book, agent="a", layer=1), u1)
         c2 = book.settle(reserve(book, agent="a", layer=1), u2)
         c3 = book.settle(reserve(book, agent="b", layer=2, max_searches=1), u3)
@@ -252,7 +255,8 @@ class TestPersistence:
         def state_after(calls: int) -> str:
             book = ledger()
             for i in range(calls):
-                book.settle(reserve(book, agent=f"agent-{i % 3}"), TokenUsage(input_tokens=1, output_tokens=1))
+                usage = TokenUsage(input_tokens=1, output_tokens=1)
+                book.settle(reserve(book, agent=f"agent-{i % 3}"), usage)
             return json.dumps(book.to_state())
 
         short, long = state_after(3), state_after(3_000)
@@ -358,7 +362,7 @@ def test_no_cap_is_crossed_and_the_cost_equals_an_independent_recomputation(
         agent_id, layer, model, own_cap = agents[index]
         open_call = in_flight.pop(index, None)
         if open_call is None:
-            try:
+            with contextlib.suppress(BudgetExhausted):  # a refused call is simply not made
                 in_flight[index] = book.reserve(
                     agent_id=agent_id, layer=layer, model=model,
                     input_tokens=data.draw(st.integers(0, 150_000)),
@@ -367,8 +371,6 @@ def test_no_cap_is_crossed_and_the_cost_equals_an_independent_recomputation(
                     min_searches=data.draw(st.none() | st.integers(0, 5)),
                     agent_search_cap=own_cap,
                 )
-            except BudgetExhausted:
-                pass
         elif data.draw(st.integers(0, 9)) == 0:
             book.release(open_call)  # the call failed without usage
         else:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import errno
 import hashlib
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.atomic import DiskError
 from core.checkpoints import (
@@ -195,9 +199,43 @@ async def test_seq_continues_after_reopening_and_resumed_agents_keep_their_chain
     assert reopened.load(info.id).messages == agent.messages + _turn_messages("market", 4)
 
 
-async def test_agents_saving_concurrently_get_distinct_seqs(tmp_path: Path) -> None:
-    import asyncio
+async def test_a_reopened_store_continues_each_chain_without_being_primed(tmp_path: Path) -> None:
+    """The engine may restore from one store and save through another: chains still continue."""
+    agent = Agent(CheckpointStore(tmp_path), "market")
+    for _ in range(3):
+        last = await agent.step()
+    restored = copy.deepcopy(CheckpointStore(tmp_path).load(last.id).messages)
 
+    resumed = Agent(CheckpointStore(tmp_path), "market")
+    resumed.messages, resumed.turn = restored, 3
+    info = await resumed.step()
+    assert not info.base and info.prev == last.id
+
+
+async def test_a_reopened_store_skips_a_corrupt_newest_checkpoint_when_continuing(tmp_path: Path) -> None:
+    agent = Agent(CheckpointStore(tmp_path), "market")
+    infos = [await agent.step() for _ in range(3)]
+    _flip_bit(infos[-1].path, len(infos[-1].path.read_bytes()) // 2)
+    point = CheckpointStore(tmp_path).restore_point()
+
+    resumed = Agent(CheckpointStore(tmp_path), "market")
+    resumed.messages, resumed.turn = point.agents["market"].messages, 2
+    info = await resumed.step()
+    assert info.prev == infos[1].id
+    assert CheckpointStore(tmp_path).load(info.id).messages == resumed.messages
+
+
+async def test_a_conversation_that_does_not_extend_the_disk_chain_is_saved_as_a_base(tmp_path: Path) -> None:
+    agent = Agent(CheckpointStore(tmp_path), "market")
+    await agent.step()
+    stranger = Agent(CheckpointStore(tmp_path), "market")
+    stranger.messages = [{"role": "user", "content": "a different brief"}]
+    info = await stranger.step()
+    assert info.base
+    assert CheckpointStore(tmp_path).load(info.id).messages == stranger.messages
+
+
+async def test_agents_saving_concurrently_get_distinct_seqs(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path)
     agents = [Agent(store, f"agent-{i}") for i in range(8)]
     for _ in range(3):
@@ -405,3 +443,42 @@ def test_fork_of_an_unknown_checkpoint_fails_cleanly(tmp_path: Path) -> None:
     with pytest.raises(CheckpointNotFound):
         CheckpointStore(tmp_path).fork_into("000001-market-t001", tmp_path / "fork")
     assert not (tmp_path / "fork").exists()
+
+
+# --- any history the engine can produce round-trips ---------------------------------------------
+
+_OPERATIONS = st.lists(st.sampled_from(["turn", "turn", "turn", "copy", "compact", "redo", "edit_last"]),
+                       min_size=1, max_size=12)  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(operations=_OPERATIONS)
+def test_every_checkpoint_of_any_history_loads_back_exactly(operations: list[str]) -> None:
+    """Appends, equal copies, compactions, redone turns and edits of the last message, in any order."""
+
+    async def play(root: Path) -> dict[str, list[Message]]:
+        agent = Agent(CheckpointStore(root), "market")
+        saved: dict[str, list[Message]] = {}
+        for operation in operations:
+            if operation == "turn":
+                agent.turn += 1
+                agent.messages.extend(_turn_messages("market", agent.turn, size=200))
+            elif operation == "copy":
+                agent.messages = copy.deepcopy(agent.messages)
+            elif operation == "compact":
+                agent.messages = [{"role": "user", "content": f"summary up to turn {agent.turn}"}]
+            elif operation == "redo" and len(agent.messages) >= 2:
+                del agent.messages[-2:]
+                agent.messages.extend(_turn_messages("market", agent.turn + 100, size=200))
+            elif operation == "edit_last":
+                agent.messages[-1]["content"] = f"edited {len(saved)}"
+            info = await agent.save()
+            saved[info.id] = copy.deepcopy(agent.messages)
+        return saved
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = asyncio.run(play(Path(tmp)))
+        store = CheckpointStore(Path(tmp))
+        assert store.verify_all() == []
+        for checkpoint_id, messages in saved.items():
+            assert store.load(checkpoint_id).messages == messages

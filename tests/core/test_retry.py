@@ -529,6 +529,39 @@ async def test_concurrency_halves_on_429_once_per_burst_and_grows_back_on_succes
     assert all(b - a <= 1 for a, b in itertools.pairwise(history))
 
 
+async def test_a_shrunk_limit_queues_attempts_and_growth_lets_them_in() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(4, clock=clock, sleep=clock.sleep)
+    gate.record_failure(ErrorInfo("overloaded", 529, True, False, None, None, "busy", None), 0.0)
+    assert gate.limit == 2
+    release = asyncio.Event()
+
+    async def agent() -> None:
+        async with gate.slot():
+            await release.wait()
+
+    tasks = [asyncio.create_task(agent()) for _ in range(4)]
+    await settle()
+    assert (gate.in_flight, gate.waiting) == (2, 2)
+    while gate.limit < 3:
+        gate.record_success()
+    await settle()
+    assert (gate.in_flight, gate.waiting) == (3, 1)
+    release.set()
+    await asyncio.gather(*tasks)
+    assert (gate.in_flight, gate.waiting) == (0, 0)
+
+
+async def test_an_overloaded_error_event_mid_stream_also_shrinks_concurrency() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(8, clock=clock, sleep=clock.sleep)
+    body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    mid_stream = classify(status_error(200, body))
+    assert mid_stream is not None
+    gate.record_failure(mid_stream, 0.5)
+    assert gate.limit == 4 and gate.held_until is None
+
+
 async def test_a_429_without_retry_after_also_holds_everyone_for_the_wait() -> None:
     clock = FakeClock(start=0.0)
     gate = RequestGate(4, clock=clock, sleep=clock.sleep)
@@ -671,6 +704,8 @@ class ScriptedServer:
             return web.json_response(error_body("authentication_error", "invalid x-api-key"), status=401)
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "request-id": "req_ok"})
         await response.prepare(request)
+        if mode == "slow":
+            await asyncio.sleep(0.05)
         await response.write(sse("message_start", MESSAGE_START) + sse("content_block_start", TEXT_START))
         await response.write(sse("content_block_delta", TEXT_DELTA))
         if mode == "stream_error":
@@ -746,7 +781,7 @@ async def test_real_sdk_429_retry_after_is_waited_out_before_the_next_request(se
     text, recorder = await sdk_call(client)
     assert text == "Hello"
     assert len(server.arrivals) == 2  # the SDK did not retry on its own
-    assert server.arrivals[1] - server.arrivals[0] >= 0.3
+    assert 0.3 <= server.arrivals[1] - server.arrivals[0] < 1.0  # waited, but not twice over
     ((error, attempt, wait),) = recorder.retries
     assert (error.kind, error.status_code, error.retry_after_s, error.request_id) == (
         "rate_limit",
@@ -772,3 +807,33 @@ async def test_real_sdk_401_fails_fast(serve: Any) -> None:
         await sdk_call(client)
     assert raised.value.info.fatal_for_run and raised.value.info.message == AUTH_MESSAGE
     assert len(server.arrivals) == 1
+
+
+async def test_real_sdk_one_agents_429_stops_every_agent_from_sending_until_the_wait_is_over(
+    serve: Any,
+) -> None:
+    server, client = await serve(*(["slow"] * 5 + ["429"] + ["slow"] * 30))
+    gate = RequestGate(6)
+    policy = RetryPolicy(settings(base_delay_s=0.01, max_delay_s=0.05))
+    sends: list[float] = []
+    seen: list[float] = []
+
+    async def attempt(_: int) -> str:
+        sends.append(time.monotonic())
+        return await stream_text(client, gate)
+
+    def on_retry(error: ErrorInfo, attempt_no: int, wait: float) -> None:
+        seen.append(time.monotonic())
+
+    async def agent() -> None:
+        for _ in range(3):
+            await call_with_retries(attempt, policy=policy, gate=gate, on_retry=on_retry)
+
+    await asyncio.gather(*(agent() for _ in range(6)))
+    assert len(seen) == 1 and len(sends) == len(server.arrivals) == 19
+    quiet = [t for t in sends if seen[0] < t < seen[0] + 0.3]
+    assert quiet == [], "an agent sent during the server's retry-after"
+    later = sorted(t for t in sends if t > seen[0])
+    assert len(later) >= 6
+    # released one by one after the hold, not as a herd
+    assert all(b - a >= 0.04 for a, b in itertools.pairwise(later[:6]))

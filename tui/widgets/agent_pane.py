@@ -164,7 +164,7 @@ class AgentPane(Widget):
         if self._timer_armed:
             return
         self._timer_armed = True
-        wait = max(0.0, self.FLUSH_INTERVAL - (time.monotonic() - self._last_flush))
+        wait = max(0.005, self.FLUSH_INTERVAL - (time.monotonic() - self._last_flush))
         self.set_timer(wait, self.flush)
 
     def flush(self) -> None:

@@ -74,7 +74,7 @@ class BudgetMeter(Widget):
         if self._timer_armed:
             return
         self._timer_armed = True
-        wait = max(0.0, self.REPAINT_INTERVAL - (time.monotonic() - self._last_paint))
+        wait = max(0.005, self.REPAINT_INTERVAL - (time.monotonic() - self._last_paint))
         self.set_timer(wait, self.repaint)
 
     def on_resize(self) -> None:

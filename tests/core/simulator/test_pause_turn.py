@@ -1,0 +1,118 @@
+"""``pause_turn``: a dangling ``server_tool_use``, and continuations accepted or rejected like the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from anthropic import AsyncAnthropic, BadRequestError
+from anthropic.types import Message, ServerToolUseBlock, WebSearchToolResultBlock
+
+from core.simulator import Simulator
+from tests.core.simulator.conftest import request
+
+PROMPT = "Research geothermal heating in northern Europe [sim:pause_turn]"
+
+
+async def paused(client: AsyncAnthropic) -> tuple[dict[str, Any], Message]:
+    params = request(PROMPT)
+    async with client.messages.stream(**params) as stream:
+        message = await stream.get_final_message()
+    assert message.stop_reason == "pause_turn"
+    return params, message
+
+
+def continuation(params: dict[str, Any], message: Message) -> dict[str, Any]:
+    """The same request plus the paused content appended unchanged as the last assistant message."""
+    return {**params, "messages": [*params["messages"], message.to_param()]}
+
+
+def editable_continuation(params: dict[str, Any], message: Message) -> dict[str, Any]:
+    """A continuation whose assistant content is plain dicts, for tests that alter it."""
+    content = [block.model_dump(exclude_none=True) for block in message.content]
+    return {**params, "messages": [*params["messages"], {"role": "assistant", "content": content}]}
+
+
+async def test_a_paused_turn_ends_with_a_dangling_server_tool_use(client: AsyncAnthropic) -> None:
+    _, message = await paused(client)
+
+    last = message.content[-1]
+    assert isinstance(last, ServerToolUseBlock)
+    answered = {b.tool_use_id for b in message.content if isinstance(b, WebSearchToolResultBlock)}
+    assert last.id not in answered
+
+
+async def test_the_continuation_first_runs_the_pending_search(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    pending = message.content[-1]
+    assert isinstance(pending, ServerToolUseBlock)
+
+    async with client.messages.stream(**continuation(params, message)) as stream:
+        resumed = await stream.get_final_message()
+
+    first = resumed.content[0]
+    assert isinstance(first, WebSearchToolResultBlock) and first.tool_use_id == pending.id
+    assert resumed.stop_reason == "end_turn"
+    assert resumed.usage.server_tool_use is not None and resumed.usage.server_tool_use.web_search_requests >= 1
+
+
+async def test_the_continuation_is_accepted_as_plain_dicts(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    resumed = await client.messages.create(**editable_continuation(params, message))
+
+    assert resumed.stop_reason in ("end_turn", "pause_turn")
+
+
+async def test_tampered_encrypted_content_is_rejected(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    tampered = editable_continuation(params, message)
+    for block in tampered["messages"][-1]["content"]:
+        if block["type"] == "web_search_tool_result":
+            text = block["content"][0]["encrypted_content"]
+            block["content"][0]["encrypted_content"] = text[:20] + ("A" if text[20] != "A" else "B") + text[21:]
+            break
+    else:
+        pytest.skip("the pause came before any result")
+
+    with pytest.raises(BadRequestError, match="encrypted_content"):
+        await client.messages.create(**tampered)
+
+
+async def test_altered_paused_text_is_rejected(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    follow_up = editable_continuation(params, message)
+    blocks = follow_up["messages"][-1]["content"]
+    text_block = next(b for b in blocks if b["type"] == "text")
+    text_block["text"] += " (edited)"
+
+    with pytest.raises(BadRequestError, match="unchanged"):
+        await client.messages.create(**follow_up)
+
+
+async def test_a_continuation_without_the_tool_is_rejected(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    follow_up = continuation(params, message)
+    del follow_up["tools"]
+
+    with pytest.raises(BadRequestError, match="but no `web_search` tool was provided"):
+        await client.messages.create(**follow_up)
+
+
+async def test_a_dangling_search_followed_by_a_user_turn_is_rejected(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    follow_up = continuation(params, message)
+    follow_up["messages"].append({"role": "user", "content": "continue"})
+
+    with pytest.raises(BadRequestError, match="web_search_tool_result"):
+        await client.messages.create(**follow_up)
+
+
+async def test_recorded_bodies_show_the_paused_content_resent(start_simulator: Any) -> None:
+    sim: Simulator = await start_simulator(record_bodies=True)
+    client = AsyncAnthropic(base_url=sim.base_url, api_key="test", max_retries=0)
+    params, message = await paused(client)
+    await client.messages.create(**continuation(params, message))
+
+    first, second = sim.stats.bodies
+    assert second["messages"][:-1] == first["messages"]
+    assert second["messages"][-1]["content"][-1]["id"] == message.content[-1].id  # type: ignore[union-attr]

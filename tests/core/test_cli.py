@@ -1,0 +1,89 @@
+"""The command line contract: exit codes, clear messages, nothing created for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from tests.core import programs
+
+BAD_CONFIGS = {
+    "unknown key": ("defaults:\n  max_turn: 3\n", "max_turn"),
+    "wrong type": ("defaults:\n  max_turns: lots\n", "max_turns"),
+    "missing field": ("layers:\n  - name: one\n    agents:\n      - id: a\n        brief: b\n", "program"),
+    "empty file": ("", "empty"),
+    "unknown agent": (None, "nobody"),
+}
+
+
+def bad_config(tmp_path: Path, case: str) -> Path:
+    text, _ = BAD_CONFIGS[case]
+    if case == "unknown agent":
+        data = programs.program([programs.agent("a")], [programs.agent("b", reads=["nobody"])])
+        return programs.write(tmp_path, data)
+    if case not in ("missing field", "empty file"):
+        base = "program:\n  name: p\n  question: q\nlayers:\n  - name: one\n    agents:\n      - id: a\n        brief: b\n"
+        text = base + (text or "")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text or "", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_bad_configs_exit_2_naming_the_key_without_traceback_or_run_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, command: str
+) -> None:
+    config = bad_config(tmp_path, case)
+    runs = tmp_path / "runs"
+    argv = [command, str(config)] + (["--headless", "--simulate", "--runs-dir", str(runs)] if command == "run" else [])
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert BAD_CONFIGS[case][1] in text
+    assert "Traceback" not in text
+    assert not runs.exists()
+
+
+def test_validate_accepts_the_shipped_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(programs.DEFAULT_CONFIG)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_run_without_a_key_names_the_variable_and_suggests_simulate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    config = programs.write(tmp_path, programs.program([programs.agent("a")]))
+    assert main(["run", str(config), "--headless", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "ANTHROPIC_API_KEY" in err and "--simulate" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_headless_simulated_run_through_the_console_script(tmp_path: Path) -> None:
+    """The real entry point, in a subprocess, as a user types it."""
+    config = programs.write(tmp_path, programs.program([programs.agent("a"), programs.agent("b")], max_turns=1))
+    runs = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "run", str(config), "--headless", "--simulate", "--runs-dir", str(runs)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    [run_dir] = list(runs.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert {a["status"] for a in summary["agents"]} == {"completed"}
+
+    listed = subprocess.run([sys.executable, "-m", "core.cli", "runs", "--runs-dir", str(runs)],
+                            capture_output=True, text=True, timeout=60)
+    assert run_dir.name in listed.stdout and "completed" in listed.stdout

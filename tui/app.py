@@ -1,0 +1,248 @@
+"""The terminal app: opens a run (or the runs list), drives it on the app's own event loop.
+
+The run's ``run()`` is an async worker of the app (one event loop, no threads); its events reach
+the screen through :class:`~tui.bridge.EventBridge`; keys call the run's control methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.theme import Theme
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
+
+from core.control import EXIT_INVALID, RunControl, RunOutcome
+from tui import data
+from tui.bridge import EventBridge
+from tui.commands import ScreenCommands
+from tui.data import ControlFactory, DiskRunSource, RunSource
+from tui.messages import NewRunRequested, ResumeRequested, RunEnded
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from tui.screens.runs import RunsScreen
+from tui.settings import load_settings, save_settings, user_themes_dir
+from tui.themes import BUILTIN_THEMES_DIR, DEFAULT_THEME, load_themes
+
+ResumeFactory = Callable[[str, str | None], ControlFactory]
+StartFactory = Callable[[Path], ControlFactory]
+
+
+class ResearchApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "research-orchestrator"
+    COMMANDS = App.COMMANDS | {ScreenCommands}
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit", show=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        control_factory: ControlFactory | None = None,
+        runs_dir: Path = Path("runs"),
+        config_path: Path | None = None,
+        simulate: bool | None = None,
+        resume_factory: ResumeFactory | None = None,
+        start_factory: StartFactory | None = None,
+        run_source: RunSource | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.control_factory = control_factory
+        self.runs_dir = Path(runs_dir)
+        self.config_path = config_path
+        self.simulate = simulate
+        self.resume_factory = resume_factory or self._default_resume_factory
+        self.start_factory = start_factory or self._default_start_factory
+        self.run_source: RunSource = run_source or DiskRunSource()
+        self.clock = clock
+        self.control: RunControl | None = None
+        self.outcome: RunOutcome | None = None
+        self.run_error: str | None = None
+        self.start_error: str | None = None
+        self.theme_errors: list[str] = []
+        self._run_worker: Worker[RunOutcome | None] | None = None
+        self._stopping = False
+
+    # --- start-up ------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._load_themes()
+        if self.control_factory is not None:
+            self.open_run(self.control_factory)
+        else:
+            self.push_screen(RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path))
+
+    def _load_themes(self) -> None:
+        themes, self.theme_errors = load_themes(BUILTIN_THEMES_DIR, user_themes_dir())
+        for theme in themes:
+            self.register_theme(theme)
+        if self.theme_errors:
+            self.notify("\n".join(self.theme_errors), title="Some themes could not be read", severity="warning",
+                        markup=False, timeout=10)
+        saved = load_settings().get("theme")
+        self._saved_theme = saved if isinstance(saved, str) else None
+        wanted = self._saved_theme or DEFAULT_THEME
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+
+    def _remember_theme(self, theme: Theme) -> None:
+        if theme.name != self._saved_theme:
+            self._saved_theme = theme.name
+            with contextlib.suppress(OSError):
+                save_settings(theme=theme.name)
+
+    # --- the run -------------------------------------------------------------------------------
+
+    @property
+    def run_active(self) -> bool:
+        worker = self._run_worker
+        return worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    @property
+    def exit_code(self) -> int:
+        """What the command line returns: the run's exit code, 4 if it crashed, 2 if it never started."""
+        if self.outcome is not None:
+            return self.outcome.exit_code
+        if self.run_error is not None:
+            return 4
+        if self.start_error is not None and self.control is None:
+            return EXIT_INVALID
+        return 0
+
+    def open_run(self, factory: ControlFactory) -> Worker[RunOutcome | None]:
+        """Start ``factory``'s run and show it (the caller makes sure no other run is active)."""
+        self._run_worker = self.run_worker(self._drive(factory), name="run", group="run", exit_on_error=False)
+        return self._run_worker
+
+    async def _drive(self, factory: ControlFactory) -> RunOutcome | None:
+        try:
+            control = await factory()
+        except Exception as error:
+            self.start_error = _describe(error)
+            self.notify(self.start_error, title="Could not start the run", severity="error", markup=False,
+                        timeout=20)
+            if len(self.screen_stack) == 1:
+                await self.push_screen(RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path))
+            return None
+        self.control, self.outcome, self.run_error = control, None, None
+        screen = MainScreen(control, runs_dir=Path(control.run_dir).parent, source=self.run_source,
+                            clock=self.clock)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        await self.push_screen(screen)
+        EventBridge(screen).attach(control.bus)
+        try:
+            outcome = await control.run()
+        except Exception as error:
+            self.run_error = _describe(error)
+            screen.post_message(RunEnded(None, self.run_error))
+            return None
+        self.outcome = outcome
+        screen.post_message(RunEnded(outcome))
+        return outcome
+
+    async def stop_run(self) -> None:
+        """Ask the run to stop (state is saved) and wait until its worker has returned."""
+        worker = self._run_worker
+        if self.control is not None and self.run_active:
+            self.control.stop()
+        if worker is not None:
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
+                await worker.wait()
+
+    def request_run(self, factory: ControlFactory, what: str) -> None:
+        """Open another run; an active one is stopped first, after asking."""
+        if not self.run_active:
+            self.open_run(factory)
+            return
+
+        async def switch() -> None:
+            await self.stop_run()
+            self.open_run(factory)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(switch(), group="switch", exit_on_error=False)
+
+        self.push_screen(ConfirmScreen(f"Stop the current run and {what}?",
+                                       "The active run stops cleanly and can be resumed later.", yes="Stop it"),
+                         answered)
+
+    def on_resume_requested(self, message: ResumeRequested) -> None:
+        where = f"fork it from {message.checkpoint_id}" if message.checkpoint_id else "resume it"
+        self.request_run(self.resume_factory(message.run_id, message.checkpoint_id), f"{where} ({message.run_id})")
+
+    def on_new_run_requested(self, message: NewRunRequested) -> None:
+        self.request_run(self.start_factory(Path(message.config_path)), "start a new run")
+
+    def _default_resume_factory(self, run_id: str, checkpoint_id: str | None) -> ControlFactory:
+        return data.resume_factory(self.runs_dir, run_id, checkpoint_id, simulate=self.simulate)
+
+    def _default_start_factory(self, config_path: Path) -> ControlFactory:
+        simulate = self.simulate if self.simulate is not None else data.simulate_by_default()
+        return data.start_factory(config_path, self.runs_dir, simulate)
+
+    # --- app-wide actions ---------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        if self._stopping:  # a second ctrl+q while stopping: leave now
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        if not self.run_active:
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        run_id = self.control.run_id if self.control else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._stop_and_exit(), group="quit", exit_on_error=False)
+
+        self.push_screen(
+            ConfirmScreen(
+                "The run is still active. Stop it and quit?",
+                "Agents stop now; every completed turn is saved. "
+                f"Continue later with: research-orchestrator resume {run_id}",
+                yes="Stop and quit",
+            ),
+            answered,
+        )
+
+    async def _stop_and_exit(self) -> None:
+        self._stopping = True
+        self.notify("Stopping the run… (ctrl+q again quits at once)", timeout=30)
+        await self.stop_run()
+        self.exit(self.exit_code, return_code=self.exit_code)
+
+
+def _describe(error: BaseException) -> str:
+    formatted = getattr(error, "format", None)
+    if callable(formatted):
+        with contextlib.suppress(Exception):
+            return str(formatted())
+    return str(error) or type(error).__name__
+
+
+def run_app(
+    *,
+    control_factory: ControlFactory | None = None,
+    runs_dir: Path = Path("runs"),
+    config_path: Path | None = None,
+    simulate: bool | None = None,
+) -> int:
+    """Run the terminal app until the user quits; returns the process exit code (DESIGN.md §3)."""
+    app = ResearchApp(control_factory=control_factory, runs_dir=runs_dir, config_path=config_path, simulate=simulate)
+    app.run()
+    return app.exit_code
