@@ -46,6 +46,7 @@ class RunStarted(Event):
     program: str
     run_dir: str
     agents: tuple[tuple[str, int, str], ...] = ()  # (agent id, layer, title)
+    statuses: dict[str, str] = field(default_factory=dict)  # agent id -> status (restored agents)
     parent: dict[str, str] | None = None
     resumed: bool = False
     simulated: bool = False

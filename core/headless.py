@@ -71,7 +71,8 @@ class HeadlessDisplay:
         if isinstance(event, RunStarted):
             self.title = f"{event.program} · {event.run_id}" + (" · SIMULATED" if event.simulated else "")
             for agent_id, layer, _title in event.agents:
-                self.lines.setdefault(agent_id, AgentLine(agent_id, layer))
+                line = self.lines.setdefault(agent_id, AgentLine(agent_id, layer))
+                line.status = event.statuses.get(agent_id, line.status)
             self._log(f"run {event.run_id} started in {event.run_dir}")
         elif isinstance(event, BudgetUpdated):
             self.spent, self.cap, self.searches = event.spent_usd, event.cap_usd, event.searches

@@ -89,7 +89,7 @@ class Orchestrator:
         self._stopping = False
         self._abort: str | None = None
         self.policy = RetryPolicy(config.execution_settings.retry)
-        self.gate = RequestGate()
+        self.gate = RequestGate(config.execution_settings.max_concurrent_agents)
         self.started_at = time.time()
         self.current_layer = 0
         self.summary = SummaryWriter(self)
@@ -172,6 +172,7 @@ class Orchestrator:
                 program=self.config.program.name,
                 run_dir=str(self.run_dir),
                 agents=tuple((a.id, a.layer, a.title) for a in self.agents),
+                statuses={agent_id: status.value for agent_id, status in self.statuses.items()},
                 parent=self.parent,
                 resumed=bool(self.states),
                 simulated=self.simulated,
@@ -181,6 +182,7 @@ class Orchestrator:
         status = RunStatus.COMPLETED
         message: str | None = None
         try:
+            await self._write_missing_reports()
             await self.summary.write(RunStatus.RUNNING)
             for number in range(1, len(self.config.layers) + 1):
                 self.current_layer = number
@@ -254,6 +256,33 @@ class Orchestrator:
             )
         )
 
+    async def _write_missing_reports(self) -> None:
+        """A forked run starts without the report files of agents finished before the fork."""
+        for agent in self.agents:
+            state = self.states.get(agent.id)
+            if state is None or not self.statuses[agent.id].is_final or agent.id in self.reports:
+                continue
+            session = self._session(agent, state)
+            partial = self.statuses[agent.id] is not AgentStatus.COMPLETED
+            path = self.run_dir_ref.reports_dir / f"{agent.id}.md"
+            await write_atomic_async(path, session.report(partial=partial).encode("utf-8"))
+            self.reports[agent.id] = path
+
+    def _session(self, agent: ResolvedAgent, state: SessionState | None) -> AgentSession:
+        return AgentSession(
+            agent=agent,
+            config=self.config,
+            client=self.client,
+            context=AgentContext(self.bus, self.run_id, agent.id, agent.layer),
+            ledger=self.ledger,
+            policy=self.policy,
+            gate=self.gate,
+            control=self.controls[agent.id],
+            prior_reports=self._prior_reports(agent),
+            save=self._save_checkpoint,
+            state=state,
+        )
+
     def _prior_reports(self, agent: ResolvedAgent) -> dict[str, str]:
         reports = {}
         for agent_id in agent.reads:
@@ -266,21 +295,8 @@ class Orchestrator:
         control = self.controls[agent.id]
         if control.killed:
             return
-        context = AgentContext(self.bus, self.run_id, agent.id, agent.layer)
-        state = self.states.get(agent.id)
-        session = AgentSession(
-            agent=agent,
-            config=self.config,
-            client=self.client,
-            context=context,
-            ledger=self.ledger,
-            policy=self.policy,
-            gate=self.gate,
-            control=control,
-            prior_reports=self._prior_reports(agent),
-            save=self._save_checkpoint,
-            state=state,
-        )
+        session = self._session(agent, self.states.get(agent.id))
+        context = session.context
         self.states[agent.id] = session.state
         if self.statuses[agent.id] is not AgentStatus.PAUSED:
             self.statuses[agent.id] = AgentStatus.RUNNING

@@ -457,11 +457,11 @@ async def call_with_retries(
                     on_give_up(info)
                 raise NonRetryableError(info) from exc
             wait = policy.delay_for(info, attempt)
+            gate.record_failure(info, wait)  # even when we give up: the others must still wait
             if not policy.should_retry(info, attempt, gate.clock() - started, wait):
                 if on_give_up is not None:
                     on_give_up(info)
                 raise RetriesExhausted(info, attempt) from exc
-            gate.record_failure(info, wait)
             on_retry(info, attempt, wait)
             await gate.sleep(wait)
             attempt += 1

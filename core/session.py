@@ -151,7 +151,7 @@ class AgentSession:
         state.messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
         state.plan_index += 1
         state.continuations = 0
-        state.tools = [self._search_tool()]
+        state.tools = None  # chosen by the first call's reservation, then kept for continuations
 
     def _absorb(self, result: CallResult) -> AgentStatus | None:
         """Fold a completed call into the conversation; a status when the agent is done."""
@@ -224,17 +224,30 @@ class AgentSession:
         return tool
 
     def _reserve(self, params: dict[str, Any]) -> Reservation:
+        """Hold the call's worst case. A new user turn may shrink its search allowance to fit.
+
+        A continuation must resend the same tools, so its allowance is fixed; a new turn asks
+        for up to ``max_uses`` searches and accepts as few as one, then sends what was granted.
+        """
         tool = params["tools"][0]
+        wanted = int(tool.get("max_uses") or 0)
         input_estimate = int(len(repr(params["messages"])) / CHARS_PER_TOKEN_ESTIMATE) + 2000
-        return self.ledger.reserve(
+        reservation = self.ledger.reserve(
             agent_id=self.agent.id,
             layer=self.agent.layer,
             model=self.agent.model,
             input_tokens=input_estimate,
             max_tokens=self.agent.max_tokens,
-            max_searches=int(tool.get("max_uses") or 0),
+            max_searches=wanted,
             agent_search_cap=self.agent.max_searches,
+            min_searches=None if self.state.tools is not None else min(1, wanted),
         )
+        if self.state.tools is None:
+            if reservation.max_searches and reservation.max_searches < wanted:
+                tool = {**tool, "max_uses": reservation.max_searches}
+            self.state.tools = [tool]
+            params["tools"] = self.state.tools
+        return reservation
 
     async def _call(self) -> CallResult:
         params = self.request_params()

@@ -22,6 +22,7 @@ from core.events import (
     SearchResultsReceived,
     TextStreamed,
 )
+from core.retry import StreamIncomplete
 from core.usage import TokenUsage
 
 TEXT_FLUSH_SECONDS = 0.05
@@ -115,6 +116,8 @@ async def stream_call(
                     )
         text.flush()
         message = await stream.get_final_message()
+        if message.stop_reason is None:
+            raise StreamIncomplete("the stream ended without message_stop")
         return CallResult(
             content=[block.to_dict(mode="json") for block in message.content],
             stop_reason=message.stop_reason,

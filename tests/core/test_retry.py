@@ -383,12 +383,15 @@ async def test_max_total_seconds_bounds_the_retries() -> None:
         status_error(429, error_body("rate_limit_error", "slow"), {"retry-after": "6"}) for _ in range(5)
     ]
     script = Script(clock, *failures)
+    gate = RequestGate(4, clock=clock, sleep=clock.sleep)
     with pytest.raises(RetriesExhausted) as raised:
-        await run(script, clock, settings(max_attempts=10, max_total_seconds=10.0))
+        await run(script, clock, settings(max_attempts=10, max_total_seconds=10.0), gate)
     # attempt 1 at t=0, waits ~6 s; attempt 2 at t~6 would need to wait until ~12 > 10: give up now
     assert raised.value.attempts == 2
     assert len(script.started) == 2
     assert clock.now - script.started[0][1] < 10.0
+    held = gate.held_until  # giving up does not free the other agents from the server's wait
+    assert held is not None and held >= clock.now + 6.0
 
 
 async def test_a_non_retryable_error_is_raised_at_once_without_sleeping() -> None:

@@ -50,7 +50,7 @@ class MainScreen(Screen[None]):
         Binding("f", "maximize_pane", "Maximize", id="maximize"),
         Binding("c", "checkpoints", "Checkpoints", id="checkpoints"),
         Binding("r", "report", "Report", id="report"),
-        Binding("t", "app.search_themes", "Theme", id="theme"),
+        Binding("t", "app.change_theme", "Theme", id="theme", show=False),
         Binding("o", "runs", "Runs", id="runs", show=False),
         Binding("question_mark", "app.help", "Help", id="help", key_display="?"),
         Binding("escape", "unfocus", "Back", show=False, id="unfocus"),
@@ -79,7 +79,7 @@ class MainScreen(Screen[None]):
             with Container(id="bottom"):
                 yield BudgetMeter(id="budget")
                 yield RetryLog(id="retries")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#agents").border_title = "Agents"

@@ -30,7 +30,7 @@ class RunsScreen(Screen[None]):
         Binding("c", "checkpoints", "Checkpoints", id="runs-checkpoints"),
         Binding("g", "reload", "Refresh", id="runs-refresh"),
         Binding("escape", "back", "Back", id="runs-back"),
-        Binding("t", "app.search_themes", "Theme", id="runs-theme"),
+        Binding("t", "app.change_theme", "Theme", id="runs-theme"),
         Binding("question_mark", "app.help", "Help", id="runs-help"),
     ]
 

@@ -82,7 +82,7 @@ class AgentPane(Widget):
     AgentPane.-pausing, AgentPane.-paused { border: round $warning 70%; border-subtitle-color: $warning; }
     AgentPane.-killed, AgentPane.-failed { border: round $error 70%; border-subtitle-color: $error; }
     AgentPane.-done { border: round $success 50%; border-subtitle-color: $success; }
-    AgentPane Log { background: $surface; scrollbar-size-vertical: 1; }
+    AgentPane Log { background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden; }
     """
     FLUSH_INTERVAL = 0.1
     MAX_LINES = 400

@@ -1,10 +1,14 @@
 """The roster: one row per agent (layer, status glyph, id, turn, searches, dollars, retries).
 
+Like the design sketch, cells carry their unit (``t4  12s  $1.84  0r``) instead of a header row.
+
 Rows are keyed by agent id and updated cell by cell; the cursor row is the "selected agent"
 that pause, kill, checkpoints and report act on.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from rich.text import Text
 from textual.theme import Theme
@@ -15,8 +19,7 @@ from tui.format import STATUS_GLYPHS, short
 from tui.state import AgentRow
 from tui.widgets.colors import status_style
 
-COLUMNS = (("status", ""), ("agent", "agent"), ("turn", "turn"), ("searches", "srch"), ("cost", "$"),
-           ("retries", "retry"))
+COLUMNS = ("status", "agent", "turn", "searches", "cost", "retries")
 
 
 class AgentTable(DataTable[Text]):
@@ -24,16 +27,15 @@ class AgentTable(DataTable[Text]):
     AgentTable { background: $surface; scrollbar-size-vertical: 1; }
     AgentTable > .datatable--header { background: $surface; color: $text-muted; text-style: none; }
     """
-    ID_WIDTH = 14
+    ID_WIDTH = 13
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0, show_header=False)
         self.rows_by_id: dict[str, AgentRow] = {}
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            justify = "left" if key in ("status", "agent") else "right"
-            self.add_column(Text(label, justify=justify), key=key)
+        for key in COLUMNS:
+            self.add_column(key, key=key)
         self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
 
     def _on_theme_changed(self, _theme: Theme) -> None:
@@ -42,16 +44,18 @@ class AgentTable(DataTable[Text]):
 
     def _cells(self, row: AgentRow) -> dict[str, Text]:
         glyph = Text.assemble(f"L{row.layer} ", (STATUS_GLYPHS[row.status], status_style(self.app, row.status)))
-        dim = row.status.value == "pending"
+        dim = "dim" if row.status.value == "pending" else ""
+
         def right(value: str) -> Text:
-            return Text(value, justify="right", style="dim" if dim else "")
+            return Text(f" {value}", justify="right", style=dim)
+
         return {
             "status": glyph,
-            "agent": Text(short(row.agent_id, self.ID_WIDTH), style="dim" if dim else ""),
+            "agent": Text(" " + short(row.agent_id, self.ID_WIDTH), style=dim),
             "turn": right(f"t{row.turn}" if row.turn else ""),
-            "searches": right(f"{row.searches}" if row.turn or row.searches else ""),
-            "cost": right(f"{row.cost_usd:.2f}" if row.cost_usd else ""),
-            "retries": right(f"{row.retries}r" if row.retries else ""),
+            "searches": right(f"{row.searches}s" if row.turn or row.searches else ""),
+            "cost": right(f"${row.cost_usd:.2f}" if row.cost_usd else ""),
+            "retries": right(f"{row.retries}r" if row.turn or row.retries else ""),
         }
 
     def set_rows(self, rows: tuple[AgentRow, ...]) -> None:
@@ -69,13 +73,11 @@ class AgentTable(DataTable[Text]):
         try:
             self.get_row_index(row.agent_id)
         except RowDoesNotExist:
-            self.add_row(*(cells[key] for key, _ in COLUMNS), key=row.agent_id)
+            self.add_row(*(cells[key] for key in COLUMNS), key=row.agent_id)
             return
         for key, value in cells.items():
-            try:
+            with contextlib.suppress(CellDoesNotExist):
                 self.update_cell(row.agent_id, key, value, update_width=True)
-            except CellDoesNotExist:
-                pass
 
     @property
     def selected_agent(self) -> str | None:

@@ -99,30 +99,29 @@ class BudgetMeter(Widget):
         self.query_one("#projection", Static).update(projection)
 
     def _lines(self, b: BudgetUpdated, width: int) -> Text:
+        """Four lines: dollars, their bar, searches and tokens, their bars; shorter words when narrow."""
+        wide = width >= 46
         muted = style(self.app, "foreground", dim=True)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{money(b.spent_usd)} spent", style=style(self.app, "foreground", bold=True))
-        text.append(f"  {money(b.reserved_usd)} reserved", style=style(self.app, "warning"))
-        text.append(f"  of {money(b.cap_usd)}" if b.cap_usd else "  no $ cap", style=muted)
+        text.append(f"  {money(b.reserved_usd)} reserved" if wide else f" +{b.reserved_usd:,.2f} reserved",
+                    style=style(self.app, "warning"))
+        cap = f"of {money(b.cap_usd)}" if b.cap_usd else "no $ cap"
+        text.append(f"  {cap}" if wide else f" {cap}", style=muted)
         text.append("\n")
         self._bar(text, b.spent_usd, b.reserved_usd, b.cap_usd, width)
         text.append("\n")
-        searches = f"searches {b.searches}"
+        half = max(4, (width - 2) // 2)
+        searches = f"searches {b.searches}" if wide else f"srch {b.searches}"
         if b.reserved_searches:
             searches += f" +{b.reserved_searches}"
         searches += f" of {b.search_cap}" if b.search_cap else ""
-        tokens = f"tokens {count(b.tokens)}" + (f" of {count(b.token_cap)}" if b.token_cap else "")
-        text.append(f"{searches}   {tokens}")
-        if b.search_cap or b.token_cap:
-            text.append("\n")
-            half = max(4, (width - 3) // 2)
-            if b.search_cap:
-                self._bar(text, b.searches, b.reserved_searches, b.search_cap, half)
-            else:
-                text.append(" " * half)
-            text.append("   ")
-            if b.token_cap:
-                self._bar(text, b.tokens, 0, b.token_cap, half)
+        tokens = ("tokens " if wide else "tok ") + count(b.tokens) + (f" of {count(b.token_cap)}" if b.token_cap else "")
+        text.append(f"{searches:<{half}}  {tokens}")
+        text.append("\n")
+        self._bar(text, b.searches, b.reserved_searches, b.search_cap, half)
+        text.append("  ")
+        self._bar(text, b.tokens, 0, b.token_cap, half)
         return text
 
     def _bar(self, text: Text, spent: float, reserved: float, cap: float | None, width: int) -> None:

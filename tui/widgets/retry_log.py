@@ -18,7 +18,7 @@ class RetryLog(RichLog):
     MAX_LINES = 1000
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=self.MAX_LINES, wrap=True, markup=False, highlight=False)
+        super().__init__(id=id, max_lines=self.MAX_LINES, wrap=True, markup=False, highlight=False, min_width=20)
         self.incidents = 0
 
     def on_mount(self) -> None:
@@ -32,12 +32,12 @@ class RetryLog(RichLog):
         role = "error" if incident.fatal else "warning"
         line = Text(no_wrap=False)
         line.append(clock(incident.at) + " ", style="dim")
-        line.append(f"{short(incident.agent_id or 'run', 12):<12} ", style=style(self.app, "accent"))
+        line.append(f"{short(incident.agent_id or 'run', 12)} ", style=style(self.app, "accent"))
         if incident.status_code is not None:
             line.append(f"{incident.status_code} ", style=style(self.app, role, bold=True))
         line.append(incident.kind, style=style(self.app, role))
         if incident.attempt is not None:
-            line.append(f"  try {incident.attempt}")
+            line.append(f" try {incident.attempt}")
         details: list[str] = []
         if incident.wait_s is not None:
             details.append(f"wait {incident.wait_s:.1f} s")
@@ -46,5 +46,5 @@ class RetryLog(RichLog):
         if incident.message and (incident.fatal or incident.attempt is None):
             details.append(incident.message)
         if details:
-            line.append("\n         " + "  ".join(details), style="dim")
+            line.append("\n  " + "  ".join(details), style="dim")
         return line

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.format import elapsed
+from tui.format import elapsed, short
 from tui.state import RunInfo
 from tui.widgets.colors import style
 
@@ -40,24 +40,33 @@ class RunHeader(Widget):
         return end - info.started_at
 
     def render(self) -> Text:
+        """Everything when it fits; on a narrow terminal the app name, then the program, go first."""
         info = self.info
-        sep = " ─ "
-        status_role = {"running": "success", "completed": "success", "interrupted": "warning",
-                       "budget_exhausted": "warning"}.get(info.status, "error" if info.finished_at else "foreground")
-        left = Text(no_wrap=True, overflow="ellipsis")
-        left.append("research-orchestrator", style=style(self.app, "primary", bold=True))
-        if info.program:
-            left.append(sep + info.program)
-        left.append(sep + f"run {info.run_id}", style="dim")
-        if info.layers:
-            left.append(sep + f"layer {info.layer or 1}/{info.layers}")
-        left.append(sep)
-        left.append(info.status.replace("_", " "), style=style(self.app, status_role, bold=True))
-        left.append(sep + elapsed(self.elapsed_s))
         right = Text("SIMULATED", style=style(self.app, "warning", bold=True)) if info.simulated else Text()
         width = self.content_region.width or 80
-        gap = width - left.cell_len - right.cell_len
-        if gap < 1:
-            left.truncate(max(0, width - right.cell_len - 1), overflow="ellipsis")
-            gap = max(1, width - left.cell_len - right.cell_len)
-        return Text.assemble(left, " " * gap, right)
+        room = width - right.cell_len - 1
+        left = self._left(app_name=True, program=True, run_width=None)
+        for variant in ((False, True, None), (False, True, 18), (False, False, 18), (False, False, 8)):
+            if left.cell_len <= room:
+                break
+            left = self._left(app_name=variant[0], program=variant[1], run_width=variant[2])
+        left.truncate(max(0, room), overflow="ellipsis")
+        return Text.assemble(left, " " * max(1, width - left.cell_len - right.cell_len), right)
+
+    def _left(self, *, app_name: bool, program: bool, run_width: int | None) -> Text:
+        info = self.info
+        sep = (" ─ ", "dim")
+        status_role = {"running": "success", "completed": "success", "interrupted": "warning",
+                       "budget_exhausted": "warning"}.get(info.status, "error" if info.finished_at else "foreground")
+        parts: list[Text | tuple[str, object] | str] = []
+        if app_name:
+            parts += [("research-orchestrator", style(self.app, "primary", bold=True)), sep]
+        if program and info.program:
+            parts += [(info.program, style(self.app, "foreground", bold=not app_name)), sep]
+        run_id = info.run_id if run_width is None else short(info.run_id, run_width)
+        parts += [(f"run {run_id}", "dim"), sep]
+        if info.layers:
+            parts += [f"layer {info.layer or 1}/{info.layers}", sep]
+        parts += [(info.status.replace("_", " "), style(self.app, status_role, bold=True)), sep,
+                  elapsed(self.elapsed_s)]
+        return Text.assemble(*parts, no_wrap=True)  # type: ignore[arg-type]

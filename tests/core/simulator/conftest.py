@@ -17,7 +17,9 @@ WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search"}
 StartSimulator = Callable[..., Awaitable[Simulator]]
 
 
-def request(prompt: str = "Research sodium-ion batteries for grid storage", **overrides: Any) -> dict[str, Any]:
+def request(
+    prompt: str = "Research sodium-ion batteries for grid storage", **overrides: Any
+) -> dict[str, Any]:
     """Keyword arguments of a typical research request."""
     params: dict[str, Any] = {
         "model": MODEL,

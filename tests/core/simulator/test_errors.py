@@ -14,9 +14,10 @@ from tests.core.simulator.conftest import MODEL, WEB_SEARCH, StartSimulator, req
 
 
 async def test_no_credentials_gives_401_with_the_api_error_body(sim: Simulator) -> None:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{sim.base_url}/v1/messages", json=request()
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{sim.base_url}/v1/messages", json=request()) as response,
+    ):
         body = await response.json()
         request_id = response.headers["request-id"]
 
@@ -36,9 +37,10 @@ async def test_the_sdk_without_its_authorization_header_gets_an_authentication_e
 
 
 async def test_x_api_key_is_accepted_too(sim: Simulator) -> None:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{sim.base_url}/v1/messages", json=request(), headers={"x-api-key": "k"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{sim.base_url}/v1/messages", json=request(), headers={"x-api-key": "k"}) as response,
+    ):
         assert response.status == 200
 
 
@@ -56,15 +58,25 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
         request(tools=[{**WEB_SEARCH, "allowed_domains": ["a.example"], "blocked_domains": ["b.example"]}]),
         "allowed_domains and blocked_domains",
     ),
-    ("unknown tool type", request(tools=[{"type": "web_search_19990101", "name": "web_search"}]), "Input tag"),
+    (
+        "unknown tool type",
+        request(tools=[{"type": "web_search_19990101", "name": "web_search"}]),
+        "Input tag",
+    ),
     ("wrong web search name", request(tools=[{**WEB_SEARCH, "name": "search"}]), "'web_search'"),
-    ("domain with a scheme", request(tools=[{**WEB_SEARCH, "allowed_domains": ["https://a.example"]}]), "domain"),
+    (
+        "domain with a scheme",
+        request(tools=[{**WEB_SEARCH, "allowed_domains": ["https://a.example"]}]),
+        "domain",
+    ),
     ("wildcard in the domain", request(tools=[{**WEB_SEARCH, "blocked_domains": ["*.a.example"]}]), "domain"),
     ("assistant first", request(messages=[{"role": "assistant", "content": "hi"}]), "first message"),
     (
         "five cache breakpoints",
         request(
-            system=[{"type": "text", "text": f"s{i}", "cache_control": {"type": "ephemeral"}} for i in range(4)],
+            system=[
+                {"type": "text", "text": f"s{i}", "cache_control": {"type": "ephemeral"}} for i in range(4)
+            ],
             cache_control={"type": "ephemeral"},
         ),
         "A maximum of 4 blocks with cache_control may be provided. Found 5.",
@@ -115,7 +127,9 @@ async def test_the_default_window_depends_on_the_model(client: AsyncAnthropic) -
     assert message.usage.input_tokens > 300_000
 
 
-async def test_input_plus_max_tokens_past_the_window_stops_gracefully(start_simulator: StartSimulator) -> None:
+async def test_input_plus_max_tokens_past_the_window_stops_gracefully(
+    start_simulator: StartSimulator,
+) -> None:
     client = sdk(await start_simulator(SimulatorSettings(context_window=2_000)))
     message = await client.messages.create(**request("word " * 1_550, tools=[], max_tokens=4_000))
 
@@ -134,7 +148,9 @@ async def test_every_response_has_request_id_and_rate_limit_headers(client: Asyn
 
 
 async def test_count_tokens_needs_no_max_tokens_and_validates(client: AsyncAnthropic) -> None:
-    counted = await client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "x" * 400}])
+    counted = await client.messages.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "x" * 400}]
+    )
     assert counted.input_tokens >= 100
 
     with pytest.raises(BadRequestError):

@@ -66,7 +66,9 @@ async def test_a_disconnect_mid_stream_is_a_transport_error(client: AsyncAnthrop
     assert "message_start" in received
 
 
-async def test_a_disconnect_before_a_non_streamed_response_is_a_connection_error(client: AsyncAnthropic) -> None:
+async def test_a_disconnect_before_a_non_streamed_response_is_a_connection_error(
+    client: AsyncAnthropic,
+) -> None:
     with pytest.raises(APIConnectionError):
         await client.messages.create(**request("Research tea [sim:fault=disconnect]"))
 

@@ -65,7 +65,9 @@ async def test_another_seed_gives_another_answer(start_simulator: StartSimulator
     assert first.model_dump() != second.model_dump()
 
 
-async def test_web_search_requests_count_searches_that_returned_results(start_simulator: StartSimulator) -> None:
+async def test_web_search_requests_count_searches_that_returned_results(
+    start_simulator: StartSimulator,
+) -> None:
     sim = await start_simulator(SimulatorSettings(searches_per_turn=(3, 3), pause_turn_probability=0))
     message, _ = await stream_final(sdk(sim), **request(tools=[{**WEB_SEARCH, "max_uses": 2}]))
 
@@ -120,7 +122,9 @@ async def test_allowed_domains_with_a_path_restrict_results(client: AsyncAnthrop
     hits = [h for b in message.content if isinstance(b, WebSearchToolResultBlock) for h in b.content]  # type: ignore[union-attr]
     assert hits
     for hit in hits:
-        assert hit.url.startswith(("https://www.industry-review.example/analysis/", "https://research.university.example/"))
+        assert hit.url.startswith(
+            ("https://www.industry-review.example/analysis/", "https://research.university.example/")
+        )
 
 
 async def test_a_report_request_gets_markdown_with_headings(client: AsyncAnthropic) -> None:

@@ -53,7 +53,9 @@ async def test_the_continuation_first_runs_the_pending_search(client: AsyncAnthr
     first = resumed.content[0]
     assert isinstance(first, WebSearchToolResultBlock) and first.tool_use_id == pending.id
     assert resumed.stop_reason == "end_turn"
-    assert resumed.usage.server_tool_use is not None and resumed.usage.server_tool_use.web_search_requests >= 1
+    assert (
+        resumed.usage.server_tool_use is not None and resumed.usage.server_tool_use.web_search_requests >= 1
+    )
 
 
 async def test_the_continuation_is_accepted_as_plain_dicts(client: AsyncAnthropic) -> None:
@@ -69,7 +71,9 @@ async def test_tampered_encrypted_content_is_rejected(client: AsyncAnthropic) ->
     for block in tampered["messages"][-1]["content"]:
         if block["type"] == "web_search_tool_result":
             text = block["content"][0]["encrypted_content"]
-            block["content"][0]["encrypted_content"] = text[:20] + ("A" if text[20] != "A" else "B") + text[21:]
+            block["content"][0]["encrypted_content"] = (
+                text[:20] + ("A" if text[20] != "A" else "B") + text[21:]
+            )
             break
     else:
         pytest.skip("the pause came before any result")
