@@ -38,7 +38,7 @@ def _run_name_for(path: Path) -> str:
     """The run a file belongs to, so the message can print a resume command that works."""
     for ancestor in [path, *path.parents][:4]:
         with contextlib.suppress(OSError):
-            if (ancestor / "config.yaml").is_file():
+            if (ancestor / "config.yaml").is_file() and (ancestor / "checkpoints").is_dir():
                 return ancestor.name
     return "RUN"
 

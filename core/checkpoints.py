@@ -218,9 +218,13 @@ class CheckpointStore:
         self.run = RunDir(run_dir)
         self.directory = self.run.checkpoints_dir
         self._agents: dict[str, _Persisted] = {}
-        self._next_seq = max((name[0] for name, _ in self._scan()), default=0) + 1
+        found = self._scan()
+        self._next_seq = max((name[0] for name, _ in found), default=0) + 1
+        # What each agent had on disk when the run was (re)opened: where its chain may continue.
+        self._found: dict[str, builtins.list[str]] = {}
+        for name, path in found:
+            self._found.setdefault(name[1], []).append(path.stem)
         self._dir_ready = False
-        self._recalled: set[str] = set()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -275,12 +279,10 @@ class CheckpointStore:
     def _recall(self, agent_id: str) -> _Persisted | None:
         """After reopening a run, find the agent's newest good checkpoint so its chain continues.
 
-        Done once per agent per store; costs one chain load, so resumes need no priming call.
+        Done once per agent per store, from the listing taken at open (a new run costs nothing);
+        costs one chain load, so resumes need no priming call.
         """
-        if agent_id in self._recalled:
-            return None
-        self._recalled.add(agent_id)
-        own = [path.stem for name, path in self._scan() if name[1] == agent_id]
+        own = self._found.pop(agent_id, [])
         for checkpoint_id in reversed(own[-_RECALL_TRIES:]):
             try:
                 self.load(checkpoint_id)

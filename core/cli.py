@@ -12,8 +12,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.control import EXIT_INVALID
+
+if TYPE_CHECKING:
+    from core.orchestrator import Orchestrator
 
 DEFAULT_CONFIG = Path("research_config.yaml")
 DEFAULT_RUNS_DIR = Path("runs")
@@ -25,12 +29,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Run long, parallel, layered research programs on Claude. "
         "With no command, opens the terminal app on ./research_config.yaml.",
     )
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where runs live (default: ./runs)")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where runs live (default: ./runs)"
+    )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def runs_dir_option(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS, help="where runs live (default: ./runs)")
+        sub.add_argument(
+            "--runs-dir", type=Path, default=argparse.SUPPRESS, help="where runs live (default: ./runs)"
+        )
 
     run = commands.add_parser("run", help="start a run (the terminal app unless --headless)")
     run.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG, help="research config (YAML)")
@@ -38,12 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--simulate", action="store_true", help="use the built-in offline API simulator")
     runs_dir_option(run)
 
-    resume = commands.add_parser("resume", help="resume a run from its latest checkpoint, or fork it from one")
+    resume = commands.add_parser(
+        "resume", help="resume a run from its latest checkpoint, or fork it from one"
+    )
     resume.add_argument("run", help="run id (or a unique prefix, or its directory)")
     resume.add_argument("--checkpoint", metavar="ID", help="fork a new run from this checkpoint")
     resume.add_argument("--headless", action="store_true")
     resume.add_argument(
-        "--simulate", action="store_true", default=None, help="use the simulator (default: as the run was started)"
+        "--simulate",
+        action="store_true",
+        default=None,
+        help="use the simulator (default: as the run was started)",
     )
     runs_dir_option(resume)
 
@@ -135,14 +148,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         from core.runner import start_run
 
         load_config(args.config)  # invalid configs exit 2 before anything is created
-        return _launch(lambda bus=None: start_run(args.config, args.runs_dir, simulate=args.simulate, bus=bus),
-                       headless=args.headless, runs_dir=args.runs_dir)
+        return _launch(
+            lambda: start_run(args.config, args.runs_dir, simulate=args.simulate),
+            headless=args.headless,
+            runs_dir=args.runs_dir,
+        )
     if command == "resume":
         from core.runner import resume_run
 
         return _launch(
-            lambda bus=None: resume_run(
-                args.runs_dir, args.run, checkpoint_id=args.checkpoint, simulate=args.simulate, bus=bus
+            lambda: resume_run(
+                args.runs_dir, args.run, checkpoint_id=args.checkpoint, simulate=args.simulate
             ),
             headless=args.headless,
             runs_dir=args.runs_dir,
@@ -150,7 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(command)
 
 
-Factory = Callable[..., Awaitable[object]]
+Factory = Callable[[], Awaitable["Orchestrator"]]
 
 
 def _launch(factory: Factory, *, headless: bool, runs_dir: Path) -> int:
@@ -163,10 +179,8 @@ def _launch(factory: Factory, *, headless: bool, runs_dir: Path) -> int:
 
 async def _run_headless(factory: Factory) -> int:
     from core.headless import HeadlessDisplay
-    from core.orchestrator import Orchestrator
 
     orchestrator = await factory()
-    assert isinstance(orchestrator, Orchestrator)
     display = HeadlessDisplay()
     orchestrator.bus.listen(display)
     loop = asyncio.get_running_loop()
@@ -221,12 +235,16 @@ def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
     if not infos:
         print(f"run {run_dir.run_id} has no checkpoints")
         return 0
-    print(f"{'checkpoint':<28} {'agent':<16} {'turn':>4}  {'time':<8} {'tokens':>9} {'$ so far':>9}  integrity")
+    print(
+        f"{'checkpoint':<28} {'agent':<16} {'turn':>4}  {'time':<8} {'tokens':>9} {'$ so far':>9}  integrity"
+    )
     for info in infos:
         when = datetime.datetime.fromtimestamp(info.created_at).strftime("%H:%M:%S")
         integrity = info.status if info.status == "ok" else f"corrupt ({info.problem})"
-        print(f"{info.id:<28} {info.agent_id:<16} {info.turn:>4}  {when:<8} {info.tokens:>9} "
-              f"{info.cost_usd:>9.4f}  {integrity}")
+        print(
+            f"{info.id:<28} {info.agent_id:<16} {info.turn:>4}  {when:<8} {info.tokens:>9} "
+            f"{info.cost_usd:>9.4f}  {integrity}"
+        )
     return 0
 
 

@@ -91,8 +91,10 @@ class HeadlessDisplay:
         elif isinstance(event, RetryScheduled):
             agent.retries += 1
             agent.activity = f"retry {event.attempt}: {event.error_kind} {event.status_code or ''} wait {event.wait_s:.1f}s"
-            self._log(f"{agent.agent_id}: {event.error_kind} ({event.status_code}) {event.request_id or ''} "
-                      f"attempt {event.attempt}, waiting {event.wait_s:.1f}s")
+            self._log(
+                f"{agent.agent_id}: {event.error_kind} ({event.status_code}) {event.request_id or ''} "
+                f"attempt {event.attempt}, waiting {event.wait_s:.1f}s"
+            )
         elif isinstance(event, ApiErrorRaised):
             self._log(f"{agent.agent_id}: {event.error_kind} ({event.status_code}) {event.message}")
         elif isinstance(event, BudgetCapReached):
@@ -129,8 +131,14 @@ class HeadlessDisplay:
         table.add_column("last activity", overflow="ellipsis", no_wrap=True, ratio=1)
         for line in self.lines.values():
             table.add_row(
-                str(line.layer), line.agent_id, f"{GLYPHS.get(line.status, '?')} {line.status}", str(line.turns),
-                str(line.searches), f"{line.cost_usd:.4f}", str(line.retries), line.activity,
+                str(line.layer),
+                line.agent_id,
+                f"{GLYPHS.get(line.status, '?')} {line.status}",
+                str(line.turns),
+                str(line.searches),
+                f"{line.cost_usd:.4f}",
+                str(line.retries),
+                line.activity,
             )
         return table
 

@@ -70,7 +70,7 @@ class Journal:
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
     """The events of a journal; a torn last line (a crash mid-write) is skipped."""
-    events = []
+    events: list[dict[str, Any]] = []
     if not path.exists():
         return events
     for line in path.read_text(encoding="utf-8").splitlines():

@@ -190,20 +190,24 @@ class Orchestrator:
                 if self._stopping or self._abort:
                     break
             status, message = self._final_status()
-            if status is not RunStatus.INTERRUPTED and status is not RunStatus.FAILED or self.reports:
+            if (status is not RunStatus.INTERRUPTED and status is not RunStatus.FAILED) or self.reports:
                 await self._write_final_report()
         except DiskError as error:
             status, message = RunStatus.FAILED, str(error)
             self.bus.publish(DiskErrorRaised(run_id=self.run_id, path=str(error.path), message=str(error)))
         except asyncio.CancelledError:
-            status, message = RunStatus.INTERRUPTED, "interrupted: state saved, resume with `research-orchestrator resume`"
+            status, message = (
+                RunStatus.INTERRUPTED,
+                "interrupted: state saved, resume with `research-orchestrator resume`",
+            )
             self.stop()
         finally:
             await self._cancel_all()
         with contextlib.suppress(DiskError):
             await self.summary.write(status)
-        outcome = RunOutcome(status=status, run_dir=self.run_dir, cost_usd=self.ledger.snapshot().spent_usd,
-                             message=message)
+        outcome = RunOutcome(
+            status=status, run_dir=self.run_dir, cost_usd=self.ledger.snapshot().spent_usd, message=message
+        )
         self.bus.publish(
             RunFinished(
                 run_id=self.run_id,
@@ -238,7 +242,9 @@ class Orchestrator:
     async def _run_layer(self, number: int) -> None:
         members = [a for a in self.agents if a.layer == number]
         todo = [a for a in members if not self.statuses[a.id].is_final]
-        self.bus.publish(LayerStarted(run_id=self.run_id, layer=number, agent_ids=tuple(a.id for a in members)))
+        self.bus.publish(
+            LayerStarted(run_id=self.run_id, layer=number, agent_ids=tuple(a.id for a in members))
+        )
         limit = asyncio.Semaphore(self.config.execution_settings.max_concurrent_agents)
 
         async def guarded(agent: ResolvedAgent) -> None:
@@ -281,6 +287,7 @@ class Orchestrator:
             prior_reports=self._prior_reports(agent),
             save=self._save_checkpoint,
             state=state,
+            context_window=self.ledger.prices.context_window(agent.model),
         )
 
     def _prior_reports(self, agent: ResolvedAgent) -> dict[str, str]:
@@ -300,8 +307,12 @@ class Orchestrator:
         self.states[agent.id] = session.state
         if self.statuses[agent.id] is not AgentStatus.PAUSED:
             self.statuses[agent.id] = AgentStatus.RUNNING
-        context.publish(AgentStarted, turn=session.state.api_turns, title=agent.title,
-                        resumed_from_turn=session.state.api_turns)
+        context.publish(
+            AgentStarted,
+            turn=session.state.api_turns,
+            title=agent.title,
+            resumed_from_turn=session.state.api_turns,
+        )
         task = asyncio.get_running_loop().create_task(self._drive(session), name=f"agent:{agent.id}")
         self._tasks[agent.id] = task
         try:
@@ -367,7 +378,10 @@ class Orchestrator:
         )
         self.bus.publish(
             CheckpointSaved(
-                run_id=self.run_id, agent_id=agent.id, layer=agent.layer, turn=state.api_turns,
+                run_id=self.run_id,
+                agent_id=agent.id,
+                layer=agent.layer,
+                turn=state.api_turns,
                 checkpoint_id=info.id,
             )
         )

@@ -19,7 +19,9 @@ def _citation_links(citations: Iterable[Mapping[str, Any]], numbering: dict[str,
     return "".join(links)
 
 
-def render_blocks(blocks: Sequence[Mapping[str, Any]], numbering: dict[str, int], titles: dict[str, str]) -> str:
+def render_blocks(
+    blocks: Sequence[Mapping[str, Any]], numbering: dict[str, int], titles: dict[str, str]
+) -> str:
     """Text of the assistant's text blocks, each cited block followed by numbered links."""
     out: list[str] = []
     for block in blocks:

@@ -123,7 +123,9 @@ async def start_run(
     config = load_config(config_path)
     if not simulate and not api_key_present():
         await open_client(config, simulate=False)  # raises the SetupError naming the variable
-    run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_path.read_text(encoding="utf-8"))
+    run_dir = RunDir.create(
+        runs_dir, new_run_id(config.program.name), config_path.read_text(encoding="utf-8")
+    )
     return await _assemble(config=config, run_dir=run_dir, simulate=simulate, bus=bus, base_url=base_url)
 
 
@@ -151,7 +153,9 @@ async def resume_run(
     if checkpoint_id is not None:
         picked = next((i for i in infos if i.id == checkpoint_id), None)
         if picked is None:
-            raise SetupError(f"no checkpoint {checkpoint_id!r} in run {source.run_id}: see `checkpoints {source.run_id}`")
+            raise SetupError(
+                f"no checkpoint {checkpoint_id!r} in run {source.run_id}: see `checkpoints {source.run_id}`"
+            )
         if picked.status != "ok":
             raise SetupError(f"checkpoint {checkpoint_id} is corrupt ({picked.problem}); pick another")
         if good and picked.seq != good[-1].seq:

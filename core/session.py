@@ -18,6 +18,7 @@ from anthropic import AsyncAnthropic
 
 from core.agent_control import AgentControl
 from core.budget import BudgetExhausted, BudgetLedger, Reservation
+from core.compaction import compacted, estimate_tokens, is_prompt_too_long, plan_compaction, summary_request
 from core.config import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus
 from core.events import (
@@ -26,14 +27,16 @@ from core.events import (
     ApiErrorRaised,
     AttemptAbandoned,
     BudgetCapReached,
+    ContextCompacted,
     RetryScheduled,
     StopReasonUnhandled,
     TurnCompleted,
 )
 from core.report import build_report
-from core.retry import ErrorInfo, RequestGate, RetryPolicy, call_with_retries
+from core.retry import ErrorInfo, NonRetryableError, RequestGate, RetryPolicy, call_with_retries
 from core.streaming import AgentContext, CallResult, stream_call
 from core.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
+from core.usage import TokenUsage
 
 CHARS_PER_TOKEN_ESTIMATE = 3.0  # conservative against ~4 chars/token of English: reservations over-cover
 
@@ -96,6 +99,7 @@ class AgentSession:
         prior_reports: dict[str, str],
         save: Callable[[ResolvedAgent, SessionState], Awaitable[None]] | None = None,
         state: SessionState | None = None,
+        context_window: int | None = None,
     ) -> None:
         self.agent = agent
         self.config = config
@@ -107,6 +111,7 @@ class AgentSession:
         self.control = control
         self.save = save
         self.state = state or SessionState()
+        self.context_window = context_window
         self.plan = build_plan(agent, config.program, config.defaults, prior_reports)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -122,7 +127,7 @@ class AgentSession:
                 if not state.pending:
                     self._begin_user_turn(self.plan[state.plan_index])
                 try:
-                    result = await self._call()
+                    result = await self._call_within_window()
                 except BudgetExhausted as exhausted:
                     return await self._finish_on_budget(exhausted)
                 outcome = self._absorb(result)
@@ -169,7 +174,9 @@ class AgentSession:
             state.continuations += 1
             if state.continuations <= self.config.defaults.max_tokens_continuations:
                 state.pending = "max_tokens"
-                state.messages.append({"role": "user", "content": [{"type": "text", "text": CONTINUE_PROMPT}]})
+                state.messages.append(
+                    {"role": "user", "content": [{"type": "text", "text": CONTINUE_PROMPT}]}
+                )
                 return None
             state.pending = None
             return None
@@ -280,6 +287,63 @@ class AgentSession:
         self.context.bus.publish(self.ledger.to_event(self.context.run_id))
         return result
 
+    async def _call_within_window(self) -> CallResult:
+        """Compact before a call that would not fit; a 400 "prompt is too long" compacts once more."""
+        settings = self.config.execution_settings.context
+        if self.context_window and (
+            estimate_tokens(self.state.messages) + self.agent.max_tokens
+            > settings.compact_at_fraction * self.context_window
+        ):
+            await self._compact()
+        try:
+            return await self._call()
+        except NonRetryableError as error:
+            if not is_prompt_too_long(error.info.message) or not await self._compact():
+                raise
+            return await self._call()
+
+    async def _compact(self) -> bool:
+        """Summarise the oldest turns into a note (a budgeted call) and drop them whole."""
+        state = self.state
+        plan = plan_compaction(state.messages, self.config.execution_settings.context.keep_recent_turns)
+        if plan is None:
+            return False
+        before = estimate_tokens(state.messages)
+        params = summary_request(self.agent.model, plan.notes)
+        reservation = self.ledger.reserve(
+            agent_id=self.agent.id, layer=self.agent.layer, model=self.agent.model,
+            input_tokens=int(len(plan.notes) / CHARS_PER_TOKEN_ESTIMATE) + 500,
+            max_tokens=params["max_tokens"], max_searches=0, purpose="compaction",
+        )  # fmt: skip
+        try:
+            message = await call_with_retries(
+                lambda attempt: self.client.messages.create(**params),
+                policy=self.policy,
+                gate=self.gate,
+                on_retry=lambda info, attempt, wait: self._on_retry(info, attempt, wait, state.api_turns),
+            )
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
+        usage = TokenUsage.from_api(message.usage)
+        state.cost_usd += self.ledger.settle(reservation, usage)
+        summary = "".join(block.text for block in message.content if block.type == "text")
+        dropped = plan.keep_from - 1
+        state.messages = compacted(state.messages, plan, summary)
+        if state.report_from is not None:
+            state.report_from = max(2, state.report_from - dropped + 1)
+        self.context.publish(
+            ContextCompacted,
+            turn=state.api_turns,
+            dropped_messages=dropped,
+            tokens_before=before,
+            tokens_after=estimate_tokens(state.messages),
+        )
+        self.context.bus.publish(self.ledger.to_event(self.context.run_id))
+        if self.save is not None:
+            await self.save(self.agent, state)
+        return True
+
     async def _attempt(self, params: dict[str, Any], turn: int) -> CallResult:
         self.control.in_call = True
         try:
@@ -308,7 +372,9 @@ class AgentSession:
     async def _finish_on_budget(self, exhausted: BudgetExhausted) -> SessionResult:
         """A cap binds: one last "write your report now" call if it fits, else the text we have."""
         state = self.state
-        self.context.publish(BudgetCapReached, turn=state.api_turns, cap=exhausted.cap, message=str(exhausted))
+        self.context.publish(
+            BudgetCapReached, turn=state.api_turns, cap=exhausted.cap, message=str(exhausted)
+        )
         if state.messages and state.messages[-1]["role"] == "user":
             state.messages.pop()  # the prompt that could not be sent
         wrote_report = False
@@ -349,15 +415,17 @@ class AgentSession:
     def report(self, *, partial: bool = False) -> str:
         messages = self.state.messages
         start = self.state.report_from
-        use_report_turn = start is not None and not partial and any(
-            m["role"] == "assistant" for m in messages[start:]
+        use_report_turn = (
+            start is not None and not partial and any(m["role"] == "assistant" for m in messages[start:])
         )
         chosen = messages[start:] if use_report_turn else messages
         turns = [m["content"] for m in chosen if m["role"] == "assistant"]
         note = None
         if not use_report_turn:
             note = "Partial report: the agent stopped before writing its report; this is the text it had."
-        return build_report(title=self.agent.title, agent_id=self.agent.id, assistant_turns=turns, partial_note=note)
+        return build_report(
+            title=self.agent.title, agent_id=self.agent.id, assistant_turns=turns, partial_note=note
+        )
 
 
 def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from anthropic import AsyncAnthropic
+from anthropic.lib.streaming import ParsedContentBlockStopEvent, TextEvent
+from anthropic.lib.streaming._types import CitationEvent  # not re-exported by the package
+from anthropic.types import RawContentBlockStartEvent, ServerToolUseBlock, WebSearchToolResultBlock
 
 from core.events import (
     CitationReceived,
@@ -87,33 +90,25 @@ async def stream_call(
         request_id = stream.request_id
         text = _TextCoalescer(context, turn, request_id)
         async for event in stream:
-            kind = event.type
-            if kind == "text":
+            if isinstance(event, TextEvent):
                 text.add(event.text)
-            elif kind == "content_block_stop":
+            elif isinstance(event, ParsedContentBlockStopEvent):
                 block = event.content_block
-                if block.type == "server_tool_use" and block.name == "web_search":
+                if isinstance(block, ServerToolUseBlock) and block.name == "web_search":
                     text.flush()
                     query = block.input.get("query", "") if isinstance(block.input, dict) else ""
                     context.publish(
                         SearchIssued, turn=turn, request_id=request_id, query=str(query), tool_use_id=block.id
                     )
-            elif kind == "content_block_start":
-                block = event.content_block
-                if block.type == "web_search_tool_result":
+            elif isinstance(event, RawContentBlockStartEvent):
+                if isinstance(event.content_block, WebSearchToolResultBlock):
                     text.flush()
-                    _publish_results(context, turn, request_id, block.to_dict(mode="json"))
-            elif kind == "citation":
-                citation = event.citation
-                url = getattr(citation, "url", None)
+                    _publish_results(context, turn, request_id, event.content_block.to_dict(mode="json"))
+            elif isinstance(event, CitationEvent):
+                url = getattr(event.citation, "url", None)
                 if url:
-                    context.publish(
-                        CitationReceived,
-                        turn=turn,
-                        request_id=request_id,
-                        url=url,
-                        title=getattr(citation, "title", None),
-                    )
+                    title = getattr(event.citation, "title", None)
+                    context.publish(CitationReceived, turn=turn, request_id=request_id, url=url, title=title)
         text.flush()
         message = await stream.get_final_message()
         if message.stop_reason is None:

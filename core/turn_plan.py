@@ -10,7 +10,10 @@ from collections.abc import Mapping
 
 from core.config import AgentDefaults, ProgramInfo, ResolvedAgent
 
-CONTINUE_PROMPT = "You reached the output limit. Continue exactly where you stopped, without repeating yourself."
+CONTINUE_PROMPT = (
+    "You reached the output limit. Continue exactly where you stopped, without repeating yourself."
+)
+DEFAULT_FOLLOW_UP = "Continue your research on the open points; search for evidence you do not have yet."
 REPORT_NOW_PROMPT = (
     "The research budget for this agent is spent. Without searching further, write your report "
     "now from what you have found: a Markdown document with a summary, key findings with their "
@@ -46,5 +49,6 @@ def build_plan(
     opening = first_prompt(agent, program, prior_reports)
     if agent.max_turns == 1:
         return [f"{opening}\n\n{defaults.report_prompt}"]
-    follow_ups = list(defaults.follow_up_prompts)[: agent.max_turns - 2]
+    prompts = list(defaults.follow_up_prompts) or [DEFAULT_FOLLOW_UP]
+    follow_ups = [prompts[i % len(prompts)] for i in range(agent.max_turns - 2)]
     return [opening, *follow_ups, defaults.report_prompt]

@@ -84,8 +84,13 @@ class ResearchApp(App[int]):
         for theme in themes:
             self.register_theme(theme)
         if self.theme_errors:
-            self.notify("\n".join(self.theme_errors), title="Some themes could not be read", severity="warning",
-                        markup=False, timeout=10)
+            self.notify(
+                "\n".join(self.theme_errors),
+                title="Some themes could not be read",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
         saved = load_settings().get("theme")
         self._saved_theme = saved if isinstance(saved, str) else None
         wanted = self._saved_theme or DEFAULT_THEME
@@ -126,14 +131,18 @@ class ResearchApp(App[int]):
             control = await factory()
         except Exception as error:
             self.start_error = _describe(error)
-            self.notify(self.start_error, title="Could not start the run", severity="error", markup=False,
-                        timeout=20)
+            self.notify(
+                self.start_error, title="Could not start the run", severity="error", markup=False, timeout=20
+            )
             if len(self.screen_stack) == 1:
-                await self.push_screen(RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path))
+                await self.push_screen(
+                    RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path)
+                )
             return None
         self.control, self.outcome, self.run_error = control, None, None
-        screen = MainScreen(control, runs_dir=Path(control.run_dir).parent, source=self.run_source,
-                            clock=self.clock)
+        screen = MainScreen(
+            control, runs_dir=Path(control.run_dir).parent, source=self.run_source, clock=self.clock
+        )
         while len(self.screen_stack) > 1:
             await self.pop_screen()
         await self.push_screen(screen)
@@ -171,13 +180,20 @@ class ResearchApp(App[int]):
             if yes:
                 self.run_worker(switch(), group="switch", exit_on_error=False)
 
-        self.push_screen(ConfirmScreen(f"Stop the current run and {what}?",
-                                       "The active run stops cleanly and can be resumed later.", yes="Stop it"),
-                         answered)
+        self.push_screen(
+            ConfirmScreen(
+                f"Stop the current run and {what}?",
+                "The active run stops cleanly and can be resumed later.",
+                yes="Stop it",
+            ),
+            answered,
+        )
 
     def on_resume_requested(self, message: ResumeRequested) -> None:
         where = f"fork it from {message.checkpoint_id}" if message.checkpoint_id else "resume it"
-        self.request_run(self.resume_factory(message.run_id, message.checkpoint_id), f"{where} ({message.run_id})")
+        self.request_run(
+            self.resume_factory(message.run_id, message.checkpoint_id), f"{where} ({message.run_id})"
+        )
 
     def on_new_run_requested(self, message: NewRunRequested) -> None:
         self.request_run(self.start_factory(Path(message.config_path)), "start a new run")
@@ -243,6 +259,8 @@ def run_app(
     simulate: bool | None = None,
 ) -> int:
     """Run the terminal app until the user quits; returns the process exit code (DESIGN.md §3)."""
-    app = ResearchApp(control_factory=control_factory, runs_dir=runs_dir, config_path=config_path, simulate=simulate)
+    app = ResearchApp(
+        control_factory=control_factory, runs_dir=runs_dir, config_path=config_path, simulate=simulate
+    )
     app.run()
     return app.exit_code

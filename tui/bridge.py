@@ -67,9 +67,13 @@ def _pane_note(event: ev.Event) -> msg.AgentNoted | None:
             return msg.AgentNoted(agent, "error", f"   → search failed ({event.error_code})")
         domains = ", ".join(event.domains[:3]) + (" …" if len(event.domains) > 3 else "")
         plural = "result" if event.count == 1 else "results"
-        return msg.AgentNoted(agent, "results", f"   → {event.count} {plural}" + (f" ({domains})" if domains else ""))
+        return msg.AgentNoted(
+            agent, "results", f"   → {event.count} {plural}" + (f" ({domains})" if domains else "")
+        )
     if isinstance(event, ev.AttemptAbandoned):
-        return msg.AgentNoted(agent, "abandoned", f"⟲ attempt abandoned ({event.chars} chars discarded); retrying")
+        return msg.AgentNoted(
+            agent, "abandoned", f"⟲ attempt abandoned ({event.chars} chars discarded); retrying"
+        )
     if isinstance(event, ev.AgentPausing):
         return msg.AgentNoted(agent, "status", "‖ pausing… the turn in flight finishes first")
     if isinstance(event, ev.AgentPaused):
@@ -77,14 +81,17 @@ def _pane_note(event: ev.Event) -> msg.AgentNoted | None:
     if isinstance(event, ev.AgentResumed):
         return msg.AgentNoted(agent, "status", "▶ resumed")
     if isinstance(event, ev.AgentKilled):
-        return msg.AgentNoted(agent, "error", "☠ killed" + (" (partial report kept)" if event.report_path else ""))
+        return msg.AgentNoted(
+            agent, "error", "☠ killed" + (" (partial report kept)" if event.report_path else "")
+        )
     if isinstance(event, ev.AgentFailed):
         return msg.AgentNoted(agent, "error", f"✗ failed: {event.error}")
     if isinstance(event, ev.AgentFinished):
         return msg.AgentNoted(agent, "done", f"✓ {event.status.replace('_', ' ')}: report written")
     if isinstance(event, ev.ContextCompacted):
         return msg.AgentNoted(
-            agent, "status",
+            agent,
+            "status",
             f"⇣ context compacted: {count(event.tokens_before)} → {count(event.tokens_after)} tokens",
         )
     if isinstance(event, ev.RetryScheduled):

@@ -104,8 +104,16 @@ def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
         return []
     return [
         CheckpointEntry(
-            id=i.id, seq=i.seq, agent_id=i.agent_id, layer=i.layer, turn=i.turn, created_at=i.created_at,
-            status=i.status, cost_usd=i.cost_usd, tokens=i.tokens, agent_status=str(i.agent_status or ""),
+            id=i.id,
+            seq=i.seq,
+            agent_id=i.agent_id,
+            layer=i.layer,
+            turn=i.turn,
+            created_at=i.created_at,
+            status=i.status,
+            cost_usd=i.cost_usd,
+            tokens=i.tokens,
+            agent_status=str(i.agent_status or ""),
             problem=i.problem,
         )
         for i in infos
@@ -190,7 +198,11 @@ def read_document(path: Path, *, journal_lines: int = 400) -> str:
         return f"*Cannot read `{path}`: {error.strerror}*"
     if path.suffix == ".jsonl":
         tail = text.splitlines()[-journal_lines:]
-        return f"# Journal\n\nThe last {len(tail)} events of `{path.name}`.\n\n```json\n" + "\n".join(tail) + "\n```\n"
+        return (
+            f"# Journal\n\nThe last {len(tail)} events of `{path.name}`.\n\n```json\n"
+            + "\n".join(tail)
+            + "\n```\n"
+        )
     return text
 
 
@@ -219,7 +231,8 @@ def estimate_text(config_path: Path) -> str:
         from core.pricing import PriceTable
     except ImportError:
         agents = config.agents()
-        return f"{config.program.name}: {len(agents)} agents in {len(config.layers)} layers (no estimate available)"
+        layers = len(config.layers)
+        return f"{config.program.name}: {len(agents)} agents in {layers} layers (no estimate available)"
     return str(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
 
 
@@ -242,12 +255,15 @@ def start_factory(config_path: Path, runs_dir: Path, simulate: bool) -> ControlF
     return factory
 
 
-def resume_factory(runs_dir: Path, run_ref: str, checkpoint_id: str | None,
-                   simulate: bool | None = None) -> ControlFactory:
+def resume_factory(
+    runs_dir: Path, run_ref: str, checkpoint_id: str | None, simulate: bool | None = None
+) -> ControlFactory:
     async def factory() -> RunControl:
         from core.runner import resume_run
 
-        control: RunControl = await resume_run(runs_dir, run_ref, checkpoint_id=checkpoint_id, simulate=simulate)
+        control: RunControl = await resume_run(
+            runs_dir, run_ref, checkpoint_id=checkpoint_id, simulate=simulate
+        )
         return control
 
     return factory

@@ -86,8 +86,15 @@ class RunModel:
         if isinstance(event, ev.RunStarted):
             layers = max((layer for _, layer, _ in event.agents), default=0)
             self.run = replace(
-                self.run, run_id=event.run_id, program=event.program, status="running", layers=layers,
-                simulated=event.simulated, started_at=event.at, finished_at=None, run_dir=event.run_dir,
+                self.run,
+                run_id=event.run_id,
+                program=event.program,
+                status="running",
+                layers=layers,
+                simulated=event.simulated,
+                started_at=event.at,
+                finished_at=None,
+                run_dir=event.run_dir,
             )
             for aid, layer, title in event.agents:
                 self.agents.setdefault(aid, AgentRow(agent_id=aid, layer=layer, title=title))
@@ -97,14 +104,22 @@ class RunModel:
             change.run = self.run
         elif isinstance(event, ev.RunFinished):
             self.run = replace(
-                self.run, status=event.status, finished_at=event.at, cost_usd=event.cost_usd,
-                message=event.message, report_path=event.report_path,
+                self.run,
+                status=event.status,
+                finished_at=event.at,
+                cost_usd=event.cost_usd,
+                message=event.message,
+                report_path=event.report_path,
             )
             change.run = self.run
         elif isinstance(event, (ev.RetryScheduled, ev.ApiErrorRaised)):
             change.incident = Incident(
-                at=event.at, agent_id=agent_id, kind=event.error_kind, status_code=event.status_code,
-                request_id=event.request_id, message=event.message,
+                at=event.at,
+                agent_id=agent_id,
+                kind=event.error_kind,
+                status_code=event.status_code,
+                request_id=event.request_id,
+                message=event.message,
                 attempt=event.attempt if isinstance(event, ev.RetryScheduled) else None,
                 wait_s=event.wait_s if isinstance(event, ev.RetryScheduled) else None,
                 fatal=isinstance(event, ev.ApiErrorRaised),
@@ -113,22 +128,31 @@ class RunModel:
                 row = self._row(event)
                 change.rows = (self._set(replace(row, retries=row.retries + 1)),)
         elif isinstance(event, ev.DiskErrorRaised):
-            change.incident = Incident(at=event.at, agent_id=agent_id, kind="disk", message=event.message,
-                                       fatal=True)
+            change.incident = Incident(
+                at=event.at, agent_id=agent_id, kind="disk", message=event.message, fatal=True
+            )
         elif isinstance(event, ev.BudgetCapReached):
-            change.incident = Incident(at=event.at, agent_id=agent_id, kind=f"cap:{event.cap}",
-                                       message=event.message, fatal=True)
+            change.incident = Incident(
+                at=event.at, agent_id=agent_id, kind=f"cap:{event.cap}", message=event.message, fatal=True
+            )
         elif isinstance(event, ev.StopReasonUnhandled):
-            change.incident = Incident(at=event.at, agent_id=agent_id, kind="stop_reason",
-                                       message=event.stop_reason)
+            change.incident = Incident(
+                at=event.at, agent_id=agent_id, kind="stop_reason", message=event.stop_reason
+            )
         if agent_id is not None and not isinstance(event, (ev.RetryScheduled, ev.TextStreamed)):
-            row = self._agent_change(event)
-            if row is not None:
-                change.rows = (row,)
+            changed = self._agent_change(event)
+            if changed is not None:
+                change.rows = (changed,)
             if isinstance(event, ev.AgentFailed):
-                change.incident = Incident(at=event.at, agent_id=agent_id, kind=event.error_type or "failed",
-                                           status_code=event.status_code, request_id=event.request_id,
-                                           message=event.error, fatal=True)
+                change.incident = Incident(
+                    at=event.at,
+                    agent_id=agent_id,
+                    kind=event.error_type or "failed",
+                    status_code=event.status_code,
+                    request_id=event.request_id,
+                    message=event.error,
+                    fatal=True,
+                )
         return change
 
     def _row(self, event: ev.Event) -> AgentRow:
@@ -146,11 +170,20 @@ class RunModel:
         row = self._row(event)
         turn = max(row.turn, event.turn or 0)
         if isinstance(event, ev.AgentStarted):
-            new = replace(row, status=AgentStatus.RUNNING, title=event.title or row.title,
-                          layer=event.layer or row.layer, turn=max(turn, event.resumed_from_turn))
+            new = replace(
+                row,
+                status=AgentStatus.RUNNING,
+                title=event.title or row.title,
+                layer=event.layer or row.layer,
+                turn=max(turn, event.resumed_from_turn),
+            )
         elif isinstance(event, ev.TurnCompleted):
-            new = replace(row, turn=turn, cost_usd=row.cost_usd + event.cost_usd,
-                          searches=row.searches + event.usage.web_search_requests)
+            new = replace(
+                row,
+                turn=turn,
+                cost_usd=row.cost_usd + event.cost_usd,
+                searches=row.searches + event.usage.web_search_requests,
+            )
         elif isinstance(event, ev.AgentPausing):
             new = replace(row, status=AgentStatus.PAUSING, turn=turn)
         elif isinstance(event, ev.AgentPaused):
@@ -163,9 +196,12 @@ class RunModel:
             new = replace(row, status=AgentStatus.FAILED, report_path=event.report_path or row.report_path)
         elif isinstance(event, ev.AgentFinished):
             new = replace(
-                row, status=_FINISHED.get(event.status, AgentStatus.COMPLETED),
-                report_path=event.report_path or row.report_path, turn=max(turn, event.turns),
-                searches=event.searches or row.searches, cost_usd=event.cost_usd or row.cost_usd,
+                row,
+                status=_FINISHED.get(event.status, AgentStatus.COMPLETED),
+                report_path=event.report_path or row.report_path,
+                turn=max(turn, event.turns),
+                searches=event.searches or row.searches,
+                cost_usd=event.cost_usd or row.cost_usd,
             )
         elif event.turn is not None and turn != row.turn:
             new = replace(row, turn=turn)

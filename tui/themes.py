@@ -17,8 +17,19 @@ from textual.theme import Theme
 BUILTIN_THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
 DEFAULT_THEME = "research-night"
 THEME_SUFFIXES = (".yaml", ".yml", ".toml")
-_COLOR_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
-                 "background", "surface", "panel", "boost")
+_COLOR_FIELDS = (
+    "primary",
+    "secondary",
+    "warning",
+    "error",
+    "success",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+)
 _OTHER_FIELDS = ("dark", "luminosity_spread", "text_alpha")
 
 

@@ -42,15 +42,15 @@ class StreamWrapper:
                     out.append("\n")
                 self.column, self._soft_break = 0, False
             elif token.isspace():
-                token = token.replace("\t", "    ")
-                if self.column == 0 and self._soft_break:
-                    continue
-                if self.column + len(token) > self.width:
-                    out.append("\n")
-                    self.column, self._soft_break = 0, True
-                    continue
-                out.append(token)
-                self.column += len(token)
+                for _ in token.replace("\t", "    "):  # one by one, so how a run is split never matters
+                    if self.column == 0 and self._soft_break:
+                        continue
+                    if self.column + 1 > self.width:
+                        out.append("\n")
+                        self.column, self._soft_break = 0, True
+                        continue
+                    out.append(" ")
+                    self.column += 1
             else:
                 self._write_word(token, out)
         return "".join(out)

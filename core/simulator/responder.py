@@ -21,11 +21,11 @@ from core.simulator.tokens import count_block, count_text
 from core.simulator.validation import ParsedRequest
 
 _ID_ALPHABET = string.ascii_letters + string.digits
-_REPORT = re.compile(r"\breport\b|\bsynthes|\bbrief\b|\bwrite[- ]up\b", re.IGNORECASE)
+_REPORT = re.compile(r"\breport\b|\bsynthes|\bwrite[- ]up\b", re.IGNORECASE)
 _ANGLES = (
     "overview",
     "latest data",
-    "market outlook",
+    "outlook",
     "risks and criticism",
     "cost trends",
     "policy",

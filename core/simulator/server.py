@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,8 @@ _ERROR_TYPE = {
     529: "overloaded_error",
 }
 _MAX_PAUSED = 50_000
+logger = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SimulatorState:
@@ -57,8 +60,8 @@ class SimulatorState:
         self.limiter = RateLimiter(settings.rate_limits, clock)
         self.faults = FaultInjector(settings)
         self.stats = SimulatorStats(record_bodies)
-        self.paused: dict[str, str] = {}
-        """Pending ``srvtoolu_`` id of a paused turn -> digest of the content it was returned with."""
+        self.paused: dict[str, tuple[str, int]] = {}
+        """Pending ``srvtoolu_`` id of a paused turn -> (digest, count) of the blocks it was returned with."""
 
 
 def new_request_id() -> str:
@@ -79,8 +82,25 @@ class _Outcome:
         self.body: Any = None
 
 
+@web.middleware
+async def _api_shaped_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes and unexpected failures still answer with the API's error body and headers."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        status, kind, message = exc.status, _ERROR_TYPE.get(exc.status, "invalid_request_error"), exc.reason
+    except Exception:
+        logger.exception("simulator failed on %s", request.path)
+        status, kind, message = 500, "api_error", "Internal server error"
+    request_id = new_request_id()
+    body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
+    return web.json_response(body, status=status, headers={"request-id": request_id})
+
+
 def create_app(state: SimulatorState) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_api_shaped_errors])
     handlers = _Handlers(state)
     app.router.add_post("/v1/messages", handlers.messages)
     app.router.add_post("/v1/messages/count_tokens", handlers.count_tokens)
@@ -252,7 +272,8 @@ class _Handlers:
         if expected is None:
             return None  # paused by another simulator instance: the encrypted fields were already verified
         last = len(parsed.messages) - 1
-        if _content_digest(segments, last) != expected:
+        # The paused blocks must end the last message (clients may merge it with earlier assistant content).
+        if _content_digest(segments, last, expected[1]) != expected[0]:
             return (
                 f"messages.{last}: the content of a paused turn must be passed back unchanged; it differs "
                 "from the response that paused"
@@ -264,7 +285,8 @@ class _Handlers:
             self.state.paused.clear()
         message = {"role": "assistant", "content": [b.final for b in turn.blocks]}
         segments = prompt_segments({"messages": [message]})
-        self.state.paused[str(turn.paused_search_id)] = _content_digest(segments, 0)
+        count = len(turn.blocks)
+        self.state.paused[str(turn.paused_search_id)] = (_content_digest(segments, 0, count), count)
 
     async def _injected_error(self, outcome: _Outcome, plan: FaultPlan) -> web.Response:
         await self._first_byte_wait(plan)
@@ -325,7 +347,10 @@ class _Handlers:
                 await response.write(sse.error_frame("overloaded_error", "Overloaded"))
             await response.write_eof()
             self._log(outcome, 200)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
+            outcome.fault = outcome.fault or "client_closed"
+            self._log(outcome, 200)
+        except asyncio.CancelledError:
             outcome.fault = outcome.fault or "client_closed"
             self._log(outcome, 200)
             raise
@@ -343,11 +368,12 @@ def _with_pings(frames: list[sse.Frame]) -> list[bytes]:
     return out
 
 
-def _content_digest(segments: list[Segment], message_index: int) -> str:
+def _content_digest(segments: list[Segment], message_index: int, last_blocks: int) -> str:
+    """Digest of the last ``last_blocks`` blocks of a message (as canonical JSON)."""
     digest = hashlib.sha256()
-    for segment in segments:
-        if segment.message_index == message_index:
-            digest.update(segment.canonical)
+    blocks = [s for s in segments if s.message_index == message_index][-last_blocks:]
+    for segment in blocks:
+        digest.update(segment.canonical)
     return digest.hexdigest()
 
 

@@ -17,6 +17,7 @@ from core.simulator.tokens import count_text
 
 _CHUNK = re.compile(r"\S*\s*")
 _PADS = (0, 3, 1, 10, 5, 0, 14, 2, 7, 0, 11, 4)
+"""Spaces before a payload's closing brace, cycled: the real API pads its JSON like this."""
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
 
@@ -122,17 +123,21 @@ def render(turn: Turn) -> list[Frame]:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {
-                    "stop_reason": turn.stop_reason,
-                    "stop_sequence": None,
-                    "stop_details": turn.stop_details,
-                },
+                "delta": _stop(turn),
                 "usage": turn.usage_delta,
             },
         )
     )
     frames.append(enc("message_stop", {"type": "message_stop"}))
     return frames
+
+
+def _stop(turn: Turn) -> dict[str, Any]:
+    """The ``message_delta`` delta; ``stop_details`` only when there are some, as in real recordings."""
+    delta: dict[str, Any] = {"stop_reason": turn.stop_reason, "stop_sequence": None}
+    if turn.stop_details is not None:
+        delta["stop_details"] = turn.stop_details
+    return delta
 
 
 def error_frame(error_type: str, message: str) -> bytes:

@@ -20,6 +20,14 @@ survey analyse analyze reconcile combine write research investigate explain desc
 find give list provide report brief final question answer use using including other others whom sim
 """
 STOPWORDS = frozenset(re.findall(r"\S+", _STOPWORD_TEXT))
+ANGLE_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        "overview data outlook risks criticism cost trends policy case studies forecast comparison expert "
+        "analysis",
+    )
+)
+"""Words a search adds to the subject to pick an angle; page text is about the subject alone."""
 
 # (host, site name, path template); hosts are under the reserved .example TLD (RFC 2606).
 _SITES: tuple[tuple[str, str, str], ...] = (
@@ -125,7 +133,8 @@ def search(
 ) -> list[Page]:
     """Up to ``count`` pages for ``query``, after the tool's domain filters."""
     terms = query_terms(query)
-    topic = " ".join(terms[:4]).lower()
+    subject = [t for t in terms if t.lower() not in ANGLE_WORDS] or terms
+    topic = " ".join(subject[:4]).lower()
     slug = "-".join(t.lower() for t in terms[:5])
     rng = _rng(seed, " ".join(query.lower().split()))
     sites = list(_SITES)

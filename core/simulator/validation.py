@@ -226,11 +226,15 @@ def _pending_search(messages: list[dict[str, Any]], web_tool: dict[str, Any] | N
     """The trailing dangling ``server_tool_use`` of a paused turn; other dangling ones are errors."""
     last = len(messages) - 1
     pending: dict[str, Any] | None = None
-    for i, message in enumerate(messages):
-        if message.get("role") != "assistant":
-            continue
-        blocks = message_blocks(message)
-        answered = {b.get("tool_use_id") for b in blocks if str(b.get("type", "")).endswith("_tool_result")}
+    assistant = [(i, message_blocks(m)) for i, m in enumerate(messages) if m.get("role") == "assistant"]
+    # A continuation may come back as its own assistant message, so results can follow in a later one.
+    answered = {
+        b.get("tool_use_id")
+        for _, blocks in assistant
+        for b in blocks
+        if str(b.get("type", "")).endswith("_tool_result")
+    }
+    for i, blocks in assistant:
         for j, block in enumerate(blocks):
             if block.get("type") != "server_tool_use" or block.get("id") in answered:
                 continue

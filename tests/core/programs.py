@@ -27,8 +27,13 @@ def program(
         "defaults": {"max_turns": max_turns, "max_tokens": 2048, **(defaults or {})},
         "layers": [{"name": f"layer-{i}", "agents": agents} for i, agents in enumerate(layers, start=1)],
         "execution_settings": execution or {},
-        "simulator": {"seed": 3, "latency_ms": 0, "tokens_per_second": 0, "pause_turn_probability": 0.0,
-                      **(simulator or {})},
+        "simulator": {
+            "seed": 3,
+            "latency_ms": 0,
+            "tokens_per_second": 0,
+            "pause_turn_probability": 0.0,
+            **(simulator or {}),
+        },
     }
 
 

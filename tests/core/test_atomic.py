@@ -71,6 +71,7 @@ def test_disk_full_is_reported_with_the_path_and_the_resume_command(
     run = tmp_path / "20261124-100212-demo-3f2a"
     run.mkdir()
     (run / "config.yaml").write_text("program: {}\n")
+    (run / "checkpoints").mkdir()
     target = run / "summary.json"
     write_atomic(target, b"old")
     with monkeypatch.context() as m, pytest.raises(DiskError) as caught:
@@ -83,7 +84,7 @@ def test_disk_full_is_reported_with_the_path_and_the_resume_command(
         "research-orchestrator resume 20261124-100212-demo-3f2a"
     )
     assert target.read_bytes() == b"old"
-    assert _siblings(target) == ["config.yaml", "summary.json"]
+    assert _siblings(target) == ["checkpoints", "config.yaml", "summary.json"]
 
 
 @pytest.mark.parametrize(

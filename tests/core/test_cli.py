@@ -42,7 +42,9 @@ def test_bad_configs_exit_2_naming_the_key_without_traceback_or_run_dir(
 ) -> None:
     config = bad_config(tmp_path, case)
     runs = tmp_path / "runs"
-    argv = [command, str(config)] + (["--headless", "--simulate", "--runs-dir", str(runs)] if command == "run" else [])
+    argv = [command, str(config)] + (
+        ["--headless", "--simulate", "--runs-dir", str(runs)] if command == "run" else []
+    )
     assert main(argv) == 2
     out = capsys.readouterr()
     text = out.out + out.err
@@ -71,12 +73,28 @@ def test_run_without_a_key_names_the_variable_and_suggests_simulate(
 
 def test_headless_simulated_run_through_the_console_script(tmp_path: Path) -> None:
     """The real entry point, in a subprocess, as a user types it."""
-    config = programs.write(tmp_path, programs.program([programs.agent("a"), programs.agent("b")], max_turns=1))
+    config = programs.write(
+        tmp_path, programs.program([programs.agent("a"), programs.agent("b")], max_turns=1)
+    )
     runs = tmp_path / "runs"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
     result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "run", str(config), "--headless", "--simulate", "--runs-dir", str(runs)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "run",
+            str(config),
+            "--headless",
+            "--simulate",
+            "--runs-dir",
+            str(runs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     [run_dir] = list(runs.iterdir())
@@ -84,6 +102,10 @@ def test_headless_simulated_run_through_the_console_script(tmp_path: Path) -> No
     assert summary["status"] == "completed"
     assert {a["status"] for a in summary["agents"]} == {"completed"}
 
-    listed = subprocess.run([sys.executable, "-m", "core.cli", "runs", "--runs-dir", str(runs)],
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "core.cli", "runs", "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run_dir.name in listed.stdout and "completed" in listed.stdout

@@ -34,8 +34,18 @@ async def test_default_program_completes_with_the_run_directory_contract(tmp_pat
     assert outcome.status is RunStatus.COMPLETED and outcome.exit_code == 0
     run_dir = outcome.run_dir
     summary = json.loads((run_dir / "summary.json").read_text())
-    for key in ("run_id", "status", "cost_usd", "searches", "input_tokens", "output_tokens",
-                "cache_read_input_tokens", "cache_creation_input_tokens", "parent", "agents"):
+    for key in (
+        "run_id",
+        "status",
+        "cost_usd",
+        "searches",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "parent",
+        "agents",
+    ):
         assert key in summary, key
     assert summary["status"] == "completed" and summary["parent"] is None
     assert len(summary["agents"]) == 8
@@ -87,13 +97,17 @@ async def test_later_layers_read_the_reports_they_asked_for(tmp_path: Path) -> N
 
 
 async def test_pause_turn_continuation_resends_the_paused_content_unchanged(tmp_path: Path) -> None:
-    data = programs.program([programs.agent("solo", brief="Survey the market. [sim:pause_turn]")], max_turns=1)
+    data = programs.program(
+        [programs.agent("solo", brief="Survey the market. [sim:pause_turn]")], max_turns=1
+    )
     async with Simulator(SimulatorSettings(seed=5), record_bodies=True) as sim:
         _, outcome, events = await run_program(tmp_path, data, base_url=sim.base_url)
         first, second = sim.stats.bodies[0], sim.stats.bodies[1]
         # The simulator answers a body deterministically: ask again for the raw paused response.
         client = AsyncAnthropic(base_url=sim.base_url, api_key="test", max_retries=0)
-        raw = await client.messages.with_raw_response.create(**{k: v for k, v in first.items() if k != "stream"})
+        raw = await client.messages.with_raw_response.create(
+            **{k: v for k, v in first.items() if k != "stream"}
+        )
         paused_response = json.loads(await raw.text())["content"]
         await client.close()
     assert outcome.status is RunStatus.COMPLETED
@@ -142,12 +156,18 @@ async def test_a_failing_agent_leaves_its_siblings_running(tmp_path: Path) -> No
     assert outcome.status is RunStatus.FAILED and outcome.exit_code == 4
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     doomed = next(a for a in summary["agents"] if a["id"] == "doomed")
-    assert doomed["status"] == "failed" and doomed["retries"] >= 1 and "500" in (doomed["error"] or "") or doomed["error"]
+    assert (
+        (doomed["status"] == "failed"
+        and doomed["retries"] >= 1
+        and "500" in (doomed["error"] or ""))
+        or doomed["error"]
+    )
 
 
 async def test_pause_holds_the_agent_at_a_turn_boundary_and_resume_continues(tmp_path: Path) -> None:
-    data = programs.program([programs.agent("slow"), programs.agent("other")], max_turns=3,
-                            simulator={"latency_ms": 150})
+    data = programs.program(
+        [programs.agent("slow"), programs.agent("other")], max_turns=3, simulator={"latency_ms": 150}
+    )
     config = programs.write(tmp_path, data)
     orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
     turns: list[int] = []
@@ -164,7 +184,10 @@ async def test_pause_holds_the_agent_at_a_turn_boundary_and_resume_continues(tmp
         await asyncio.sleep(0.02)
         if orchestrator.agent_status("other").is_final:
             break
-    assert orchestrator.agent_status("slow") is AgentStatus.PAUSED or orchestrator.agent_status("slow") is AgentStatus.PAUSING
+    assert (
+        orchestrator.agent_status("slow") is AgentStatus.PAUSED
+        or orchestrator.agent_status("slow") is AgentStatus.PAUSING
+    )
     paused_turns = len(turns)
     assert paused_turns <= 1, "at most the call in flight finishes after a pause"
     assert orchestrator.resume("slow")
@@ -174,8 +197,9 @@ async def test_pause_holds_the_agent_at_a_turn_boundary_and_resume_continues(tmp
 
 
 async def test_kill_cancels_the_call_in_flight_and_keeps_a_partial_report(tmp_path: Path) -> None:
-    data = programs.program([programs.agent("victim"), programs.agent("survivor")], max_turns=3,
-                            simulator={"latency_ms": 300})
+    data = programs.program(
+        [programs.agent("victim"), programs.agent("survivor")], max_turns=3, simulator={"latency_ms": 300}
+    )
     config = programs.write(tmp_path, data)
     orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
 
@@ -193,7 +217,9 @@ async def test_kill_cancels_the_call_in_flight_and_keeps_a_partial_report(tmp_pa
 
 
 async def test_stop_interrupts_the_run_and_saves_state(tmp_path: Path) -> None:
-    data = programs.program([programs.agent("a"), programs.agent("b")], max_turns=4, simulator={"latency_ms": 200})
+    data = programs.program(
+        [programs.agent("a"), programs.agent("b")], max_turns=4, simulator={"latency_ms": 200}
+    )
     config = programs.write(tmp_path, data)
     orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
 

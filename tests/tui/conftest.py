@@ -31,8 +31,12 @@ def make_app(fake: FakeRun) -> Callable[..., ResearchApp]:
         async def factory() -> FakeRun:
             return fake
 
-        options: dict[str, object] = {"control_factory": factory, "run_source": FakeRunSource(),
-                                      "clock": lambda: NOW, "runs_dir": fake.run_dir.parent}
+        options: dict[str, object] = {
+            "control_factory": factory,
+            "run_source": FakeRunSource(),
+            "clock": lambda: NOW,
+            "runs_dir": fake.run_dir.parent,
+        }
         options.update(kwargs)
         return ResearchApp(**options)  # type: ignore[arg-type]
 

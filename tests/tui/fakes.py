@@ -59,10 +59,21 @@ def words(text: str) -> Iterator[str]:
             piece = ""
 
 
-def budget(seconds: float, spent: float, reserved: float, searches: int, tokens: int, burn: float) -> ev.BudgetUpdated:
+def budget(
+    seconds: float, spent: float, reserved: float, searches: int, tokens: int, burn: float
+) -> ev.BudgetUpdated:
     return ev.BudgetUpdated(
-        run_id=RUN_ID, at=at(seconds), spent_usd=spent, reserved_usd=reserved, cap_usd=40.0, searches=searches,
-        reserved_searches=5, search_cap=500, tokens=tokens, token_cap=5_000_000, burn_usd_per_min=burn,
+        run_id=RUN_ID,
+        at=at(seconds),
+        spent_usd=spent,
+        reserved_usd=reserved,
+        cap_usd=40.0,
+        searches=searches,
+        reserved_searches=5,
+        search_cap=500,
+        tokens=tokens,
+        token_cap=5_000_000,
+        burn_usd_per_min=burn,
         seconds_to_cap=(40.0 - spent) / burn * 60 if burn else None,
     )
 
@@ -70,9 +81,17 @@ def budget(seconds: float, spent: float, reserved: float, searches: int, tokens:
 def sodium_script() -> list[ev.Event]:
     """Layer 1 of the sample program mid-flight: three agents streaming, one done, one failed, a retry."""
     e: list[ev.Event] = [
-        ev.RunStarted(run_id=RUN_ID, at=at(0), program="sodium-ion-2026", run_dir=f"runs/{RUN_ID}",
-                      agents=AGENTS, simulated=True),
-        ev.LayerStarted(run_id=RUN_ID, at=at(0), layer=1, agent_ids=tuple(a for a, layer, _ in AGENTS if layer == 1)),
+        ev.RunStarted(
+            run_id=RUN_ID,
+            at=at(0),
+            program="sodium-ion-2026",
+            run_dir=f"runs/{RUN_ID}",
+            agents=AGENTS,
+            simulated=True,
+        ),
+        ev.LayerStarted(
+            run_id=RUN_ID, at=at(0), layer=1, agent_ids=tuple(a for a, layer, _ in AGENTS if layer == 1)
+        ),
     ]
     for agent, layer, title in AGENTS[:5]:
         e.append(ev.AgentStarted(run_id=RUN_ID, agent_id=agent, layer=1, turn=1, at=at(1), title=title))
@@ -81,43 +100,139 @@ def sodium_script() -> list[ev.Event]:
     for n, burn in enumerate(burns):
         e.append(budget(60 * (n + 1), 0.9 * (n + 1), 0.9, 6 * (n + 1), 260_000 * (n + 1), burn))
     e += [
-        ev.SearchIssued(run_id=RUN_ID, agent_id="market", layer=1, turn=4, at=at(2300),
-                        query="sodium-ion grid storage tenders 2026", tool_use_id="srv_1"),
-        ev.SearchResultsReceived(run_id=RUN_ID, agent_id="market", layer=1, turn=4, at=at(2301), tool_use_id="srv_1",
-                                 count=10, domains=("energy-storage.example", "grid-news.example",
-                                                    "tenders.example", "ieso.example")),
+        ev.SearchIssued(
+            run_id=RUN_ID,
+            agent_id="market",
+            layer=1,
+            turn=4,
+            at=at(2300),
+            query="sodium-ion grid storage tenders 2026",
+            tool_use_id="srv_1",
+        ),
+        ev.SearchResultsReceived(
+            run_id=RUN_ID,
+            agent_id="market",
+            layer=1,
+            turn=4,
+            at=at(2301),
+            tool_use_id="srv_1",
+            count=10,
+            domains=("energy-storage.example", "grid-news.example", "tenders.example", "ieso.example"),
+        ),
     ]
-    e += [ev.TextStreamed(run_id=RUN_ID, agent_id="market", layer=1, turn=4, at=at(2302), text=w)
-          for w in words(MARKET_TEXT)]
-    e += [ev.TextStreamed(run_id=RUN_ID, agent_id="chemistry", layer=1, turn=3, at=at(2302), text=w)
-          for w in words(CHEMISTRY_TEXT)]
     e += [
-        ev.SearchIssued(run_id=RUN_ID, agent_id="chemistry", layer=1, turn=3, at=at(2303),
-                        query="layered oxide cathode cycle life 2026", tool_use_id="srv_2"),
-        ev.SearchResultsReceived(run_id=RUN_ID, agent_id="chemistry", layer=1, turn=3, at=at(2304),
-                                 tool_use_id="srv_2", count=8, domains=("batteries.example",)),
+        ev.TextStreamed(run_id=RUN_ID, agent_id="market", layer=1, turn=4, at=at(2302), text=w)
+        for w in words(MARKET_TEXT)
     ]
-    e += [ev.TextStreamed(run_id=RUN_ID, agent_id="supply-chain", layer=1, turn=5, at=at(2302), text=w)
-          for w in words(SUPPLY_TEXT)]
-    for agent, turn, cost, searches in (("market", 4, 1.84, 12), ("chemistry", 3, 1.21, 9),
-                                        ("supply-chain", 5, 2.02, 14), ("policy", 6, 1.77, 11),
-                                        ("patents", 2, 0.40, 4)):
-        e.append(ev.TurnCompleted(run_id=RUN_ID, agent_id=agent, layer=1, turn=turn, at=at(2305),
-                                  stop_reason="end_turn", cost_usd=cost, model="claude-sonnet-5",
-                                  usage=TokenUsage(input_tokens=9000, output_tokens=1500,
-                                                   web_search_requests=searches)))
     e += [
-        ev.AgentFinished(run_id=RUN_ID, agent_id="policy", layer=1, turn=6, at=at(2306), status="completed",
-                         report_path=f"runs/{RUN_ID}/reports/policy.md", turns=6, searches=11, cost_usd=1.77),
-        ev.RetryScheduled(run_id=RUN_ID, agent_id="patents", layer=1, turn=2, at=at(1742), request_id="req_01HX9ZPATENTS",
-                          error_kind="rate_limit", status_code=429, attempt=2, wait_s=12.0),
+        ev.TextStreamed(run_id=RUN_ID, agent_id="chemistry", layer=1, turn=3, at=at(2302), text=w)
+        for w in words(CHEMISTRY_TEXT)
+    ]
+    e += [
+        ev.SearchIssued(
+            run_id=RUN_ID,
+            agent_id="chemistry",
+            layer=1,
+            turn=3,
+            at=at(2303),
+            query="layered oxide cathode cycle life 2026",
+            tool_use_id="srv_2",
+        ),
+        ev.SearchResultsReceived(
+            run_id=RUN_ID,
+            agent_id="chemistry",
+            layer=1,
+            turn=3,
+            at=at(2304),
+            tool_use_id="srv_2",
+            count=8,
+            domains=("batteries.example",),
+        ),
+    ]
+    e += [
+        ev.TextStreamed(run_id=RUN_ID, agent_id="supply-chain", layer=1, turn=5, at=at(2302), text=w)
+        for w in words(SUPPLY_TEXT)
+    ]
+    for agent, turn, cost, searches in (
+        ("market", 4, 1.84, 12),
+        ("chemistry", 3, 1.21, 9),
+        ("supply-chain", 5, 2.02, 14),
+        ("policy", 6, 1.77, 11),
+        ("patents", 2, 0.40, 4),
+    ):
+        e.append(
+            ev.TurnCompleted(
+                run_id=RUN_ID,
+                agent_id=agent,
+                layer=1,
+                turn=turn,
+                at=at(2305),
+                stop_reason="end_turn",
+                cost_usd=cost,
+                model="claude-sonnet-5",
+                usage=TokenUsage(input_tokens=9000, output_tokens=1500, web_search_requests=searches),
+            )
+        )
+    e += [
+        ev.AgentFinished(
+            run_id=RUN_ID,
+            agent_id="policy",
+            layer=1,
+            turn=6,
+            at=at(2306),
+            status="completed",
+            report_path=f"runs/{RUN_ID}/reports/policy.md",
+            turns=6,
+            searches=11,
+            cost_usd=1.77,
+        ),
+        ev.RetryScheduled(
+            run_id=RUN_ID,
+            agent_id="patents",
+            layer=1,
+            turn=2,
+            at=at(1742),
+            request_id="req_01HX9ZPATENTS",
+            error_kind="rate_limit",
+            status_code=429,
+            attempt=2,
+            wait_s=12.0,
+        ),
         ev.AttemptAbandoned(run_id=RUN_ID, agent_id="patents", layer=1, turn=2, at=at(1742), chars=312),
-        ev.RetryScheduled(run_id=RUN_ID, agent_id="patents", layer=1, turn=2, at=at(1900), request_id="req_01HX9ZOVERLD",
-                          error_kind="overloaded", status_code=529, attempt=3, wait_s=20.0),
-        ev.RetryScheduled(run_id=RUN_ID, agent_id="chemistry", layer=1, turn=3, at=at(2000),
-                          error_kind="connection", status_code=None, attempt=1, wait_s=1.5),
-        ev.AgentFailed(run_id=RUN_ID, agent_id="patents", layer=1, turn=2, at=at(2100), error="500 api_error",
-                       status_code=500, error_type="api_error", request_id="req_01HX9Z500"),
+        ev.RetryScheduled(
+            run_id=RUN_ID,
+            agent_id="patents",
+            layer=1,
+            turn=2,
+            at=at(1900),
+            request_id="req_01HX9ZOVERLD",
+            error_kind="overloaded",
+            status_code=529,
+            attempt=3,
+            wait_s=20.0,
+        ),
+        ev.RetryScheduled(
+            run_id=RUN_ID,
+            agent_id="chemistry",
+            layer=1,
+            turn=3,
+            at=at(2000),
+            error_kind="connection",
+            status_code=None,
+            attempt=1,
+            wait_s=1.5,
+        ),
+        ev.AgentFailed(
+            run_id=RUN_ID,
+            agent_id="patents",
+            layer=1,
+            turn=2,
+            at=at(2100),
+            error="500 api_error",
+            status_code=500,
+            error_type="api_error",
+            request_id="req_01HX9Z500",
+        ),
     ]
     return e
 
@@ -125,8 +240,14 @@ def sodium_script() -> list[ev.Event]:
 class FakeRun:
     """A ``RunControl`` whose run publishes ``script`` and then waits for ``stop()``."""
 
-    def __init__(self, script: list[ev.Event] | None = None, *, run_dir: Path | None = None,
-                 finish: bool = False, pause_delay: float = 0.05) -> None:
+    def __init__(
+        self,
+        script: list[ev.Event] | None = None,
+        *,
+        run_dir: Path | None = None,
+        finish: bool = False,
+        pause_delay: float = 0.05,
+    ) -> None:
         self.run_id = RUN_ID
         self.run_dir = run_dir or Path("runs") / RUN_ID
         self.bus = EventBus()
@@ -204,8 +325,14 @@ class FakeRun:
         self.calls.append(("kill", agent_id))
         if self.agent_status(agent_id).is_final:
             return False
-        self._publish(ev.AgentKilled(run_id=RUN_ID, agent_id=agent_id, at=at(2403),
-                                     report_path=f"runs/{RUN_ID}/reports/{agent_id}.md"))
+        self._publish(
+            ev.AgentKilled(
+                run_id=RUN_ID,
+                agent_id=agent_id,
+                at=at(2403),
+                report_path=f"runs/{RUN_ID}/reports/{agent_id}.md",
+            )
+        )
         return True
 
     def stop(self) -> None:
@@ -219,13 +346,31 @@ class FakeRunSource:
     def __init__(self) -> None:
         self.runs = [
             RunEntry(RUN_ID, "interrupted", 7.24, T0, "sodium-ion-2026", None, Path("runs") / RUN_ID),
-            RunEntry("20261123-181500-sodium-ion-2026-9b1c", "completed", 31.02, T0 - 60_000, "sodium-ion-2026",
-                     None, Path("runs") / "20261123-181500-sodium-ion-2026-9b1c"),
+            RunEntry(
+                "20261123-181500-sodium-ion-2026-9b1c",
+                "completed",
+                31.02,
+                T0 - 60_000,
+                "sodium-ion-2026",
+                None,
+                Path("runs") / "20261123-181500-sodium-ion-2026-9b1c",
+            ),
         ]
         self.checkpoints: dict[str, list[CheckpointEntry]] = {
             RUN_ID: [
-                CheckpointEntry(f"cp-{seq:04d}-{agent}-t{turn}", seq, agent, 1, turn, at(300 * seq), status,
-                                cost, tokens, agent_status="running", problem=None if status == "ok" else "bad checksum")
+                CheckpointEntry(
+                    f"cp-{seq:04d}-{agent}-t{turn}",
+                    seq,
+                    agent,
+                    1,
+                    turn,
+                    at(300 * seq),
+                    status,
+                    cost,
+                    tokens,
+                    agent_status="running",
+                    problem=None if status == "ok" else "bad checksum",
+                )
                 for seq, agent, turn, status, cost, tokens in (
                     (1, "market", 1, "ok", 0.42, 41_200),
                     (2, "chemistry", 1, "ok", 0.81, 80_900),
@@ -248,6 +393,6 @@ class FakeRunSource:
         self.exchange_requests.append(checkpoint_id)
         return Exchange(
             prompt="Go deeper: search for the strongest evidence on the points that are still uncertain.",
-            reply="Sodium-ion cell prices fell 18% year on year [1]. Grid tenders in China now specify sodium-ion "
-                  "for 20% of new capacity, and two Nordic utilities have signed offtake agreements.",
+            reply="Sodium-ion cell prices fell 18% year on year [1]. Grid tenders in China now specify "
+            "sodium-ion for 20% of new capacity, and two Nordic utilities have signed offtake agreements.",
         )

@@ -53,13 +53,18 @@ async def test_streamed_fragments_are_coalesced_into_few_repaints(
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, fake)
         pane = app.screen.query_one("#pane-market", AgentPane)
-        fragments = sum(1 for e in fake.script if getattr(e, "agent_id", None) == "market"
-                        and type(e).__name__ == "TextStreamed")
+        fragments = sum(
+            1
+            for e in fake.script
+            if getattr(e, "agent_id", None) == "market" and type(e).__name__ == "TextStreamed"
+        )
         assert fragments > 40
         assert pane.flushes <= 5
 
 
-async def test_p_pauses_the_selected_agent_then_resumes_it(make_app: Callable[..., ResearchApp], fake: FakeRun) -> None:
+async def test_p_pauses_the_selected_agent_then_resumes_it(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
     fake.pause_delay = 0.5  # the turn in flight takes a while to finish
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
@@ -92,7 +97,9 @@ async def test_actions_follow_the_table_cursor(make_app: Callable[..., ResearchA
         assert fake.calls == [("pause", "chemistry")]
 
 
-async def test_kill_asks_first_and_n_keeps_the_agent(make_app: Callable[..., ResearchApp], fake: FakeRun) -> None:
+async def test_kill_asks_first_and_n_keeps_the_agent(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, fake)
@@ -107,7 +114,9 @@ async def test_kill_asks_first_and_n_keeps_the_agent(make_app: Callable[..., Res
         assert fake.agent_status("market") == AgentStatus.RUNNING
 
 
-async def test_kill_confirmed_with_y_kills_the_agent(make_app: Callable[..., ResearchApp], fake: FakeRun) -> None:
+async def test_kill_confirmed_with_y_kills_the_agent(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, fake)
@@ -141,7 +150,9 @@ async def test_quit_while_running_asks_then_stops_the_run_and_exits(
     assert app.return_code == 130
 
 
-async def test_quit_while_running_n_keeps_running(make_app: Callable[..., ResearchApp], fake: FakeRun) -> None:
+async def test_quit_while_running_n_keeps_running(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, fake)
@@ -154,7 +165,9 @@ async def test_quit_while_running_n_keeps_running(make_app: Callable[..., Resear
         assert fake.calls == []
 
 
-async def test_quit_after_the_run_finished_exits_at_once_with_its_code(make_app: Callable[..., ResearchApp]) -> None:
+async def test_quit_after_the_run_finished_exits_at_once_with_its_code(
+    make_app: Callable[..., ResearchApp],
+) -> None:
     finished = FakeRun(finish=True)
 
     async def factory() -> FakeRun:
@@ -183,13 +196,16 @@ async def test_question_mark_opens_the_help(make_app: Callable[..., ResearchApp]
         assert isinstance(app.screen, MainScreen)
 
 
-async def test_the_chosen_theme_is_remembered(make_app: Callable[..., ResearchApp], fake: FakeRun,
-                                              config_home: Path) -> None:
+async def test_the_chosen_theme_is_remembered(
+    make_app: Callable[..., ResearchApp], fake: FakeRun, config_home: Path
+) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, fake)
         assert app.theme == "research-night"
-        assert {"research-night", "research-paper", "research-ember", "research-contrast"} <= set(app.available_themes)
+        assert {"research-night", "research-paper", "research-ember", "research-contrast"} <= set(
+            app.available_themes
+        )
         await pilot.press("t")
         await pilot.pause()
         await pilot.press(*"research-paper")

@@ -33,8 +33,9 @@ class CheckpointBrowserScreen(Screen[None]):
         Binding("tab", "app.focus_next", "Next pane", show=False),
     ]
 
-    def __init__(self, runs_dir: Path, source: RunSource, *, run_id: str | None = None,
-                 agent_id: str | None = None) -> None:
+    def __init__(
+        self, runs_dir: Path, source: RunSource, *, run_id: str | None = None, agent_id: str | None = None
+    ) -> None:
         super().__init__()
         self.runs_dir = runs_dir
         self.source = source
@@ -61,8 +62,14 @@ class CheckpointBrowserScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in (("agent", "agent"), ("turn", "turn"), ("time", "time"), ("tokens", "tokens"),
-                           ("cost", "$ so far"), ("state", "state")):
+        for key, label in (
+            ("agent", "agent"),
+            ("turn", "turn"),
+            ("time", "time"),
+            ("tokens", "tokens"),
+            ("cost", "$ so far"),
+            ("state", "state"),
+        ):
             table.add_column(label, key=key)
         table.border_title = "Checkpoints"
         tree = self.query_one(Tree)
@@ -72,8 +79,8 @@ class CheckpointBrowserScreen(Screen[None]):
         selected: TreeNode[NodeData] | None = None
         for run in self.source.list_runs(self.runs_dir):
             self.runs[run.run_id] = run
-            label = Text.assemble(short(run.run_id, 30), (f"  {run.status}", "dim"))
-            node = tree.root.add(label, data=(run.run_id, None), expand=run.run_id == run_id)
+            run_label = Text(short(run.run_id, 28), style="" if run.status != "completed" else "dim")
+            node = tree.root.add(run_label, data=(run.run_id, None), expand=run.run_id == run_id)
             if run.run_id == run_id:
                 selected = node
                 for agent in self._agents(run.run_id):
@@ -83,8 +90,9 @@ class CheckpointBrowserScreen(Screen[None]):
         if selected is None and tree.root.children:
             selected = tree.root.children[0]
         if selected is not None:
-            tree.move_cursor(selected)
             self._show(*(selected.data or ("", None)))
+            # after the tree's own first highlight (of its top line), so the pick is what stays shown
+            self.call_after_refresh(tree.move_cursor, selected)
         table.focus()
 
     def _agents(self, run_id: str) -> list[str]:
@@ -121,8 +129,15 @@ class CheckpointBrowserScreen(Screen[None]):
         for entry in self.shown:
             ok = entry.status == "ok"
             state = Text("ok", style="green") if ok else Text("corrupt", style="bold red")
-            table.add_row(short(entry.agent_id, 16), f"t{entry.turn}", clock(entry.created_at), count(entry.tokens),
-                          f"{entry.cost_usd:.2f}", state, key=entry.id)
+            table.add_row(
+                short(entry.agent_id, 16),
+                f"t{entry.turn}",
+                clock(entry.created_at),
+                count(entry.tokens),
+                f"{entry.cost_usd:.2f}",
+                state,
+                key=entry.id,
+            )
         if self.shown:
             table.move_cursor(row=len(self.shown) - 1)
             self._preview(self.shown[-1])
@@ -158,23 +173,33 @@ class CheckpointBrowserScreen(Screen[None]):
             button.disabled = True
             return
         if entry.status != "ok":
-            preview.update(f"This checkpoint is corrupt ({entry.problem or 'checksum mismatch'}) and is skipped.")
+            preview.update(
+                f"This checkpoint is corrupt ({entry.problem or 'checksum mismatch'}) and is skipped."
+            )
             hint.update("")
             button.disabled = True
             return
         run = self.runs.get(self.current_run or "")
         exchange = self.source.last_exchange(run.path, entry.id) if run else None
-        head = (f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {count(entry.tokens)} tokens"
-                f" · {money(entry.cost_usd)} so far · {entry.agent_status or 'ok'}\n\n")
+        head = (
+            f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {count(entry.tokens)} tokens"
+            f" · {money(entry.cost_usd)} so far · {entry.agent_status or 'ok'}\n\n"
+        )
         if exchange is None:
             body = "(no preview of the last exchange)"
         else:
-            reply = exchange.reply if len(exchange.reply) <= PREVIEW_CHARS else "…" + exchange.reply[-PREVIEW_CHARS:]
+            reply = (
+                exchange.reply
+                if len(exchange.reply) <= PREVIEW_CHARS
+                else "…" + exchange.reply[-PREVIEW_CHARS:]
+            )
             body = f"▸ {short(exchange.prompt, 400)}\n\n◂ {reply or '(no text)'}"
         preview.update(head + body)
         latest = self.is_latest(entry)
         button.label = "Resume in place" if latest else "Fork from here"
-        hint.update("latest checkpoint: the run continues" if latest else "earlier checkpoint: a new run is forked")
+        hint.update(
+            "latest checkpoint: the run continues" if latest else "earlier checkpoint: a new run is forked"
+        )
         button.disabled = False
 
     @on(Button.Pressed, "#resume")

@@ -19,7 +19,9 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", id="confirm-no"),
     ]
 
-    def __init__(self, title: str, message: str, *, yes: str = "Yes", no: str = "No", danger: bool = False) -> None:
+    def __init__(
+        self, title: str, message: str, *, yes: str = "Yes", no: str = "No", danger: bool = False
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.message = message
@@ -33,8 +35,8 @@ class ConfirmScreen(ModalScreen[bool]):
             with VerticalScroll(id="message-scroll"):
                 yield Static(self.message, id="message", markup=False)
             with Horizontal(id="buttons"):
-                yield Button(f"{self.yes_label} [y]", id="yes", variant="error" if self.danger else "primary")
-                yield Button(f"{self.no_label} [n]", id="no", variant="default")
+                yield Button(f"{self.yes_label} (y)", id="yes", variant="error" if self.danger else "primary")
+                yield Button(f"{self.no_label} (n)", id="no", variant="default")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

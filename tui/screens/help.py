@@ -34,8 +34,10 @@ class HelpScreen(ModalScreen[None]):
             yield Static("Keys", id="help-title")
             table: DataTable[str] = DataTable(id="help-keys", cursor_type="none", show_header=False)
             yield table
-            yield Static("esc closes · statuses: ● running  ‖ paused  ✓ done  ✗ failed  ○ pending  ☠ killed",
-                         id="help-footer")
+            yield Static(
+                "esc closes · statuses: ● running  ‖ paused  ✓ done  ✗ failed  ○ pending  ☠ killed",
+                id="help-footer",
+            )
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

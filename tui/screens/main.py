@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from textual import on
@@ -44,7 +45,9 @@ class MainScreen(Screen[None]):
     CSS_PATH = "main.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
-        Binding("p", "pause_resume", "Pause/resume", id="pause-resume"),
+        Binding(
+            "p", "pause_resume", "Pause", id="pause-resume", tooltip="Pause or resume the selected agent"
+        ),
         Binding("k", "kill", "Kill", id="kill"),
         Binding("enter", "focus_pane", "Focus", id="focus-pane"),
         Binding("f", "maximize_pane", "Maximize", id="maximize"),
@@ -57,8 +60,9 @@ class MainScreen(Screen[None]):
     ]
     MIN_PANE_HEIGHT = 8
 
-    def __init__(self, control: RunControl, *, runs_dir: Path, source: RunSource,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self, control: RunControl, *, runs_dir: Path, source: RunSource, clock: Callable[[], float]
+    ) -> None:
         super().__init__()
         self.control = control
         self.runs_dir = runs_dir
@@ -174,8 +178,13 @@ class MainScreen(Screen[None]):
             text = f"{outcome.status.value.replace('_', ' ')} · ${outcome.cost_usd:,.2f}"
             if outcome.message:
                 text += f"\n{outcome.message}"
-            self.notify(text, title="Run finished", markup=False, timeout=10,
-                        severity="information" if outcome.exit_code == 0 else "warning")
+            self.notify(
+                text,
+                title="Run finished",
+                markup=False,
+                timeout=10,
+                severity="information" if outcome.exit_code == 0 else "warning",
+            )
 
     # --- selection and actions -----------------------------------------------------------------
 
@@ -231,7 +240,8 @@ class MainScreen(Screen[None]):
                 f"Kill agent {agent}?",
                 "The API call in flight is cancelled; what it wrote so far is kept as a partial report. "
                 "The agent cannot be resumed in this run.",
-                yes="Kill", danger=True,
+                yes="Kill",
+                danger=True,
             ),
             answered,
         )
@@ -266,8 +276,9 @@ class MainScreen(Screen[None]):
 
     def action_checkpoints(self) -> None:
         self.app.push_screen(
-            CheckpointBrowserScreen(self.runs_dir, self.source, run_id=self.control.run_id,
-                                    agent_id=self.selected_agent)
+            CheckpointBrowserScreen(
+                self.runs_dir, self.source, run_id=self.control.run_id, agent_id=self.selected_agent
+            )
         )
 
     def action_report(self) -> None:
@@ -293,9 +304,16 @@ class MainScreen(Screen[None]):
     def palette_commands(self) -> list[PaletteCommand]:
         agent = self.selected_agent or "the selected agent"
         commands: list[PaletteCommand] = [
-            (f"Pause or resume {agent}", "p: pause after the turn in flight, or resume",
-             self.action_pause_resume),
-            (f"Kill {agent}", "k: cancel its call in flight, keep a partial report (asks first)", self.action_kill),
+            (
+                f"Pause or resume {agent}",
+                "p: pause after the turn in flight, or resume",
+                self.action_pause_resume,
+            ),
+            (
+                f"Kill {agent}",
+                "k: cancel its call in flight, keep a partial report (asks first)",
+                self.action_kill,
+            ),
             (f"Focus the pane of {agent}", "enter", self.action_focus_pane),
             (f"Maximize the pane of {agent}", "f (esc restores)", self.action_maximize_pane),
             ("Checkpoints", "c: browse checkpoints, resume or fork from one", self.action_checkpoints),
@@ -303,6 +321,11 @@ class MainScreen(Screen[None]):
             ("Runs", "o: the runs in the runs directory", self.action_runs),
         ]
         for row in self.table.rows_by_id.values():
-            commands.append((f"Select agent {row.agent_id}", f"layer {row.layer} · {row.status.value}",
-                             lambda agent_id=row.agent_id: self.table.select_agent(agent_id)))
+            commands.append(
+                (
+                    f"Select agent {row.agent_id}",
+                    f"layer {row.layer} · {row.status.value}",
+                    partial(self.table.select_agent, row.agent_id),
+                )
+            )
         return commands

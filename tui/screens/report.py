@@ -27,8 +27,9 @@ class ReportViewer(Screen[None]):
         yield Static(self.title_text, id="report-title")
         with Horizontal():
             if len(self.documents) > 1:
-                yield OptionList(*(Option(d.title, id=str(i)) for i, d in enumerate(self.documents)),
-                                 id="report-list")
+                yield OptionList(
+                    *(Option(d.title, id=str(i)) for i, d in enumerate(self.documents)), id="report-list"
+                )
             yield MarkdownViewer(self._markdown(), id="report-body", show_table_of_contents=False)
         yield Footer()
 

@@ -49,8 +49,14 @@ class RunsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in (("run", "run"), ("program", "program"), ("status", "status"), ("cost", "cost"),
-                           ("created", "started"), ("parent", "forked from")):
+        for key, label in (
+            ("run", "run"),
+            ("program", "program"),
+            ("status", "status"),
+            ("cost", "cost"),
+            ("created", "started"),
+            ("parent", "forked from"),
+        ):
             table.add_column(label, key=key)
         self.action_reload()
         table.focus()
@@ -61,10 +67,17 @@ class RunsScreen(Screen[None]):
         self.runs = self.source.list_runs(self.runs_dir)
         for run in self.runs:
             status_style = {"completed": "green", "running": "cyan", "failed": "red", "killed": "red"}.get(
-                run.status, "yellow")
-            table.add_row(short(run.run_id, 44), short(run.program, 24), Text(run.status, style=status_style),
-                          Text(f"${run.cost_usd:,.2f}", justify="right"), clock(run.created),
-                          short(run.parent or "", 24), key=run.run_id)
+                run.status, "yellow"
+            )
+            table.add_row(
+                short(run.run_id, 44),
+                short(run.program, 24),
+                Text(run.status, style=status_style),
+                Text(f"${run.cost_usd:,.2f}", justify="right"),
+                clock(run.created),
+                short(run.parent or "", 24),
+                key=run.run_id,
+            )
         config = f"n starts a new run from {self.config_path}" if self.config_path else ""
         hint = "" if self.runs else f"No runs in {self.runs_dir} yet. "
         self.query_one("#runs-hint", Static).update(hint + config)
@@ -96,11 +109,15 @@ class RunsScreen(Screen[None]):
 
     def action_checkpoints(self) -> None:
         run = self.selected()
-        self.app.push_screen(CheckpointBrowserScreen(self.runs_dir, self.source, run_id=run.run_id if run else None))
+        self.app.push_screen(
+            CheckpointBrowserScreen(self.runs_dir, self.source, run_id=run.run_id if run else None)
+        )
 
     def action_new_run(self) -> None:
         if self.config_path is None:
-            self.notify("No config given: start the app with `research-orchestrator run CONFIG`.", severity="warning")
+            self.notify(
+                "No config given: start the app with `research-orchestrator run CONFIG`.", severity="warning"
+            )
             return
         config = self.config_path
 

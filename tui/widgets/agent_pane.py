@@ -82,7 +82,8 @@ class AgentPane(Widget):
     AgentPane.-pausing, AgentPane.-paused { border: round $warning 70%; border-subtitle-color: $warning; }
     AgentPane.-killed, AgentPane.-failed { border: round $error 70%; border-subtitle-color: $error; }
     AgentPane.-done { border: round $success 50%; border-subtitle-color: $success; }
-    AgentPane Log { background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden; }
+    AgentPane Log { background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden;
+                   scrollbar-background: $surface; scrollbar-background-hover: $surface; }
     """
     FLUSH_INTERVAL = 0.1
     MAX_LINES = 400
@@ -132,12 +133,17 @@ class AgentPane(Widget):
 
     def show_row(self, row: AgentRow) -> None:
         self.row = row
-        self.border_title = f"{row.agent_id} ▸ turn {row.turn} ─ {row.searches} searches ─ {money(row.cost_usd)}"
+        self.border_title = (
+            f"{row.agent_id} ▸ turn {row.turn} ─ {row.searches} searches ─ {money(row.cost_usd)}"
+        )
         self.border_subtitle = _STATUS_WORDS.get(row.status, "")
         for name in ("pausing", "paused", "killed", "failed", "done"):
             self.remove_class(f"-{name}")
-        word = {AgentStatus.COMPLETED: "done", AgentStatus.REFUSED: "failed",
-                AgentStatus.BUDGET_EXHAUSTED: "done"}.get(row.status, row.status.value)
+        word = {
+            AgentStatus.COMPLETED: "done",
+            AgentStatus.REFUSED: "failed",
+            AgentStatus.BUDGET_EXHAUSTED: "done",
+        }.get(row.status, row.status.value)
         self.add_class(f"-{word}")
 
     def append_text(self, text: str) -> None:

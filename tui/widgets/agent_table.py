@@ -35,7 +35,7 @@ class AgentTable(DataTable[Text]):
 
     def on_mount(self) -> None:
         for key in COLUMNS:
-            self.add_column(key, key=key)
+            self.add_column("", key=key)  # no header: cells carry their units
         self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
 
     def _on_theme_changed(self, _theme: Theme) -> None:
@@ -43,7 +43,9 @@ class AgentTable(DataTable[Text]):
             self.show_row(row)
 
     def _cells(self, row: AgentRow) -> dict[str, Text]:
-        glyph = Text.assemble(f"L{row.layer} ", (STATUS_GLYPHS[row.status], status_style(self.app, row.status)))
+        glyph = Text.assemble(
+            f"L{row.layer} ", (STATUS_GLYPHS[row.status], status_style(self.app, row.status)), " "
+        )
         dim = "dim" if row.status.value == "pending" else ""
 
         def right(value: str) -> Text:
@@ -51,7 +53,7 @@ class AgentTable(DataTable[Text]):
 
         return {
             "status": glyph,
-            "agent": Text(" " + short(row.agent_id, self.ID_WIDTH), style=dim),
+            "agent": Text(short(row.agent_id, self.ID_WIDTH), style=dim),
             "turn": right(f"t{row.turn}" if row.turn else ""),
             "searches": right(f"{row.searches}s" if row.turn or row.searches else ""),
             "cost": right(f"${row.cost_usd:.2f}" if row.cost_usd else ""),

@@ -35,7 +35,7 @@ class BudgetMeter(Widget):
     DEFAULT_CSS = """
     BudgetMeter { border: round $panel-lighten-2; border-title-color: $text; height: auto; padding: 0 1;
                   background: $surface; }
-    BudgetMeter #meter-lines { height: auto; }
+    BudgetMeter #meter-lines { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     BudgetMeter #burn-row { height: 1; }
     BudgetMeter #burn { width: auto; }
     BudgetMeter #projection { width: auto; }
@@ -104,8 +104,10 @@ class BudgetMeter(Widget):
         muted = style(self.app, "foreground", dim=True)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{money(b.spent_usd)} spent", style=style(self.app, "foreground", bold=True))
-        text.append(f"  {money(b.reserved_usd)} reserved" if wide else f" +{b.reserved_usd:,.2f} reserved",
-                    style=style(self.app, "warning"))
+        text.append(
+            f"  {money(b.reserved_usd)} reserved" if wide else f" +{b.reserved_usd:,.2f} reserved",
+            style=style(self.app, "warning"),
+        )
         cap = f"of {money(b.cap_usd)}" if b.cap_usd else "no $ cap"
         text.append(f"  {cap}" if wide else f" {cap}", style=muted)
         text.append("\n")
@@ -116,7 +118,11 @@ class BudgetMeter(Widget):
         if b.reserved_searches:
             searches += f" +{b.reserved_searches}"
         searches += f" of {b.search_cap}" if b.search_cap else ""
-        tokens = ("tokens " if wide else "tok ") + count(b.tokens) + (f" of {count(b.token_cap)}" if b.token_cap else "")
+        tokens = (
+            ("tokens " if wide else "tok ")
+            + count(b.tokens)
+            + (f" of {count(b.token_cap)}" if b.token_cap else "")
+        )
         text.append(f"{searches:<{half}}  {tokens}")
         text.append("\n")
         self._bar(text, b.searches, b.reserved_searches, b.search_cap, half)

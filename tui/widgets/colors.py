@@ -11,8 +11,15 @@ from textual.app import App
 
 from core.control import AgentStatus
 
-_FALLBACK = {"success": "#4caf50", "warning": "#ffb300", "error": "#f44336", "accent": "#ffa62b",
-             "primary": "#0178d4", "foreground": "#e0e0e0", "secondary": "#8f9fe0"}
+_FALLBACK = {
+    "success": "#4caf50",
+    "warning": "#ffb300",
+    "error": "#f44336",
+    "accent": "#ffa62b",
+    "primary": "#0178d4",
+    "foreground": "#e0e0e0",
+    "secondary": "#8f9fe0",
+}
 
 
 def theme_color(app: App[object], role: str) -> str:
@@ -21,8 +28,9 @@ def theme_color(app: App[object], role: str) -> str:
     return str(value) if value else _FALLBACK[role]
 
 
-def style(app: App[object], role: str, **attrs: bool) -> Style:
-    return Style(color=theme_color(app, role), **attrs)
+def style(app: App[object], role: str, *, bold: bool | None = None, dim: bool | None = None,
+          italic: bool | None = None) -> Style:
+    return Style(color=theme_color(app, role), bold=bold, dim=dim, italic=italic)
 
 
 def status_style(app: App[object], status: AgentStatus) -> Style:

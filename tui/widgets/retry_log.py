@@ -18,7 +18,9 @@ class RetryLog(RichLog):
     MAX_LINES = 1000
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=self.MAX_LINES, wrap=True, markup=False, highlight=False, min_width=20)
+        super().__init__(
+            id=id, max_lines=self.MAX_LINES, wrap=True, markup=False, highlight=False, min_width=20
+        )
         self.incidents = 0
 
     def on_mount(self) -> None:

@@ -56,8 +56,12 @@ class RunHeader(Widget):
     def _left(self, *, app_name: bool, program: bool, run_width: int | None) -> Text:
         info = self.info
         sep = (" ─ ", "dim")
-        status_role = {"running": "success", "completed": "success", "interrupted": "warning",
-                       "budget_exhausted": "warning"}.get(info.status, "error" if info.finished_at else "foreground")
+        status_role = {
+            "running": "success",
+            "completed": "success",
+            "interrupted": "warning",
+            "budget_exhausted": "warning",
+        }.get(info.status, "error" if info.finished_at else "foreground")
         parts: list[Text | tuple[str, object] | str] = []
         if app_name:
             parts += [("research-orchestrator", style(self.app, "primary", bold=True)), sep]
@@ -67,6 +71,9 @@ class RunHeader(Widget):
         parts += [(f"run {run_id}", "dim"), sep]
         if info.layers:
             parts += [f"layer {info.layer or 1}/{info.layers}", sep]
-        parts += [(info.status.replace("_", " "), style(self.app, status_role, bold=True)), sep,
-                  elapsed(self.elapsed_s)]
+        parts += [
+            (info.status.replace("_", " "), style(self.app, status_role, bold=True)),
+            sep,
+            elapsed(self.elapsed_s),
+        ]
         return Text.assemble(*parts, no_wrap=True)  # type: ignore[arg-type]

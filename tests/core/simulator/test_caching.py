@@ -60,7 +60,8 @@ async def test_a_streamed_call_reports_the_cache_read_in_both_events(client: Asy
         message = await stream.get_final_message()
 
     start = next(e for e in events if e.type == "message_start").message.usage
-    assert start.cache_read_input_tokens == message.usage.cache_read_input_tokens > 0
+    assert start.cache_read_input_tokens == message.usage.cache_read_input_tokens
+    assert message.usage.cache_read_input_tokens
 
 
 async def test_a_prefix_below_the_model_minimum_is_not_cached(client: AsyncAnthropic) -> None:

@@ -29,7 +29,10 @@ async def test_no_credentials_gives_401_with_the_api_error_body(sim: Simulator) 
 async def test_the_sdk_without_its_authorization_header_gets_an_authentication_error(sim: Simulator) -> None:
     # An empty key cannot even be sent ("Bearer " is an illegal header value), so omit the header.
     client = AsyncAnthropic(
-        base_url=sim.base_url, api_key="unused", max_retries=0, default_headers={"Authorization": omit}
+        base_url=sim.base_url,
+        api_key="unused",
+        max_retries=0,
+        default_headers={"Authorization": omit},  # type: ignore[dict-item]
     )
     with pytest.raises(AuthenticationError) as caught:
         await client.messages.create(**request())
@@ -155,3 +158,30 @@ async def test_count_tokens_needs_no_max_tokens_and_validates(client: AsyncAnthr
 
     with pytest.raises(BadRequestError):
         await client.messages.count_tokens(model=MODEL, messages=[])
+
+
+async def test_the_stats_endpoint_reports_requests(sim: Simulator, client: AsyncAnthropic) -> None:
+    await client.messages.create(**request())
+    with pytest.raises(BadRequestError):
+        await client.messages.create(**request(messages=[]))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{sim.base_url}/_simulator/stats") as response,
+    ):
+        stats = await response.json()
+
+    assert stats["requests"] == 2 and stats["by_status"] == {"200": 1, "400": 1}
+    assert [r["status"] for r in stats["recent"]] == [200, 400]
+    assert all(len(r["body_sha256"]) == 64 and r["request_id"].startswith("req_") for r in stats["recent"])
+
+
+async def test_an_unknown_route_is_an_api_shaped_404(sim: Simulator) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{sim.base_url}/v1/nothing", json={}, headers={"authorization": "Bearer k"}
+        ) as response,
+    ):
+        body = await response.json()
+    assert response.status == 404 and body["error"]["type"] == "not_found_error"
+    assert body["request_id"] == response.headers["request-id"]

@@ -25,6 +25,12 @@ async def stream_final(client: AsyncAnthropic, **params: Any) -> tuple[Message, 
         return await stream.get_final_message(), events
 
 
+def result_hits(message: Message) -> list[WebSearchResultBlock]:
+    """Every search hit of every result block of ``message``."""
+    blocks = [b for b in message.content if isinstance(b, WebSearchToolResultBlock)]
+    return [hit for b in blocks if isinstance(b.content, list) for hit in b.content]
+
+
 async def test_each_block_kind_parses_into_its_sdk_type(client: AsyncAnthropic) -> None:
     message, _ = await stream_final(client, **request())
 
@@ -32,7 +38,7 @@ async def test_each_block_kind_parses_into_its_sdk_type(client: AsyncAnthropic) 
     assert ServerToolUseBlock in kinds and WebSearchToolResultBlock in kinds
     search = next(b for b in message.content if isinstance(b, ServerToolUseBlock))
     assert search.id.startswith("srvtoolu_") and search.name == "web_search"
-    assert "sodium-ion" in search.input["query"]  # type: ignore[index]
+    assert isinstance(search.input, dict) and "sodium-ion" in str(search.input["query"])
     result = next(b for b in message.content if isinstance(b, WebSearchToolResultBlock))
     assert result.tool_use_id == search.id
     assert isinstance(result.content, list) and result.content
@@ -42,7 +48,7 @@ async def test_each_block_kind_parses_into_its_sdk_type(client: AsyncAnthropic) 
         assert "(simulated)" in hit.title and hit.encrypted_content
     cited = [b for b in message.content if isinstance(b, TextBlock) and b.citations]
     assert cited
-    urls = {h.url for b in message.content if isinstance(b, WebSearchToolResultBlock) for h in b.content}  # type: ignore[union-attr]
+    urls = {hit.url for hit in result_hits(message)}
     for block in cited:
         for citation in block.citations or []:
             assert isinstance(citation, CitationsWebSearchResultLocation)
@@ -110,7 +116,7 @@ async def test_blocked_domains_are_never_returned_subdomains_included(client: As
     tool = {**WEB_SEARCH, "blocked_domains": blocked}
     message = await client.messages.create(**request(tools=[tool]))
 
-    hits = [h for b in message.content if isinstance(b, WebSearchToolResultBlock) for h in b.content]  # type: ignore[union-attr]
+    hits = result_hits(message)
     assert hits
     assert not any(any(d in h.url for d in blocked) for h in hits)
 
@@ -119,7 +125,7 @@ async def test_allowed_domains_with_a_path_restrict_results(client: AsyncAnthrop
     tool = {**WEB_SEARCH, "allowed_domains": ["industry-review.example/analysis", "university.example"]}
     message = await client.messages.create(**request(tools=[tool]))
 
-    hits = [h for b in message.content if isinstance(b, WebSearchToolResultBlock) for h in b.content]  # type: ignore[union-attr]
+    hits = result_hits(message)
     assert hits
     for hit in hits:
         assert hit.url.startswith(
@@ -182,3 +188,33 @@ async def test_stats_log_each_request(sim: Simulator, client: AsyncAnthropic) ->
     record = sim.stats.recent[-1]
     assert sim.stats.requests == 1 and record.status == 200 and record.messages == 1
     assert record.request_id.startswith("req_") and len(record.body_sha256) == 64
+
+
+async def test_invariants_hold_across_seeds_and_settings(start_simulator: StartSimulator) -> None:
+    for seed in range(12):
+        settings = SimulatorSettings(seed=seed, pause_turn_probability=0.4, searches_per_turn=(0, 4))
+        client = sdk(await start_simulator(settings))
+        prompt = ["Research wind turbine recycling", "Write a report on hydrogen storage"][seed % 2]
+        tools = [{**WEB_SEARCH, "max_uses": 1 + seed % 3}]
+        params = request(prompt, max_tokens=[40, 300, 4096][seed % 3], tools=tools)
+        streamed, _ = await stream_final(client, **params)
+        created = await client.messages.create(**params)
+
+        assert streamed.model_dump() == created.model_dump(), seed
+        usage = created.usage
+        assert usage.output_tokens <= params["max_tokens"]
+        if created.stop_reason == "max_tokens":
+            assert usage.output_tokens == params["max_tokens"]
+        results = [b for b in created.content if isinstance(b, WebSearchToolResultBlock)]
+        searches = [b for b in created.content if isinstance(b, ServerToolUseBlock)]
+        assert usage.server_tool_use is not None
+        assert usage.server_tool_use.web_search_requests == sum(isinstance(b.content, list) for b in results)
+        assert usage.server_tool_use.web_search_requests <= tools[0]["max_uses"]
+        if created.stop_reason == "pause_turn":
+            assert created.content[-1] is searches[-1] and len(searches) == len(results) + 1
+        else:
+            assert len(searches) == len(results)
+        urls = {hit.url for hit in result_hits(created)}
+        for block in created.content:
+            if isinstance(block, TextBlock):
+                assert all(c.url in urls for c in block.citations or [])  # type: ignore[union-attr]

@@ -120,3 +120,25 @@ async def test_recorded_bodies_show_the_paused_content_resent(start_simulator: A
     first, second = sim.stats.bodies
     assert second["messages"][:-1] == first["messages"]
     assert second["messages"][-1]["content"][-1]["id"] == message.content[-1].id  # type: ignore[union-attr]
+
+
+async def test_the_conversation_goes_on_after_a_continuation(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    follow_up = continuation(params, message)
+    resumed = await client.messages.create(**follow_up)
+    next_turn = {
+        **params,
+        "messages": [*follow_up["messages"], resumed.to_param(), {"role": "user", "content": "Go on."}],
+    }
+
+    assert (await client.messages.create(**next_turn)).stop_reason in ("end_turn", "pause_turn")
+
+
+async def test_a_continuation_merged_into_earlier_assistant_content_is_accepted(
+    client: AsyncAnthropic,
+) -> None:
+    params, message = await paused(client)
+    merged = editable_continuation(params, message)
+    merged["messages"][-1]["content"].insert(0, {"type": "text", "text": "Earlier assistant text."})
+
+    assert (await client.messages.create(**merged)).content

@@ -1,0 +1,92 @@
+"""The checkpoint browser lists a run's checkpoints per agent and resumes or forks from one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.widgets import Button, DataTable
+
+from tests.tui.conftest import settle
+from tests.tui.fakes import RUN_ID, FakeRun
+from tui.app import ResearchApp
+from tui.data import ControlFactory
+from tui.screens.checkpoints import CheckpointBrowserScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.main import MainScreen
+
+
+def resumer(
+    calls: list[tuple[str, str | None]], new_run: FakeRun
+) -> Callable[[str, str | None], ControlFactory]:
+    def resume_factory(run_id: str, checkpoint_id: str | None) -> ControlFactory:
+        calls.append((run_id, checkpoint_id))
+
+        async def factory() -> FakeRun:
+            return new_run
+
+        return factory
+
+    return resume_factory
+
+
+async def test_c_opens_the_selected_agents_checkpoints_latest_first_selected(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, fake)
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CheckpointBrowserScreen)
+        assert [e.turn for e in screen.shown] == [1, 2, 3, 4]  # market's, oldest first
+        assert screen.selected() is not None and screen.selected().turn == 4  # type: ignore[union-attr]
+        assert str(screen.query_one("#resume", Button).label) == "Resume in place"
+        await pilot.press("up")
+        await pilot.pause()
+        assert screen.selected().status == "corrupt"  # type: ignore[union-attr]
+        assert screen.query_one("#resume", Button).disabled
+        await pilot.press("up")
+        await pilot.pause()
+        assert str(screen.query_one("#resume", Button).label) == "Fork from here"
+
+
+async def test_resume_from_an_earlier_checkpoint_stops_the_active_run_and_opens_the_fork(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    calls: list[tuple[str, str | None]] = []
+    forked = FakeRun()
+    app = make_app(resume_factory=resumer(calls, forked))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, fake)
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press("up", "up")  # market t2, an earlier checkpoint
+        await pilot.press("R")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)  # a run is active: ask before stopping it
+        await pilot.press("y")
+        await forked.script_done.wait()
+        await pilot.pause(0.3)
+        assert calls == [(RUN_ID, "cp-0003-market-t2")]
+        assert ("stop", None) in fake.calls
+        assert isinstance(app.screen, MainScreen) and app.screen.control is forked
+        assert app.control is forked
+
+
+async def test_resume_from_the_latest_checkpoint_continues_in_place(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    calls: list[tuple[str, str | None]] = []
+    app = make_app(resume_factory=resumer(calls, FakeRun()))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, fake)
+        await pilot.press("c")
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        table.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        assert calls == [(RUN_ID, None)]

@@ -1,0 +1,84 @@
+"""With no run, the app opens the runs list: open, resume, or start a new run after the estimate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.tui.fakes import RUN_ID, FakeRun, FakeRunSource
+from tui.app import ResearchApp
+from tui.data import ControlFactory
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.main import MainScreen
+from tui.screens.report import ReportViewer
+from tui.screens.runs import RunsScreen
+
+CONFIG = Path(__file__).resolve().parents[3] / "research_config.yaml"
+
+
+def runs_app(started: list[Path], resumed: list[tuple[str, str | None]], run: FakeRun) -> ResearchApp:
+    def start_factory(config: Path) -> ControlFactory:
+        started.append(config)
+
+        async def factory() -> FakeRun:
+            return run
+
+        return factory
+
+    def resume_factory(run_id: str, checkpoint_id: str | None) -> ControlFactory:
+        resumed.append((run_id, checkpoint_id))
+
+        async def factory() -> FakeRun:
+            return run
+
+        return factory
+
+    return ResearchApp(
+        runs_dir=Path("runs"),
+        config_path=CONFIG,
+        run_source=FakeRunSource(),
+        start_factory=start_factory,
+        resume_factory=resume_factory,
+    )
+
+
+async def test_new_run_shows_the_estimate_and_starts_only_when_confirmed() -> None:
+    started: list[Path] = []
+    run = FakeRun()
+    app = runs_app(started, [], run)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert app.screen.query_one("DataTable").row_count == 2  # type: ignore[attr-defined]
+        await pilot.press("n")
+        await pilot.pause()
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert "sodium-ion-2026" in confirm.message or "$" in confirm.message
+        await pilot.press("n")
+        await pilot.pause()
+        assert started == []
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("y")
+        await run.script_done.wait()
+        await pilot.pause(0.2)
+        assert started == [CONFIG]
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_r_resumes_the_highlighted_run_and_enter_opens_its_documents(tmp_path: Path) -> None:
+    resumed: list[tuple[str, str | None]] = []
+    run = FakeRun()
+    app = runs_app([], resumed, run)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ReportViewer)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("r")
+        await run.script_done.wait()
+        await pilot.pause(0.2)
+        assert resumed == [(RUN_ID, None)]
+        assert isinstance(app.screen, MainScreen)

@@ -1,0 +1,96 @@
+"""An agent pane coalesces its stream, stays bounded in memory, and re-wraps when resized."""
+
+from __future__ import annotations
+
+from rich.cells import cell_len
+from textual.app import App, ComposeResult
+
+from core.control import AgentStatus
+from tui.state import AgentRow
+from tui.widgets.agent_pane import AgentPane
+
+
+class PaneApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield AgentPane(AgentRow(agent_id="market", layer=1, status=AgentStatus.RUNNING, turn=2))
+
+
+def lines(pane: AgentPane) -> list[str]:
+    return [str(line) for line in pane.log_view.lines]
+
+
+async def test_a_burst_of_fragments_is_one_repaint_with_every_word() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        pane = app.query_one(AgentPane)
+        for i in range(500):
+            pane.append_text(f"w{i} ")
+        await pilot.pause(0.25)
+        assert pane.flushes == 1
+        assert pane.text.split() == [f"w{i}" for i in range(500)]
+        assert all(cell_len(line) <= pane.content_region.width for line in lines(pane))
+
+
+async def test_a_half_word_waits_for_the_rest_or_the_end_of_the_turn() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        pane = app.query_one(AgentPane)
+        pane.append_text("Sodium-ion cells are che")
+        await pilot.pause(0.2)
+        assert pane.text == "Sodium-ion cells are "
+        pane.append_text("aper")
+        pane.end_turn()
+        await pilot.pause(0.2)
+        assert pane.text == "Sodium-ion cells are cheaper"
+
+
+async def test_notes_start_on_their_own_line() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        pane = app.query_one(AgentPane)
+        pane.append_text("Some text ")
+        pane.add_note('🔍 "query"')
+        pane.append_text("more ")
+        await pilot.pause(0.2)
+        assert pane.text == 'Some text \n🔍 "query"\nmore '
+
+
+async def test_memory_is_bounded_however_long_the_stream() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        pane = app.query_one(AgentPane)
+        for i in range(3000):
+            pane.append_text(f"line {i} of a very long transcript that never ends\n")
+        await pilot.pause(0.25)
+        assert len(pane.text) <= AgentPane.TAIL_CHARS * 3 // 2
+        assert len(pane.log_view.lines) <= AgentPane.MAX_LINES
+        assert lines(pane)[-2].startswith("line 2999")
+
+
+async def test_resizing_rewraps_to_the_new_width() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        pane = app.query_one(AgentPane)
+        pane.append_text("word " * 60)
+        pane.end_turn()
+        await pilot.pause(0.2)
+        wide = len(lines(pane))
+        await pilot.resize_terminal(40, 20)
+        await pilot.pause(0.2)
+        assert len(lines(pane)) > wide
+        assert all(cell_len(line) <= 40 for line in lines(pane))
+
+
+async def test_the_border_shows_turn_searches_cost_and_pause_state() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        pane = app.query_one(AgentPane)
+        pane.show_row(
+            AgentRow(
+                agent_id="market", layer=1, status=AgentStatus.PAUSED, turn=4, searches=12, cost_usd=1.84
+            )
+        )
+        await pilot.pause()
+        assert pane.border_title == "market ▸ turn 4 ─ 12 searches ─ $1.84"
+        assert pane.border_subtitle == "paused"
+        assert pane.has_class("-paused")
