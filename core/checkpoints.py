@@ -17,7 +17,9 @@ exact history it extends.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
 import hashlib
 import json
 import re
@@ -203,6 +205,20 @@ def _link_problem(body: dict[str, Any], prev: dict[str, Any] | None) -> str | No
     return None
 
 
+async def _landed(write: asyncio.Future[None]) -> None:
+    """Wait for a started write, and let it land before a cancellation propagates.
+
+    The worker thread cannot be stopped anyway; waiting for it means that when a cancelled task
+    ends (stop, kill, quit), its checkpoint is on disk, not still being written behind its back.
+    """
+    try:
+        await asyncio.shield(write)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(write)
+        raise
+
+
 class CheckpointStore:
     """The checkpoints of one run directory: save, list with integrity, load, restore, fork.
 
@@ -272,8 +288,12 @@ class CheckpointStore:
         # the refs are the caller's current objects, which makes the next identity check succeed.
         digests = delta_digests if known is None or start is None else known.digests + delta_digests
         persisted = _Persisted(checkpoint_id, seq, messages.copy(), digests, chain)
-        await write_atomic_async(path, data)
-        self._adopt(agent_id, persisted)
+        write = asyncio.ensure_future(write_atomic_async(path, data))
+        try:
+            await _landed(write)
+        finally:
+            if write.done() and not write.cancelled() and write.exception() is None:
+                self._adopt(agent_id, persisted)
         return _info(body, path, len(data))
 
     def _recall(self, agent_id: str) -> _Persisted | None:

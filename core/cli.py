@@ -152,6 +152,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             lambda: start_run(args.config, args.runs_dir, simulate=args.simulate),
             headless=args.headless,
             runs_dir=args.runs_dir,
+            simulate=args.simulate,
         )
     if command == "resume":
         from core.runner import resume_run
@@ -169,11 +170,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 Factory = Callable[[], Awaitable["Orchestrator"]]
 
 
-def _launch(factory: Factory, *, headless: bool, runs_dir: Path) -> int:
+def _launch(factory: Factory, *, headless: bool, runs_dir: Path, simulate: bool | None = None) -> int:
     if not headless:
         from tui.app import run_app
 
-        return run_app(control_factory=factory, runs_dir=runs_dir)
+        return run_app(control_factory=factory, runs_dir=runs_dir, simulate=simulate)
     return asyncio.run(_run_headless(factory))
 
 

@@ -72,10 +72,9 @@ class Simulator:
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=4096, reuse_address=True)
         await site.start()
-        server = site._server  # the bound socket tells the real port when port 0 was asked for
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = runner.addresses  # the bound socket tells the real port when port 0 was asked for
+        if addresses:
+            self.port = int(addresses[0][1])
         self._runner = runner
 
     async def stop(self) -> None:

@@ -72,7 +72,6 @@ class Turn:
     web_search_requests: int
     seed: int = 0
     paused_search_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def message(self) -> dict[str, Any]:
         """The non-streaming Message JSON, equal to what the SDK accumulates from the stream."""
@@ -212,41 +211,41 @@ def _queries(rng: random.Random, terms: list[str], count: int) -> list[str]:
     return queries
 
 
-def build_turn(
-    request: ParsedRequest,
-    settings: SimulatorSettings,
-    *,
-    prompt_tokens: int,
-    cache: CacheUsage,
-    context_window: int,
-    digest: bytes,
-) -> Turn:
-    """The assistant's answer to ``request`` (already validated and within the context window)."""
-    rng = random.Random(
-        int.from_bytes(
-            hashlib.sha256(settings.seed.to_bytes(8, "big", signed=True) + digest).digest()[:8], "big"
-        )
-    )
-    directives = request.directives
-    terms = synthweb.query_terms(request.last_user_text)
-    topic = " ".join(terms[:3]).lower()
-    report_mode = bool(_REPORT.search(request.last_user_text))
+@dataclass(slots=True)
+class _Searches:
+    """What the searches of a turn produced."""
 
+    done: int = 0
+    result_tokens: int = 0
+    pages: list[synthweb.Page] = field(default_factory=list)
+    paused_id: str | None = None
+
+
+def _rng_for(settings: SimulatorSettings, digest: bytes) -> random.Random:
+    seed = hashlib.sha256(settings.seed.to_bytes(8, "big", signed=True) + digest).digest()
+    return random.Random(int.from_bytes(seed[:8], "big"))
+
+
+def _output_cap(
+    request: ParsedRequest, prompt_tokens: int, context_window: int, target: int
+) -> tuple[int, str]:
+    """The output budget and the stop reason when it runs out."""
+    cap, reason = request.max_tokens, "max_tokens"
     room = context_window - prompt_tokens
-    cap, cap_reason = request.max_tokens, "max_tokens"
     if room < cap:
-        cap, cap_reason = max(room, 1), "model_context_window_exceeded"
-    target = rng.randint(*sorted(settings.output_tokens_per_turn))
-    if directives.max_tokens:
-        cap, cap_reason = min(cap, max(1, target // 3)), "max_tokens"
-    out = _Builder(cap)
-    message_id = _make_id(rng, "msg_")
+        cap, reason = max(room, 1), "model_context_window_exceeded"
+    if request.directives.max_tokens:
+        cap, reason = min(cap, max(1, target // 3)), "max_tokens"
+    return cap, reason
 
-    web_tool = request.web_tool
-    max_uses = web_tool.get("max_uses") if web_tool else None
+
+def _plan_searches(
+    rng: random.Random, request: ParsedRequest, settings: SimulatorSettings, terms: list[str]
+) -> tuple[list[str], int | None]:
+    """The queries of the turn (a paused search first) and the index of the search it pauses at."""
+    web_tool, pending = request.web_tool, request.pending_search
     lo, hi = sorted(settings.searches_per_turn)
-    pending = request.pending_search
-    if web_tool is None or directives.refusal:
+    if web_tool is None or request.directives.refusal:
         planned = 0
     elif pending is not None:
         planned = 1 + rng.randint(0, max(0, hi - 1))
@@ -255,72 +254,67 @@ def build_turn(
     queries = _queries(rng, terms, planned)
     if pending is not None and queries:
         queries[0] = str((pending.get("input") or {}).get("query", queries[0]))
+    max_uses = web_tool.get("max_uses") if web_tool else None
     usable = planned if max_uses is None else min(planned, max_uses)
-    pause_at: int | None = None
-    forced_pause = directives.pause_turn and not request.continuation
-    if usable > 0 and (forced_pause or rng.random() < settings.pause_turn_probability):
-        first = 1 if pending is not None else 0
-        if usable > first:
-            pause_at = rng.randint(first, usable - 1)
+    forced = request.directives.pause_turn and not request.continuation
+    first = 1 if pending is not None else 0
+    if usable > first and (forced or rng.random() < settings.pause_turn_probability):
+        return queries, rng.randint(first, usable - 1)
+    return queries, None
 
-    stop_reason = "end_turn"
-    stop_details: dict[str, Any] | None = None
-    result_tokens = 0
-    searches = 0
-    all_pages: list[synthweb.Page] = []
-    paused_id: str | None = None
-    section_budget = int(target * (0.45 if report_mode else 0.7)) // max(1, planned)
 
-    if directives.refusal:
-        out.text(prose.intro(rng, topic))
-        out.text(prose.filler(rng))
-        stop_reason = "refusal"
-        stop_details = {
-            "type": "refusal",
-            "category": None,
-            "explanation": "The simulator was asked to refuse ([sim:refusal]).",
-        }
-    else:
-        if pending is None:
-            out.text(prose.intro(rng, topic))
-        for i, query in enumerate(queries):
-            if out.truncated:
+def _run_searches(
+    out: _Builder,
+    rng: random.Random,
+    request: ParsedRequest,
+    settings: SimulatorSettings,
+    queries: list[str],
+    pause_at: int | None,
+    section_budget: int,
+) -> _Searches:
+    """Each search: a bridge sentence, the call, its result (or error), and text citing it."""
+    web_tool = request.web_tool or {}
+    max_uses = web_tool.get("max_uses")
+    pending = request.pending_search
+    searches = _Searches()
+    for i, query in enumerate(queries):
+        if out.truncated:
+            break
+        if i == 0 and pending is not None:
+            search_id = str(pending.get("id"))
+        else:
+            if i > 0 and not out.text(prose.bridge(rng, query)):
                 break
-            if i == 0 and pending is not None:
-                search_id = str(pending.get("id"))
-            else:
-                if i > 0 and not out.text(prose.bridge(rng, query)):
-                    break
-                search_id = _make_id(rng, "srvtoolu_")
-                if not out.search(search_id, query):
-                    break
-            if pause_at == i:
-                stop_reason, paused_id = "pause_turn", search_id
+            search_id = _make_id(rng, "srvtoolu_")
+            if not out.search(search_id, query):
                 break
-            if max_uses is not None and i >= max_uses:
-                out.result(
-                    search_id, {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
-                )
-                break
-            pages = synthweb.search(
-                query,
-                settings.seed,
-                count=rng.randint(5, 8),
-                allowed_domains=web_tool.get("allowed_domains") if web_tool else None,
-                blocked_domains=web_tool.get("blocked_domains") if web_tool else None,
-            )
-            result_tokens += out.result(search_id, _result_content(pages))
-            searches += 1
-            all_pages.extend(pages)
-            if pages:
-                out.pieces(prose.cited_pieces(rng, pages, section_budget))
-        if stop_reason != "pause_turn" and not out.truncated:
-            _conclude(out, rng, topic, all_pages, report_mode, target)
-    if out.truncated:
-        stop_reason = cap_reason
+        if pause_at == i:
+            searches.paused_id = search_id
+            break
+        if max_uses is not None and i >= max_uses:
+            out.result(search_id, {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"})
+            break
+        pages = synthweb.search(
+            query,
+            settings.seed,
+            count=rng.randint(5, 8),
+            allowed_domains=web_tool.get("allowed_domains"),
+            blocked_domains=web_tool.get("blocked_domains"),
+        )
+        searches.result_tokens += out.result(search_id, _result_content(pages))
+        searches.done += 1
+        searches.pages.extend(pages)
+        if pages:
+            out.pieces(prose.cited_pieces(rng, pages, section_budget))
+    return searches
 
+
+def _usage(
+    prompt_tokens: int, cache: CacheUsage, searches: _Searches, output: int, web_search: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``message_start`` usage (initial) and ``message_delta`` usage (cumulative, results included)."""
     uncached = prompt_tokens - cache.read - cache.write
-    usage_start: dict[str, Any] = {
+    start: dict[str, Any] = {
         "input_tokens": uncached,
         "cache_creation_input_tokens": cache.write,
         "cache_read_input_tokens": cache.read,
@@ -332,14 +326,60 @@ def build_turn(
         "service_tier": "standard",
         "inference_geo": "not_available",
     }
-    usage_delta: dict[str, Any] = {
-        "input_tokens": uncached + result_tokens,
+    delta: dict[str, Any] = {
+        "input_tokens": uncached + searches.result_tokens,
         "cache_creation_input_tokens": cache.write,
         "cache_read_input_tokens": cache.read,
-        "output_tokens": max(out.output, 1),
+        "output_tokens": output,
     }
-    if web_tool is not None:
-        usage_delta["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+    if web_search:
+        delta["server_tool_use"] = {"web_search_requests": searches.done, "web_fetch_requests": 0}
+    return start, delta
+
+
+def build_turn(
+    request: ParsedRequest,
+    settings: SimulatorSettings,
+    *,
+    prompt_tokens: int,
+    cache: CacheUsage,
+    context_window: int,
+    digest: bytes,
+) -> Turn:
+    """The assistant's answer to ``request`` (already validated and within the context window)."""
+    rng = _rng_for(settings, digest)
+    terms = synthweb.query_terms(request.last_user_text)
+    topic = " ".join(terms[:3]).lower()
+    report_mode = bool(_REPORT.search(request.last_user_text))
+    target = rng.randint(*sorted(settings.output_tokens_per_turn))
+    cap, cap_reason = _output_cap(request, prompt_tokens, context_window, target)
+    out = _Builder(cap)
+    message_id = _make_id(rng, "msg_")
+    queries, pause_at = _plan_searches(rng, request, settings, terms)
+
+    stop_reason = "end_turn"
+    stop_details: dict[str, Any] | None = None
+    searches = _Searches()
+    if request.directives.refusal:
+        out.text(prose.intro(rng, topic))
+        out.text(prose.filler(rng))
+        stop_reason = "refusal"
+        explanation = "The simulator was asked to refuse ([sim:refusal])."
+        stop_details = {"type": "refusal", "category": None, "explanation": explanation}
+    else:
+        if request.pending_search is None:
+            out.text(prose.intro(rng, topic))
+        section_budget = int(target * (0.45 if report_mode else 0.7)) // max(1, len(queries))
+        searches = _run_searches(out, rng, request, settings, queries, pause_at, section_budget)
+        if searches.paused_id is not None:
+            stop_reason = "pause_turn"
+        elif not out.truncated:
+            _conclude(out, rng, topic, searches.pages, report_mode, target)
+    if out.truncated:
+        stop_reason = cap_reason
+
+    output = max(out.output, 1)
+    usage_start, usage_delta = _usage(prompt_tokens, cache, searches, output, request.web_tool is not None)
     return Turn(
         message_id=message_id,
         model=request.model,
@@ -348,10 +388,10 @@ def build_turn(
         stop_details=stop_details,
         usage_start=usage_start,
         usage_delta=usage_delta,
-        output_tokens=max(out.output, 1),
-        web_search_requests=searches,
+        output_tokens=output,
+        web_search_requests=searches.done,
         seed=rng.getrandbits(32),
-        paused_search_id=paused_id,
+        paused_search_id=searches.paused_id,
     )
 
 

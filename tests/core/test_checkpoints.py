@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -482,3 +483,28 @@ def test_every_checkpoint_of_any_history_loads_back_exactly(operations: list[str
         assert store.verify_all() == []
         for checkpoint_id, messages in saved.items():
             assert store.load(checkpoint_id).messages == messages
+
+
+async def test_a_cancelled_save_still_lands_before_the_cancellation_propagates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping an agent mid-save must not leave its checkpoint being written after the task ended."""
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.05)
+        real_fsync(fd)
+
+    agent = Agent(CheckpointStore(tmp_path), "market")
+    first = await agent.step()
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    saving = asyncio.create_task(agent.step())
+    await asyncio.sleep(0.01)
+    saving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await saving
+    monkeypatch.undo()
+    (second,) = [i for i in CheckpointStore(tmp_path).list() if i.id != first.id]
+    assert second.ok and second.turn == 2
+    third = await agent.step()
+    assert third.prev == second.id  # the store knows the cancelled save landed

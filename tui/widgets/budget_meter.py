@@ -94,7 +94,8 @@ class BudgetMeter(Widget):
             return
         lines.update(self._lines(b, width))
         self.query_one("#burn", Static).update(f"burn {money(b.burn_usd_per_min)}/min")
-        self.query_one("#burn-spark", Sparkline).data = list(self.burn_history)
+        history = list(self.burn_history)
+        self.query_one("#burn-spark", Sparkline).data = history if max(history, default=0) > 0 else []
         projection = "no cap" if b.seconds_to_cap is None else f"cap in {approx_duration(b.seconds_to_cap)}"
         self.query_one("#projection", Static).update(projection)
 
