@@ -383,6 +383,7 @@ class Orchestrator:
                 layer=agent.layer,
                 turn=state.api_turns,
                 checkpoint_id=info.id,
+                bytes_written=info.size_bytes,
             )
         )
         await self.summary.write(RunStatus.RUNNING, throttle=True)

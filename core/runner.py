@@ -21,7 +21,7 @@ from core.events import EventBus
 from core.journal import Journal
 from core.orchestrator import Orchestrator
 from core.pricing import PriceTable
-from core.rundir import RunDir, new_run_id
+from core.rundir import RunDir, new_run_id, parent_record
 from core.runlock import RunLock
 from core.session import SessionState
 from core.simulator import Simulator
@@ -123,9 +123,7 @@ async def start_run(
     config = load_config(config_path)
     if not simulate and not api_key_present():
         await open_client(config, simulate=False)  # raises the SetupError naming the variable
-    run_dir = RunDir.create(
-        runs_dir, new_run_id(config.program.name), config_path.read_text(encoding="utf-8")
-    )
+    run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_path.read_bytes())
     return await _assemble(config=config, run_dir=run_dir, simulate=simulate, bus=bus, base_url=base_url)
 
 
@@ -159,18 +157,20 @@ async def resume_run(
         if picked.status != "ok":
             raise SetupError(f"checkpoint {checkpoint_id} is corrupt ({picked.problem}); pick another")
         if good and picked.seq != good[-1].seq:
-            target = RunDir.create(
-                runs_dir, new_run_id(config.program.name), source.config_copy_path.read_text(encoding="utf-8")
-            )
+            target = RunDir.create(runs_dir, new_run_id(config.program.name), source.config_copy_path.read_bytes())
+            # No lock on the source: checkpoints are immutable once written and written atomically,
+            # so copying a prefix is safe even while the source runs, and the source stays untouched.
             store.fork_into(checkpoint_id, target.path)
-            parent = {"run_id": source.run_id, "checkpoint": checkpoint_id}
+            parent = parent_record(source.run_id, checkpoint_id)
         upto = picked.seq
     point = CheckpointStore(target.path).restore_point(upto)
     restored: dict[str, SessionState] = {}
     for agent_id, checkpoint in point.agents.items():
         restored[agent_id] = SessionState.restore(checkpoint.messages, checkpoint.agent_state)
     if target is source:
-        _keep_reports_of_finished(source, restored)
+        with RunLock(source.path):
+            source.sweep_temp_files()
+            _keep_reports_of_finished(source, restored)
     return await _assemble(
         config=config,
         run_dir=target,

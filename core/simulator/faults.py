@@ -30,6 +30,10 @@ class FaultPlan:
     attempt: int = 0
 
 
+DIRECTIVE_ONLY_FAULTS = ("invalid_request",)
+"""Faults a test can force with a directive but that are never drawn at random (they are permanent)."""
+
+
 class FaultInjector:
     def __init__(self, settings: SimulatorSettings) -> None:
         self._settings = settings
@@ -50,7 +54,7 @@ class FaultInjector:
                 slow = slow or hit
             elif hit and kind is None:
                 kind = name
-        if directives.fault in FAULT_KINDS and attempt < directives.fault_attempts:
+        if directives.fault in (*FAULT_KINDS, *DIRECTIVE_ONLY_FAULTS) and attempt < directives.fault_attempts:
             if directives.fault == "slow":
                 slow = True
             else:

@@ -30,7 +30,7 @@ from core.simulator.stats import RequestRecord, SimulatorStats
 from core.simulator.tokens import Segment, prompt_segments
 from core.simulator.validation import InvalidRequest, ParsedRequest, parse_request
 
-_ERROR_STATUS = {"rate_limit": 429, "overloaded": 529, "server_error": 500}
+_ERROR_STATUS = {"rate_limit": 429, "overloaded": 529, "server_error": 500, "invalid_request": 400}
 _ERROR_TYPE = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -42,6 +42,16 @@ _ERROR_TYPE = {
 _MAX_PAUSED = 50_000
 logger = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _conversation_of(messages: object) -> str:
+    """A short id of the conversation a request belongs to: a digest of its first message's text."""
+    try:
+        first = messages[0]["content"]  # type: ignore[index]
+        text = first if isinstance(first, str) else first[0]["text"]
+    except (IndexError, KeyError, TypeError):
+        return ""
+    return hashlib.sha256(str(text).encode()).hexdigest()[:12]
 
 
 class SimulatorState:
@@ -80,6 +90,7 @@ class _Outcome:
         self.stream = False
         self.stop_reason: str | None = None
         self.body: Any = None
+        self.received_at = time.time()
 
 
 @web.middleware
@@ -149,19 +160,22 @@ class _Handlers:
                 fault=outcome.fault,
                 body_sha256=outcome.sha,
                 messages=len(messages) if isinstance(messages, list) else 0,
+                conversation=_conversation_of(messages),
                 stream=outcome.stream,
                 stop_reason=outcome.stop_reason,
                 at=time.time(),
+                received_at=outcome.received_at,
             ),
             outcome.body,
         )
 
-    @staticmethod
-    def _authorized(request: web.Request) -> bool:
-        if request.headers.get("x-api-key", "").strip():
-            return True
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token.strip())
+    def _authorized(self, request: web.Request) -> bool:
+        key = request.headers.get("x-api-key", "").strip()
+        if not key:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            key = token.strip() if scheme.lower() == "bearer" else ""
+        accepted = self.state.settings.api_keys
+        return bool(key) and (accepted is None or key in accepted)
 
     async def _prologue(self, request: web.Request, outcome: _Outcome, raw: bytes) -> web.Response | None:
         if not self._authorized(request):
@@ -295,8 +309,10 @@ class _Handlers:
                 outcome,
                 429,
                 _rate_limit_message("requests") + " (simulated fault)",
-                extra={"retry-after": "1"},
+                extra={"retry-after": f"{self.state.settings.retry_after_s:g}"},
             )
+        if plan.kind == "invalid_request":
+            return self._error(outcome, 400, "messages.0.content.0: simulated invalid request (directive)")
         if plan.kind == "overloaded":
             return self._error(outcome, 529, "Overloaded")
         return self._error(outcome, 500, "Internal server error")

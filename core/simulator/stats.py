@@ -20,7 +20,9 @@ class RequestRecord:
     messages: int
     stream: bool
     stop_reason: str | None
-    at: float
+    at: float  # when the response ended
+    conversation: str = ""
+    received_at: float = 0.0  # when the request arrived
 
 
 class SimulatorStats:

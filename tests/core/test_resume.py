@@ -91,7 +91,7 @@ async def test_fork_from_an_earlier_checkpoint_leaves_the_original_untouched(tmp
     assert outcome.status is RunStatus.COMPLETED
     assert outcome.run_dir != run_dir
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
-    assert summary["parent"] == {"run_id": run_dir.name, "checkpoint": earlier.id}
+    assert summary["parent"] == {"run_id": run_dir.name, "checkpoint_id": earlier.id}
     assert tree_digest(run_dir) == original, "the original run is byte-identical"
     assert (outcome.run_dir / "report.md").exists()
 
