@@ -80,7 +80,8 @@ class Orchestrator:
             for a in self.agents
         }
         for agent_id, status in self.statuses.items():
-            if not status.is_final:
+            # An agent stopped by a cap continues when the run is resumed (with a raised cap).
+            if not status.is_final or status is AgentStatus.BUDGET_EXHAUSTED:
                 self.statuses[agent_id] = AgentStatus.PENDING
         self.reports: dict[str, Path] = {}
         self.errors: dict[str, str] = {}

@@ -157,7 +157,9 @@ async def resume_run(
         if picked.status != "ok":
             raise SetupError(f"checkpoint {checkpoint_id} is corrupt ({picked.problem}); pick another")
         if good and picked.seq != good[-1].seq:
-            target = RunDir.create(runs_dir, new_run_id(config.program.name), source.config_copy_path.read_bytes())
+            target = RunDir.create(
+                runs_dir, new_run_id(config.program.name), source.config_copy_path.read_bytes()
+            )
             # No lock on the source: checkpoints are immutable once written and written atomically,
             # so copying a prefix is safe even while the source runs, and the source stays untouched.
             store.fork_into(checkpoint_id, target.path)

@@ -375,8 +375,11 @@ class AgentSession:
         self.context.publish(
             BudgetCapReached, turn=state.api_turns, cap=exhausted.cap, message=str(exhausted)
         )
-        if state.messages and state.messages[-1]["role"] == "user":
-            state.messages.pop()  # the prompt that could not be sent
+        if state.messages and state.messages[-1]["role"] == "user" and not state.pending:
+            state.messages.pop()  # the prompt that could not be sent: a resume sends it again
+            state.plan_index -= 1
+            if state.report_from == len(state.messages):
+                state.report_from = None
         wrote_report = False
         if state.report_from is None and state.messages and not state.pending:
             state.report_from = len(state.messages)

@@ -128,6 +128,20 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="organisation output-token rate limit (default: unlimited)",
     )
+    parser.add_argument(
+        "--retry-after-s",
+        type=float,
+        default=1.0,
+        help="retry-after sent with injected rate_limit faults, in seconds (default: 1.0)",
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        default=None,
+        help="accept only this API key (repeatable); others get 401 (default: any non-empty key)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
@@ -144,6 +158,8 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
         output_tokens_per_turn=args.output_tokens_per_turn,
         context_window=args.context_window,
         cache_min_tokens=args.cache_min_tokens,
+        retry_after_s=args.retry_after_s,
+        api_keys=args.api_keys,
         rate_limits=RateLimits(
             requests_per_minute=args.requests_per_minute,
             input_tokens_per_minute=args.input_tokens_per_minute,

@@ -308,8 +308,11 @@ def independent_cost(model: str, u: TokenUsage) -> float:
     rates = HAIKU_5_5_LONG if model == "claude-haiku-5-5" and total_in > 100_000 else RATES[model]
     i, o, w5, w1, r = rates
     tokens = (
-        u.input_tokens * i + u.output_tokens * o + u.cache_write_5m_tokens * w5
-        + u.cache_write_1h_tokens * w1 + u.cache_read_input_tokens * r
+        u.input_tokens * i
+        + u.output_tokens * o
+        + u.cache_write_5m_tokens * w5
+        + u.cache_write_1h_tokens * w1
+        + u.cache_read_input_tokens * r
     )
     return tokens / 1e6 + u.web_search_requests * 10 / 1000
 
@@ -352,8 +355,12 @@ def test_no_cap_is_crossed_and_the_cost_equals_an_independent_recomputation(
     book = BudgetLedger(config, PRICES, n_layers=n_layers, clock=FakeClock(), search_input_tokens=3_000)
     n_agents = data.draw(st.integers(1, 6), label="agents")
     agents = [
-        (f"agent-{i}", data.draw(st.integers(1, n_layers)), data.draw(st.sampled_from(sorted(RATES))),
-         data.draw(st.none() | st.integers(1, 12)))
+        (
+            f"agent-{i}",
+            data.draw(st.integers(1, n_layers)),
+            data.draw(st.sampled_from(sorted(RATES))),
+            data.draw(st.none() | st.integers(1, 12)),
+        )
         for i in range(n_agents)
     ]
     in_flight: dict[int, Reservation] = {}
@@ -364,7 +371,9 @@ def test_no_cap_is_crossed_and_the_cost_equals_an_independent_recomputation(
         if open_call is None:
             with contextlib.suppress(BudgetExhausted):  # a refused call is simply not made
                 in_flight[index] = book.reserve(
-                    agent_id=agent_id, layer=layer, model=model,
+                    agent_id=agent_id,
+                    layer=layer,
+                    model=model,
                     input_tokens=data.draw(st.integers(0, 150_000)),
                     max_tokens=data.draw(st.integers(1, 8_000)),
                     max_searches=data.draw(st.integers(0, 5)),

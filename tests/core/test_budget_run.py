@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from core.control import RunStatus
-from core.runner import start_run
+from core.runner import resume_run, start_run
 from tests.core import programs
 
 
@@ -27,7 +27,7 @@ async def test_a_quarter_budget_ends_budget_exhausted_under_the_cap_with_reports
     data = yaml.safe_load(config.read_text())
     data["execution_settings"]["budget"]["max_cost_usd"] = cap
     capped_config = programs.write(tmp_path / "capped", data)
-    orchestrator, outcome, summary = await run_config(capped_config, tmp_path / "runs")
+    _, outcome, summary = await run_config(capped_config, tmp_path / "runs")
 
     assert outcome.status is RunStatus.BUDGET_EXHAUSTED and outcome.exit_code == 3
     assert summary["status"] == "budget_exhausted"
@@ -41,3 +41,15 @@ async def test_a_quarter_budget_ends_budget_exhausted_under_the_cap_with_reports
     assert any(e["kind"] == "budget_cap_reached" for e in journal)
     settled = sum(e["cost_usd"] for e in journal if e["kind"] == "turn_completed")
     assert abs(settled - summary["cost_usd"]) < 0.01, "summary cost equals the sum of the turns' costs"
+
+    # Resumable with a raised cap: the same run continues and completes.
+    copy = outcome.run_dir / "config.yaml"
+    raised = yaml.safe_load(copy.read_text())
+    raised["execution_settings"]["budget"]["max_cost_usd"] = 100.0
+    copy.write_text(yaml.safe_dump(raised))
+    resumed = await resume_run(tmp_path / "runs", outcome.run_dir.name)
+    final = await resumed.run()
+    assert final.status is RunStatus.COMPLETED and final.run_dir == outcome.run_dir
+    after = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert after["cost_usd"] > summary["cost_usd"]
+    assert all(a["status"] == "completed" for a in after["agents"])

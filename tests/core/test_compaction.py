@@ -14,14 +14,32 @@ from tests.core import programs
 
 def turn(user: str, answer: str, extra: list[dict] | None = None) -> list[dict]:
     content = [*(extra or []), {"type": "text", "text": answer}]
-    return [{"role": "user", "content": [{"type": "text", "text": user}]}, {"role": "assistant", "content": content}]
+    return [
+        {"role": "user", "content": [{"type": "text", "text": user}]},
+        {"role": "assistant", "content": content},
+    ]
 
 
 def test_compaction_drops_whole_old_turns_and_keeps_the_brief_and_recent_turns() -> None:
-    search = {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
-              "content": [{"type": "web_search_result", "url": "https://a.example/x", "title": "A",
-                           "encrypted_content": "opaque", "page_age": None}]}
-    messages = turn("brief", "first") + turn("more", "second", [search]) + turn("again", "third") + turn("last", "4th")
+    search = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": [
+            {
+                "type": "web_search_result",
+                "url": "https://a.example/x",
+                "title": "A",
+                "encrypted_content": "opaque",
+                "page_age": None,
+            }
+        ],
+    }
+    messages = (
+        turn("brief", "first")
+        + turn("more", "second", [search])
+        + turn("again", "third")
+        + turn("last", "4th")
+    )
     plan = plan_compaction(messages, keep_recent_turns=2)
     assert plan is not None and plan.keep_from == 4
     assert "first" in plan.notes and "second" in plan.notes

@@ -41,9 +41,24 @@ def stats(url: str) -> dict:
 def simulator_process():
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "core.simulator", "--port", str(port), "--seed", "3", "--latency-ms", "120",
-         "--tokens-per-second", "1500", "--pause-turn-probability", "0.2"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "core.simulator",
+            "--port",
+            str(port),
+            "--seed",
+            "3",
+            "--latency-ms",
+            "120",
+            "--tokens-per-second",
+            "1500",
+            "--pause-turn-probability",
+            "0.2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -78,7 +93,9 @@ def test_sigkill_at_random_moments_then_resume_loses_and_redoes_nothing(
     command = [sys.executable, "-m", "core.cli", "run", str(config), "--headless", "--runs-dir", str(runs)]
     finished = None
     for attempt in range(KILLS + 40):
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         if len(kills) < KILLS:
             try:
                 process.wait(timeout=rng.uniform(0.4, 2.0))
@@ -103,7 +120,9 @@ def test_sigkill_at_random_moments_then_resume_loses_and_redoes_nothing(
     assert summary["status"] == "completed"
     assert all(a["status"] == "completed" for a in summary["agents"])
     infos = CheckpointStore(run_dir).list()
-    assert infos and all(info.status == "ok" for info in infos), [i.problem for i in infos if i.status != "ok"]
+    assert infos and all(info.status == "ok" for info in infos), [
+        i.problem for i in infos if i.status != "ok"
+    ]
 
     # A completed response may be asked for again only if the crash came before it was saved.
     saved_at: dict[str, list[float]] = {}

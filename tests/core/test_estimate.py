@@ -59,8 +59,13 @@ def test_every_scenario_grows_with_max_turns(caching: bool) -> None:
 
 
 def test_ordering_holds_across_shapes() -> None:
-    for shape in ({"max_tokens": 500}, {"max_tokens": 16_000, "max_searches": 3},
-                  {"web_search": {"max_uses": 1}}, {"caching": {"ttl": "1h"}}, {"model": "claude-haiku-5-5"}):
+    for shape in (
+        {"max_tokens": 500},
+        {"max_tokens": 16_000, "max_searches": 3},
+        {"web_search": {"max_uses": 1}},
+        {"caching": {"ttl": "1h"}},
+        {"model": "claude-haiku-5-5"},
+    ):
         ordered(estimate(program(**shape), PRICES))
 
 

@@ -158,11 +158,8 @@ async def test_a_failing_agent_leaves_its_siblings_running(tmp_path: Path) -> No
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     doomed = next(a for a in summary["agents"] if a["id"] == "doomed")
     assert (
-        (doomed["status"] == "failed"
-        and doomed["retries"] >= 1
-        and "500" in (doomed["error"] or ""))
-        or doomed["error"]
-    )
+        doomed["status"] == "failed" and doomed["retries"] >= 1 and "500" in (doomed["error"] or "")
+    ) or doomed["error"]
 
 
 async def test_pause_holds_the_agent_at_a_turn_boundary_and_resume_continues(tmp_path: Path) -> None:

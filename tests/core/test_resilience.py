@@ -16,7 +16,13 @@ from core.session import wire_messages
 from core.simulator import Simulator, SimulatorSettings
 from tests.core import programs
 
-FAULT_MATRIX = {"rate_limit": 0.2, "overloaded": 0.1, "server_error": 0.05, "stream_error": 0.05, "disconnect": 0.05}
+FAULT_MATRIX = {
+    "rate_limit": 0.2,
+    "overloaded": 0.1,
+    "server_error": 0.05,
+    "stream_error": 0.05,
+    "disconnect": 0.05,
+}
 FAST_RETRY = {"retry": {"max_attempts": 12, "base_delay_s": 0.01, "max_delay_s": 0.05}}
 
 
@@ -46,12 +52,17 @@ async def test_the_default_program_survives_the_fault_matrix(tmp_path: Path) -> 
     for agent_id, state in orchestrator.states.items():
         roles = [m["role"] for m in wire_messages(state.messages)]
         assert all(a != b for a, b in zip(roles, roles[1:], strict=False)), f"{agent_id}: a turn doubled"
-        assert state.api_turns == sum(1 for e in journal if e["kind"] == "turn_completed" and e["agent_id"] == agent_id)
+        assert state.api_turns == sum(
+            1 for e in journal if e["kind"] == "turn_completed" and e["agent_id"] == agent_id
+        )
 
 
 async def test_nobody_sends_before_a_429_retry_after_has_elapsed(tmp_path: Path) -> None:
     data = programs.program(
-        [programs.agent("first", brief="Go. [sim:fault=rate_limit]"), *(programs.agent(f"peer{i}") for i in range(3))],
+        [
+            programs.agent("first", brief="Go. [sim:fault=rate_limit]"),
+            *(programs.agent(f"peer{i}") for i in range(3)),
+        ],
         max_turns=2,
         simulator={"latency_ms": 50},
         execution=FAST_RETRY,
@@ -67,12 +78,15 @@ async def test_nobody_sends_before_a_429_retry_after_has_elapsed(tmp_path: Path)
     for record in limited:
         answered = record.at  # the 429 reached the client: from now on everybody waits
         sent_after = [r.received_at for r in records if r.received_at > answered]
-        assert sent_after and min(sent_after) >= answered + 0.6, "a request was sent inside the retry-after window"
+        assert sent_after and min(sent_after) >= answered + 0.6, (
+            "a request was sent inside the retry-after window"
+        )
 
 
 async def test_a_400_fails_that_agent_with_the_api_message(tmp_path: Path) -> None:
     data = programs.program(
-        [programs.agent("broken", brief="Bad. [sim:fault=invalid_request]"), programs.agent("fine")], max_turns=1
+        [programs.agent("broken", brief="Bad. [sim:fault=invalid_request]"), programs.agent("fine")],
+        max_turns=1,
     )
     config = programs.write(tmp_path, data)
     orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
@@ -112,7 +126,9 @@ def test_401_fails_fast_naming_the_variable_and_no_file_holds_the_key(
     ready.wait(10)
     monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", str(holder["url"]))
-    config = programs.write(tmp_path, programs.program([programs.agent("a"), programs.agent("b")], max_turns=2))
+    config = programs.write(
+        tmp_path, programs.program([programs.agent("a"), programs.agent("b")], max_turns=2)
+    )
     runs = tmp_path / "runs"
     try:
         code = main(["run", str(config), "--headless", "--runs-dir", str(runs)])
