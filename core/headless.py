@@ -90,7 +90,8 @@ class HeadlessDisplay:
             agent.cost_usd += event.cost_usd
         elif isinstance(event, RetryScheduled):
             agent.retries += 1
-            agent.activity = f"retry {event.attempt}: {event.error_kind} {event.status_code or ''} wait {event.wait_s:.1f}s"
+            status = event.status_code or ""
+            agent.activity = f"retry {event.attempt}: {event.error_kind} {status} wait {event.wait_s:.1f}s"
             self._log(
                 f"{agent.agent_id}: {event.error_kind} ({event.status_code}) {event.request_id or ''} "
                 f"attempt {event.attempt}, waiting {event.wait_s:.1f}s"

@@ -6,6 +6,7 @@ they never assemble clients, ledgers or stores themselves.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ async def start_run(
     config = load_config(config_path)
     if not simulate and not api_key_present():
         await open_client(config, simulate=False)  # raises the SetupError naming the variable
-    run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_path.read_bytes())
+    config_bytes = await asyncio.to_thread(config_path.read_bytes)
+    run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_bytes)
     return await _assemble(config=config, run_dir=run_dir, simulate=simulate, bus=bus, base_url=base_url)
 
 

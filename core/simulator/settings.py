@@ -59,7 +59,9 @@ class SimulatorSettings(BaseModel):
     api_keys: list[str] | None = Field(
         default=None, description="Accept only these API keys (others get 401); default: any non-empty key."
     )
-    retry_after_s: float = Field(default=1.0, gt=0, description="The retry-after of injected rate_limit faults.")
+    retry_after_s: float = Field(
+        default=1.0, gt=0, description="The retry-after of injected rate_limit faults."
+    )
     cache_min_tokens: int | None = Field(
         default=None, ge=0, description="Override the per-model minimum cacheable prompt length."
     )

@@ -28,7 +28,10 @@ def bad_config(tmp_path: Path, case: str) -> Path:
         data = programs.program([programs.agent("a")], [programs.agent("b", reads=["nobody"])])
         return programs.write(tmp_path, data)
     if case not in ("missing field", "empty file"):
-        base = "program:\n  name: p\n  question: q\nlayers:\n  - name: one\n    agents:\n      - id: a\n        brief: b\n"
+        base = (
+            "program:\n  name: p\n  question: q\n"
+            "layers:\n  - name: one\n    agents:\n      - id: a\n        brief: b\n"
+        )
         text = base + (text or "")
     path = tmp_path / "bad.yaml"
     path.write_text(text or "", encoding="utf-8")

@@ -87,7 +87,7 @@ async def test_later_layers_read_the_reports_they_asked_for(tmp_path: Path) -> N
         max_turns=1,
     )
     async with Simulator(SimulatorSettings(seed=1), record_bodies=True) as sim:
-        orchestrator, outcome, _ = await run_program(tmp_path, data, base_url=sim.base_url)
+        _, outcome, _ = await run_program(tmp_path, data, base_url=sim.base_url)
         bodies = list(sim.stats.bodies)
     assert outcome.status is RunStatus.COMPLETED
     first_prompts = [b["messages"][0]["content"][0]["text"] for b in bodies]
@@ -150,7 +150,7 @@ async def test_a_failing_agent_leaves_its_siblings_running(tmp_path: Path) -> No
         max_turns=2,
         execution={"retry": {"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.02}},
     )
-    orchestrator, outcome, events = await run_program(tmp_path, data)
+    orchestrator, outcome, _ = await run_program(tmp_path, data)
     assert orchestrator.statuses["doomed"] is AgentStatus.FAILED
     assert orchestrator.statuses["fine"] is AgentStatus.COMPLETED
     assert orchestrator.statuses["after"] is AgentStatus.COMPLETED

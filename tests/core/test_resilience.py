@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
@@ -51,7 +52,7 @@ async def test_the_default_program_survives_the_fault_matrix(tmp_path: Path) -> 
     assert sum(a["retries"] for a in summary["agents"]) == len(retries)
     for agent_id, state in orchestrator.states.items():
         roles = [m["role"] for m in wire_messages(state.messages)]
-        assert all(a != b for a, b in zip(roles, roles[1:], strict=False)), f"{agent_id}: a turn doubled"
+        assert all(a != b for a, b in itertools.pairwise(roles)), f"{agent_id}: a turn doubled"
         assert state.api_turns == sum(
             1 for e in journal if e["kind"] == "turn_completed" and e["agent_id"] == agent_id
         )
@@ -108,7 +109,7 @@ def test_401_fails_fast_naming_the_variable_and_no_file_holds_the_key(
 
     secret = "sk-ant-api03-THIS-IS-A-SECRET-KEY-0123456789"
     settings = SimulatorSettings(seed=1, api_keys=["sk-ant-the-only-accepted-key"])
-    ready = threading.Event()
+    ready, done = threading.Event(), threading.Event()
     holder: dict[str, object] = {}
 
     def serve() -> None:
@@ -116,8 +117,7 @@ def test_401_fails_fast_naming_the_variable_and_no_file_holds_the_key(
             async with Simulator(settings) as sim:
                 holder["url"], holder["stats"] = sim.base_url, sim.stats
                 ready.set()
-                while not holder.get("done"):
-                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(done.wait)
 
         asyncio.run(run())
 
@@ -133,7 +133,7 @@ def test_401_fails_fast_naming_the_variable_and_no_file_holds_the_key(
     try:
         code = main(["run", str(config), "--headless", "--runs-dir", str(runs)])
     finally:
-        holder["done"] = True
+        done.set()
         thread.join(10)
     err = capsys.readouterr().err
     assert code == 4
