@@ -348,7 +348,9 @@ def build_turn(
 ) -> Turn:
     """The assistant's answer to ``request`` (already validated and within the context window)."""
     rng = _rng_for(settings, digest)
-    terms = synthweb.query_terms(request.last_user_text)
+    terms = synthweb.query_terms(request.subject or request.last_user_text)
+    if request.subject:  # the turn's own prompt adds its angle after the subject's terms
+        terms += [t for t in synthweb.query_terms(request.last_user_text) if t not in terms][:2]
     topic = " ".join(terms[:3]).lower()
     report_mode = bool(_REPORT.search(request.last_user_text))
     target = rng.randint(*sorted(settings.output_tokens_per_turn))

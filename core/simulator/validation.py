@@ -60,6 +60,8 @@ class ParsedRequest:
     messages: list[dict[str, Any]]
     web_tool: dict[str, Any] | None
     last_user_text: str
+    subject: str = ""
+    """What the conversation is about: the question its first user message asks."""
     pending_search: dict[str, Any] | None = None
     """The dangling ``server_tool_use`` of a paused turn being continued."""
     continuation: bool = False
@@ -100,6 +102,7 @@ def parse_request(body: Any, *, count_tokens: bool = False) -> ParsedRequest:
         messages=messages,
         web_tool=web_tool,
         last_user_text=text,
+        subject=conversation_subject(messages),
         pending_search=pending,
         continuation=messages[-1].get("role") == "assistant",
         directives=parse_directives(text),
@@ -115,6 +118,22 @@ def parse_directives(text: str) -> Directives:
             directives.fault = value
             directives.fault_attempts = int(count) if count else 1
     return directives
+
+
+def conversation_subject(messages: list[dict[str, Any]]) -> str:
+    """The line of the first user message that asks a question, else its opening.
+
+    Later prompts ("go deeper", "now write your report") say little about the subject, so the
+    synthetic web and prose follow the conversation's opening question instead.
+    """
+    first = next((m for m in messages if m.get("role") == "user"), None)
+    if first is None:
+        return ""
+    text = " ".join(str(b.get("text", "")) for b in message_blocks(first) if b.get("type") == "text")
+    for line in text.splitlines():
+        if "?" in line:
+            return re.sub(r"^\s*[A-Za-z][\w ]{0,20}:\s*", "", line)
+    return text[:300]
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:

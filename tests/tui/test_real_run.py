@@ -1,0 +1,313 @@
+"""The app driving the real orchestrator on the simulator: what the user sees is what the run does.
+
+Every assertion about control (pause, resume, kill) is made on the orchestrator itself, and the
+budget meter is checked against ``summary.json``, the file scripts and CI trust.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static, Tree
+
+from core import events as ev
+from core.checkpoints import CheckpointStore
+from core.control import AgentStatus, RunStatus
+from core.events import EventBus
+from core.orchestrator import Orchestrator
+from core.runner import start_run
+from tests.core import programs
+from tui.app import ResearchApp
+from tui.format import money
+from tui.screens.checkpoints import CheckpointBrowserScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.main import MainScreen
+from tui.widgets.agent_pane import AgentPane
+from tui.widgets.budget_meter import BudgetMeter
+
+pytestmark = pytest.mark.timeout(60)
+
+LAYER_1 = ("alpha", "beta", "gamma")
+SIZE = (160, 48)
+
+
+def small_program(tmp_path: Path, *, max_turns: int = 2, tokens: tuple[int, int] = (120, 220)) -> Path:
+    """3 agents, then 1 reading them; ~0.2 s latency and 200 tokens/s make each turn last ~1 s."""
+    data = programs.program(
+        [programs.agent(a) for a in LAYER_1],
+        [programs.agent("delta", reads=list(LAYER_1), max_turns=1)],
+        max_turns=max_turns,
+        simulator={"latency_ms": 200, "tokens_per_second": 200, "output_tokens_per_turn": list(tokens)},
+    )
+    return programs.write(tmp_path, data)
+
+
+class Recorder:
+    """Every event of the run, in publication order (a bus listener attached before it starts)."""
+
+    def __init__(self) -> None:
+        self.bus = EventBus()
+        self.events: list[ev.Event] = []
+        self.bus.listen(self.events.append)
+
+    def of(self, kind: type[ev.Event], agent_id: str | None = None, *, since: int = 0) -> list[ev.Event]:
+        return [
+            e
+            for e in self.events[since:]
+            if isinstance(e, kind) and (agent_id is None or e.agent_id == agent_id)
+        ]
+
+    def index_of_first(self, kind: type[ev.Event], agent_id: str) -> int | None:
+        return next(
+            (i for i, e in enumerate(self.events) if isinstance(e, kind) and e.agent_id == agent_id), None
+        )
+
+
+def make_app(config: Path, runs: Path, recorder: Recorder) -> ResearchApp:
+    async def factory() -> Orchestrator:
+        return await start_run(config, runs, simulate=True, bus=recorder.bus)
+
+    return ResearchApp(control_factory=factory, runs_dir=runs)
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def orchestrator(app: ResearchApp) -> Orchestrator:
+    assert isinstance(app.control, Orchestrator)
+    return app.control
+
+
+def main_screen(app: ResearchApp) -> MainScreen:
+    screen = app.screen
+    assert isinstance(screen, MainScreen), f"expected the main screen, got {type(screen).__name__}"
+    return screen
+
+
+def pane_text(app: ResearchApp, agent_id: str) -> str:
+    pane = main_screen(app).pane(agent_id)
+    return pane.text if pane is not None else ""
+
+
+async def started(pilot: Pilot[Any], app: ResearchApp) -> MainScreen:
+    """Wait until the layer-1 agents all stream into their panes."""
+    await until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen")
+    await until(
+        pilot,
+        lambda: all(len(pane_text(app, a)) > 40 for a in LAYER_1),
+        "text in every layer-1 pane",
+    )
+    return main_screen(app)
+
+
+async def stop_and_wait(pilot: Pilot[Any], app: ResearchApp) -> None:
+    await app.stop_run()
+    await pilot.pause()
+
+
+def summary_of(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+# --- panes ----------------------------------------------------------------------------------------
+
+
+async def test_each_running_agent_gets_a_pane_that_fills_with_its_stream(tmp_path: Path) -> None:
+    recorder = Recorder()
+    app = make_app(small_program(tmp_path), tmp_path / "runs", recorder)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        assert set(screen.panes) == set(LAYER_1)  # delta (layer 2) is pending: no pane yet
+        for agent in LAYER_1:
+            streamed = "".join(e.text for e in recorder.of(ev.TextStreamed, agent))  # type: ignore[attr-defined]
+            shown = pane_text(app, agent)
+            # the pane shows the agent's own words (its first streamed sentence start), not another's
+            assert streamed[:30] in shown.replace("\n", " ") or streamed[:30] in shown
+            rendered = "\n".join(str(line) for line in screen.panes[agent].log_view.lines)
+            assert rendered.strip(), f"{agent}'s pane has text but nothing was painted"
+        searched = [a for a in LAYER_1 if recorder.of(ev.SearchIssued, a)]
+        await until(
+            pilot,
+            lambda: any('🔍 "' in pane_text(app, a) for a in searched or LAYER_1),
+            "a search shown in a pane",
+        )
+        await stop_and_wait(pilot, app)
+
+
+# --- pause and resume ---------------------------------------------------------------------------
+
+
+async def test_p_pauses_the_selected_agent_in_the_orchestrator_and_p_again_resumes_it(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    app = make_app(small_program(tmp_path, max_turns=4), tmp_path / "runs", recorder)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        run = orchestrator(app)
+        assert screen.selected_agent == "alpha"
+        await pilot.press("p")
+        assert run.agent_status("alpha") in (AgentStatus.PAUSING, AgentStatus.PAUSED)
+        await until(pilot, lambda: recorder.of(ev.AgentPaused, "alpha"), "alpha to reach paused", 8)
+        paused_at = recorder.index_of_first(ev.AgentPaused, "alpha")
+        assert paused_at is not None
+        assert run.agent_status("alpha") in (AgentStatus.PAUSING, AgentStatus.PAUSED)
+        await until(
+            pilot, lambda: main_screen(app).panes["alpha"].border_subtitle == "paused", "the pane saying paused"
+        )
+        await until(pilot, lambda: "‖ paused" in pane_text(app, "alpha"), "the paused note in the pane")
+        # the others keep working: wait for two more of their turns, long enough for alpha's next one
+        await until(
+            pilot,
+            lambda: len(recorder.of(ev.TurnCompleted, since=paused_at)) >= 2,
+            "other agents' turns while alpha is paused",
+        )
+        assert recorder.of(ev.TurnCompleted, "alpha", since=paused_at) == []
+        assert recorder.of(ev.TextStreamed, "alpha", since=paused_at) == []  # no new call started
+
+        await pilot.press("p")
+        assert run.agent_status("alpha") is AgentStatus.RUNNING
+        await until(
+            pilot,
+            lambda: recorder.of(ev.TurnCompleted, "alpha", since=paused_at),
+            "alpha's next turn after resuming",
+        )
+        assert main_screen(app).table.rows_by_id["alpha"].status is AgentStatus.RUNNING
+        await stop_and_wait(pilot, app)
+
+
+# --- kill -----------------------------------------------------------------------------------------
+
+
+async def test_k_asks_first_n_keeps_the_agent_and_y_kills_it_in_the_orchestrator(tmp_path: Path) -> None:
+    recorder = Recorder()
+    app = make_app(small_program(tmp_path, max_turns=4), tmp_path / "runs", recorder)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        run = orchestrator(app)
+        await pilot.press("down")
+        assert main_screen(app).selected_agent == "beta"
+
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the kill confirmation")
+        assert run.agent_status("beta") is AgentStatus.RUNNING  # nothing happens before the answer
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen again")
+        await pilot.pause(0.2)
+        assert run.agent_status("beta") is AgentStatus.RUNNING
+        assert recorder.of(ev.AgentKilled) == []
+
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the kill confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: run.agent_status("beta") is AgentStatus.KILLED, "beta killed", 5)
+        assert [e.agent_id for e in recorder.of(ev.AgentKilled)] == ["beta"]
+        await until(pilot, lambda: "☠ killed" in pane_text(app, "beta"), "the pane saying killed")
+        assert run.agent_status("alpha") is not AgentStatus.KILLED  # only the selected agent
+        assert (Path(run.run_dir) / "reports" / "beta.md").is_file()  # its partial report is kept
+        await stop_and_wait(pilot, app)
+
+
+# --- the budget meter at the end -------------------------------------------------------------------
+
+
+async def test_at_the_end_of_the_run_the_budget_meter_equals_summary_json(tmp_path: Path) -> None:
+    recorder = Recorder()
+    app = make_app(small_program(tmp_path, max_turns=2, tokens=(80, 160)), tmp_path / "runs", recorder)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await until(pilot, lambda: app.outcome is not None, "the end of the run", 20)
+        assert app.outcome is not None and app.outcome.status is RunStatus.COMPLETED
+        meter = main_screen(app).query_one(BudgetMeter)
+        await until(pilot, lambda: not meter._timer_armed, "the meter's last repaint")  # noqa: SLF001
+        summary = summary_of(app.outcome.run_dir)
+        budget = meter.budget
+        assert budget is not None
+        assert budget.spent_usd > 0 and budget.searches > 0
+        assert budget.spent_usd == pytest.approx(summary["cost_usd"], abs=1e-6)
+        assert budget.searches == summary["searches"]
+        tokens = sum(
+            summary[k]
+            for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+        )
+        assert budget.tokens == tokens
+        assert budget.reserved_usd == 0 and budget.reserved_searches == 0  # nothing in flight at the end
+        lines = str(meter.query_one("#meter-lines", Static).render())
+        assert f"{money(summary['cost_usd'])} spent" in lines
+        assert f"searches {summary['searches']}" in lines
+
+
+# --- checkpoints and resume from here -------------------------------------------------------------
+
+
+async def test_checkpoint_browser_lists_the_runs_checkpoints_and_a_fork_from_an_earlier_one_completes(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    runs = tmp_path / "runs"
+    app = make_app(small_program(tmp_path, max_turns=3, tokens=(80, 160)), runs, recorder)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        source = orchestrator(app)
+        source_dir = Path(source.run_dir)
+        await until(
+            pilot, lambda: len(recorder.of(ev.CheckpointSaved, "alpha")) >= 2, "two checkpoints of alpha", 15
+        )
+        await stop_and_wait(pilot, app)
+        assert app.outcome is not None and app.outcome.status is RunStatus.INTERRUPTED
+        infos = CheckpointStore(source_dir).list()
+
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CheckpointBrowserScreen), "the checkpoint browser")
+        browser = app.screen
+        assert isinstance(browser, CheckpointBrowserScreen)
+        await pilot.pause()
+        # opened on the selected agent (alpha): exactly its checkpoints, oldest first, latest picked
+        assert [e.id for e in browser.shown] == [i.id for i in infos if i.agent_id == "alpha"]
+        table = browser.query_one("#checkpoint-table", DataTable)
+        assert [str(k.value) for k in table.rows] == [e.id for e in browser.shown]
+        assert [e.turn for e in browser.shown] == [i.turn for i in infos if i.agent_id == "alpha"]
+        # the run's own node lists every checkpoint of the run
+        tree: Tree[Any] = browser.query_one(Tree)
+        tree.focus()
+        await pilot.press("up")
+        await until(pilot, lambda: browser.shown and len(browser.shown) == len(infos), "all the run's checkpoints")
+        assert [e.id for e in browser.shown] == [i.id for i in infos]
+        assert all(e.status == "ok" for e in browser.shown)
+        await pilot.press("down")  # back to alpha
+        await until(pilot, lambda: {e.agent_id for e in browser.shown} == {"alpha"}, "alpha's checkpoints")
+
+        table.focus()
+        await pilot.press("up")  # an earlier checkpoint than alpha's latest: a fork
+        await pilot.pause()
+        picked = browser.selected()
+        assert picked is not None and picked.turn == 1 and not browser.is_latest(picked)
+        await pilot.press("R")
+        await until(
+            pilot,
+            lambda: app.control is not None and app.control is not source and isinstance(app.screen, MainScreen),
+            "the forked run open in the app",
+        )
+        forked = orchestrator(app)
+        assert Path(forked.run_dir) != source_dir
+        assert main_screen(app).control is forked
+        await until(pilot, lambda: app.outcome is not None, "the forked run to finish", 20)
+        assert app.outcome is not None and app.outcome.status is RunStatus.COMPLETED
+        summary = summary_of(Path(forked.run_dir))
+        assert summary["status"] == "completed"
+        assert summary["parent"]["run_id"] == source.run_id
+        assert picked.id in json.dumps(summary["parent"])
+        assert summary_of(source_dir)["status"] == "interrupted"  # the source run is left as it was
