@@ -99,6 +99,17 @@ class SimulatorProcess:
         self.stop()
 
 
+UNLIMITED_RATE = (
+    "--requests-per-minute", "1000000000",
+    "--input-tokens-per-minute", "1000000000000",
+    "--output-tokens-per-minute", "1000000000000",
+)  # fmt: skip
+"""Enforced but unreachable limits. With limits *off* the simulator still reports a nominal
+tier-4-like capacity (2M input tokens/min) in ``anthropic-ratelimit-*`` headers and drains it, and the
+orchestrator's gate (rightly) slows down when it runs low: 100 agents x 10 turns send ~10M input
+tokens a minute, so without this the benchmark would measure the back-off, not the orchestrator."""
+
+
 def simulator_args(
     *,
     latency_ms: float = 0,
@@ -107,9 +118,11 @@ def simulator_args(
     searches_per_turn: str = "1-1",
     output_tokens_per_turn: str | None = None,
     seed: int = 7,
+    unlimited: bool = True,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """Flags for :class:`SimulatorProcess`, with the benchmarks' defaults (no pauses, one search)."""
+    """Flags for :class:`SimulatorProcess`, with the benchmarks' defaults (no pauses, one search,
+    rate limits out of reach unless ``unlimited`` is false)."""
     args = [
         "--seed", str(seed),
         "--latency-ms", str(latency_ms),
@@ -119,6 +132,8 @@ def simulator_args(
     ]  # fmt: skip
     if output_tokens_per_turn:
         args += ["--output-tokens-per-turn", output_tokens_per_turn]
+    if unlimited:
+        args += UNLIMITED_RATE
     return [*args, *extra]
 
 
@@ -259,3 +274,77 @@ async def run_program(
 
 def run_program_sync(config_path: Path, runs_dir: Path, base_url: str, **kwargs: Any) -> RunResult:
     return asyncio.run(run_program(config_path, runs_dir, base_url, **kwargs))
+
+
+# --- the limit: the SDK alone ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SdkResult:
+    wall_s: float
+    cpu_s: float
+    calls: int
+    output_tokens: int
+    input_tokens: int  # uncached + cache writes + cache reads
+
+
+def _mark_last_user_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cache breakpoints on the last two user messages, as the product places them."""
+    marked = list(messages)
+    users = [i for i, m in enumerate(marked) if m["role"] == "user"][-2:]
+    for i in users:
+        blocks = [dict(b) for b in marked[i]["content"]]
+        blocks[-1]["cache_control"] = {"type": "ephemeral"}
+        marked[i] = {"role": "user", "content": blocks}
+    return marked
+
+
+async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
+    """The program's agents as bare SDK conversations under ``asyncio.gather``: the limit.
+
+    Same prompts (from the program's turn plan), model, ``max_tokens``, system prompt, search
+    tool and cache breakpoints as the product sends, one growing conversation per agent, no
+    budget, retries, events, journal or checkpoints. Concurrency is ``max_concurrent_agents``.
+    """
+    from anthropic import AsyncAnthropic
+
+    from core.config_loader import load_config
+    from core.turn_plan import build_plan
+
+    config = load_config(config_path)
+    defaults = config.defaults
+    client = AsyncAnthropic(base_url=base_url, api_key="sk-ant-bench", max_retries=0)
+    system = [{"type": "text", "text": defaults.system_prompt, "cache_control": {"type": "ephemeral"}}]
+    tool: dict[str, Any] = {"type": defaults.web_search.version, "name": "web_search"}
+    if defaults.web_search.max_uses:
+        tool["max_uses"] = defaults.web_search.max_uses
+    limit = asyncio.Semaphore(config.execution_settings.max_concurrent_agents)
+    totals = {"calls": 0, "output": 0, "input": 0}
+
+    async def agent_run(agent: Any) -> None:
+        async with limit:
+            messages: list[dict[str, Any]] = []
+            for prompt in build_plan(agent, config.program, defaults, {}):
+                messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
+                async with client.messages.stream(
+                    model=agent.model,
+                    max_tokens=agent.max_tokens,
+                    system=system,  # type: ignore[arg-type]
+                    tools=[tool],  # type: ignore[list-item]
+                    messages=_mark_last_user_blocks(messages),  # type: ignore[arg-type]
+                ) as stream:
+                    message = await stream.get_final_message()
+                messages.append({"role": "assistant", "content": [b.to_dict(mode="json") for b in message.content]})
+                usage = message.usage
+                totals["calls"] += 1
+                totals["output"] += usage.output_tokens
+                totals["input"] += (
+                    usage.input_tokens
+                    + (usage.cache_creation_input_tokens or 0)
+                    + (usage.cache_read_input_tokens or 0)
+                )
+
+    with Meter() as meter:
+        await asyncio.gather(*(agent_run(a) for a in config.agents()))
+    await client.close()
+    return SdkResult(meter.wall_s, meter.cpu_s, totals["calls"], totals["output"], totals["input"])

@@ -12,7 +12,7 @@ import asyncio
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from anthropic import AsyncAnthropic
 
@@ -38,6 +38,7 @@ from core.streaming import AgentContext, CallResult, stream_call
 from core.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.usage import TokenUsage
 
+T = TypeVar("T")
 CHARS_PER_TOKEN_ESTIMATE = 3.0  # conservative against ~4 chars/token of English: reservations over-cover
 
 
@@ -260,16 +261,7 @@ class AgentSession:
         params = self.request_params()
         reservation = self._reserve(params)
         turn = self.state.api_turns + 1
-        try:
-            result = await call_with_retries(
-                lambda attempt: self._attempt(params, turn),
-                policy=self.policy,
-                gate=self.gate,
-                on_retry=lambda info, attempt, wait: self._on_retry(info, attempt, wait, turn),
-            )
-        except BaseException:
-            self.ledger.release(reservation)
-            raise
+        result = await self._retried(reservation, lambda: self._attempt(params, turn), turn)
         cost = self.ledger.settle(reservation, result.usage)
         self.state.api_turns = turn
         self.state.cost_usd += cost
@@ -315,16 +307,9 @@ class AgentSession:
             input_tokens=int(len(plan.notes) / CHARS_PER_TOKEN_ESTIMATE) + 500,
             max_tokens=params["max_tokens"], max_searches=0, purpose="compaction",
         )  # fmt: skip
-        try:
-            message = await call_with_retries(
-                lambda attempt: self.client.messages.create(**params),
-                policy=self.policy,
-                gate=self.gate,
-                on_retry=lambda info, attempt, wait: self._on_retry(info, attempt, wait, state.api_turns),
-            )
-        except BaseException:
-            self.ledger.release(reservation)
-            raise
+        message = await self._retried(
+            reservation, lambda: self.client.messages.create(**params), state.api_turns
+        )
         usage = TokenUsage.from_api(message.usage)
         state.cost_usd += self.ledger.settle(reservation, usage)
         summary = "".join(block.text for block in message.content if block.type == "text")
@@ -343,6 +328,19 @@ class AgentSession:
         if self.save is not None:
             await self.save(self.agent, state)
         return True
+
+    async def _retried(self, reservation: Reservation, call: Callable[[], Awaitable[T]], turn: int) -> T:
+        """One budgeted call with our retries; its reservation is released if it never completes."""
+        try:
+            return await call_with_retries(
+                lambda attempt: call(),
+                policy=self.policy,
+                gate=self.gate,
+                on_retry=lambda info, attempt, wait: self._on_retry(info, attempt, wait, turn),
+            )
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
 
     async def _attempt(self, params: dict[str, Any], turn: int) -> CallResult:
         self.control.in_call = True
