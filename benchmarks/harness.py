@@ -348,3 +348,21 @@ async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
         await asyncio.gather(*(agent_run(a) for a in config.agents()))
     await client.close()
     return SdkResult(meter.wall_s, meter.cpu_s, totals["calls"], totals["output"], totals["input"])
+
+
+# --- every bench module's command line ---------------------------------------------------------
+
+
+def bench_main(run: Any) -> None:
+    """``python -m benchmarks.bench_x [--quick] [--json FILE]``: run one module, print its figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="the scaled-down workload")
+    parser.add_argument("--json", type=Path, help="write the figures to FILE")
+    args = parser.parse_args()
+    figures = run(args.quick)
+    text = json.dumps(figures, indent=2, default=str)
+    if args.json:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    print(text)

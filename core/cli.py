@@ -189,7 +189,7 @@ async def _run_headless(factory: Factory) -> int:
         loop.add_signal_handler(signum, orchestrator.stop)
     with display:
         outcome = await orchestrator.run()
-    print(f"{outcome.status.value}: run {orchestrator.run_id} in {outcome.run_dir} · ${outcome.cost_usd:.4f}")
+    print(outcome.describe())
     if outcome.message:
         print(outcome.message, file=sys.stderr)
     return outcome.exit_code

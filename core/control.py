@@ -72,6 +72,10 @@ class RunOutcome:
     def exit_code(self) -> int:
         return EXIT_CODES.get(self.status, 4)
 
+    def describe(self) -> str:
+        """The line a front end leaves on the terminal when the run ends."""
+        return f"{self.status.value}: run {self.run_dir.name} in {self.run_dir} · ${self.cost_usd:.4f}"
+
 
 class RunControl(Protocol):
     """What a front end may do with a run."""

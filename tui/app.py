@@ -7,6 +7,7 @@ the screen through :class:`~tui.bridge.EventBridge`; keys call the run's control
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -263,4 +264,8 @@ def run_app(
         control_factory=control_factory, runs_dir=runs_dir, config_path=config_path, simulate=simulate
     )
     app.run()
+    if app.outcome is not None:  # the terminal is restored: leave a line saying where the run is
+        print(app.outcome.describe())
+        if app.outcome.message:
+            print(app.outcome.message, file=sys.stderr)
     return app.exit_code

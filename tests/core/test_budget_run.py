@@ -53,3 +53,17 @@ async def test_a_quarter_budget_ends_budget_exhausted_under_the_cap_with_reports
     after = json.loads((outcome.run_dir / "summary.json").read_text())
     assert after["cost_usd"] > summary["cost_usd"]
     assert all(a["status"] == "completed" for a in after["agents"])
+
+
+async def test_the_default_programs_simulated_cost_falls_within_its_estimate(tmp_path: Path) -> None:
+    from core.config_loader import load_config
+    from core.estimate import estimate
+    from core.pricing import PriceTable
+
+    config_path = programs.default_program_fast(tmp_path)
+    config = load_config(config_path)
+    predicted = estimate(config, PriceTable.from_config(config.pricing))
+    _, outcome, summary = await run_config(config_path, tmp_path / "runs")
+    assert outcome.status is RunStatus.COMPLETED
+    assert predicted.usd.low <= summary["cost_usd"] <= predicted.usd.high
+    assert predicted.searches.low <= summary["searches"] <= predicted.searches.high

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static, Tree
+from textual.widgets import Button, DataTable, Static, Tree
 
 from core import events as ev
 from core.checkpoints import CheckpointStore
@@ -37,13 +37,17 @@ LAYER_1 = ("alpha", "beta", "gamma")
 SIZE = (160, 48)
 
 
-def small_program(tmp_path: Path, *, max_turns: int = 2, tokens: tuple[int, int] = (120, 220)) -> Path:
-    """3 agents, then 1 reading them; ~0.2 s latency and 200 tokens/s make each turn last ~1 s."""
+def small_program(tmp_path: Path, *, max_turns: int = 2, tokens_per_second: int = 200) -> Path:
+    """3 agents, then 1 reading them: at 200 tokens/s a turn lasts about a second, a report ~3 s."""
     data = programs.program(
         [programs.agent(a) for a in LAYER_1],
         [programs.agent("delta", reads=list(LAYER_1), max_turns=1)],
         max_turns=max_turns,
-        simulator={"latency_ms": 200, "tokens_per_second": 200, "output_tokens_per_turn": list(tokens)},
+        simulator={
+            "latency_ms": 200,
+            "tokens_per_second": tokens_per_second,
+            "output_tokens_per_turn": [100, 200],
+        },
     )
     return programs.write(tmp_path, data)
 
@@ -226,7 +230,7 @@ async def test_k_asks_first_n_keeps_the_agent_and_y_kills_it_in_the_orchestrator
 
 async def test_at_the_end_of_the_run_the_budget_meter_equals_summary_json(tmp_path: Path) -> None:
     recorder = Recorder()
-    app = make_app(small_program(tmp_path, max_turns=2, tokens=(80, 160)), tmp_path / "runs", recorder)
+    app = make_app(small_program(tmp_path, max_turns=2, tokens_per_second=400), tmp_path / "runs", recorder)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await until(pilot, lambda: app.outcome is not None, "the end of the run", 20)
@@ -258,7 +262,7 @@ async def test_checkpoint_browser_lists_the_runs_checkpoints_and_a_fork_from_an_
 ) -> None:
     recorder = Recorder()
     runs = tmp_path / "runs"
-    app = make_app(small_program(tmp_path, max_turns=3, tokens=(80, 160)), runs, recorder)
+    app = make_app(small_program(tmp_path, max_turns=3, tokens_per_second=400), runs, recorder)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         source = orchestrator(app)
@@ -280,21 +284,25 @@ async def test_checkpoint_browser_lists_the_runs_checkpoints_and_a_fork_from_an_
         table = browser.query_one("#checkpoint-table", DataTable)
         assert [str(k.value) for k in table.rows] == [e.id for e in browser.shown]
         assert [e.turn for e in browser.shown] == [i.turn for i in infos if i.agent_id == "alpha"]
-        # the run's own node lists every checkpoint of the run
-        tree: Tree[Any] = browser.query_one(Tree)
-        tree.focus()
-        await pilot.press("up")
-        await until(pilot, lambda: browser.shown and len(browser.shown) == len(infos), "all the run's checkpoints")
+        # the run's own node (the agent's parent in the tree) lists every checkpoint of the run
+        browser.query_one(Tree).focus()
+        await pilot.press("shift+left")
+        await until(pilot, lambda: len(browser.shown) == len(infos), "all the run's checkpoints")
         assert [e.id for e in browser.shown] == [i.id for i in infos]
+        assert {e.agent_id for e in browser.shown} == set(LAYER_1)
         assert all(e.status == "ok" for e in browser.shown)
-        await pilot.press("down")  # back to alpha
-        await until(pilot, lambda: {e.agent_id for e in browser.shown} == {"alpha"}, "alpha's checkpoints")
 
+        # pick alpha's first checkpoint, an earlier one than the run's latest: a fork
+        target = next(i for i in infos if i.agent_id == "alpha" and i.turn == 1)
         table.focus()
-        await pilot.press("up")  # an earlier checkpoint than alpha's latest: a fork
-        await pilot.pause()
+        for _ in range(len(infos)):
+            current = browser.selected()
+            if current is not None and current.id == target.id:
+                break
+            await pilot.press("up")
         picked = browser.selected()
-        assert picked is not None and picked.turn == 1 and not browser.is_latest(picked)
+        assert picked is not None and picked.id == target.id and not browser.is_latest(picked)
+        assert str(browser.query_one("#resume", Button).label) == "Fork from here"
         await pilot.press("R")
         await until(
             pilot,
