@@ -199,7 +199,7 @@ class Orchestrator:
         except asyncio.CancelledError:
             status, message = (
                 RunStatus.INTERRUPTED,
-                "interrupted: state saved, resume with `research-orchestrator resume`",
+                f"interrupted: state saved; resume with `research-orchestrator resume {self.run_id}`",
             )
             self.stop()
         finally:
@@ -229,7 +229,10 @@ class Orchestrator:
         if self._abort:
             return RunStatus.FAILED, self._abort
         if self._stopping:
-            return RunStatus.INTERRUPTED, "stopped: state saved; resume with `research-orchestrator resume`"
+            return (
+                RunStatus.INTERRUPTED,
+                f"stopped: state saved; resume with `research-orchestrator resume {self.run_id}`",
+            )
         statuses = set(self.statuses.values())
         if AgentStatus.BUDGET_EXHAUSTED in statuses:
             return RunStatus.BUDGET_EXHAUSTED, "a budget cap was reached: partial results saved"
