@@ -26,11 +26,13 @@ from core.events import (
     AgentFailed,
     AgentFinished,
     AgentKilled,
+    AgentPaused,
     AgentPausing,
     AgentResumed,
     AgentStarted,
     CheckpointSaved,
     DiskErrorRaised,
+    Event,
     EventBus,
     LayerFinished,
     LayerStarted,
@@ -94,6 +96,7 @@ class Orchestrator:
         self.started_at = time.time()
         self.current_layer = 0
         self.summary = SummaryWriter(self)
+        self.bus.listen(self._track_pauses)
         for agent in self.agents:
             path = run_dir.reports_dir / f"{agent.id}.md"
             if self.statuses[agent.id].is_final and path.exists():
@@ -150,6 +153,15 @@ class Orchestrator:
         for task in self._tasks.values():
             if not task.done():
                 task.cancel()
+
+    def _track_pauses(self, event: Event) -> None:
+        """Sessions announce when a pause takes hold (at a turn boundary) and when it lifts."""
+        if event.agent_id is None or event.agent_id not in self.statuses:
+            return
+        if isinstance(event, AgentPaused) and not self.statuses[event.agent_id].is_final:
+            self.statuses[event.agent_id] = AgentStatus.PAUSED
+        elif isinstance(event, AgentResumed) and self.statuses[event.agent_id] is AgentStatus.PAUSED:
+            self.statuses[event.agent_id] = AgentStatus.RUNNING
 
     def _publish_agent(self, event_type: type[Any], agent_id: str, **fields: Any) -> None:
         agent = self.config.agent(agent_id)
