@@ -1,0 +1,111 @@
+"""The README's run command in a real terminal: see the run, pause an agent, quit, terminal restored.
+
+tmux gives the app a real pseudo-terminal and lets the test read the screen and the terminal's
+modes afterwards; ``.ci/run`` installs it where it is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.core import programs
+from tests.tui.tmux import TmuxServer, tmux_path, wait_for_file
+
+pytestmark = [
+    pytest.mark.tmux,
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(tmux_path() is None, reason="tmux is not installed (.ci/run installs it)"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+WIDTH, HEIGHT = 160, 48
+BOX_DRAWING = re.compile("[\u2500-\u257f\u2580-\u259f]")  # borders, bars and blocks the app draws
+EXIT_STOPPED, EXIT_COMPLETED = 130, 0
+
+
+def run_command() -> list[str]:
+    """The README's ``research-orchestrator run`` (the venv's script), else ``python -m core.cli run``."""
+    script = Path(sys.executable).with_name("research-orchestrator")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "core.cli"]
+
+
+def long_enough_program(tmp_path: Path) -> Path:
+    """Four agents streaming at 100 tokens/s for several turns: still running when the test quits."""
+    data = programs.program(
+        [programs.agent(a) for a in ("alpha", "beta", "gamma")],
+        [programs.agent("delta", reads=["alpha", "beta", "gamma"])],
+        max_turns=6,
+        simulator={"latency_ms": 200, "tokens_per_second": 100, "output_tokens_per_turn": [150, 250]},
+    )
+    return programs.write(tmp_path, data)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[TmuxServer]:
+    server = TmuxServer(env={"XDG_CONFIG_HOME": str(tmp_path / "xdg-config")})
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def row_of(screen: str, agent_id: str) -> str:
+    """The agents-table line of ``agent_id`` (``L1 ● alpha  t1 …``)."""
+    return next((line for line in screen.splitlines() if re.search(rf"L\d \S {agent_id}\b", line)), "")
+
+
+def test_run_in_a_real_terminal_pause_then_quit_leaves_the_terminal_as_it_was(
+    tmux: TmuxServer, tmp_path: Path
+) -> None:
+    config = long_enough_program(tmp_path)
+    runs, exit_file = tmp_path / "runs", tmp_path / "exit"
+    before, after = tmp_path / "stty-before", tmp_path / "stty-after"
+    app = shlex.join([*run_command(), "run", str(config), "--simulate", "--runs-dir", str(runs)])
+    script = (
+        f"stty -a > {shlex.quote(str(before))}; {app}; echo EXIT=$? > {shlex.quote(str(exit_file))}; "
+        f"stty -a > {shlex.quote(str(after))}; sleep 60"
+    )
+    session = f"ro-tui-{uuid.uuid4().hex[:8]}"
+    pane = tmux.new_session(session, script, width=WIDTH, height=HEIGHT, cwd=REPO)
+    fresh = tmux.new_window(session, "sleep 60", cwd=REPO)  # a terminal nothing has run in
+
+    screen = tmux.wait_for_screen(
+        pane,
+        lambda s: "Budget" in s and "spent" in s and all(row_of(s, a) for a in ("alpha", "beta", "gamma")),
+        "the agents table and the budget meter",
+    )
+    assert "Agents" in screen
+    assert tmux.display(pane, "#{alternate_on}") == "1"  # the app is on the alternate screen
+
+    tmux.send_keys(pane, "p")  # the table's cursor starts on the first agent, alpha
+    screen = tmux.wait_for_screen(
+        pane,
+        lambda s: "‖" in row_of(s, "alpha") and ("pausing" in s or "paused" in s),
+        "alpha shown pausing or paused",
+    )
+    assert "‖" not in row_of(screen, "beta")  # only the selected agent
+
+    tmux.send_keys(pane, "C-q")
+    tmux.wait_for_screen(pane, lambda s: "Stop and quit" in s, "the quit confirmation")
+    tmux.send_keys(pane, "y")
+
+    code = wait_for_file(exit_file, "the app to exit")
+    assert code.strip() in (f"EXIT={EXIT_STOPPED}", f"EXIT={EXIT_COMPLETED}")
+    wait_for_file(after, "the shell to run on after the app")
+    left = tmux.capture(pane)
+    assert not BOX_DRAWING.search(left), f"app chrome left on the terminal:\n{left}"
+    assert "Budget" not in left and "alpha" not in left
+    assert tmux.display(pane, "#{alternate_on}") == "0"
+    assert tmux.modes(pane) == tmux.modes(fresh)  # cursor shown, mouse and keypad modes off again
+    assert after.read_text() == before.read_text()  # line discipline (echo, canonical mode) restored
+    summaries = list(runs.glob("*/summary.json"))
+    assert len(summaries) == 1
+    status = "interrupted" if code.strip() == f"EXIT={EXIT_STOPPED}" else "completed"
+    assert f'"status": "{status}"' in summaries[0].read_text()
