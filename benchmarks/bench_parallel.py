@@ -43,7 +43,8 @@ def run(quick: bool) -> dict[str, Any]:
         runs = tmp / "runs"
         one = write_program(tmp / "one", flat_program(1, max_turns=turns))
         many = write_program(tmp / "many", flat_program(agents, max_turns=turns))
-        five_serial = write_program(tmp / "five-serial", flat_program(5, max_turns=turns, max_concurrent_agents=1))
+        serial_program = flat_program(5, max_turns=turns, max_concurrent_agents=1)
+        five_serial = write_program(tmp / "five-serial", serial_program)
         five_parallel = write_program(tmp / "five-parallel", flat_program(5, max_turns=turns))
 
         run_program_sync(one, runs, sim.base_url)  # warm-up: imports, first connection, first fsync

@@ -334,7 +334,8 @@ async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
                     messages=_mark_last_user_blocks(messages),  # type: ignore[arg-type]
                 ) as stream:
                     message = await stream.get_final_message()
-                messages.append({"role": "assistant", "content": [b.to_dict(mode="json") for b in message.content]})
+                content = [b.to_dict(mode="json") for b in message.content]
+                messages.append({"role": "assistant", "content": content})
                 usage = message.usage
                 totals["calls"] += 1
                 totals["output"] += usage.output_tokens

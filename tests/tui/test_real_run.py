@@ -53,6 +53,7 @@ def small_program(tmp_path: Path, *, max_turns: int = 2, tokens_per_second: int 
 
 
 E = TypeVar("E", bound=ev.Event)
+STREAM_EVENTS = (ev.TextStreamed, ev.TurnCompleted)
 
 
 class Recorder:
@@ -174,18 +175,24 @@ async def test_p_pauses_the_selected_agent_in_the_orchestrator_and_p_again_resum
         await until(pilot, lambda: recorder.of(ev.AgentPaused, "alpha"), "alpha to reach paused", 8)
         paused_at = recorder.index_of_first(ev.AgentPaused, "alpha")
         assert paused_at is not None
-        assert run.agent_status("alpha") in (AgentStatus.PAUSING, AgentStatus.PAUSED)
+        assert run.agent_status("alpha") is AgentStatus.PAUSED
+        alpha_stream = [
+            e for e in recorder.events[:paused_at] if e.agent_id == "alpha" and isinstance(e, STREAM_EVENTS)
+        ]
+        assert isinstance(alpha_stream[-1], ev.TurnCompleted)  # the call in flight finished its turn
         await until(
             pilot,
             lambda: main_screen(app).panes["alpha"].border_subtitle == "paused",
             "the pane saying paused",
         )
         await until(pilot, lambda: "‖ paused" in pane_text(app, "alpha"), "the paused note in the pane")
-        # the others keep working: wait for two more of their turns, long enough for alpha's next one
+        # the others keep working: each completes a whole turn begun after alpha paused
         await until(
             pilot,
-            lambda: len(recorder.of(ev.TurnCompleted, since=paused_at)) >= 2,
-            "other agents' turns while alpha is paused",
+            lambda: all(
+                len(recorder.of(ev.TurnCompleted, a, since=paused_at)) >= 2 for a in ("beta", "gamma")
+            ),
+            "whole turns of beta and gamma while alpha is paused",
         )
         assert recorder.of(ev.TurnCompleted, "alpha", since=paused_at) == []
         assert recorder.of(ev.TextStreamed, "alpha", since=paused_at) == []  # no new call started
