@@ -8,8 +8,9 @@ long run adds, the conversations it must keep included).
 Quick mode runs 100 agents x 20 turns (2,000 turns) and extrapolates: the measured growth plus
 the growth per turn of the run's second half times the 8,000 turns not run (``rss.extrapolated``
 says so); the measured figure is kept beside it.
-Turns are short (100-200 output tokens, at most one search) so 100 turns of conversation fit
-comfortably in the context window without compaction.
+Turns are short (100-200 output tokens, no searches) so that 100 turns of conversation fit in the
+context window without compaction and the simulator keeps up (a search adds ~2k tokens of results
+to every later request of that agent).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _rss_at(samples: list[tuple[int, float]], turns: int) -> float:
 
 def run(quick: bool) -> dict[str, Any]:
     agents, turns = (100, 20) if quick else (100, 100)
-    args = simulator_args(output_tokens_per_turn="100-200", searches_per_turn="0-1")
+    args = simulator_args(output_tokens_per_turn="100-200", searches_per_turn="0-0")
     with SimulatorProcess(*args) as sim, scratch_dir() as tmp:
         runs = tmp / "runs"
         warm = write_program(tmp / "warm", flat_program(2, max_turns=3, max_tokens=1024))

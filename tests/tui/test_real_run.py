@@ -34,6 +34,8 @@ pytestmark = pytest.mark.timeout(60)
 
 LAYER_1 = ("alpha", "beta", "gamma")
 SIZE = (160, 48)
+STREAM_EVENTS = (ev.TextStreamed, ev.TurnCompleted)
+E = TypeVar("E", bound=ev.Event)
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 
@@ -50,10 +52,6 @@ def small_program(tmp_path: Path, *, max_turns: int = 2, tokens_per_second: int 
         },
     )
     return programs.write(tmp_path, data)
-
-
-E = TypeVar("E", bound=ev.Event)
-STREAM_EVENTS = (ev.TextStreamed, ev.TurnCompleted)
 
 
 class Recorder:
@@ -139,22 +137,23 @@ def summary_of(run_dir: Path) -> dict[str, Any]:
 
 async def test_each_running_agent_gets_a_pane_that_fills_with_its_stream(tmp_path: Path) -> None:
     recorder = Recorder()
-    app = make_app(small_program(tmp_path), tmp_path / "runs", recorder)
+    app = make_app(small_program(tmp_path, tokens_per_second=400), tmp_path / "runs", recorder)
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
         assert set(screen.panes) == set(LAYER_1)  # delta (layer 2) is pending: no pane yet
         for agent in LAYER_1:
             streamed = "".join(e.text for e in recorder.of(ev.TextStreamed, agent))
-            shown = pane_text(app, agent)
-            assert streamed[:30] in shown  # the agent's own words, not another agent's
-            rendered = "\n".join(str(line) for line in screen.panes[agent].log_view.lines)
-            assert rendered.strip(), f"{agent}'s pane has text but nothing was painted"
-        searched = [a for a in LAYER_1 if recorder.of(ev.SearchIssued, a)]
+            assert streamed[:30] in pane_text(app, agent)  # the agent's own words, not another agent's
+            painted = "\n".join(str(line) for line in screen.panes[agent].log_view.lines)
+            assert painted.strip(), f"{agent}'s pane holds text but painted none"
         await until(
             pilot,
-            lambda: any('🔍 "' in pane_text(app, a) for a in searched or LAYER_1),
+            lambda: any('🔍 "' in pane_text(app, a) for a in LAYER_1),
             "a search shown in a pane",
         )
+        # layer 2: the finished agents give their place to delta, whose pane fills in turn
+        await until(pilot, lambda: len(pane_text(app, "delta")) > 40, "text in delta's pane", 15)
+        assert set(main_screen(app).panes) == {"delta"}
         await stop_and_wait(pilot, app)
 
 
