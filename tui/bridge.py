@@ -48,7 +48,8 @@ class EventBridge:
         if isinstance(event, ev.TextStreamed) and event.agent_id:
             out.append(msg.AgentTextStreamed(event.agent_id, event.text))
         elif isinstance(event, ev.TurnCompleted) and event.agent_id:
-            out.append(msg.AgentTurnEnded(event.agent_id))
+            continues = event.stop_reason in ("pause_turn", "max_tokens")
+            out.append(msg.AgentTurnEnded(event.agent_id, continues=continues))
         elif isinstance(event, ev.BudgetUpdated):
             out.append(msg.BudgetChanged(event))
         elif isinstance(event, ev.LayerFinished):

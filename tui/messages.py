@@ -63,9 +63,14 @@ class AgentNoted(Message):
 
 @dataclass
 class AgentTurnEnded(Message):
-    """The model stopped streaming for this turn: the pane flushes any word it held back."""
+    """The model stopped streaming for this turn: the pane flushes any word it held back.
+
+    ``continues`` is true when the next call carries on the same answer (``pause_turn`` or
+    ``max_tokens``), so the pane must not start a new paragraph.
+    """
 
     agent_id: str
+    continues: bool = False
 
 
 @dataclass

@@ -96,10 +96,10 @@ class CheckpointBrowserScreen(Screen[None]):
         table.focus()
 
     def _agents(self, run_id: str) -> list[str]:
-        seen: dict[str, None] = {}
+        first_seen: dict[str, tuple[int, int]] = {}
         for entry in self._checkpoints_of(run_id):
-            seen.setdefault(entry.agent_id, None)
-        return list(seen)
+            first_seen.setdefault(entry.agent_id, (entry.layer, entry.seq))
+        return sorted(first_seen, key=first_seen.__getitem__)  # layer order, then order of start
 
     def _checkpoints_of(self, run_id: str) -> list[CheckpointEntry]:
         if run_id not in self.checkpoints:

@@ -151,7 +151,7 @@ class MainScreen(Screen[None]):
     def on_agent_turn_ended(self, message: msg.AgentTurnEnded) -> None:
         pane = self.pane(message.agent_id)
         if pane is not None:
-            pane.end_turn()
+            pane.end_turn(paragraph=not message.continues)
 
     def on_budget_changed(self, message: msg.BudgetChanged) -> None:
         self.query_one(BudgetMeter).update_budget(message.budget)

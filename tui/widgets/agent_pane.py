@@ -154,8 +154,14 @@ class AgentPane(Widget):
         self._pending.append(_Note(text))
         self._schedule()
 
-    def end_turn(self) -> None:
-        """The model stopped: a held-back partial word is complete now."""
+    def end_turn(self, *, paragraph: bool = False) -> None:
+        """The model stopped: a held-back partial word is complete now.
+
+        With ``paragraph`` the next turn's text starts on a new paragraph instead of being glued
+        to the last word of this one.
+        """
+        if paragraph:
+            self._pending.append("\n\n")
         self._release_held = True
         self._schedule()
 
