@@ -1,7 +1,9 @@
 """Organisation rate limits (requests, input and output tokens per minute) as token buckets.
 
 Each bucket refills continuously at ``limit / 60`` per second, like the API's limiter. Limits that
-are off still report headers (with a nominal tier-4-like capacity) but never reject.
+are off still report headers, with a nominal tier-4-like capacity that is never drawn down: a
+client that adapts to the headers (as the orchestrator's gate does) must not slow down against a
+limit that does not exist.
 """
 
 from __future__ import annotations
@@ -76,13 +78,18 @@ class RateLimiter:
                     worst, name = wait, key
         if name:
             return Admission(False, min(60, max(1, math.ceil(worst))), name)
-        self._buckets["requests"].level -= 1
-        self._buckets["input-tokens"].level -= input_tokens
+        self._charge("requests", 1)
+        self._charge("input-tokens", input_tokens)
         return Admission(True)
 
     def settle(self, output_tokens: int) -> None:
         """Charge the output tokens of an admitted request."""
-        self._buckets["output-tokens"].level -= output_tokens
+        self._charge("output-tokens", output_tokens)
+
+    def _charge(self, name: str, amount: float) -> None:
+        bucket = self._buckets[name]
+        if bucket.enforced:
+            bucket.level -= amount
 
     def headers(self) -> dict[str, str]:
         now = self._clock()
