@@ -104,10 +104,9 @@ UNLIMITED_RATE = (
     "--input-tokens-per-minute", "1000000000000",
     "--output-tokens-per-minute", "1000000000000",
 )  # fmt: skip
-"""Enforced but unreachable limits. With limits *off* the simulator still reports a nominal
-tier-4-like capacity (2M input tokens/min) in ``anthropic-ratelimit-*`` headers and drains it, and the
-orchestrator's gate (rightly) slows down when it runs low: 100 agents x 10 turns send ~10M input
-tokens a minute, so without this the benchmark would measure the back-off, not the orchestrator."""
+"""Enforced but unreachable limits, so ``anthropic-ratelimit-*`` headers never run low. (Before
+93aaf7b, limits that were *off* reported a nominal 2M input tokens/min and drained it; the gate
+rightly backed off and 100 agents x 10 turns measured the back-off, not the orchestrator.)"""
 
 
 def simulator_args(
