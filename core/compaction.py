@@ -24,8 +24,32 @@ SUMMARY_PROMPT = (
 NOTE_PREFIX = "Notes on my earlier research (compacted to save context):\n\n"
 
 
-def estimate_tokens(messages: Sequence[dict[str, Any]]) -> int:
-    return int(len(repr(messages)) / CHARS_PER_TOKEN)
+class SizeCache:
+    """Characters of each message, measured once: conversations only grow at the end.
+
+    Keyed by identity and holding the message, so a recycled ``id`` can never return a stale size.
+    """
+
+    def __init__(self) -> None:
+        self._sizes: dict[int, tuple[dict[str, Any], int]] = {}
+
+    def chars(self, messages: Sequence[dict[str, Any]]) -> int:
+        total = 0
+        for message in messages:
+            entry = self._sizes.get(id(message))
+            if entry is None or entry[0] is not message:
+                entry = (message, len(repr(message)))
+                self._sizes[id(message)] = entry
+            total += entry[1]
+        if len(self._sizes) > 4 * len(messages) + 64:  # forget messages dropped by compaction
+            kept = {id(m) for m in messages}
+            self._sizes = {k: v for k, v in self._sizes.items() if k in kept}
+        return total
+
+
+def estimate_tokens(messages: Sequence[dict[str, Any]], sizes: SizeCache | None = None) -> int:
+    chars = sizes.chars(messages) if sizes is not None else len(repr(messages))
+    return int(chars / CHARS_PER_TOKEN)
 
 
 def is_prompt_too_long(message: str) -> bool:

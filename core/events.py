@@ -13,7 +13,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from core.usage import TokenUsage
 
@@ -270,12 +270,13 @@ class DiskErrorRaised(Event):
 # --- the bus ------------------------------------------------------------------------------------
 
 Handler = Callable[[Event], Awaitable[None] | None]
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
 class Subscription:
     """One subscriber's private queue and the task that drains it."""
 
-    def __init__(self, handler: Handler, name: str) -> None:
+    def __init__(self, handler: Handler | BatchHandler, name: str) -> None:
         self.name = name
         self._handler = handler
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -295,7 +296,7 @@ class Subscription:
             if event is None:
                 return
             try:
-                result = self._handler(event)
+                result = cast(Handler, self._handler)(event)
                 if inspect.isawaitable(result):
                     await result
             except Exception:  # a broken subscriber must not take the run down
@@ -307,6 +308,28 @@ class Subscription:
             await self._task
 
 
+class BatchSubscription(Subscription):
+    """Hands the subscriber everything queued at once: one disk write for a burst of events."""
+
+    async def _drain(self) -> None:
+        handler = cast(BatchHandler, self._handler)
+        closing = False
+        while not closing:
+            batch: list[Event] = []
+            event = await self._queue.get()
+            while event is not None:
+                batch.append(event)
+                if self._queue.empty():
+                    break
+                event = self._queue.get_nowait()
+            closing = event is None
+            if batch:
+                try:
+                    await handler(batch)
+                except Exception:  # a broken subscriber must not take the run down
+                    self.errors += 1
+
+
 class EventBus:
     """Fan-out of events to subscribers; ``publish`` is synchronous and never waits."""
 
@@ -316,6 +339,12 @@ class EventBus:
 
     def subscribe(self, handler: Handler, *, name: str = "subscriber") -> Subscription:
         subscription = Subscription(handler, name)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def subscribe_batches(self, handler: BatchHandler, *, name: str = "subscriber") -> Subscription:
+        """Like :meth:`subscribe`, but the handler receives every event queued so far in one list."""
+        subscription = BatchSubscription(handler, name)
         self._subscriptions.append(subscription)
         return subscription
 

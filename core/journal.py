@@ -32,40 +32,48 @@ class Journal:
         os.close(fd)
         self._file = await aiofiles.open(self.path, "a", encoding="utf-8")
 
-    async def __call__(self, event: Event) -> None:
+    async def __call__(self, events: list[Event]) -> None:
+        """Append a batch of events as one write: the journal keeps up with any event rate."""
         if self._file is None:
             await self.open()
-        if isinstance(event, TextStreamed) and event.agent_id is not None:
-            first, parts, size = self._text.get(event.agent_id, (event, [], 0))
-            parts.append(event.text)
-            size += len(event.text)
-            self._text[event.agent_id] = (first, parts, size)
-            if size >= FLUSH_CHARS:
-                await self._flush_text(event.agent_id)
-            return
-        if event.agent_id is not None and event.agent_id in self._text:
-            await self._flush_text(event.agent_id)
-        await self._write(event.to_json())
-        if event.kind == "run_finished":
+        lines: list[str] = []
+        finished = False
+        for event in events:
+            if isinstance(event, TextStreamed) and event.agent_id is not None:
+                first, parts, size = self._text.get(event.agent_id, (event, [], 0))
+                parts.append(event.text)
+                self._text[event.agent_id] = (first, parts, size + len(event.text))
+                if size + len(event.text) >= FLUSH_CHARS:
+                    lines.append(self._text_line(event.agent_id))
+                continue
+            if event.agent_id is not None and event.agent_id in self._text:
+                lines.append(self._text_line(event.agent_id))
+            lines.append(_line(event.to_json()))
+            finished = finished or event.kind == "run_finished"
+        await self._write(lines)
+        if finished:
             await self.close()
 
-    async def _flush_text(self, agent_id: str) -> None:
+    def _text_line(self, agent_id: str) -> str:
         first, parts, _ = self._text.pop(agent_id)
         data = first.to_json()
         data["text"] = "".join(parts)
-        await self._write(data)
+        return _line(data)
 
-    async def _write(self, data: dict[str, Any]) -> None:
-        assert self._file is not None
-        await self._file.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
-        await self._file.flush()
+    async def _write(self, lines: list[str]) -> None:
+        if lines and self._file is not None:
+            await self._file.write("".join(lines))
+            await self._file.flush()
 
     async def close(self) -> None:
-        for agent_id in list(self._text):
-            await self._flush_text(agent_id)
+        await self._write([self._text_line(agent_id) for agent_id in list(self._text)])
         if self._file is not None:
             await self._file.close()
             self._file = None
+
+
+def _line(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str) + "\n"
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ async def _assemble(
     bus = bus or EventBus()
     journal = Journal(run_dir.events_path)
     await journal.open()
-    bus.subscribe(journal, name="journal")
+    bus.subscribe_batches(journal, name="journal")
 
     async def close() -> None:
         await handle.client.close()

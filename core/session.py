@@ -11,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from anthropic import AsyncAnthropic
 
 from core.agent_control import AgentControl
 from core.budget import BudgetExhausted, BudgetLedger, Reservation
-from core.compaction import compacted, estimate_tokens, is_prompt_too_long, plan_compaction, summary_request
+from core.compaction import (
+    SizeCache,
+    compacted,
+    estimate_tokens,
+    is_prompt_too_long,
+    plan_compaction,
+    summary_request,
+)
 from core.config import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus
 from core.events import (
@@ -59,9 +66,8 @@ class SessionState:
     status: str = AgentStatus.PENDING.value
 
     def counters(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("messages")
-        return data
+        """Everything but the conversation (saved as a delta by the checkpoint store)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "messages"}
 
     @classmethod
     def restore(cls, messages: list[dict[str, Any]], counters: dict[str, Any]) -> SessionState:
@@ -113,6 +119,7 @@ class AgentSession:
         self.save = save
         self.state = state or SessionState()
         self.context_window = context_window
+        self._sizes = SizeCache()
         self.plan = build_plan(agent, config.program, config.defaults, prior_reports)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -239,7 +246,8 @@ class AgentSession:
         """
         tool = params["tools"][0]
         wanted = int(tool.get("max_uses") or 0)
-        input_estimate = int(len(repr(params["messages"])) / CHARS_PER_TOKEN_ESTIMATE) + 2000
+        chars = self._sizes.chars(self.state.messages)
+        input_estimate = int(chars / CHARS_PER_TOKEN_ESTIMATE) + 2000
         reservation = self.ledger.reserve(
             agent_id=self.agent.id,
             layer=self.agent.layer,
@@ -283,7 +291,7 @@ class AgentSession:
         """Compact before a call that would not fit; a 400 "prompt is too long" compacts once more."""
         settings = self.config.execution_settings.context
         if self.context_window and (
-            estimate_tokens(self.state.messages) + self.agent.max_tokens
+            estimate_tokens(self.state.messages, self._sizes) + self.agent.max_tokens
             > settings.compact_at_fraction * self.context_window
         ):
             await self._compact()

@@ -6,7 +6,7 @@ and the cost of any total can be recomputed from the records it was built from.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -35,10 +35,10 @@ class TokenUsage:
         return self.total_input_tokens + self.output_tokens
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return TokenUsage(*(getattr(self, f.name) + getattr(other, f.name) for f in _FIELDS))
 
     def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenUsage:
@@ -71,3 +71,6 @@ class TokenUsage:
             cache_read_input_tokens=int(get(usage, "cache_read_input_tokens") or 0),
             web_search_requests=int(get(server_tools, "web_search_requests") or 0),
         )
+
+
+_FIELDS = fields(TokenUsage)
