@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -240,15 +241,119 @@ class RetryPolicy:
 # --- the gate shared by all agents --------------------------------------------------------------
 
 
-class RequestGate:
-    """Paces every API attempt of every agent: server-imposed holds plus AIMD concurrency.
+@dataclass(frozen=True, slots=True)
+class RequestCost:
+    """What one attempt will likely draw from each rate limit, so that it waits its turn for it.
 
+    A token count left ``None`` means "about what recent attempts drew", learned from the
+    ``anthropic-ratelimit-*`` headers; give it when known (the prompt's size, ``max_tokens``).
+    """
+
+    requests: float = 1.0
+    input_tokens: float | None = None
+    output_tokens: float | None = None
+
+    def amount(self, family: str) -> float | None:
+        """The draw on one header family (``requests``, ``input-tokens``, ...); None = unknown."""
+        if family == "requests":
+            return self.requests
+        if family == "input-tokens":
+            return self.input_tokens
+        if family == "output-tokens":
+            return self.output_tokens
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0.0) + (self.output_tokens or 0.0)
+
+
+ONE_REQUEST = RequestCost()
+_TOKEN_FAMILIES = frozenset({"tokens", "input-tokens", "output-tokens"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    """One granted slot: what it drew, and the running totals drawn up to and including it."""
+
+    gate: int  # id() of the granting gate: headers seen inside another gate's slot are not ours
+    seq: int
+    draws: dict[str, float]
+    drawn_through: dict[str, float]
+
+
+_current_grant: ContextVar[_Grant | None] = ContextVar("request_gate_grant", default=None)
+
+
+class _LimitMirror:
+    """Our picture of the server's bucket for one limit: refills continuously at ``limit / 60`` a second.
+
+    Every grant draws what its attempt will likely cost; every response's headers reset the level to
+    the reported ``-remaining`` less what was granted after that request (the server had not seen
+    it yet). Headers are read after the fact, so the picture errs on the empty side: safe for 429s.
+    """
+
+    LEARNING_RATE = 0.25  # weight of one attempt's cost in the running average
+    LEARN_BELOW_FRACTION = 0.9  # above this the bucket may have been full meanwhile: usage unreadable
+
+    def __init__(self, limit: float, now: float) -> None:
+        self.limit = limit
+        self.level = limit
+        self.updated = now
+        self.synced_seq = -1
+        self.unit_cost: float | None = None  # learned draw of an attempt without a hint
+        self._anchor: tuple[int, float, float] | None = None  # (seq, remaining, when) of the last sync
+
+    def refill(self, now: float) -> None:
+        if now > self.updated:
+            self.level = min(self.limit, self.level + (now - self.updated) * self.limit / 60.0)
+            self.updated = now
+
+    def ready_at(self, now: float, amount: float) -> float:
+        """When ``amount`` (at most the whole bucket, which is all the server asks for) is there."""
+        self.refill(now)
+        missing = min(amount, self.limit) - self.level
+        return now if missing <= 0 else now + missing * 60.0 / self.limit
+
+    def sync(self, limit: float, remaining: float, seq: int, pending: float, now: float, learn: bool) -> None:
+        """Take the server's word (``remaining`` after request ``seq``; ``pending`` granted since)."""
+        if learn:
+            self._learn(seq, remaining, now)
+        self.limit = limit
+        self.level = min(limit, remaining) - pending
+        self.updated = now
+        self.synced_seq = seq
+
+    def _learn(self, seq: int, remaining: float, now: float) -> None:
+        anchor, self._anchor = self._anchor, (seq, remaining, now)
+        if anchor is None or seq <= anchor[0]:
+            return
+        seq_then, remaining_then, then = anchor
+        expected = remaining_then + (now - then) * self.limit / 60.0  # with nothing drawn meanwhile
+        if expected > self.LEARN_BELOW_FRACTION * self.limit:
+            return
+        attempts = seq - seq_then
+        sample = max(0.0, (expected - remaining) / attempts)
+        if self.unit_cost is None:
+            self.unit_cost = sample
+        else:
+            weight = 1.0 - (1.0 - self.LEARNING_RATE) ** attempts
+            self.unit_cost += weight * (sample - self.unit_cost)
+
+
+class RequestGate:
+    """Paces every API attempt of every agent: rate-limit pacing, server holds, AIMD concurrency.
+
+    * pacing: each limit whose ``anthropic-ratelimit-*-limit`` and ``-remaining`` are known is
+      mirrored as the server's token bucket (:class:`_LimitMirror`). A slot is granted only when
+      every mirrored bucket holds what the attempt will draw (:class:`RequestCost`), so a binding
+      limit spaces grants ``cost * 60 / limit`` seconds apart (1.2 s at 50 requests a minute) and
+      never lets more attempts go than ``-remaining`` allows, while a limit far from binding adds
+      no delay at all. A spent limit is paced back in, not held until its ``-reset`` (when the
+      bucket is *full* again); only a limit of unknown size falls back to holding until ``-reset``.
     * ``hold_until(deadline)``: no slot is granted before the (monotonic) deadline; afterwards the
-      next ``max_concurrency`` grants are spaced ``release_spacing_s`` apart, not released as a herd.
-    * concurrency: halved on 429/529 or when ``anthropic-ratelimit-*-remaining`` runs low (at
-      most once per ``decrease_cooldown_s``, since one burst fails many calls at once), grown by
-      ``1/limit`` per success (about +1 per round of ``limit`` successes);
-    * a ``-remaining`` of 0 holds everyone until that limit's ``-reset`` time.
+      next ``max_concurrency`` grants are spaced at least ``release_spacing_s`` apart (and by the
+      pacing, which 429 responses' headers have just synced), not released as a herd.
+    * concurrency: halved on 429/529 (at most once per ``decrease_cooldown_s``, since one burst
+      fails many calls at once), grown by ``1/limit`` per success (about +1 per ``limit`` successes).
     """
 
     LIMIT_FAMILIES = ("requests", "tokens", "input-tokens", "output-tokens")
@@ -258,7 +363,6 @@ class RequestGate:
         max_concurrency: int = 8,
         *,
         min_concurrency: int = 1,
-        low_water_fraction: float = 0.1,
         release_spacing_s: float = 0.05,
         decrease_cooldown_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -269,7 +373,6 @@ class RequestGate:
             raise ValueError("need 1 <= min_concurrency <= max_concurrency")
         self.max_concurrency = max_concurrency
         self.min_concurrency = min_concurrency
-        self.low_water_fraction = low_water_fraction
         self.release_spacing_s = release_spacing_s
         self.decrease_cooldown_s = decrease_cooldown_s
         self.clock = clock
@@ -283,6 +386,10 @@ class RequestGate:
         self._last_decrease = -math.inf
         self._waiters: list[asyncio.Future[None]] = []
         self._waiting = 0
+        self._mirrors: dict[str, _LimitMirror] = {}
+        self._seq = 0
+        self._drawn: dict[str, float] = {}  # running totals drawn per family, all grants
+        self._drawn_in_flight: dict[str, float] = {}
 
     # -- state for the UI and benchmarks --
 
@@ -304,31 +411,45 @@ class RequestGate:
         """Attempts queued for a slot (held back by a hold, pacing or the limit)."""
         return self._waiting
 
+    def paced_until(self, cost: RequestCost = ONE_REQUEST) -> float | None:
+        """When the rate limits as mirrored would next admit ``cost``; None when they would now."""
+        now = self.clock()
+        ready = self._paced_at(now, self._draws(cost))
+        return ready if ready > now else None
+
     # -- slots --
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for the hold to end and for a free slot; hold it around one API attempt."""
-        await self._acquire()
+    async def slot(self, cost: RequestCost = ONE_REQUEST) -> AsyncIterator[None]:
+        """Wait for the hold, the pacing and a free slot; hold it around one API attempt.
+
+        Headers given to :meth:`observe_headers` inside the slot are matched to this attempt.
+        """
+        grant = await self._acquire(cost)
+        token = _current_grant.set(grant)
         try:
             yield
         finally:
+            _current_grant.reset(token)
             self._in_flight -= 1
+            for family, amount in grant.draws.items():
+                self._drawn_in_flight[family] -= amount
             self._wake()
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, cost: RequestCost) -> _Grant:
         self._waiting += 1
         try:
-            await self._wait_for_turn()
+            return await self._wait_for_turn(cost)
         finally:
             self._waiting -= 1
 
-    async def _wait_for_turn(self) -> None:
+    async def _wait_for_turn(self, cost: RequestCost) -> _Grant:
         while True:
             now = self.clock()
-            ready_at = max(self._held_until, self._next_grant_at)
+            draws = self._draws(cost)
+            ready_at = max(self._held_until, self._next_grant_at, self._paced_at(now, draws))
             if now < ready_at:
-                await self.sleep(ready_at - now)
+                await self._nap(ready_at - now)
                 continue
             if self._in_flight >= self.limit:
                 await self._wait_for_change()
@@ -337,7 +458,40 @@ class RequestGate:
             if self._paced_grants > 0:
                 self._paced_grants -= 1
                 self._next_grant_at = now + self.release_spacing_s
-            return
+            return self._grant(draws)
+
+    def _draws(self, cost: RequestCost) -> dict[str, float]:
+        draws: dict[str, float] = {}
+        for family, mirror in self._mirrors.items():
+            amount = cost.amount(family)
+            draws[family] = amount if amount is not None else mirror.unit_cost or 0.0
+        return draws
+
+    def _paced_at(self, now: float, draws: Mapping[str, float]) -> float:
+        ready = -math.inf
+        for family, amount in draws.items():
+            ready = max(ready, self._mirrors[family].ready_at(now, amount))
+        return ready
+
+    def _grant(self, draws: dict[str, float]) -> _Grant:
+        self._seq += 1
+        for family, amount in draws.items():
+            self._mirrors[family].level -= amount
+            self._drawn[family] = self._drawn.get(family, 0.0) + amount
+            self._drawn_in_flight[family] = self._drawn_in_flight.get(family, 0.0) + amount
+        return _Grant(id(self), self._seq, draws, dict(self._drawn))
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when something changes (a hold, new headers, a freed slot)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        try:
+            await asyncio.wait((future, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            if future in self._waiters:
+                self._waiters.remove(future)
 
     async def _wait_for_change(self) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -380,25 +534,49 @@ class RequestGate:
             self._wake()
 
     def observe_headers(self, headers: Mapping[str, str]) -> None:
-        """Adapt to ``anthropic-ratelimit-*``: shrink when a budget runs low, hold when it is spent."""
+        """Sync the pacing with ``anthropic-ratelimit-*`` (of the attempt whose slot we are in)."""
         lowered = {k.lower(): v for k, v in headers.items()}
         now = self.clock()
-        low = False
+        grant = _current_grant.get()
+        if grant is not None and grant.gate != id(self):
+            grant = None
+        split = any(
+            f"anthropic-ratelimit-{f}-remaining" in lowered for f in ("input-tokens", "output-tokens")
+        )
+        synced = False
         for family in self.LIMIT_FAMILIES:
+            if family == "tokens" and split:
+                continue  # then it only repeats the tighter of the two, whose size it keeps switching
             prefix = f"anthropic-ratelimit-{family}-"
             limit = _finite_float(lowered.get(prefix + "limit"))
             remaining = _finite_float(lowered.get(prefix + "remaining"))
             if remaining is None:
                 continue
-            if remaining <= 0:
+            if limit is not None and limit > 0:
+                synced = self._sync(family, limit, max(0.0, remaining), grant, now) or synced
+            elif remaining <= 0:  # a bucket of unknown size cannot be paced: wait until it is full
                 reset_in = self._seconds_until(lowered.get(prefix + "reset"))
                 if reset_in is not None and 0 < reset_in <= _MAX_HEADER_HOLD_S:
                     self.hold_until(now + reset_in)
-                low = True
-            elif limit is not None and limit > 0 and remaining / limit < self.low_water_fraction:
-                low = True
-        if low:
-            self._decrease(now)
+        if synced:
+            self._wake()
+
+    def _sync(self, family: str, limit: float, remaining: float, grant: _Grant | None, now: float) -> bool:
+        mirror = self._mirrors.get(family)
+        if mirror is None:
+            mirror = self._mirrors[family] = _LimitMirror(limit, now)
+        if grant is None:  # headers from outside a slot: assume every attempt in flight is unseen
+            seq, pending = self._seq, self._drawn_in_flight.get(family, 0.0)
+        else:
+            seq = grant.seq
+            pending = self._drawn.get(family, 0.0) - grant.drawn_through.get(family, 0.0)
+        if seq < mirror.synced_seq:
+            return False  # older news than the mirror already has
+        level = remaining
+        if family in _TOKEN_FAMILIES and remaining >= 1000 and remaining % 1000 == 0:
+            level -= 500  # token counts are rounded to the nearest thousand: assume the worse half
+        mirror.sync(limit, level, seq, pending, now, learn=family != "requests")
+        return True
 
     def _seconds_until(self, rfc3339: str | None) -> float | None:
         if not rfc3339:
@@ -428,12 +606,15 @@ async def call_with_retries(
     gate: RequestGate,
     on_retry: Callable[[ErrorInfo, int, float], None],
     on_give_up: Callable[[ErrorInfo], None] | None = None,
+    cost: RequestCost = ONE_REQUEST,
 ) -> T:
-    """Run ``attempt_fn(attempt)`` inside ``gate.slot()`` until it succeeds or retrying must stop.
+    """Run ``attempt_fn(attempt)`` inside ``gate.slot(cost)`` until it succeeds or retrying must stop.
 
     Contract for ``attempt_fn``: it makes one complete API call (request *and* the whole stream)
-    and returns its result; it should hand the response headers to ``gate.observe_headers`` as
-    soon as it has them (error responses are observed here). Anything it raises that
+    and returns its result; it should hand the response headers to ``gate.observe_headers`` (from
+    inside the attempt, so that the gate knows which attempt they describe) as soon as it has them
+    (error responses are observed here). ``cost`` is what one attempt will likely draw from the
+    rate limits (default: one request, tokens as recent attempts drew). Anything it raises that
     :func:`classify` does not recognise (a bug, a budget stop) propagates untouched, and so does
     cancellation, at once, mid-attempt or mid-wait.
 
@@ -444,14 +625,17 @@ async def call_with_retries(
     attempt = 1
     while True:
         try:
-            async with gate.slot():
-                result = await attempt_fn(attempt)
+            async with gate.slot(cost):
+                try:
+                    result = await attempt_fn(attempt)
+                except anthropic.APIStatusError as exc:
+                    if exc.status_code != 200:  # observed inside the slot: matched to this attempt
+                        gate.observe_headers(exc.response.headers)
+                    raise
         except Exception as exc:
             info = classify(exc)
             if info is None:
                 raise
-            if isinstance(exc, anthropic.APIStatusError) and exc.status_code != 200:
-                gate.observe_headers(exc.response.headers)
             if not info.retryable:
                 if on_give_up is not None:
                     on_give_up(info)

@@ -147,7 +147,7 @@ class ResearchApp(App[int]):
         while len(self.screen_stack) > 1:
             await self.pop_screen()
         await self.push_screen(screen)
-        EventBridge(screen).attach(control.bus)
+        EventBridge(screen, sink=screen).attach(control.bus)
         try:
             outcome = await control.run()
         except Exception as error:

@@ -2,9 +2,15 @@
 
 ``EventBus.listen`` calls :meth:`EventBridge.on_event` inline in the publisher's task, so it does
 no I/O and never waits: it folds the event into the :class:`RunModel` and posts messages.
+
+The stream itself (text fragments, pane notes, ends of turns: thousands a second with many agents)
+can skip the message queue: given a :class:`StreamSink`, the bridge hands each fragment to it
+directly, in order, and posts messages only for what changes state (rows, budget, header, log).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from textual.message import Message
 from textual.message_pump import MessagePump
@@ -16,10 +22,23 @@ from tui.format import count
 from tui.state import RunModel
 
 
+class StreamSink(Protocol):
+    """Where an agent's stream goes when it does not go through the message queue."""
+
+    def stream_text(self, agent_id: str, text: str) -> None: ...
+
+    def stream_note(self, agent_id: str, text: str) -> None: ...
+
+    def stream_turn_ended(self, agent_id: str, continues: bool) -> None: ...
+
+
 class EventBridge:
-    def __init__(self, target: MessagePump, model: RunModel | None = None) -> None:
+    def __init__(
+        self, target: MessagePump, model: RunModel | None = None, *, sink: StreamSink | None = None
+    ) -> None:
         self.target = target
         self.model = model or RunModel()
+        self.sink = sink
 
     def attach(self, bus: EventBus) -> None:
         bus.listen(self.on_event)
@@ -28,8 +47,20 @@ class EventBridge:
         self.target.post_message(message)
 
     def on_event(self, event: ev.Event) -> None:
+        sink = self.sink
+        if sink is not None and isinstance(event, ev.TextStreamed):  # the hot path: nothing else to do
+            if event.agent_id:
+                sink.stream_text(event.agent_id, event.text)
+            return
         for message in self.translate(event):
-            self.post(message)
+            if sink is None:
+                self.post(message)
+            elif isinstance(message, msg.AgentNoted):
+                sink.stream_note(message.agent_id, message.text)
+            elif isinstance(message, msg.AgentTurnEnded):
+                sink.stream_turn_ended(message.agent_id, message.continues)
+            else:
+                self.post(message)
 
     def translate(self, event: ev.Event) -> list[Message]:
         out: list[Message] = []

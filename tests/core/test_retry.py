@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import itertools
 import json
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,9 @@ from core.config import RetrySettings
 from core.retry import (
     AUTH_MESSAGE,
     ErrorInfo,
+    ONE_REQUEST,
     NonRetryableError,
+    RequestCost,
     RequestGate,
     RetriesExhausted,
     RetryPolicy,
@@ -77,6 +80,11 @@ class FakeClock:
         self._timers.append((self.now + seconds, future))
         await future
 
+    def next_due(self) -> float | None:
+        """The earliest moment a sleeper is waiting for, if any."""
+        due = [t for t, f in self._timers if not f.done()]
+        return min(due) if due else None
+
     async def advance(self, seconds: float) -> None:
         self.now += seconds
         due = [f for t, f in self._timers if t <= self.now]
@@ -99,6 +107,19 @@ class AutoClock(FakeClock):
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
+
+
+async def drive(clock: FakeClock, tasks: list[asyncio.Task[Any]]) -> None:
+    """Run the tasks to the end, moving the fake clock from one sleeper's deadline to the next."""
+    while True:
+        await settle()
+        if all(task.done() for task in tasks):
+            break
+        due = clock.next_due()
+        assert due is not None, "stuck: tasks wait but nobody sleeps"
+        await clock.advance(max(0.0, due - clock.now) + 1e-9)
+    for task in tasks:
+        task.result()
 
 
 def settings(**overrides: Any) -> RetrySettings:
@@ -580,13 +601,12 @@ def reset_header(wall: float, seconds: float, *, zulu: bool = False) -> str:
 
 
 @pytest.mark.parametrize("zulu", [False, True])
-async def test_spent_rate_limit_headers_hold_until_reset(zulu: bool) -> None:
+async def test_a_spent_limit_of_unknown_size_holds_until_reset(zulu: bool) -> None:
     clock = FakeClock(start=50.0)
     wall = 1_800_000_000.0
     gate = RequestGate(4, clock=clock, sleep=clock.sleep, wall_clock=lambda: wall)
     gate.observe_headers(
         {
-            "Anthropic-RateLimit-Requests-Limit": "50",
             "anthropic-ratelimit-requests-remaining": "0",
             "anthropic-ratelimit-requests-reset": reset_header(wall, 5.0, zulu=zulu),
         }
@@ -607,17 +627,34 @@ async def test_spent_rate_limit_headers_hold_until_reset(zulu: bool) -> None:
     assert granted and granted[0] >= 55.0
 
 
-async def test_low_remaining_budget_shrinks_concurrency_healthy_does_not() -> None:
+async def test_a_spent_limit_of_known_size_is_paced_back_in_not_held_until_its_reset() -> None:
+    clock = FakeClock(start=50.0)
+    wall = 1_800_000_000.0
+    gate = RequestGate(4, clock=clock, sleep=clock.sleep, wall_clock=lambda: wall)
+    gate.observe_headers(
+        {
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": reset_header(wall, 60.0),  # when it is *full* again
+        }
+    )
+    assert gate.held_until is None
+    assert gate.paced_until() == pytest.approx(51.2)  # one request refills in 60 / 50 s
+    granted = await grant_times(gate, clock, 3, hold_s=0.0)
+    assert granted == pytest.approx([51.2, 52.4, 53.6])
+
+
+async def test_low_remaining_paces_without_shrinking_concurrency_healthy_adds_nothing() -> None:
     clock = FakeClock(start=0.0)
     gate = RequestGate(8, clock=clock, sleep=clock.sleep)
     gate.observe_headers(
         {"anthropic-ratelimit-tokens-limit": "80000", "anthropic-ratelimit-tokens-remaining": "60000"}
     )
-    assert gate.limit == 8 and gate.held_until is None
+    assert gate.limit == 8 and gate.held_until is None and gate.paced_until() is None
     gate.observe_headers(
-        {"anthropic-ratelimit-tokens-limit": "80000", "anthropic-ratelimit-tokens-remaining": "4000"}
+        {"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0"}
     )
-    assert gate.limit == 4 and gate.held_until is None
+    assert gate.limit == 8 and gate.held_until is None and gate.paced_until() is not None
 
 
 async def test_a_bogus_far_reset_is_not_obeyed() -> None:
@@ -650,6 +687,247 @@ async def test_one_agents_429_makes_every_agent_wait() -> None:
         await clock.advance(0.1)
     assert (await a)[0] == "ok" and (await b)[0] == "ok"
     assert second.started[0][1] >= hold and first.started[1][1] >= hold
+
+
+# --- pacing by the rate-limit headers -----------------------------------------------------------
+
+
+def limits(requests: tuple[int, int] | None = None, **families: tuple[int, int]) -> dict[str, str]:
+    """``anthropic-ratelimit-*`` headers: (limit, remaining) per family (``input_tokens=...``)."""
+    pairs = dict(families, requests=requests) if requests else families
+    headers: dict[str, str] = {}
+    for name, (limit, remaining) in pairs.items():
+        prefix = f"anthropic-ratelimit-{name.replace('_', '-')}-"
+        headers[prefix + "limit"], headers[prefix + "remaining"] = str(limit), str(remaining)
+    return headers
+
+
+async def grant_times(
+    gate: RequestGate, clock: FakeClock, agents: int, *, hold_s: float, cost: RequestCost = ONE_REQUEST
+) -> list[float]:
+    """Start ``agents`` attempts at once; each holds its slot ``hold_s``. When was each let in?"""
+    granted: list[float] = []
+
+    async def agent() -> None:
+        async with gate.slot(cost):
+            granted.append(clock.now)
+            await clock.sleep(hold_s)
+
+    await drive(clock, [asyncio.create_task(agent()) for _ in range(agents)])
+    return sorted(granted)
+
+
+@pytest.mark.parametrize("remaining", [0, 1, 2, 3, 4, 5])
+async def test_a_binding_request_limit_spaces_slots_sixty_over_limit_seconds_apart(remaining: int) -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(20, clock=clock, sleep=clock.sleep)
+    gate.observe_headers(limits(requests=(50, remaining)))
+    granted = await grant_times(gate, clock, 12, hold_s=0.1)
+    # what -remaining allows goes at once; every later slot waits for one request to refill
+    assert granted[:remaining] == [0.0] * remaining
+    paced = granted[remaining:] if remaining else [0.0, *granted]
+    assert all(b - a >= 1.2 - 1e-6 for a, b in itertools.pairwise(paced))
+    assert granted[-1] == pytest.approx((12 - remaining) * 1.2, abs=0.01)  # and not slower than that
+
+
+async def test_a_limit_far_from_binding_adds_no_delay_at_all() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(100, clock=clock, sleep=clock.sleep)
+    gate.observe_headers(limits(requests=(4000, 3990), input_tokens=(2_000_000, 1_990_000)))
+    granted = await grant_times(gate, clock, 100, hold_s=1.0, cost=RequestCost(input_tokens=5000))
+    assert granted == [0.0] * 100
+    assert clock.sleeps == [1.0] * 100  # the attempts' own; the gate never slept
+
+
+async def test_never_more_in_flight_than_remaining_allows_counting_attempts_not_yet_answered() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(20, clock=clock, sleep=clock.sleep)
+    gate.observe_headers(limits(requests=(50, 10)))
+    granted: list[float] = []
+    first_answered = asyncio.Event()
+
+    async def agent(index: int) -> None:
+        async with gate.slot():
+            granted.append(clock.now)
+            if index == 0:  # answered while three others, granted after it, are still on the way
+                gate.observe_headers(limits(requests=(50, 4)))
+                first_answered.set()
+            await clock.sleep(30.0)
+
+    tasks = [asyncio.create_task(agent(i)) for i in range(4)]
+    await settle()
+    assert first_answered.is_set() and granted == [0.0] * 4
+    late = [asyncio.create_task(agent(i)) for i in range(4, 8)]
+    await settle()
+    # the server saw 4 left after the first attempt; the 3 sent since use 3 of them: one more now
+    assert granted == [0.0] * 5
+    await clock.advance(1.19)
+    assert len(granted) == 5
+    await clock.advance(0.02)
+    assert len(granted) == 6
+    await drive(clock, tasks + late)
+
+
+async def test_headers_of_an_older_attempt_do_not_undo_newer_news() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(4, clock=clock, sleep=clock.sleep)
+    gate.observe_headers(limits(requests=(50, 30)))
+    older_done, newer_done = asyncio.Event(), asyncio.Event()
+
+    async def older() -> None:
+        async with gate.slot():
+            await newer_done.wait()
+            gate.observe_headers(limits(requests=(50, 29)))  # stale: before the newer one's 0
+            older_done.set()
+
+    async def newer() -> None:
+        async with gate.slot():
+            gate.observe_headers(limits(requests=(50, 0)))
+            newer_done.set()
+            await older_done.wait()
+
+    await asyncio.gather(older(), newer())
+    assert gate.paced_until() == pytest.approx(1.2)
+
+
+async def test_a_token_limit_is_paced_by_the_cost_hint() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(8, clock=clock, sleep=clock.sleep)
+    gate.observe_headers(limits(requests=(4000, 3999), input_tokens=(60_000, 9_300)))  # 1,000 a second
+    hint = RequestCost(input_tokens=3000)
+    granted = await grant_times(gate, clock, 5, hold_s=0.5, cost=hint)
+    assert granted == pytest.approx([0.0, 0.0, 0.0, 2.7, 5.7])  # 9,300 pays three; then 3 s each
+    huge = RequestCost(input_tokens=10**9)  # the server never asks more than a full bucket
+    assert gate.paced_until(huge) == pytest.approx(5.7 + 60.0)
+
+
+async def test_the_combined_tokens_family_is_ignored_when_input_and_output_are_given() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(8, clock=clock, sleep=clock.sleep)
+    headers = limits(input_tokens=(1_000_000, 990_000), output_tokens=(80_000, 50_000), tokens=(80_000, 0))
+    gate.observe_headers(headers)
+    assert gate.paced_until(RequestCost(input_tokens=1000, output_tokens=1000)) is None
+
+
+async def test_after_a_429_waiters_come_back_at_the_pace_not_as_a_herd() -> None:
+    clock = FakeClock(start=0.0)
+    gate = RequestGate(8, clock=clock, sleep=clock.sleep, release_spacing_s=0.05)
+    limited = status_error(
+        429, error_body("rate_limit_error", "slow"), {**limits(requests=(50, 0)), "retry-after": "1"}
+    )
+    script = Script(clock, limited)
+    first = asyncio.create_task(run(script, clock, settings(), gate))
+    await settle()
+    assert gate.held_until is not None and 1.0 <= gate.held_until <= 1.25
+    granted = await grant_times(gate, clock, 5, hold_s=0.1)
+    await first
+    times = sorted([*granted, script.started[1][1]])
+    assert times[0] >= gate_hold_floor(1.0)
+    assert all(b - a >= 1.2 - 1e-6 for a, b in itertools.pairwise(times))
+
+
+def gate_hold_floor(retry_after: float) -> float:
+    return retry_after  # nobody goes before the server's retry-after is over
+
+
+class BucketServer:
+    """The API's limiter in miniature, on the fake clock: token buckets refilled at ``limit / 60``
+    a second, 429 with ``retry-after`` when one is short, headers read when the answer ends."""
+
+    def __init__(self, clock: FakeClock, requests: int, input_tokens: int | None = None) -> None:
+        self.clock = clock
+        self.limits = {"requests": requests, "input-tokens": input_tokens or 10**12}
+        self.levels = {name: float(limit) for name, limit in self.limits.items()}
+        self.updated = clock.now
+        self.answers: list[tuple[float, int]] = []  # (when, status)
+
+    def _refill(self) -> None:
+        elapsed, self.updated = self.clock.now - self.updated, self.clock.now
+        for name, limit in self.limits.items():
+            self.levels[name] = min(limit, self.levels[name] + elapsed * limit / 60.0)
+
+    def headers(self) -> dict[str, str]:
+        self._refill()
+        remaining = {name: int(max(0.0, level)) for name, level in self.levels.items()}
+        tokens = remaining["input-tokens"]
+        return limits(
+            requests=(self.limits["requests"], remaining["requests"]),
+            input_tokens=(self.limits["input-tokens"], round(tokens, -3) if tokens >= 1000 else tokens),
+        )
+
+    async def call(self, gate: RequestGate, input_tokens: int, duration_s: float) -> str:
+        self._refill()
+        short = [n for n, need in (("requests", 1), ("input-tokens", input_tokens)) if self.levels[n] < need]
+        if short:
+            wait = max(
+                (need - self.levels[n]) * 60 / self.limits[n]
+                for n, need in (("requests", 1), ("input-tokens", input_tokens))
+            )
+            self.answers.append((self.clock.now, 429))
+            headers = {**self.headers(), "retry-after": str(max(1, math.ceil(wait)))}
+            raise status_error(429, error_body("rate_limit_error", "rate limited"), headers)
+        self.levels["requests"] -= 1
+        self.levels["input-tokens"] -= input_tokens
+        headers = self.headers()
+        self.answers.append((self.clock.now, 200))
+        await self.clock.sleep(duration_s)  # the stream; the session reads the headers at its end
+        gate.observe_headers(headers)
+        return "ok"
+
+    def figures(self, allowance: int, per_minute: float) -> tuple[float, float]:
+        """(429 share, throughput beyond the starting allowance as a share of the limit)."""
+        limited = sum(1 for _, status in self.answers if status == 429)
+        ok = [when for when, status in self.answers if status == 200]
+        ideal = (len(ok) - allowance) / per_minute * 60.0
+        return limited / len(self.answers), ideal / (max(ok) - self.answers[0][0])
+
+
+async def run_agents(
+    server: BucketServer,
+    clock: FakeClock,
+    *,
+    agents: int,
+    calls: int,
+    input_tokens: int = 100,
+    cost: RequestCost = ONE_REQUEST,
+) -> RequestGate:
+    gate = RequestGate(agents, clock=clock, sleep=clock.sleep)
+    rng = random.Random(3)
+    policy = RetryPolicy(settings(max_attempts=50), rng=random.Random(4))
+
+    async def agent() -> None:
+        for _ in range(calls):
+            duration = rng.uniform(0.2, 2.0)
+            await call_with_retries(
+                lambda _: server.call(gate, input_tokens, duration),
+                policy=policy,
+                gate=gate,
+                on_retry=lambda *_: None,
+                cost=cost,
+            )
+
+    await drive(clock, [asyncio.create_task(agent()) for _ in range(agents)])
+    return gate
+
+
+async def test_twenty_agents_under_fifty_requests_a_minute_rarely_see_a_429_and_use_the_limit() -> None:
+    clock = FakeClock(start=0.0)
+    server = BucketServer(clock, requests=50)
+    await run_agents(server, clock, agents=20, calls=10)
+    share_429, throughput = server.figures(allowance=50, per_minute=50)
+    assert share_429 <= 0.02
+    assert throughput >= 0.95
+
+
+@pytest.mark.parametrize("hinted", [True, False])
+async def test_a_binding_input_token_limit_is_paced_with_or_without_a_cost_hint(hinted: bool) -> None:
+    clock = FakeClock(start=0.0)
+    server = BucketServer(clock, requests=4000, input_tokens=100_000)  # 25 calls of 4,000 a minute
+    cost = RequestCost(input_tokens=4000) if hinted else ONE_REQUEST
+    await run_agents(server, clock, agents=10, calls=10, input_tokens=4000, cost=cost)
+    share_429, throughput = server.figures(allowance=25, per_minute=25)
+    assert share_429 <= 0.05
+    assert throughput >= 0.9
 
 
 # --- against the real SDK over real HTTP --------------------------------------------------------

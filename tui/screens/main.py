@@ -2,6 +2,13 @@
 
 It holds no run state of its own beyond what its widgets show: the bridge's messages carry
 current values, and actions call the run's control (pause, resume, kill), never core internals.
+
+Under load (20 agents at 200 tokens a second) the screen must leave the event loop free for keys:
+streamed text reaches the panes without a message per fragment (the bridge calls
+:meth:`MainScreen.stream_text` and friends) and panes are found in a dict, not a DOM query; all
+dirty panes flush together about ten times a second; counters in the table and pane borders
+(turns, searches, dollars) repaint at most four times a second, while a change of status shows
+at once.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from textual.widgets import Footer, Static
 
 from core.control import AgentStatus, RunControl
 from tui import messages as msg
+from tui.coalesce import Coalescer, Throttle
 from tui.data import Document, RunSource, agent_report_path, run_documents
 from tui.format import ACTIVE_STATUSES
 from tui.screens.checkpoints import CheckpointBrowserScreen
@@ -34,6 +42,7 @@ from tui.widgets.retry_log import RetryLog
 from tui.widgets.run_header import RunHeader
 
 PaletteCommand = tuple[str, str, Callable[[], object]]
+_Early = tuple[str, str | bool]  # ("text" | "note", text) or ("end", continues): before a pane exists
 
 
 def pane_columns(width: int) -> int:
@@ -59,6 +68,8 @@ class MainScreen(Screen[None]):
         Binding("escape", "unfocus", "Back", show=False, id="unfocus"),
     ]
     MIN_PANE_HEIGHT = 8
+    COUNTERS_INTERVAL = 0.25  # turns, searches and dollars in the table and pane borders
+    EARLY_LIMIT = 2000  # items kept for an agent whose pane is not there yet
 
     def __init__(
         self, control: RunControl, *, runs_dir: Path, source: RunSource, clock: Callable[[], float]
@@ -70,19 +81,28 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.info = RunInfo(run_id=control.run_id, run_dir=str(control.run_dir))
         self.run_active = True
+        self.header = RunHeader(self.info, clock=self.clock, id="header")
+        self.table = AgentTable(id="agent-table")
+        self.meter = BudgetMeter(id="budget")
+        self.retry_log = RetryLog(id="retries")
+        self._panes: dict[str, AgentPane] = {}
+        self._early: dict[str, list[_Early]] = {}
+        self._pane_flusher = Coalescer(self, AgentPane.FLUSH_INTERVAL)
+        self._pending_rows: dict[str, AgentRow] = {}
+        self._counters = Throttle(self, self.COUNTERS_INTERVAL, self._show_pending_rows)
 
     # --- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield RunHeader(self.info, clock=self.clock, id="header")
+        yield self.header
         with Container(id="body"):
             with Vertical(id="agents"):
-                yield AgentTable(id="agent-table")
+                yield self.table
             with Container(id="panes"):
                 yield Static("Waiting for agents to start…", id="no-panes")
             with Container(id="bottom"):
-                yield BudgetMeter(id="budget")
-                yield RetryLog(id="retries")
+                yield self.meter
+                yield self.retry_log
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -90,22 +110,19 @@ class MainScreen(Screen[None]):
         self.table.focus()
 
     @property
-    def table(self) -> AgentTable:
-        return self.query_one(AgentTable)
-
-    @property
     def panes(self) -> dict[str, AgentPane]:
-        return {pane.agent_id: pane for pane in self.query(AgentPane)}
+        """The live panes by agent id (a copy)."""
+        return dict(self._panes)
 
     def pane(self, agent_id: str) -> AgentPane | None:
-        return self.panes.get(agent_id)
+        return self._panes.get(agent_id)
 
     def on_resize(self) -> None:
         self._layout_panes()
 
     def _layout_panes(self) -> None:
         grid = self.query_one("#panes", Container)
-        n = len(self.query(AgentPane))
+        n = len(self._panes)
         self.query_one("#no-panes").display = n == 0
         if n == 0:
             return
@@ -119,57 +136,108 @@ class MainScreen(Screen[None]):
 
     def on_run_info_changed(self, message: msg.RunInfoChanged) -> None:
         self.info = message.info
-        self.query_one(RunHeader).show(message.info)
+        self.header.show(message.info)
 
     async def on_agents_listed(self, message: msg.AgentsListed) -> None:
+        self._pending_rows.clear()
         self.table.set_rows(message.rows)
         for row in message.rows:
             await self._sync_pane(row)
 
     async def on_agent_row_changed(self, message: msg.AgentRowChanged) -> None:
-        self.table.show_row(message.row)
-        await self._sync_pane(message.row)
+        row = message.row
+        shown = self.table.rows_by_id.get(row.agent_id)
+        if shown is not None and shown.status == row.status:
+            self._pending_rows[row.agent_id] = row  # only counters changed: latest value wins
+            self._counters.poke()
+            return
+        self._pending_rows.pop(row.agent_id, None)
+        self.table.show_row(row)
+        await self._sync_pane(row)
+
+    def _show_pending_rows(self) -> None:
+        rows, self._pending_rows = self._pending_rows, {}
+        if not rows:
+            return
+        with self.app.batch_update():
+            for row in rows.values():
+                self.table.show_row(row)
+                pane = self._panes.get(row.agent_id)
+                if pane is not None:
+                    pane.show_row(row)
 
     async def _sync_pane(self, row: AgentRow) -> None:
-        pane = self.pane(row.agent_id)
+        pane = self._panes.get(row.agent_id)
         if pane is not None:
             pane.show_row(row)
         elif row.status in ACTIVE_STATUSES:
-            await self.query_one("#panes").mount(AgentPane(row, id=f"pane-{row.agent_id}"))
+            pane = AgentPane(row, id=f"pane-{row.agent_id}", coalescer=self._pane_flusher)
+            self._panes[row.agent_id] = pane
+            for kind, value in self._early.pop(row.agent_id, ()):
+                self._route(pane, kind, value)
+            await self.query_one("#panes").mount(pane)
             self._layout_panes()
+        elif row.status.is_final:
+            self._early.pop(row.agent_id, None)
+
+    # --- the stream: called by the bridge for every fragment (no message per token) ------------
+
+    def stream_text(self, agent_id: str, text: str) -> None:
+        self._stream(agent_id, "text", text)
+
+    def stream_note(self, agent_id: str, text: str) -> None:
+        self._stream(agent_id, "note", text)
+
+    def stream_turn_ended(self, agent_id: str, continues: bool) -> None:
+        self._stream(agent_id, "end", continues)
+
+    def _stream(self, agent_id: str, kind: str, value: str | bool) -> None:
+        pane = self._panes.get(agent_id)
+        if pane is not None:
+            self._route(pane, kind, value)
+            return
+        early = self._early.setdefault(agent_id, [])  # its row change is still in the queue
+        if len(early) < self.EARLY_LIMIT:
+            early.append((kind, value))
+
+    @staticmethod
+    def _route(pane: AgentPane, kind: str, value: str | bool) -> None:
+        if kind == "text":
+            pane.append_text(str(value))
+        elif kind == "note":
+            pane.add_note(str(value))
+        else:
+            pane.end_turn(paragraph=not value)
 
     def on_agent_text_streamed(self, message: msg.AgentTextStreamed) -> None:
-        pane = self.pane(message.agent_id)
-        if pane is not None:
-            pane.append_text(message.text)
+        self.stream_text(message.agent_id, message.text)
 
     def on_agent_noted(self, message: msg.AgentNoted) -> None:
-        pane = self.pane(message.agent_id)
-        if pane is not None:
-            pane.add_note(message.text)
+        self.stream_note(message.agent_id, message.text)
 
     def on_agent_turn_ended(self, message: msg.AgentTurnEnded) -> None:
-        pane = self.pane(message.agent_id)
-        if pane is not None:
-            pane.end_turn(paragraph=not message.continues)
+        self.stream_turn_ended(message.agent_id, message.continues)
 
     def on_budget_changed(self, message: msg.BudgetChanged) -> None:
-        self.query_one(BudgetMeter).update_budget(message.budget)
+        self.meter.update_budget(message.budget)
 
     def on_incident_logged(self, message: msg.IncidentLogged) -> None:
-        self.query_one(RetryLog).log_incident(message.incident)
+        self.retry_log.log_incident(message.incident)
 
     async def on_layer_finished(self, _message: msg.LayerFinished) -> None:
         """Finished agents give their place to the next layer's."""
-        done = [pane for pane in self.query(AgentPane) if pane.row.status.is_final]
+        self._counters.fire()
+        done = [pane for pane in self._panes.values() if pane.row.status.is_final]
         for pane in done:
             pane.flush()
+            del self._panes[pane.agent_id]
             await pane.remove()
         self._layout_panes()
 
     def on_run_ended(self, message: msg.RunEnded) -> None:
         self.run_active = False
-        for pane in self.query(AgentPane):
+        self._counters.fire()
+        for pane in self._panes.values():
             pane.end_turn()
         if message.error is not None:
             self.notify(message.error, title="The run failed", severity="error", markup=False, timeout=15)

@@ -1,13 +1,13 @@
 """One agent's live stream: text, searches and state changes, repainted at most ~10 times a second.
 
-Fragments are buffered and flushed on a 100 ms timer (a repaint per token would starve the event
-loop); the pane keeps a bounded tail of the transcript (the full one is in the run directory)
-and wraps it to its width, re-wrapping that tail when resized.
+Fragments are buffered and flushed by a :class:`~tui.coalesce.Coalescer` (the screen shares one
+across all panes, so every dirty pane reaches the screen in the same frame; a pane on its own
+makes its own). The pane keeps a bounded tail of the transcript (the full one is in the run
+directory) and wraps it to its width, re-wrapping that tail when resized.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.highlighter import Highlighter
@@ -16,12 +16,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.theme import Theme
 from textual.widget import Widget
-from textual.widgets import Log
 
 from core.control import AgentStatus
+from tui.coalesce import Coalescer
 from tui.format import money
 from tui.state import AgentRow
 from tui.widgets.colors import style
+from tui.widgets.stream_view import StreamView
 from tui.wrap import StreamWrapper
 
 _STATUS_WORDS = {
@@ -33,6 +34,11 @@ _STATUS_WORDS = {
     AgentStatus.REFUSED: "refused",
     AgentStatus.BUDGET_EXHAUSTED: "budget exhausted",
     AgentStatus.PENDING: "pending",
+}
+_CLASS_WORDS = {
+    AgentStatus.COMPLETED: "done",
+    AgentStatus.REFUSED: "failed",
+    AgentStatus.BUDGET_EXHAUSTED: "done",
 }
 _NOTE_PREFIXES = {  # first characters of a note line -> theme role and attributes of its style
     "🔍": ("accent", {"bold": True}),
@@ -82,8 +88,7 @@ class AgentPane(Widget):
     AgentPane.-pausing, AgentPane.-paused { border: round $warning 70%; border-subtitle-color: $warning; }
     AgentPane.-killed, AgentPane.-failed { border: round $error 70%; border-subtitle-color: $error; }
     AgentPane.-done { border: round $success 50%; border-subtitle-color: $success; }
-    AgentPane Log { background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden;
-                   scrollbar-background: $surface; scrollbar-background-hover: $surface; }
+    AgentPane StreamView { background: $surface; }
     """
     FLUSH_INTERVAL = 0.1
     MAX_LINES = 400
@@ -93,7 +98,7 @@ class AgentPane(Widget):
     can_focus = False
     allow_maximize = True
 
-    def __init__(self, row: AgentRow, *, id: str | None = None) -> None:
+    def __init__(self, row: AgentRow, *, id: str | None = None, coalescer: Coalescer | None = None) -> None:
         super().__init__(id=id)
         self.agent_id = row.agent_id
         self.row = row
@@ -102,49 +107,67 @@ class AgentPane(Widget):
         self._release_held = False
         self._raw = ""
         self._wrapper = StreamWrapper(40)
-        self._timer_armed = False
-        self._last_flush = 0.0
+        self._coalescer = coalescer
         self._highlighter = NoteHighlighter()
+        self._class_word = ""
+        self._status_word = ""
+        self._behind = 0
+        self.view = StreamView(max_lines=self.MAX_LINES)
+        self.view.highlighter = self._highlighter
         self.flushes = 0
 
     def compose(self) -> ComposeResult:
-        log = Log(max_lines=self.MAX_LINES, highlight=True, auto_scroll=True)
-        log.highlighter = self._highlighter
-        yield log
+        yield self.view
 
     @property
-    def log_view(self) -> Log:
-        return self.query_one(Log)
+    def log_view(self) -> StreamView:
+        """The text area (the name predates :class:`StreamView`)."""
+        return self.view
 
     def on_mount(self) -> None:
         self._apply_theme(self.app.current_theme)
         self.app.theme_changed_signal.subscribe(self, self._apply_theme)
         self.show_row(self.row)
 
+    def on_unmount(self) -> None:
+        if self._coalescer is not None:
+            self._coalescer.discard(self)
+
     def _apply_theme(self, _theme: Theme) -> None:
         self._highlighter.styles = {
             prefix: style(self.app, role, **attrs) for prefix, (role, attrs) in _NOTE_PREFIXES.items()
         }
-        if self.is_mounted:
-            self.log_view.notify_style_update()
-            self.log_view.refresh()
+        self.view.refresh_style()
 
     # --- what the screen calls ----------------------------------------------------------------
 
     def show_row(self, row: AgentRow) -> None:
+        """Border and state class from ``row``; nothing is touched (or repainted) that did not change."""
         self.row = row
-        self.border_title = (
-            f"{row.agent_id} ▸ turn {row.turn} ─ {row.searches} searches ─ {money(row.cost_usd)}"
-        )
-        self.border_subtitle = _STATUS_WORDS.get(row.status, "")
-        for name in ("pausing", "paused", "killed", "failed", "done"):
-            self.remove_class(f"-{name}")
-        word = {
-            AgentStatus.COMPLETED: "done",
-            AgentStatus.REFUSED: "failed",
-            AgentStatus.BUDGET_EXHAUSTED: "done",
-        }.get(row.status, row.status.value)
-        self.add_class(f"-{word}")
+        title = f"{row.agent_id} ▸ turn {row.turn} ─ {row.searches} searches ─ {money(row.cost_usd)}"
+        if self.border_title != title:
+            self.border_title = title
+        self._status_word = _STATUS_WORDS.get(row.status, "")
+        self._show_subtitle()
+        word = _CLASS_WORDS.get(row.status, row.status.value)
+        if word != self._class_word:
+            if self._class_word:
+                self.remove_class(f"-{self._class_word}")
+            self._class_word = word
+            self.add_class(f"-{word}")
+
+    def _show_subtitle(self) -> None:
+        subtitle = self._status_word
+        if self._behind:
+            subtitle = f"{subtitle} · " if subtitle else ""
+            subtitle += f"↓ {self._behind} more lines (end: follow)"
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
+
+    def on_stream_view_scrolled(self, message: StreamView.Scrolled) -> None:
+        message.stop()
+        self._behind = message.behind
+        self._show_subtitle()
 
     def append_text(self, text: str) -> None:
         self._pending.append(text)
@@ -173,15 +196,11 @@ class AgentPane(Widget):
     # --- coalescing ---------------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        if self._timer_armed:
-            return
-        self._timer_armed = True
-        wait = max(0.005, self.FLUSH_INTERVAL - (time.monotonic() - self._last_flush))
-        self.set_timer(wait, self.flush)
+        if self._coalescer is None:
+            self._coalescer = Coalescer(self, self.FLUSH_INTERVAL)
+        self._coalescer.mark(self)
 
     def flush(self) -> None:
-        self._timer_armed = False
-        self._last_flush = time.monotonic()
         items, self._pending = self._pending, []
         out: list[str] = []
         for item in items:
@@ -196,7 +215,7 @@ class AgentPane(Widget):
         written = "".join(out)
         if written:
             self.flushes += 1
-            self.log_view.write(written)
+            self.view.write(written)
 
     def _feed(self, raw: str) -> str:
         """Remember ``raw`` (unwrapped, bounded) and return it wrapped to the pane's width."""
@@ -220,7 +239,6 @@ class AgentPane(Widget):
         if width <= 0 or width == self._wrapper.width:
             return
         self._wrapper.reset(width)
-        log = self.log_view
-        log.clear()
+        self.view.clear()
         if self._raw:
-            log.write(self._wrapper.feed(self._raw))
+            self.view.write(self._wrapper.feed(self._raw))

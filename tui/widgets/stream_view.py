@@ -1,0 +1,210 @@
+"""The text area of an agent pane: a bounded tail of pre-wrapped lines, cheap to append to.
+
+Textual's ``Log`` changes its ``virtual_size`` on every new line, and ``virtual_size`` is a layout
+reactive: with 20 streaming panes that made every frame a layout of the whole screen plus a
+repaint of every pane's scrollbar (most of the app's CPU under load). This view is not a scroll
+container. It draws the last lines that fit (or, once the user scrolls back, a fixed window),
+caches each rendered line, and a write only repaints the view itself. Scrolling back (keys,
+mouse wheel) and mouse selection are kept; instead of a scrollbar the view reports how far back
+it is (:class:`StreamView.Scrolled`) so its pane can say so in its border.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.cells import cell_len
+from rich.highlighter import Highlighter
+from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.selection import Selection
+from textual.strip import Strip
+from textual.widget import Widget
+
+_CONTROL = re.compile("[\u0000-\u0014]")
+
+
+class StreamView(Widget, can_focus=True):
+    DEFAULT_CSS = """
+    StreamView { background: $surface; color: $text; }
+    StreamView:focus { background-tint: $foreground 5%; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "scroll_lines(-1)", "Up", show=False),
+        Binding("down", "scroll_lines(1)", "Down", show=False),
+        Binding("pageup", "scroll_pages(-1)", "Page up", show=False),
+        Binding("pagedown", "scroll_pages(1)", "Page down", show=False),
+        Binding("home", "scroll_home", "Top", show=False),
+        Binding("end", "follow", "Follow", show=False),
+    ]
+    ALLOW_SELECT = True
+    PRUNE_STEP = 64  # lines dropped at once past max_lines, so the render cache is rebuilt rarely
+
+    @dataclass
+    class Scrolled(Message):
+        """The view moved: ``behind`` lines are below it (0: it follows the stream)."""
+
+        view: StreamView
+        behind: int
+
+    def __init__(self, *, max_lines: int = 400, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self.highlighter: Highlighter | None = None
+        self._lines: list[str] = []
+        self._top: int | None = None  # first line shown when scrolled back; None: follow the end
+        self._cache: dict[int, Strip] = {}
+        self._cache_width = -1
+        self._behind = 0
+
+    # --- content ------------------------------------------------------------------------------
+
+    @property
+    def lines(self) -> Sequence[str]:
+        """The lines held (wrapped by the writer), oldest first; read only."""
+        return self._lines
+
+    @property
+    def line_count(self) -> int:
+        """Lines with content: a trailing empty line (after a final newline) is not one yet."""
+        lines = self._lines
+        return len(lines) - (1 if lines and lines[-1] == "" else 0)
+
+    def write(self, data: str) -> None:
+        """Append ``data``; its first piece continues the last line, each newline starts another."""
+        if not data:
+            return
+        lines = self._lines
+        if not lines:
+            lines.append("")
+        pieces = data.split("\n")
+        first = len(lines) - 1
+        lines[-1] += pieces[0]
+        lines.extend(pieces[1:])
+        self._cache.pop(first, None)
+        if len(lines) > self.max_lines + self.PRUNE_STEP:
+            drop = len(lines) - self.max_lines
+            del lines[:drop]
+            self._cache.clear()
+            if self._top is not None:
+                self._top = max(0, self._top - drop)
+        if self._top is None:
+            self.refresh()
+        else:
+            self._report_position()
+            if first < self._top + self.size.height:
+                self.refresh()
+
+    def clear(self) -> None:
+        self._lines.clear()
+        self._cache.clear()
+        self._top = None
+        self._report_position()
+        self.refresh()
+
+    # --- scrolling ----------------------------------------------------------------------------
+
+    @property
+    def following(self) -> bool:
+        return self._top is None
+
+    @property
+    def top(self) -> int:
+        """Index of the first line shown."""
+        if self._top is not None:
+            return self._top
+        return max(0, self.line_count - self.size.height)
+
+    def scroll_to_line(self, top: int | None) -> None:
+        """Show from line ``top`` (None, or the last page: follow the stream again)."""
+        last_top = max(0, self.line_count - self.size.height)
+        if top is not None and top >= last_top:
+            top = None
+        if top is not None:
+            top = max(0, top)
+        if top != self._top:
+            self._top = top
+            self._report_position()
+            self.refresh()
+
+    def action_scroll_lines(self, delta: int) -> None:
+        self.scroll_to_line(self.top + delta)
+
+    def action_scroll_pages(self, pages: int) -> None:
+        self.scroll_to_line(self.top + pages * max(1, self.size.height - 1))
+
+    def action_scroll_home(self) -> None:
+        self.scroll_to_line(0)
+
+    def action_follow(self) -> None:
+        self.scroll_to_line(None)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if self.top > 0:
+            self.scroll_to_line(self.top - 3)
+            event.stop()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        if not self.following:
+            self.scroll_to_line(self.top + 3)
+            event.stop()
+
+    def _report_position(self) -> None:
+        behind = 0 if self._top is None else max(0, self.line_count - self._top - self.size.height)
+        if behind != self._behind:
+            self._behind = behind
+            self.post_message(self.Scrolled(self, behind))
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def refresh_style(self) -> None:
+        """The highlighter's styles changed (a new theme): render every line again."""
+        self._cache.clear()
+        self.refresh()
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        return selection.extract("\n".join(self._lines)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if width != self._cache_width:
+            self._cache.clear()
+            self._cache_width = width
+        index = self.top + y
+        if index >= self.line_count:
+            return Strip.blank(width, self.rich_style)
+        selection = self.text_selection
+        if selection is None:
+            strip = self._cache.get(index)
+            if strip is None:
+                strip = self._cache[index] = self._render_strip(index, width, None)
+            return strip
+        return self._render_strip(index, width, selection)
+
+    def _render_strip(self, index: int, width: int, selection: Selection | None) -> Strip:
+        line = _CONTROL.sub("\ufffd", self._lines[index].expandtabs())
+        text = Text(line, no_wrap=True, style=self.rich_style)
+        if self.highlighter is not None:
+            self.highlighter.highlight(text)
+        if selection is not None and (span := selection.get_span(index)) is not None:
+            start, end = span
+            text.stylize(
+                self.screen.get_component_rich_style("screen--selection"),
+                start,
+                len(text) if end == -1 else end,
+            )
+        strip = Strip(text.render(self.app.console), cell_len(line))
+        return strip.crop_extend(0, width, self.rich_style).apply_offsets(0, index)
