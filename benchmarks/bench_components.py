@@ -19,7 +19,7 @@ from benchmarks.harness import bench_main
 def checkpoints(quick: bool) -> dict[str, Any]:
     from benchmarks.checkpoint_growth import measure_checkpoint_growth
 
-    figures = measure_checkpoint_growth(agents=5 if quick else 10, turns=200)
+    figures = measure_checkpoint_growth(agents=10 if quick else 30, turns=200)
     return {"checkpoint_write_growth": figures["checkpoint_write_growth"],
             **{f"checkpoint.{k}": v for k, v in figures.items()
                if k != "checkpoint_write_growth"}}  # fmt: skip

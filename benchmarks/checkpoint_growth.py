@@ -98,7 +98,7 @@ async def _run(
 
 
 def measure_checkpoint_growth(
-    directory: Path | None = None, *, agents: int = 10, turns: int = 200, seed: int = 7
+    directory: Path | None = None, *, agents: int = 30, turns: int = 200, seed: int = 7
 ) -> dict[str, float]:
     """Median save time at the last turn over the first; ~1.0 means the cost does not grow."""
     with tempfile.TemporaryDirectory(dir=directory, prefix="ckpt-bench-") as tmp:

@@ -183,7 +183,11 @@ class StreamView(Widget, can_focus=True):
         if width != self._cache_width:
             self._cache.clear()
             self._cache_width = width
-        index = self.top + y
+        top = self.top
+        if y == 0 and self._cache:  # keep only what can be on screen: strips are heavy objects
+            for stale in [key for key in self._cache if key < top or key >= top + self.size.height]:
+                del self._cache[stale]
+        index = top + y
         if index >= self.line_count:
             return Strip.blank(width, self.rich_style)
         selection = self.text_selection
