@@ -33,6 +33,11 @@ DEFAULT_FOLLOW_UPS = (
     "Go deeper: search for the strongest evidence on the points that are still uncertain, "
     "and for any data that contradicts what you found so far.",
     "Look for the most recent developments (the last twelve months) and quantify them.",
+    "Find primary sources (filings, official statistics, peer-reviewed studies) for your key numbers, "
+    "and note where secondary sources disagree with them.",
+    "Compare regions or market segments: where is the picture different, and why?",
+    "Identify the main risks and counter-arguments to your emerging conclusion, with evidence.",
+    "Look for forecasts and the assumptions behind them; say which look credible.",
 )
 DEFAULT_REPORT_PROMPT = (
     "Now write your report: a Markdown document with a short summary, your key findings "
