@@ -293,6 +293,8 @@ class _LimitMirror:
 
     LEARNING_RATE = 0.25  # weight of one attempt's cost in the running average
     LEARN_BELOW_FRACTION = 0.9  # above this the bucket may have been full meanwhile: usage unreadable
+    LEARN_MIN_DROP = 4000.0  # read rounded counts (nearest 1,000) only across a drop this large...
+    LEARN_MAX_ATTEMPTS = 16  # ...or across this many attempts
 
     def __init__(self, limit: float, now: float) -> None:
         self.limit = limit
@@ -316,21 +318,27 @@ class _LimitMirror:
     def sync(self, limit: float, remaining: float, seq: int, pending: float, now: float, learn: bool) -> None:
         """Take the server's word (``remaining`` after request ``seq``; ``pending`` granted since)."""
         if learn:
-            self._learn(seq, remaining, now)
+            self._learn(seq, remaining, now, rounded=limit >= 1000)
         self.limit = limit
         self.level = min(limit, remaining) - pending
         self.updated = now
         self.synced_seq = seq
 
-    def _learn(self, seq: int, remaining: float, now: float) -> None:
-        anchor, self._anchor = self._anchor, (seq, remaining, now)
+    def _learn(self, seq: int, remaining: float, now: float, *, rounded: bool) -> None:
+        """Average draw per attempt, from how far the bucket fell between two syncs (net of refill)."""
+        anchor = self._anchor
         if anchor is None or seq <= anchor[0]:
+            self._anchor = (seq, remaining, now) if anchor is None else anchor
             return
         seq_then, remaining_then, then = anchor
         expected = remaining_then + (now - then) * self.limit / 60.0  # with nothing drawn meanwhile
-        if expected > self.LEARN_BELOW_FRACTION * self.limit:
+        if expected > self.LEARN_BELOW_FRACTION * self.limit or now - then > 60.0:
+            self._anchor = (seq, remaining, now)
             return
         attempts = seq - seq_then
+        if rounded and expected - remaining < self.LEARN_MIN_DROP and attempts < self.LEARN_MAX_ATTEMPTS:
+            return  # keep the anchor: too small a drop to read through the rounding yet
+        self._anchor = (seq, remaining, now)
         sample = max(0.0, (expected - remaining) / attempts)
         if self.unit_cost is None:
             self.unit_cost = sample
@@ -357,6 +365,9 @@ class RequestGate:
     """
 
     LIMIT_FAMILIES = ("requests", "tokens", "input-tokens", "output-tokens")
+    # An attempt of unknown size waits for twice the average in the bucket: a larger than average
+    # prompt then still fits. It costs a standing reserve of one average, not throughput.
+    GUESS_SAFETY = 2.0
 
     def __init__(
         self,
@@ -460,26 +471,32 @@ class RequestGate:
                 self._next_grant_at = now + self.release_spacing_s
             return self._grant(draws)
 
-    def _draws(self, cost: RequestCost) -> dict[str, float]:
-        draws: dict[str, float] = {}
+    def _draws(self, cost: RequestCost) -> dict[str, tuple[float, float]]:
+        """Per mirrored limit: (what the attempt draws, what must be in the bucket before it goes)."""
+        draws: dict[str, tuple[float, float]] = {}
         for family, mirror in self._mirrors.items():
             amount = cost.amount(family)
-            draws[family] = amount if amount is not None else mirror.unit_cost or 0.0
+            if amount is None:
+                guess = mirror.unit_cost or 0.0
+                draws[family] = (guess, guess * self.GUESS_SAFETY)
+            else:
+                draws[family] = (amount, amount)
         return draws
 
-    def _paced_at(self, now: float, draws: Mapping[str, float]) -> float:
+    def _paced_at(self, now: float, draws: Mapping[str, tuple[float, float]]) -> float:
         ready = -math.inf
-        for family, amount in draws.items():
-            ready = max(ready, self._mirrors[family].ready_at(now, amount))
+        for family, (_, needed) in draws.items():
+            ready = max(ready, self._mirrors[family].ready_at(now, needed))
         return ready
 
-    def _grant(self, draws: dict[str, float]) -> _Grant:
+    def _grant(self, draws: Mapping[str, tuple[float, float]]) -> _Grant:
         self._seq += 1
-        for family, amount in draws.items():
+        amounts = {family: amount for family, (amount, _) in draws.items()}
+        for family, amount in amounts.items():
             self._mirrors[family].level -= amount
             self._drawn[family] = self._drawn.get(family, 0.0) + amount
             self._drawn_in_flight[family] = self._drawn_in_flight.get(family, 0.0) + amount
-        return _Grant(id(self), self._seq, draws, dict(self._drawn))
+        return _Grant(id(self), self._seq, amounts, dict(self._drawn))
 
     async def _nap(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when something changes (a hold, new headers, a freed slot)."""
@@ -553,7 +570,9 @@ class RequestGate:
             if remaining is None:
                 continue
             if limit is not None and limit > 0:
-                synced = self._sync(family, limit, max(0.0, remaining), grant, now) or synced
+                if remaining <= 0:  # the bucket may be in debt, which -remaining hides; -reset does not
+                    remaining = min(0.0, self._level_from_reset(limit, lowered.get(prefix + "reset")))
+                synced = self._sync(family, limit, remaining, grant, now) or synced
             elif remaining <= 0:  # a bucket of unknown size cannot be paced: wait until it is full
                 reset_in = self._seconds_until(lowered.get(prefix + "reset"))
                 if reset_in is not None and 0 < reset_in <= _MAX_HEADER_HOLD_S:
@@ -577,6 +596,13 @@ class RequestGate:
             level -= 500  # token counts are rounded to the nearest thousand: assume the worse half
         mirror.sync(limit, level, seq, pending, now, learn=family != "requests")
         return True
+
+    def _level_from_reset(self, limit: float, reset: str | None) -> float:
+        """The bucket's level now, from when it will be full (a timestamp cut to whole seconds)."""
+        reset_in = self._seconds_until(reset)
+        if reset_in is None or not 0 <= reset_in <= _MAX_HEADER_HOLD_S:
+            return 0.0
+        return limit - (reset_in + 1.0) * limit / 60.0
 
     def _seconds_until(self, rfc3339: str | None) -> float | None:
         if not rfc3339:

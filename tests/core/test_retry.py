@@ -635,13 +635,29 @@ async def test_a_spent_limit_of_known_size_is_paced_back_in_not_held_until_its_r
         {
             "anthropic-ratelimit-requests-limit": "50",
             "anthropic-ratelimit-requests-remaining": "0",
-            "anthropic-ratelimit-requests-reset": reset_header(wall, 60.0),  # when it is *full* again
+            "anthropic-ratelimit-requests-reset": reset_header(wall, 59.0),  # when it is *full* again
         }
     )
     assert gate.held_until is None
     assert gate.paced_until() == pytest.approx(51.2)  # one request refills in 60 / 50 s
     granted = await grant_times(gate, clock, 3, hold_s=0.0)
     assert granted == pytest.approx([51.2, 52.4, 53.6])
+
+
+async def test_a_bucket_in_debt_is_paced_by_its_reset_time_which_a_remaining_of_zero_hides() -> None:
+    clock = FakeClock(start=0.0)
+    wall = 1_800_000_000.0
+    gate = RequestGate(4, clock=clock, sleep=clock.sleep, wall_clock=lambda: wall)
+    gate.observe_headers(  # output tokens are charged after admission: the bucket can go below 0
+        {
+            "anthropic-ratelimit-output-tokens-limit": "15000",  # 250 a second
+            "anthropic-ratelimit-output-tokens-remaining": "0",
+            "anthropic-ratelimit-output-tokens-reset": reset_header(wall, 72.0),  # 3,000 in debt
+        }
+    )
+    # 3,000 + 250 to pay back (the reset is cut to whole seconds: one more second, to be safe),
+    # then the 100 this attempt draws
+    assert gate.paced_until(RequestCost(output_tokens=100)) == pytest.approx((3250 + 100) / 250)
 
 
 async def test_low_remaining_paces_without_shrinking_concurrency_healthy_adds_nothing() -> None:

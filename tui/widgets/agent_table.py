@@ -2,8 +2,8 @@
 
 Like the design sketch, cells carry their unit (``t4  12s  $1.84  0r``) instead of a header row.
 
-Rows are keyed by agent id and updated cell by cell; the cursor row is the "selected agent"
-that pause, kill, checkpoints and report act on.
+Rows are keyed by agent id and updated cell by cell, only the cells whose text changed; the cursor
+row is the "selected agent" that pause, kill, checkpoints and report act on.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 from rich.text import Text
 from textual.theme import Theme
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist, RowKey
 
 from tui.format import STATUS_GLYPHS, short
 from tui.state import AgentRow
@@ -28,10 +28,19 @@ class AgentTable(DataTable[Text]):
     AgentTable > .datatable--header { background: $surface; color: $text-muted; text-style: none; }
     """
     ID_WIDTH = 13
+    # DataTable keys its render caches by an update counter, so every cell update strands what
+    # was cached; at the default sizes (10,000 cells) the dead entries were tens of thousands of
+    # objects that each full garbage collection had to walk. A few screens' worth is enough.
+    CELL_CACHE = 2000
+    LINE_CACHE = 300
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0, show_header=False)
         self.rows_by_id: dict[str, AgentRow] = {}
+        self._shown: dict[str, dict[str, Text]] = {}
+        self._cell_render_cache.maxsize = self.CELL_CACHE
+        for cache in (self._row_render_cache, self._row_renderable_cache, self._line_cache):
+            cache.maxsize = self.LINE_CACHE
 
     def on_mount(self) -> None:
         for key in COLUMNS:
@@ -64,6 +73,7 @@ class AgentTable(DataTable[Text]):
         selected = self.selected_agent
         self.clear()
         self.rows_by_id.clear()
+        self._shown.clear()
         for row in rows:
             self.show_row(row)
         if selected is not None:
@@ -72,14 +82,15 @@ class AgentTable(DataTable[Text]):
     def show_row(self, row: AgentRow) -> None:
         self.rows_by_id[row.agent_id] = row
         cells = self._cells(row)
-        try:
-            self.get_row_index(row.agent_id)
-        except RowDoesNotExist:
+        shown = self._shown.get(row.agent_id)
+        self._shown[row.agent_id] = cells
+        if shown is None or RowKey(row.agent_id) not in self.rows:
             self.add_row(*(cells[key] for key in COLUMNS), key=row.agent_id)
             return
         for key, value in cells.items():
-            with contextlib.suppress(CellDoesNotExist):
-                self.update_cell(row.agent_id, key, value, update_width=True)
+            if _signature(shown.get(key)) != _signature(value):
+                with contextlib.suppress(CellDoesNotExist):
+                    self.update_cell(row.agent_id, key, value, update_width=True)
 
     @property
     def selected_agent(self) -> str | None:
@@ -97,3 +108,8 @@ class AgentTable(DataTable[Text]):
         except RowDoesNotExist:
             return
         self.move_cursor(row=index)
+
+
+def _signature(text: Text | None) -> object:
+    """What a cell looks like (rich's ``Text ==`` ignores the base style)."""
+    return None if text is None else (text.plain, str(text.style), text.spans, text.justify)
