@@ -2,7 +2,8 @@
 
 The SDK's own retries are switched off (``max_retries=0``) so that every retry happens here, where
 it can be seen (an event per retry), bounded (attempts and total time from :class:`RetrySettings`)
-and coordinated (when the server says wait, *no* agent sends before the wait is over).
+and coordinated (when the server says wait, *no* agent sends before the wait is over; near a rate
+limit, attempts are paced to the limit's refill rather than sent in bursts that earn 429s).
 
 Attempts are numbered from 1. ``on_retry(info, attempt, wait)`` names the attempt that failed;
 the next one is ``attempt + 1``.
@@ -309,6 +310,11 @@ class _LimitMirror:
             self.level = min(self.limit, self.level + (now - self.updated) * self.limit / 60.0)
             self.updated = now
 
+    def level_at(self, now: float) -> float:
+        """The level now (negative: in debt, or more granted than the server has seen)."""
+        self.refill(now)
+        return self.level
+
     def ready_at(self, now: float, amount: float) -> float:
         """When ``amount`` (at most the whole bucket, which is all the server asks for) is there."""
         self.refill(now)
@@ -327,8 +333,10 @@ class _LimitMirror:
     def _learn(self, seq: int, remaining: float, now: float, *, rounded: bool) -> None:
         """Average draw per attempt, from how far the bucket fell between two syncs (net of refill)."""
         anchor = self._anchor
-        if anchor is None or seq <= anchor[0]:
-            self._anchor = (seq, remaining, now) if anchor is None else anchor
+        if anchor is None:
+            self._anchor = (seq, remaining, now)
+            return
+        if seq <= anchor[0]:
             return
         seq_then, remaining_then, then = anchor
         expected = remaining_then + (now - then) * self.limit / 60.0  # with nothing drawn meanwhile
@@ -560,7 +568,7 @@ class RequestGate:
         split = any(
             f"anthropic-ratelimit-{f}-remaining" in lowered for f in ("input-tokens", "output-tokens")
         )
-        synced = False
+        roomier = False
         for family in self.LIMIT_FAMILIES:
             if family == "tokens" and split:
                 continue  # then it only repeats the tighter of the two, whose size it keeps switching
@@ -572,15 +580,16 @@ class RequestGate:
             if limit is not None and limit > 0:
                 if remaining <= 0:  # the bucket may be in debt, which -remaining hides; -reset does not
                     remaining = min(0.0, self._level_from_reset(limit, lowered.get(prefix + "reset")))
-                synced = self._sync(family, limit, remaining, grant, now) or synced
+                roomier = self._sync(family, limit, remaining, grant, now) or roomier
             elif remaining <= 0:  # a bucket of unknown size cannot be paced: wait until it is full
                 reset_in = self._seconds_until(lowered.get(prefix + "reset"))
                 if reset_in is not None and 0 < reset_in <= _MAX_HEADER_HOLD_S:
                     self.hold_until(now + reset_in)
-        if synced:
+        if roomier:
             self._wake()
 
     def _sync(self, family: str, limit: float, remaining: float, grant: _Grant | None, now: float) -> bool:
+        """Sync one mirror; True when that frees up room (paced waiters should look again)."""
         mirror = self._mirrors.get(family)
         if mirror is None:
             mirror = self._mirrors[family] = _LimitMirror(limit, now)
@@ -594,8 +603,9 @@ class RequestGate:
         level = remaining
         if family in _TOKEN_FAMILIES and remaining >= 1000 and remaining % 1000 == 0:
             level -= 500  # token counts are rounded to the nearest thousand: assume the worse half
+        before = mirror.level_at(now)
         mirror.sync(limit, level, seq, pending, now, learn=family != "requests")
-        return True
+        return mirror.level > before
 
     def _level_from_reset(self, limit: float, reset: str | None) -> float:
         """The bucket's level now, from when it will be full (a timestamp cut to whole seconds)."""

@@ -40,7 +40,15 @@ from core.events import (
     TurnCompleted,
 )
 from core.report import build_report
-from core.retry import ErrorInfo, NonRetryableError, RequestGate, RetryPolicy, call_with_retries
+from core.retry import (
+    ONE_REQUEST,
+    ErrorInfo,
+    NonRetryableError,
+    RequestCost,
+    RequestGate,
+    RetryPolicy,
+    call_with_retries,
+)
 from core.streaming import AgentContext, CallResult, stream_call
 from core.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.usage import TokenUsage
@@ -269,7 +277,8 @@ class AgentSession:
         params = self.request_params()
         reservation = self._reserve(params)
         turn = self.state.api_turns + 1
-        result = await self._retried(reservation, lambda: self._attempt(params, turn), turn)
+        size = RequestCost(input_tokens=reservation.input_tokens)  # paces the gate near token limits
+        result = await self._retried(reservation, lambda: self._attempt(params, turn), turn, size)
         cost = self.ledger.settle(reservation, result.usage)
         self.state.api_turns = turn
         self.state.cost_usd += cost
@@ -337,7 +346,13 @@ class AgentSession:
             await self.save(self.agent, state)
         return True
 
-    async def _retried(self, reservation: Reservation, call: Callable[[], Awaitable[T]], turn: int) -> T:
+    async def _retried(
+        self,
+        reservation: Reservation,
+        call: Callable[[], Awaitable[T]],
+        turn: int,
+        cost: RequestCost = ONE_REQUEST,
+    ) -> T:
         """One budgeted call with our retries; its reservation is released if it never completes."""
         try:
             return await call_with_retries(
@@ -345,6 +360,7 @@ class AgentSession:
                 policy=self.policy,
                 gate=self.gate,
                 on_retry=lambda info, attempt, wait: self._on_retry(info, attempt, wait, turn),
+                cost=cost,
             )
         except BaseException:
             self.ledger.release(reservation)

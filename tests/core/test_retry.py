@@ -849,13 +849,22 @@ async def test_after_a_429_waiters_come_back_at_the_pace_not_as_a_herd() -> None
     assert times[-1] <= hold + 6 * 1.2
 
 
+WALL_AT_ZERO = 1_800_000_000.0  # the fake wall clock: this plus the fake monotonic clock
+
+
 class BucketServer:
     """The API's limiter in miniature, on the fake clock: token buckets refilled at ``limit / 60``
-    a second, 429 with ``retry-after`` when one is short, headers read when the answer ends."""
+    a second, 429 with ``retry-after`` when one is short, headers read when the answer ends.
 
-    def __init__(self, clock: FakeClock, requests: int, input_tokens: int | None = None) -> None:
+    As in the simulator, output tokens are charged on admission, which only needs 1 left, so that
+    bucket can go into debt: its ``-remaining`` then says 0 and only ``-reset`` tells how deep.
+    """
+
+    def __init__(
+        self, clock: FakeClock, requests: int, input_tokens: int = 10**12, output_tokens: int = 10**12
+    ):
         self.clock = clock
-        self.limits = {"requests": requests, "input-tokens": input_tokens or 10**12}
+        self.limits = {"requests": requests, "input-tokens": input_tokens, "output-tokens": output_tokens}
         self.levels = {name: float(limit) for name, limit in self.limits.items()}
         self.updated = clock.now
         self.answers: list[tuple[float, int]] = []  # (when, status)
@@ -867,26 +876,27 @@ class BucketServer:
 
     def headers(self) -> dict[str, str]:
         self._refill()
-        remaining = {name: int(max(0.0, level)) for name, level in self.levels.items()}
-        tokens = remaining["input-tokens"]
-        return limits(
-            requests=(self.limits["requests"], remaining["requests"]),
-            input_tokens=(self.limits["input-tokens"], round(tokens, -3) if tokens >= 1000 else tokens),
-        )
+        headers: dict[str, str] = {}
+        for name, level in self.levels.items():
+            limit, remaining = self.limits[name], int(max(0.0, level))
+            if name != "requests" and remaining >= 1000:
+                remaining = round(remaining, -3)
+            full_at = WALL_AT_ZERO + self.clock.now + (limit - level) * 60.0 / limit
+            headers |= limits(**{name.replace("-", "_"): (limit, remaining)})
+            headers[f"anthropic-ratelimit-{name}-reset"] = reset_header(math.floor(full_at), 0.0)
+        return headers
 
-    async def call(self, gate: RequestGate, input_tokens: int, duration_s: float) -> str:
+    async def call(self, gate: RequestGate, input_tokens: int, output_tokens: int, duration_s: float) -> str:
         self._refill()
-        short = [n for n, need in (("requests", 1), ("input-tokens", input_tokens)) if self.levels[n] < need]
-        if short:
-            wait = max(
-                (need - self.levels[n]) * 60 / self.limits[n]
-                for n, need in (("requests", 1), ("input-tokens", input_tokens))
-            )
+        needs = {"requests": 1.0, "input-tokens": float(input_tokens), "output-tokens": 1.0}
+        wait = max((need - self.levels[n]) * 60.0 / self.limits[n] for n, need in needs.items())
+        if wait > 0:
             self.answers.append((self.clock.now, 429))
             headers = {**self.headers(), "retry-after": str(max(1, math.ceil(wait)))}
             raise status_error(429, error_body("rate_limit_error", "rate limited"), headers)
         self.levels["requests"] -= 1
         self.levels["input-tokens"] -= input_tokens
+        self.levels["output-tokens"] -= output_tokens
         headers = self.headers()
         self.answers.append((self.clock.now, 200))
         await self.clock.sleep(duration_s)  # the stream; the session reads the headers at its end
@@ -908,9 +918,10 @@ async def run_agents(
     agents: int,
     calls: int,
     input_tokens: int = 100,
+    output_tokens: int = 100,
     cost: RequestCost = ONE_REQUEST,
-) -> RequestGate:
-    gate = RequestGate(agents, clock=clock, sleep=clock.sleep)
+) -> None:
+    gate = RequestGate(agents, clock=clock, sleep=clock.sleep, wall_clock=lambda: WALL_AT_ZERO + clock.now)
     rng = random.Random(3)
     policy = RetryPolicy(settings(max_attempts=50), rng=random.Random(4))
 
@@ -918,7 +929,7 @@ async def run_agents(
         for _ in range(calls):
             duration = rng.uniform(0.2, 2.0)
             await call_with_retries(
-                lambda _, duration=duration: server.call(gate, input_tokens, duration),
+                lambda _, duration=duration: server.call(gate, input_tokens, output_tokens, duration),
                 policy=policy,
                 gate=gate,
                 on_retry=lambda *_: None,
@@ -926,7 +937,6 @@ async def run_agents(
             )
 
     await drive(clock, [asyncio.create_task(agent()) for _ in range(agents)])
-    return gate
 
 
 async def test_twenty_agents_under_fifty_requests_a_minute_rarely_see_a_429_and_use_the_limit() -> None:
@@ -945,6 +955,19 @@ async def test_a_binding_input_token_limit_is_paced_with_or_without_a_cost_hint(
     cost = RequestCost(input_tokens=4000) if hinted else ONE_REQUEST
     await run_agents(server, clock, agents=10, calls=10, input_tokens=4000, cost=cost)
     share_429, throughput = server.figures(allowance=25, per_minute=25)
+    assert share_429 <= 0.05
+    assert throughput >= 0.9
+
+
+@pytest.mark.parametrize("hinted", [True, False])
+async def test_a_binding_output_token_limit_is_paced_even_when_its_bucket_goes_into_debt(
+    hinted: bool,
+) -> None:
+    clock = FakeClock(start=0.0)
+    server = BucketServer(clock, requests=4000, output_tokens=6000)  # 20 answers of 300 a minute
+    cost = RequestCost(output_tokens=300) if hinted else ONE_REQUEST
+    await run_agents(server, clock, agents=10, calls=10, output_tokens=300, cost=cost)
+    share_429, throughput = server.figures(allowance=20, per_minute=20)
     assert share_429 <= 0.05
     assert throughput >= 0.9
 

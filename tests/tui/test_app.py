@@ -34,7 +34,7 @@ async def test_a_pane_per_running_agent_fills_with_its_text_and_searches(
         assert "→ 10 results (energy-storage.example, grid-news.example, tenders.example …)" in market
         assert "Three markets stand out: China, India and the Nordics." in market
         assert "⟲ attempt abandoned (312 chars discarded)" in panes["patents"].text
-        rendered = "\n".join(str(line) for line in panes["chemistry"].log_view.lines)
+        rendered = "\n".join(str(line) for line in panes["chemistry"].view.lines)
         assert "Hard-carbon anodes" in rendered
         table = screen.query_one(AgentTable)
         assert table.row_count == 8

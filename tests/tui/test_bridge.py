@@ -60,3 +60,47 @@ def test_search_errors_and_abandoned_attempts_become_notes() -> None:
     assert any(isinstance(m, msg.AgentNoted) and "search failed (max_uses_exceeded)" in m.text for m in out)
     out = bridge.translate(ev.AttemptAbandoned(run_id=RUN_ID, agent_id="a", chars=40))
     assert any(isinstance(m, msg.AgentNoted) and m.kind == "abandoned" for m in out)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.stream: list[tuple[str, str, str | bool]] = []
+
+    def stream_text(self, agent_id: str, text: str) -> None:
+        self.stream.append(("text", agent_id, text))
+
+    def stream_note(self, agent_id: str, text: str) -> None:
+        self.stream.append(("note", agent_id, text))
+
+    def stream_turn_ended(self, agent_id: str, continues: bool) -> None:
+        self.stream.append(("end", agent_id, continues))
+
+
+def test_with_a_sink_the_stream_skips_the_message_queue_and_keeps_its_order() -> None:
+    target, sink = Collector(), Sink()
+    bus = EventBus()
+    EventBridge(target, sink=sink).attach(bus)
+    script = sodium_script()
+    for event in script:
+        bus.publish(event)
+    stream_kinds = msg.AgentTextStreamed | msg.AgentNoted | msg.AgentTurnEnded
+    assert not any(isinstance(m, stream_kinds) for m in target.posted)
+    assert any(isinstance(m, msg.AgentRowChanged) for m in target.posted)
+    assert any(isinstance(m, msg.BudgetChanged) for m in target.posted)
+    # the same stream, in the same order, as the messages a bridge without a sink posts
+    plain = Collector()
+    bus = EventBus()
+    EventBridge(plain).attach(bus)
+    for event in script:
+        bus.publish(event)
+    expected = [
+        ("text", m.agent_id, m.text)
+        if isinstance(m, msg.AgentTextStreamed)
+        else ("note", m.agent_id, m.text)
+        if isinstance(m, msg.AgentNoted)
+        else ("end", m.agent_id, m.continues)
+        for m in plain.posted
+        if isinstance(m, stream_kinds)
+    ]
+    assert sink.stream == expected
+    assert ("note", "market", '🔍 "sodium-ion grid storage tenders 2026"') in sink.stream

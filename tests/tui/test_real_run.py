@@ -144,7 +144,7 @@ async def test_each_running_agent_gets_a_pane_that_fills_with_its_stream(tmp_pat
         for agent in LAYER_1:
             streamed = "".join(e.text for e in recorder.of(ev.TextStreamed, agent))
             assert streamed[:30] in pane_text(app, agent)  # the agent's own words, not another agent's
-            painted = "\n".join(str(line) for line in screen.panes[agent].log_view.lines)
+            painted = "\n".join(str(line) for line in screen.panes[agent].view.lines)
             assert painted.strip(), f"{agent}'s pane holds text but painted none"
         await until(
             pilot,

@@ -320,7 +320,7 @@ class MainScreen(Screen[None]):
         if pane is None:
             self.notify(f"{agent} has no live pane (it is not running).", severity="information")
             return
-        pane.log_view.focus()
+        pane.view.focus()
 
     def action_maximize_pane(self) -> None:
         if self.maximized is not None:
@@ -332,7 +332,7 @@ class MainScreen(Screen[None]):
             self.notify("The selected agent has no live pane.", severity="information")
             return
         self.maximize(pane, container=False)
-        pane.log_view.focus()
+        pane.view.focus()
 
     def action_unfocus(self) -> None:
         if self.maximized is not None:

@@ -119,11 +119,6 @@ class AgentPane(Widget):
     def compose(self) -> ComposeResult:
         yield self.view
 
-    @property
-    def log_view(self) -> StreamView:
-        """The text area (the name predates :class:`StreamView`)."""
-        return self.view
-
     def on_mount(self) -> None:
         self._apply_theme(self.app.current_theme)
         self.app.theme_changed_signal.subscribe(self, self._apply_theme)

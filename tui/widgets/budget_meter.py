@@ -1,7 +1,8 @@
 """Dollars, searches and tokens against their caps, spent versus reserved, burn rate and projection.
 
 Budget events are "latest value wins": the meter keeps the newest and repaints at most four
-times a second, whatever the event rate.
+times a second, whatever the event rate. A repaint touches only the parts whose text changed, and
+asks for a layout of the screen only when one changed size (a layout is the costly part).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -49,6 +51,7 @@ class BudgetMeter(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.budget: BudgetUpdated | None = None
+        self._shown: dict[str, tuple[str, int, int]] = {}  # part id -> (text, lines, widest line)
         self.burn_history: deque[float] = deque(maxlen=self.HISTORY)
         self._dirty = False
         self._timer_armed = False
@@ -86,18 +89,28 @@ class BudgetMeter(Widget):
         self.paints += 1
         b = self.budget
         width = max(10, self.content_region.width)
-        lines = self.query_one("#meter-lines", Static)
         if b is None:
-            lines.update(Text("waiting for the first budget update…", style="dim"))
-            self.query_one("#burn", Static).update("")
-            self.query_one("#projection", Static).update("")
+            self._show("meter-lines", Text("waiting for the first budget update…", style="dim"))
+            self._show("burn", "")
+            self._show("projection", "")
             return
-        lines.update(self._lines(b, width))
-        self.query_one("#burn", Static).update(f"burn {money(b.burn_usd_per_min)}/min")
+        self._show("meter-lines", self._lines(b, width))
+        self._show("burn", f"burn {money(b.burn_usd_per_min)}/min")
         history = list(self.burn_history)
         self.query_one("#burn-spark", Sparkline).data = history if max(history, default=0) > 0 else []
         projection = "no cap" if b.seconds_to_cap is None else f"cap in {approx_duration(b.seconds_to_cap)}"
-        self.query_one("#projection", Static).update(projection)
+        self._show("projection", projection)
+
+    def _show(self, part: str, content: Text | str) -> None:
+        """Update the Static ``part`` if its text changed; lay out again only if its size did."""
+        text = content if isinstance(content, Text) else Text(content)
+        lines = text.plain.split("\n")
+        key = (text.markup, len(lines), max(cell_len(line) for line in lines))
+        shown = self._shown.get(part)
+        if shown == key:
+            return
+        self._shown[part] = key
+        self.query_one(f"#{part}", Static).update(content, layout=shown is None or shown[1:] != key[1:])
 
     def _lines(self, b: BudgetUpdated, width: int) -> Text:
         """Four lines: dollars, their bar, searches and tokens, their bars; shorter words when narrow."""

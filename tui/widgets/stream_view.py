@@ -43,7 +43,7 @@ class StreamView(Widget, can_focus=True):
         Binding("end", "follow", "Follow", show=False),
     ]
     ALLOW_SELECT = True
-    PRUNE_STEP = 64  # lines dropped at once past max_lines, so the render cache is rebuilt rarely
+    PRUNE_STEP = 64  # lines dropped beyond what max_lines needs, so the render cache is rebuilt rarely
 
     @dataclass
     class Scrolled(Message):
@@ -87,8 +87,8 @@ class StreamView(Widget, can_focus=True):
         lines[-1] += pieces[0]
         lines.extend(pieces[1:])
         self._cache.pop(first, None)
-        if len(lines) > self.max_lines + self.PRUNE_STEP:
-            drop = len(lines) - self.max_lines
+        if len(lines) > self.max_lines:
+            drop = len(lines) - self.max_lines + min(self.PRUNE_STEP, self.max_lines // 4)
             del lines[:drop]
             self._cache.clear()
             if self._top is not None:
@@ -200,7 +200,8 @@ class StreamView(Widget, can_focus=True):
 
     def _render_strip(self, index: int, width: int, selection: Selection | None) -> Strip:
         line = _CONTROL.sub("\ufffd", self._lines[index].expandtabs())
-        text = Text(line, no_wrap=True, style=self.rich_style)
+        text = Text(line, no_wrap=True)
+        text.stylize(self.rich_style)  # a span, not the base style: ``render`` ignores that without spans
         if self.highlighter is not None:
             self.highlighter.highlight(text)
         if selection is not None and (span := selection.get_span(index)) is not None:

@@ -16,7 +16,7 @@ class PaneApp(App[None]):
 
 
 def lines(pane: AgentPane) -> list[str]:
-    return [str(line) for line in pane.log_view.lines]
+    return [str(line) for line in pane.view.lines]
 
 
 async def test_a_burst_of_fragments_is_one_repaint_with_every_word() -> None:
@@ -63,7 +63,7 @@ async def test_memory_is_bounded_however_long_the_stream() -> None:
             pane.append_text(f"line {i} of a very long transcript that never ends\n")
         await pilot.pause(0.25)
         assert len(pane.text) <= AgentPane.TAIL_CHARS * 3 // 2
-        assert len(pane.log_view.lines) <= AgentPane.MAX_LINES
+        assert len(pane.view.lines) <= AgentPane.MAX_LINES
         assert lines(pane)[-2].startswith("line 2999")
 
 

@@ -1,0 +1,87 @@
+"""The main screen under a stream: text goes straight to panes, flushed together; counters are throttled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from core.control import AgentStatus
+from tests.tui.conftest import settle
+from tests.tui.fakes import FakeRun
+from tui import messages as msg
+from tui.app import ResearchApp
+from tui.screens.main import MainScreen
+from tui.state import AgentRow
+
+
+async def test_text_that_arrives_before_the_agents_pane_is_shown_in_it(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        assert "cross-tech" not in screen.panes  # layer 2: pending
+        screen.stream_note("cross-tech", '🔍 "cross-chemistry cost curves"')
+        screen.stream_text("cross-tech", "Costs converge ")
+        screen.post_message(
+            msg.AgentRowChanged(AgentRow(agent_id="cross-tech", layer=2, status=AgentStatus.RUNNING))
+        )
+        screen.stream_text("cross-tech", "by 2028.")
+        screen.stream_turn_ended("cross-tech", False)
+        await pilot.pause(0.3)
+        assert (
+            screen.panes["cross-tech"].text == '🔍 "cross-chemistry cost curves"\nCosts converge by 2028.\n\n'
+        )
+
+
+async def test_counters_repaint_within_a_quarter_second_and_a_status_change_at_once(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        market = screen.table.rows_by_id["market"]
+        screen.post_message(msg.AgentRowChanged(replace(market, turn=5, cost_usd=2.0)))
+        await pilot.pause(0.05)
+        assert screen.table.rows_by_id["market"].cost_usd == 2.0  # after a quiet spell: at once
+        for cost in (2.1, 2.2):  # within the quarter second that follows: held, latest value wins
+            screen.post_message(msg.AgentRowChanged(replace(market, turn=5, cost_usd=cost)))
+        await pilot.pause()
+        assert screen.table.rows_by_id["market"].cost_usd == 2.0
+        await pilot.pause(0.3)
+        assert screen.table.rows_by_id["market"].cost_usd == 2.2
+        assert screen.panes["market"].border_title == "market ▸ turn 5 ─ 12 searches ─ $2.20"
+        screen.post_message(
+            msg.AgentRowChanged(replace(market, turn=5, cost_usd=2.2, status=AgentStatus.PAUSED))
+        )
+        await pilot.pause()
+        assert screen.table.rows_by_id["market"].status == AgentStatus.PAUSED
+        assert screen.panes["market"].border_subtitle == "paused"
+
+
+async def test_streaming_panes_flush_together_and_idle_panes_are_left_alone(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        panes = screen.panes
+        before = {agent: pane.flushes for agent, pane in panes.items()}
+        batches = screen._pane_flusher.flushes
+        for _ in range(50):
+            screen.stream_text("market", "more tenders ")
+            screen.stream_text("chemistry", "more cathodes ")
+        await pilot.pause(0.3)
+        after = {agent: pane.flushes for agent, pane in panes.items()}
+        assert screen._pane_flusher.flushes == batches + 1
+        assert after["market"] == before["market"] + 1
+        assert after["chemistry"] == before["chemistry"] + 1
+        assert {a: n for a, n in after.items() if a not in ("market", "chemistry")} == {
+            a: n for a, n in before.items() if a not in ("market", "chemistry")
+        }

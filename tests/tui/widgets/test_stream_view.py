@@ -1,0 +1,131 @@
+"""A stream view appends cheaply (no layout), shows the tail, scrolls back on request, stays bounded."""
+
+from __future__ import annotations
+
+from textual import events
+from textual.app import App, ComposeResult
+from textual.geometry import Offset
+from textual.selection import Selection
+
+from tui.widgets.stream_view import StreamView
+
+
+class ViewApp(App[None]):
+    CSS = "StreamView { height: 6; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scrolled: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        yield StreamView(max_lines=50)
+
+    def on_stream_view_scrolled(self, message: StreamView.Scrolled) -> None:
+        self.scrolled.append(message.behind)
+
+
+def painted(view: StreamView) -> list[str]:
+    return [view.render_line(y).text.rstrip() for y in range(view.size.height)]
+
+
+async def test_fragments_continue_the_last_line_and_newlines_start_new_ones() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        for fragment in ("Sodium", "-ion cells\nare ", "cheaper", "\n\n", "LFP"):
+            view.write(fragment)
+        await pilot.pause()
+        assert list(view.lines) == ["Sodium-ion cells", "are cheaper", "", "LFP"]
+        assert painted(view)[:4] == ["Sodium-ion cells", "are cheaper", "", "LFP"]
+
+
+async def test_it_follows_the_end_of_the_stream() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        view.write("".join(f"line {i}\n" for i in range(20)))
+        await pilot.pause()
+        assert view.following
+        assert painted(view) == [f"line {i}" for i in range(14, 20)]
+
+
+async def test_writing_repaints_the_view_without_a_layout_of_the_screen() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        await pilot.pause()
+        layouts = 0
+        refresh_layout = app.screen._refresh_layout
+
+        def counting(*args: object, **kwargs: object) -> None:
+            nonlocal layouts
+            layouts += 1
+            refresh_layout(*args, **kwargs)  # type: ignore[arg-type]
+
+        app.screen._refresh_layout = counting  # type: ignore[method-assign]
+        for i in range(30):
+            view.write(f"line {i}\n")
+            await pilot.pause()
+        assert layouts == 0
+        assert painted(view)[-1] == "line 29"
+
+
+async def test_scrolled_back_it_holds_still_while_text_arrives_and_says_how_far_back() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        view.write("".join(f"line {i}\n" for i in range(20)))
+        view.focus()
+        await pilot.pause()
+        await pilot.press("pageup")
+        assert not view.following
+        held = painted(view)
+        assert held[0] == "line 9"
+        view.write("".join(f"more {i}\n" for i in range(5)))
+        await pilot.pause()
+        assert painted(view) == held
+        assert app.scrolled[-1] == 10  # 5 lines of the first batch below the window, and 5 new ones
+        await pilot.press("end")
+        assert view.following
+        assert painted(view)[-1] == "more 4"
+        assert app.scrolled[-1] == 0
+
+
+async def test_the_mouse_wheel_scrolls_back_and_forward() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        view.write("".join(f"line {i}\n" for i in range(20)))
+        await pilot.pause()
+        wheel = {"x": 1, "y": 1, "delta_x": 0, "button": 0, "shift": False, "meta": False, "ctrl": False}
+        view.post_message(events.MouseScrollUp(view, delta_y=-1, **wheel))  # type: ignore[arg-type]
+        await pilot.pause()
+        assert view.top == 11
+        view.post_message(events.MouseScrollDown(view, delta_y=1, **wheel))  # type: ignore[arg-type]
+        await pilot.pause()
+        assert view.following
+
+
+async def test_lines_are_bounded_and_so_is_the_render_cache() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        for i in range(500):
+            view.write(f"line {i}\n")
+            if i % 50 == 0:
+                await pilot.pause()
+        await pilot.pause()
+        assert len(view.lines) <= 50
+        assert view.lines[-2] == "line 499"
+        assert painted(view)[-1] == "line 499"
+        assert len(view._cache) <= view.size.height
+
+
+async def test_selected_text_can_be_copied() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        view.write("Sodium-ion cells\nare cheaper\n")
+        await pilot.pause()
+        selected = view.get_selection(Selection.from_offsets(Offset(0, 0), Offset(3, 1)))
+        assert selected == ("Sodium-ion cells\nare", "\n")
