@@ -94,3 +94,21 @@ async def test_the_border_shows_turn_searches_cost_and_pause_state() -> None:
         assert pane.border_title == "market ▸ turn 4 ─ 12 searches ─ $1.84"
         assert pane.border_subtitle == "paused"
         assert pane.has_class("-paused")
+
+
+async def test_scrolled_back_the_border_says_how_much_is_below_and_end_follows_again() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        pane = app.query_one(AgentPane)
+        for i in range(40):
+            pane.append_text(f"line {i}\n")
+        await pilot.pause(0.25)
+        pane.view.focus()
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert pane.border_subtitle.startswith("↓ ")
+        assert pane.border_subtitle.endswith(" more lines (end: follow)")
+        await pilot.press("end")
+        await pilot.pause()
+        assert pane.border_subtitle == ""
+        assert lines(pane)[-2] == "line 39"
