@@ -28,8 +28,14 @@ def theme_color(app: App[object], role: str) -> str:
     return str(value) if value else _FALLBACK[role]
 
 
-def style(app: App[object], role: str, *, bold: bool | None = None, dim: bool | None = None,
-          italic: bool | None = None) -> Style:
+def style(
+    app: App[object],
+    role: str,
+    *,
+    bold: bool | None = None,
+    dim: bool | None = None,
+    italic: bool | None = None,
+) -> Style:
     return Style(color=theme_color(app, role), bold=bold, dim=dim, italic=italic)
 
 
