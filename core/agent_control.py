@@ -16,7 +16,6 @@ class AgentControl:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self.killed = False
-        self.in_call = False
 
     @property
     def pause_requested(self) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.report import render_blocks
+from core.turn_plan import CONTINUE_PROMPT
 
 CHARS_PER_TOKEN = 3.5  # calibrated against the simulator's and the API's English text
 SUMMARY_MAX_TOKENS = 1500
@@ -94,8 +95,6 @@ def plan_compaction(messages: Sequence[dict[str, Any]], keep_recent_turns: int) 
 
 def _opens_turn(message: dict[str, Any]) -> bool:
     """A user message that starts a turn, as opposed to a "continue" after max_tokens."""
-    from core.turn_plan import CONTINUE_PROMPT
-
     content = message.get("content")
     first = content[0] if isinstance(content, list) and content else {}
     return not (isinstance(first, dict) and first.get("text") == CONTINUE_PROMPT)

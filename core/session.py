@@ -49,7 +49,7 @@ from core.retry import (
     RetryPolicy,
     call_with_retries,
 )
-from core.streaming import AgentContext, CallResult, stream_call
+from core.streaming import AgentContext, CallResult, StreamProgress, stream_call
 from core.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.usage import TokenUsage
 
@@ -128,6 +128,7 @@ class AgentSession:
         self.state = state or SessionState()
         self.context_window = context_window
         self._sizes = SizeCache()
+        self._progress = StreamProgress()
         self.plan = build_plan(agent, config.program, config.defaults, prior_reports)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -354,6 +355,7 @@ class AgentSession:
         cost: RequestCost = ONE_REQUEST,
     ) -> T:
         """One budgeted call with our retries; its reservation is released if it never completes."""
+        self._progress = StreamProgress()  # a non-streamed call's failed attempts abandon no text
         try:
             return await call_with_retries(
                 lambda attempt: call(),
@@ -367,17 +369,16 @@ class AgentSession:
             raise
 
     async def _attempt(self, params: dict[str, Any], turn: int) -> CallResult:
-        self.control.in_call = True
-        try:
-            result = await stream_call(self.client, params, self.context, turn)
-        finally:
-            self.control.in_call = False
+        self._progress = StreamProgress()  # what a failed attempt streamed is abandoned
+        result = await stream_call(self.client, params, self.context, turn, self._progress)
         self.gate.observe_headers(result.headers)
         return result
 
     def _on_retry(self, info: ErrorInfo, attempt: int, wait: float, turn: int) -> None:
         self.state.retries += 1
-        self.context.publish(AttemptAbandoned, turn=turn, request_id=info.request_id)
+        self.context.publish(
+            AttemptAbandoned, turn=turn, request_id=info.request_id, chars=self._progress.chars
+        )
         self.context.publish(
             RetryScheduled,
             turn=turn,

@@ -53,23 +53,31 @@ class CallResult:
     usage: TokenUsage
     request_id: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
-    text_chars: int = 0
+
+
+@dataclass(slots=True)
+class StreamProgress:
+    """How much text an attempt has streamed so far, readable after it fails."""
+
+    chars: int = 0
 
 
 class _TextCoalescer:
     """Batches text deltas so subscribers see a few events per second, not one per token."""
 
-    def __init__(self, context: AgentContext, turn: int, request_id: str | None) -> None:
+    def __init__(
+        self, context: AgentContext, turn: int, request_id: str | None, progress: StreamProgress
+    ) -> None:
         self._context = context
         self._turn = turn
         self._request_id = request_id
         self._parts: list[str] = []
         self._last_flush = time.monotonic()
-        self.chars = 0
+        self._progress = progress
 
     def add(self, text: str) -> None:
         self._parts.append(text)
-        self.chars += len(text)
+        self._progress.chars += len(text)
         now = time.monotonic()
         if now - self._last_flush >= TEXT_FLUSH_SECONDS:
             self.flush(now)
@@ -83,12 +91,16 @@ class _TextCoalescer:
 
 
 async def stream_call(
-    client: AsyncAnthropic, params: Mapping[str, Any], context: AgentContext, turn: int
+    client: AsyncAnthropic,
+    params: Mapping[str, Any],
+    context: AgentContext,
+    turn: int,
+    progress: StreamProgress | None = None,
 ) -> CallResult:
     """Stream one call, publishing text, searches, results and citations as they arrive."""
     async with client.messages.stream(**params) as stream:
         request_id = stream.request_id
-        text = _TextCoalescer(context, turn, request_id)
+        text = _TextCoalescer(context, turn, request_id, progress or StreamProgress())
         async for event in stream:
             if isinstance(event, TextEvent):
                 text.add(event.text)
@@ -119,28 +131,20 @@ async def stream_call(
             usage=TokenUsage.from_api(message.usage),
             request_id=request_id,
             headers=dict(stream.response.headers),
-            text_chars=text.chars,
         )
 
 
 def _publish_results(context: AgentContext, turn: int, request_id: str | None, block: dict[str, Any]) -> None:
+    """Results are a list of pages, or one error object (still HTTP 200)."""
     content = block.get("content")
-    if isinstance(content, list):
-        domains = tuple(dict.fromkeys(urlparse(str(r.get("url", ""))).hostname or "" for r in content))
-        context.publish(
-            SearchResultsReceived,
-            turn=turn,
-            request_id=request_id,
-            tool_use_id=str(block.get("tool_use_id", "")),
-            count=len(content),
-            domains=tuple(d for d in domains if d),
-        )
-    elif isinstance(content, dict):
-        context.publish(
-            SearchResultsReceived,
-            turn=turn,
-            request_id=request_id,
-            tool_use_id=str(block.get("tool_use_id", "")),
-            count=0,
-            error_code=str(content.get("error_code", "unknown")),
-        )
+    pages = content if isinstance(content, list) else []
+    hosts = (urlparse(str(page.get("url", ""))).hostname for page in pages)
+    context.publish(
+        SearchResultsReceived,
+        turn=turn,
+        request_id=request_id,
+        tool_use_id=str(block.get("tool_use_id", "")),
+        count=len(pages),
+        domains=tuple(dict.fromkeys(host for host in hosts if host)),
+        error_code=str(content.get("error_code", "unknown")) if isinstance(content, dict) else None,
+    )

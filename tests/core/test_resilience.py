@@ -50,6 +50,11 @@ async def test_the_default_program_survives_the_fault_matrix(tmp_path: Path) -> 
     assert sum(injected.values()) >= 10, injected
     assert len(retries) == sum(injected.values()), (Counter(e["error_kind"] for e in retries), injected)
     assert sum(a["retries"] for a in summary["agents"]) == len(retries)
+    abandoned = [e for e in journal if e["kind"] == "attempt_abandoned"]
+    assert len(abandoned) == len(retries)
+    assert any(e["chars"] > 0 for e in abandoned), (
+        "a stream that broke off after text says how much was dropped"
+    )
     for agent_id, state in orchestrator.states.items():
         roles = [m["role"] for m in wire_messages(state.messages)]
         assert all(a != b for a, b in itertools.pairwise(roles)), f"{agent_id}: a turn doubled"
