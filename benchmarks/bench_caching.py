@@ -3,7 +3,7 @@
 ``research_config.yaml`` as shipped (8 agents in 3 layers, its own simulator seed and pause
 probability), with the simulator's pacing off, run twice: ``defaults.caching.enabled`` true, then
 false. Input-side dollars are summed per call from the journal's ``turn_completed`` usage with
-:meth:`core.pricing.PriceTable.input_cost` (uncached input, cache writes and cache reads at each
+:meth:`core.budget.pricing.PriceTable.input_cost` (uncached input, cache writes and cache reads at each
 model's rates). The figure is 1 - with / without, summed over one seed (quick) or three (full).
 """
 
@@ -30,10 +30,10 @@ def input_dollars(run_dir: Path) -> tuple[float, dict[str, float]]:
     ``last_call_write_usd`` is what each agent's final call paid to *write* the cache beyond the
     uncached price (0.25x of input at 5-minute TTL): a write no later call can read.
     """
-    from core.config_loader import load_config
-    from core.pricing import PriceTable
-    from core.rundir import RunDir
-    from core.usage import TokenUsage
+    from core.api.usage import TokenUsage
+    from core.budget.pricing import PriceTable
+    from core.config.loader import load_config
+    from core.persistence.rundir import RunDir
 
     prices = PriceTable.from_config(load_config(RunDir(run_dir).config_copy_path).pricing)
     dollars = 0.0

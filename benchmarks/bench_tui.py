@@ -55,7 +55,7 @@ def percentile(values: list[float], q: float) -> float:
 async def _measure(program: Path, runs: Path, base_url: str, window_s: float, presses: int) -> dict[str, Any]:
     from textual import events
 
-    from core.runner import start_run
+    from core.engine.runner import start_run
     from tui.app import ResearchApp
     from tui.screens.main import MainScreen
     from tui.widgets.agent_table import AgentTable

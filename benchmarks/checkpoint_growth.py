@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.checkpoints import CheckpointStore
+from core.persistence.checkpoints import CheckpointStore
 
 Message = dict[str, Any]
 _VOCABULARY = ("sodium", "cathode", "capacity", "grid", "storage", "cost", "cycle", "life", "2026", "tender",

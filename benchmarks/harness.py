@@ -259,8 +259,8 @@ class RunResult:
 async def run_program(
     config_path: Path, runs_dir: Path, base_url: str, *, bus: Any = None, check: bool = True
 ) -> RunResult:
-    """One headless run through :func:`core.runner.start_run` against an external simulator."""
-    from core.runner import start_run
+    """One headless run through :func:`core.engine.runner.start_run` against an external simulator."""
+    from core.engine.runner import start_run
 
     with Meter() as meter:
         orchestrator = await start_run(config_path, runs_dir, simulate=True, bus=bus, base_url=base_url)
@@ -307,8 +307,8 @@ async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
     """
     from anthropic import AsyncAnthropic
 
-    from core.config_loader import load_config
-    from core.turn_plan import build_plan
+    from core.config.loader import load_config
+    from core.engine.turn_plan import build_plan
 
     config = load_config(config_path)
     defaults = config.defaults

@@ -195,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     mode = "quick" if args.quick else "full"
     info = machine()
-    print(f"benchmarks ({mode}) on {info['cpus']} CPUs, {info['memory']}, Python {info['python']}, "
-          f"{info['date']}")
+    print(
+        f"benchmarks ({mode}) on {info['cpus']} CPUs, {info['memory']}, Python {info['python']}, "
+        f"{info['date']}"
+    )
     figures: dict[str, Any] = {}
     walls: dict[str, float] = {}
     errors: dict[str, str] = {}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from core.control import EXIT_INVALID
 
 if TYPE_CHECKING:
-    from core.orchestrator import Orchestrator
+    from core.engine.orchestrator import Orchestrator
 
 DEFAULT_CONFIG = Path("research_config.yaml")
 DEFAULT_RUNS_DIR = Path("runs")
@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _user_error(error: Exception) -> str | None:
-    from core.atomic import DiskError
-    from core.config_loader import ConfigError
-    from core.rundir import RunRefError
-    from core.runlock import RunLocked
-    from core.runner import SetupError
+    from core.config.loader import ConfigError
+    from core.engine.runner import SetupError
+    from core.persistence.atomic import DiskError
+    from core.persistence.rundir import RunRefError
+    from core.persistence.runlock import RunLocked
 
     if isinstance(error, ConfigError):
         return "invalid config\n" + error.format()
@@ -123,13 +123,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command is None:
         return _open_app(args.runs_dir, args.config)
     if command == "validate":
-        from core.config_loader import validate_command
+        from core.config.loader import validate_command
 
         return validate_command(str(args.config), sys.stdout)
     if command == "estimate":
         return _estimate(args.config)
     if command == "schema":
-        from core.config_schema import render_schema
+        from core.config.schema import render_schema
 
         print(render_schema(), end="")
         return 0
@@ -144,8 +144,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "checkpoints":
         return _list_checkpoints(args.runs_dir, args.run)
     if command == "run":
-        from core.config_loader import load_config
-        from core.runner import start_run
+        from core.config.loader import load_config
+        from core.engine.runner import start_run
 
         load_config(args.config)  # invalid configs exit 2 before anything is created
         return _launch(
@@ -155,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             simulate=args.simulate,
         )
     if command == "resume":
-        from core.runner import resume_run
+        from core.engine.runner import resume_run
 
         return _launch(
             lambda: resume_run(
@@ -202,9 +202,9 @@ def _open_app(runs_dir: Path, config: Path) -> int:
 
 
 def _estimate(config_path: Path) -> int:
-    from core.config_loader import load_config
-    from core.estimate import estimate, format_estimate
-    from core.pricing import PriceTable
+    from core.budget.estimate import estimate, format_estimate
+    from core.budget.pricing import PriceTable
+    from core.config.loader import load_config
 
     config = load_config(config_path)
     print(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
@@ -212,7 +212,7 @@ def _estimate(config_path: Path) -> int:
 
 
 def _list_runs(runs_dir: Path) -> int:
-    from core.rundir import list_runs
+    from core.persistence.rundir import list_runs
 
     runs = list_runs(runs_dir)
     if not runs:
@@ -228,8 +228,8 @@ def _list_runs(runs_dir: Path) -> int:
 def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
     import datetime
 
-    from core.checkpoints import CheckpointStore
-    from core.rundir import RunDir
+    from core.persistence.checkpoints import CheckpointStore
+    from core.persistence.rundir import RunDir
 
     run_dir = RunDir.open(runs_dir, run_ref)
     infos = CheckpointStore(run_dir.path).list()

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, cast
 
-from core.usage import TokenUsage
+from core.api.usage import TokenUsage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,7 +64,7 @@ class RunSource(Protocol):
 
 
 class DiskRunSource:
-    """The real runs directory, read through ``core.rundir`` and ``core.checkpoints``."""
+    """The real runs directory, read through ``core.persistence`` (run directories, checkpoints)."""
 
     def list_runs(self, runs_dir: Path) -> list[RunEntry]:
         return list_runs(runs_dir)
@@ -78,7 +78,7 @@ class DiskRunSource:
 
 def list_runs(runs_dir: Path) -> list[RunEntry]:
     try:
-        from core.rundir import list_runs as core_list_runs
+        from core.persistence.rundir import list_runs as core_list_runs
     except ImportError:
         return []
     return [
@@ -95,7 +95,7 @@ def _parent_id(parent: Any) -> str | None:
 
 def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
     try:
-        from core.checkpoints import CheckpointStore
+        from core.persistence.checkpoints import CheckpointStore
     except ImportError:
         return []
     try:
@@ -122,7 +122,7 @@ def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
 
 def last_exchange(run_dir: Path, checkpoint_id: str) -> Exchange | None:
     try:
-        from core.checkpoints import CheckpointStore
+        from core.persistence.checkpoints import CheckpointStore
     except ImportError:
         return None
     try:
@@ -220,15 +220,15 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 def estimate_text(config_path: Path) -> str:
     """The pre-flight estimate shown before a new run starts; an explanation if it cannot be made."""
     try:
-        from core.config_loader import load_config
+        from core.config.loader import load_config
 
         config = load_config(config_path)
     except Exception as error:  # a ConfigError is shown to the user as-is
         formatted = getattr(error, "format", None)
         return f"Cannot read {config_path}:\n{formatted() if callable(formatted) else error}"
     try:
-        from core.estimate import estimate, format_estimate
-        from core.pricing import PriceTable
+        from core.budget.estimate import estimate, format_estimate
+        from core.budget.pricing import PriceTable
     except ImportError:
         agents = config.agents()
         layers = len(config.layers)
@@ -239,7 +239,7 @@ def estimate_text(config_path: Path) -> str:
 def simulate_by_default() -> bool:
     """Without an API key, runs started from the app use the simulator (a fresh machine still works)."""
     try:
-        from core.runner import api_key_present
+        from core.engine.runner import api_key_present
     except ImportError:
         return True
     return not api_key_present()
@@ -247,7 +247,7 @@ def simulate_by_default() -> bool:
 
 def start_factory(config_path: Path, runs_dir: Path, simulate: bool) -> ControlFactory:
     async def factory() -> RunControl:
-        from core.runner import start_run
+        from core.engine.runner import start_run
 
         control: RunControl = await start_run(config_path, runs_dir, simulate=simulate)
         return control
@@ -259,7 +259,7 @@ def resume_factory(
     runs_dir: Path, run_ref: str, checkpoint_id: str | None, simulate: bool | None = None
 ) -> ControlFactory:
     async def factory() -> RunControl:
-        from core.runner import resume_run
+        from core.engine.runner import resume_run
 
         control: RunControl = await resume_run(
             runs_dir, run_ref, checkpoint_id=checkpoint_id, simulate=simulate

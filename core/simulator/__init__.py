@@ -32,8 +32,8 @@ from types import TracebackType
 
 from aiohttp import web
 
+from core.config.simulator import SimulatorSettings
 from core.simulator.server import SimulatorState, create_app
-from core.simulator.settings import SimulatorSettings
 from core.simulator.stats import SimulatorStats
 
 __all__ = ["Simulator", "SimulatorSettings", "SimulatorStats", "run_standalone"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from core.simulator.settings import FAULT_KINDS, RateLimits, SimulatorSettings
+from core.config.simulator import FAULT_KINDS, RateLimits, SimulatorSettings
 
 
 def _fault(text: str) -> tuple[str, float]:

@@ -14,7 +14,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from core.simulator.settings import FAULT_KINDS, SimulatorSettings
+from core.config.simulator import FAULT_KINDS, SimulatorSettings
 from core.simulator.validation import Directives
 
 ERROR_FAULTS = ("rate_limit", "overloaded", "server_error", "stream_error", "disconnect")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.simulator.settings import RateLimits
+from core.config.simulator import RateLimits
 
 _NOMINAL = {"requests": 4_000, "input-tokens": 2_000_000, "output-tokens": 400_000}
 

@@ -15,8 +15,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config.simulator import SimulatorSettings
 from core.simulator import crypto, prose, synthweb
-from core.simulator.settings import SimulatorSettings
 from core.simulator.tokens import count_block, count_text
 from core.simulator.validation import ParsedRequest
 

@@ -19,13 +19,13 @@ from typing import Any
 
 from aiohttp import web
 
+from core.config.simulator import SimulatorSettings
 from core.simulator import sse
 from core.simulator.caching import PromptCache, min_cacheable_tokens
 from core.simulator.faults import FaultInjector, FaultPlan
 from core.simulator.models import context_window
 from core.simulator.ratelimit import RateLimiter
 from core.simulator.responder import Turn, build_turn, request_digest
-from core.simulator.settings import SimulatorSettings
 from core.simulator.stats import RequestRecord, SimulatorStats
 from core.simulator.tokens import Segment, prompt_segments
 from core.simulator.validation import InvalidRequest, ParsedRequest, parse_request

@@ -22,7 +22,7 @@ def core_modules() -> list[str]:
 
 def test_every_core_module_imports_without_textual() -> None:
     modules = core_modules()
-    assert "core.orchestrator" in modules and "core.simulator.server" in modules
+    assert "core.engine.orchestrator" in modules and "core.simulator.server" in modules
     script = (
         "\n".join(f"import {name}" for name in modules) + "\nimport sys\nprint('textual' in sys.modules)\n"
     )

@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 
 from core import events as ev
+from core.api.usage import TokenUsage
 from core.control import AgentStatus, RunOutcome, RunStatus
 from core.events import EventBus
-from core.usage import TokenUsage
 from tui.data import CheckpointEntry, Exchange, RunEntry
 
 T0 = datetime(2026, 11, 24, 10, 2, 12).timestamp()  # local time, so clock strings are stable in any TZ

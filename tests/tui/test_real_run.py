@@ -17,11 +17,11 @@ from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Static, Tree
 
 from core import events as ev
-from core.checkpoints import CheckpointStore
 from core.control import AgentStatus, RunStatus
+from core.engine.orchestrator import Orchestrator
+from core.engine.runner import start_run
 from core.events import EventBus
-from core.orchestrator import Orchestrator
-from core.runner import start_run
+from core.persistence.checkpoints import CheckpointStore
 from tests.core import programs
 from tui.app import ResearchApp
 from tui.format import money

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core import events as ev
+from core.api.usage import TokenUsage
 from core.control import AgentStatus
-from core.usage import TokenUsage
 from tests.tui.fakes import RUN_ID, sodium_script
 from tui.state import RunModel
 

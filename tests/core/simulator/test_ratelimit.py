@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from anthropic import RateLimitError
 
+from core.config.simulator import RateLimits
 from core.simulator import SimulatorSettings
-from core.simulator.settings import RateLimits
 from tests.core.simulator.conftest import StartSimulator, request, sdk
 
 

@@ -1,0 +1,299 @@
+"""Load ``research_config.yaml`` into a :class:`~core.config.model.ResearchConfig`, or explain every problem.
+
+A run costs real money, so a config is validated completely before anything starts, and every problem
+is reported at once with its key path, the line of the YAML it sits on, and a message in plain words.
+The YAML is composed into nodes first so that each key path can be traced back to its line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+from pydantic import ValidationError
+
+from core.config.messages import describe, plain_message, trim_loc
+from core.config.model import SKIP_REFERENCE_CHECK, AgentDefaults, Loc, ResearchConfig, reference_issues
+
+PriceKnown = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem: where it is (key path and 1-based line, when known) and what is wrong."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def format(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line is not None else source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``issues`` lists every reason, in file order."""
+
+    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        """One line per issue, ``file:line: key.path: message``, like a compiler."""
+        return "\n".join(issue.format(self.source) for issue in self.issues)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def load_config(path: str | Path, *, known_models: PriceKnown | None = None) -> ResearchConfig:
+    """Read, parse and validate a config file; raise :class:`ConfigError` with every problem found.
+
+    ``known_models(model)`` says whether a model has a built-in price; by default the price table of
+    :mod:`core.budget.pricing` is asked (the check is skipped if that module is not available).
+    """
+    source = str(path)
+    file = Path(path)
+    if not file.exists():
+        raise _file_error(source, f"no such file: {source} — create one or pass the path")
+    if not file.is_file():
+        raise _file_error(source, f"not a file: {source} — pass the path of a YAML config")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _file_error(source, f"the file is not UTF-8 text (byte {exc.start}): {source}") from None
+    except OSError as exc:
+        raise _file_error(source, f"cannot read {source}: {exc.strerror or exc}") from None
+    return parse_config(text, source=source, known_models=known_models)
+
+
+def parse_config(
+    text: str, *, source: str = "<config>", known_models: PriceKnown | None = None
+) -> ResearchConfig:
+    """Validate config text (for example the copy saved in a run directory); see :func:`load_config`."""
+    data, lines, duplicates = _parse_yaml(text, source)
+    if not isinstance(data, dict):
+        got = "nothing" if data is None else describe(data)
+        raise ConfigError(source, [ConfigIssue("", 1, _top_level_message(got))])
+
+    config: ResearchConfig | None = None
+    found = list(duplicates)
+    try:
+        config = ResearchConfig.model_validate(data, context={SKIP_REFERENCE_CHECK: True})
+    except ValidationError as exc:
+        found += [
+            _issue(trim_loc(error["loc"]), plain_message(error), lines)
+            for error in exc.errors(include_url=False)
+        ]
+    found += [_issue(loc, message, lines) for loc, message in reference_issues(data.get("layers"))]
+    found += [_issue(loc, message, lines) for loc, message in _price_issues(data, known_models)]
+    if found or config is None:
+        raise ConfigError(source, _in_file_order(found))
+    return config
+
+
+def validate_command(config_path: str, out: TextIO) -> int:
+    """The ``validate`` subcommand: a summary and exit code 0, or every issue and exit code 2."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc.format(), file=out)
+        count = len(exc.issues)
+        print(f"✗ {config_path}: {count} problem{'s' if count != 1 else ''}", file=out)
+        return 2
+    except Exception as exc:  # a bug in a check must still read as a message, never a traceback
+        print(f"✗ {config_path}: could not validate: {type(exc).__name__}: {exc}", file=out)
+        return 2
+    agents = config.agents()
+    print(f"✓ {config_path} is valid: {len(config.layers)} layers, {len(agents)} agents", file=out)
+    rows = [("layer", "agent", "model", "turns", "reads")]
+    for agent in agents:
+        layer = f"{agent.layer} {config.layers[agent.layer - 1].name}"
+        rows.append((layer, agent.id, agent.model, str(agent.max_turns), _compact_reads(config, agent.reads)))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        print("  " + "  ".join(cells).rstrip(), file=out)
+    return 0
+
+
+def _compact_reads(config: ResearchConfig, reads: tuple[str, ...]) -> str:
+    """Agent ids, with a whole layer shown by its name: ``research, cross-tech``."""
+    shown: list[str] = []
+    remaining = list(reads)
+    for layer in config.layers:
+        ids = [agent.id for agent in layer.agents]
+        if len(ids) > 1 and all(agent_id in remaining for agent_id in ids):
+            shown.append(layer.name)
+            remaining = [agent_id for agent_id in remaining if agent_id not in ids]
+    return ", ".join(shown + remaining) or "-"
+
+
+# --- YAML with positions ---------------------------------------------------------------------------
+
+
+def _parse_yaml(text: str, source: str) -> tuple[object, dict[Loc, int], list[ConfigIssue]]:
+    """The document, the 1-based line of every key path, and duplicate keys (YAML keeps the last silently)."""
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters of the whole text up front
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        message = f"YAML syntax error: {exc.reason} (character {_codepoint(exc.character)})"
+        raise ConfigError(source, [ConfigIssue("", line, message)]) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise _file_error(source, f"the file is empty: {source}")
+        lines: dict[Loc, int] = {}
+        duplicates: list[ConfigIssue] = []
+        _index(node, (), lines, duplicates, set())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(source, [_syntax_issue(exc)]) from None
+    except yaml.YAMLError as exc:
+        raise _file_error(source, f"YAML syntax error: {exc}") from None
+    finally:
+        loader.dispose()
+    return data, lines, duplicates
+
+
+def _codepoint(character: object) -> str:
+    return f"U+{character:04X}" if isinstance(character, int) else repr(character)
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError) -> ConfigIssue:
+    mark, context_mark = exc.problem_mark, exc.context_mark
+    at = f" at column {mark.column + 1}" if mark is not None else ""
+    message = f"YAML syntax error{at}: {exc.problem or exc.context or 'unreadable'}"
+    if exc.problem and exc.context:
+        started = f" started on line {context_mark.line + 1}" if context_mark is not None else ""
+        message += f" ({exc.context}{started})"
+    where = mark or context_mark
+    return ConfigIssue("", where.line + 1 if where is not None else None, message)
+
+
+def _index(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], duplicates: list[ConfigIssue], seen: set[int]
+) -> None:
+    if id(node) in seen:  # a recursive alias; its positions are already recorded
+        return
+    seen = seen | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if key in first_line:
+                message = (
+                    f"key '{key}' appears twice (first on line {first_line[key]}); only one would be used"
+                )
+                duplicates.append(ConfigIssue(format_path((*loc, key)), line, message))
+                continue
+            first_line[key] = line
+            lines[(*loc, key)] = line
+            _index(value_node, (*loc, key), lines, duplicates, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for number, item in enumerate(node.value):
+            lines[(*loc, number)] = item.start_mark.line + 1
+            _index(item, (*loc, number), lines, duplicates, seen)
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of ``loc``, or of its nearest ancestor present in the file (a missing key's parent)."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _issue(loc: Loc, message: str, lines: dict[Loc, int]) -> ConfigIssue:
+    return ConfigIssue(format_path(loc), _line_of(loc, lines), message)
+
+
+def format_path(loc: Loc) -> str:
+    """``("layers", 1, "agents", 0, "max_turns")`` -> ``layers[1].agents[0].max_turns``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def _in_file_order(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    unique = list(dict.fromkeys(issues))
+    return sorted(unique, key=lambda issue: issue.line or 0)
+
+
+def _file_error(source: str, message: str) -> ConfigError:
+    return ConfigError(source, [ConfigIssue("", None, message)])
+
+
+def _top_level_message(got: str) -> str:
+    sections = ", ".join(ResearchConfig.model_fields)
+    return f"the top level must be a mapping of sections ({sections}), got {got}"
+
+
+# --- prices ------------------------------------------------------------------------------------------
+
+
+def _price_issues(data: Mapping[str, object], known_models: PriceKnown | None) -> list[tuple[Loc, str]]:
+    """Every model named in the config that has neither a built-in price nor one under ``pricing.models``.
+
+    A run with an unpriced model could not be held to its budget, so this is a config error.
+    """
+    has_price = known_models or _default_price_lookup()
+    if has_price is None:
+        return []
+    pricing = data.get("pricing")
+    priced = pricing.get("models") if isinstance(pricing, Mapping) else None
+    configured = set(priced) if isinstance(priced, Mapping) else set()
+    issues: list[tuple[Loc, str]] = []
+    for loc, model in _named_models(data):
+        if model not in configured and not has_price(model):
+            issues.append(
+                (
+                    loc,
+                    f"no price known for model '{model}'; add it under pricing.models.{model} "
+                    "(input and output dollars per million tokens)",
+                )
+            )
+    return issues
+
+
+def _named_models(data: Mapping[str, object]) -> list[tuple[Loc, str]]:
+    defaults = data.get("defaults")
+    default_model = defaults.get("model") if isinstance(defaults, Mapping) else None
+    if default_model is None:
+        default_model = AgentDefaults.model_fields["model"].default
+    named: list[tuple[Loc, str]] = []
+    if isinstance(default_model, str):
+        named.append((("defaults", "model"), default_model))
+    layers = data.get("layers")
+    for li, layer in enumerate(layers if isinstance(layers, list) else []):
+        agents = layer.get("agents") if isinstance(layer, Mapping) else None
+        for ai, agent in enumerate(agents if isinstance(agents, list) else []):
+            model = agent.get("model") if isinstance(agent, Mapping) else None
+            if isinstance(model, str):
+                named.append((("layers", li, "agents", ai, "model"), model))
+    return named
+
+
+def _default_price_lookup() -> PriceKnown | None:
+    """``core.budget.pricing.has_default_price`` if that module provides it (it is developed separately)."""
+    try:
+        module = importlib.import_module("core.budget.pricing")
+    except ImportError:
+        return None
+    lookup = getattr(module, "has_default_price", None)
+    return lookup if callable(lookup) else None

@@ -1,0 +1,489 @@
+"""One agent's conversation: the turn loop over streamed calls, with budget, retries and saves.
+
+A *user turn* is one prompt of the agent's plan; answering it may take several API calls
+(``pause_turn`` continuations, ``max_tokens`` continuations). Every completed API call is
+settled against the ledger and checkpointed before the next one starts, so nothing paid for is
+lost and a resumed agent continues from its last completed call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from anthropic import AsyncAnthropic
+
+from core.api.retry import (
+    ONE_REQUEST,
+    ErrorInfo,
+    NonRetryableError,
+    RequestCost,
+    RequestGate,
+    RetryPolicy,
+    call_with_retries,
+)
+from core.api.streaming import AgentContext, CallResult, StreamProgress, stream_call
+from core.api.usage import TokenUsage
+from core.budget.ledger import BudgetExhausted, BudgetLedger, Reservation
+from core.config.model import ResearchConfig, ResolvedAgent
+from core.control import AgentStatus
+from core.engine.agent_control import AgentControl
+from core.engine.compaction import (
+    SizeCache,
+    compacted,
+    estimate_tokens,
+    is_prompt_too_long,
+    plan_compaction,
+    summary_request,
+)
+from core.engine.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
+from core.events import (
+    AgentPaused,
+    AgentResumed,
+    ApiErrorRaised,
+    AttemptAbandoned,
+    BudgetCapReached,
+    ContextCompacted,
+    RetryScheduled,
+    StopReasonUnhandled,
+    TurnCompleted,
+)
+from core.reports.render import build_report
+
+T = TypeVar("T")
+CHARS_PER_TOKEN_ESTIMATE = 3.0  # conservative against ~4 chars/token of English: reservations over-cover
+
+
+@dataclass(slots=True)
+class SessionState:
+    """Everything needed to continue an agent after a crash (saved with each checkpoint)."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    plan_index: int = 0  # next prompt of the plan to send
+    pending: str | None = None  # "pause_turn" | "max_tokens": the next call continues the answer
+    api_turns: int = 0
+    searches: int = 0
+    retries: int = 0
+    cost_usd: float = 0.0
+    continuations: int = 0  # within the current user turn
+    tools: list[dict[str, Any]] | None = None  # frozen per user turn: continuations resend the same
+    report_from: int | None = None  # index of the first message of the report turn
+    status: str = AgentStatus.PENDING.value
+
+    def counters(self) -> dict[str, Any]:
+        """Everything but the conversation (saved as a delta by the checkpoint store)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "messages"}
+
+    @classmethod
+    def restore(cls, messages: list[dict[str, Any]], counters: dict[str, Any]) -> SessionState:
+        known = {k: v for k, v in counters.items() if k in cls.__dataclass_fields__ and k != "messages"}
+        return cls(messages=list(messages), **known)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    status: AgentStatus
+    report: str
+    state: SessionState
+    error: str | None = None
+
+
+class RunAbort(Exception):
+    """An error that must stop the whole run (a rejected API key)."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
+
+
+class AgentSession:
+    def __init__(
+        self,
+        *,
+        agent: ResolvedAgent,
+        config: ResearchConfig,
+        client: AsyncAnthropic,
+        context: AgentContext,
+        ledger: BudgetLedger,
+        policy: RetryPolicy,
+        gate: RequestGate,
+        control: AgentControl,
+        prior_reports: dict[str, str],
+        save: Callable[[ResolvedAgent, SessionState], Awaitable[None]] | None = None,
+        state: SessionState | None = None,
+        context_window: int | None = None,
+    ) -> None:
+        self.agent = agent
+        self.config = config
+        self.client = client
+        self.context = context
+        self.ledger = ledger
+        self.policy = policy
+        self.gate = gate
+        self.control = control
+        self.save = save
+        self.state = state or SessionState()
+        self.context_window = context_window
+        self._sizes = SizeCache()
+        self._progress = StreamProgress()
+        self.plan = build_plan(agent, config.program, config.defaults, prior_reports)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> SessionResult:
+        state = self.state
+        state.status = AgentStatus.RUNNING.value
+        try:
+            while True:
+                if not state.pending and state.plan_index >= len(self.plan):
+                    return self._finish(AgentStatus.COMPLETED)
+                await self._obey_pause()
+                if not state.pending:
+                    self._begin_user_turn(self.plan[state.plan_index])
+                try:
+                    result = await self._call_within_window()
+                except BudgetExhausted as exhausted:
+                    return await self._finish_on_budget(exhausted)
+                outcome = self._absorb(result)
+                if self.save is not None:
+                    await self.save(self.agent, state)
+                if outcome is not None:
+                    return self._finish(outcome)
+        except asyncio.CancelledError:
+            if self.control.killed:
+                return self._finish(AgentStatus.KILLED, partial=True)
+            raise
+
+    async def _obey_pause(self) -> None:
+        if not self.control.pause_requested:
+            return
+        self.state.status = AgentStatus.PAUSED.value
+        self.context.publish(AgentPaused, turn=self.state.api_turns)
+        await self.control.wait_resumed()
+        self.state.status = AgentStatus.RUNNING.value
+        self.context.publish(AgentResumed, turn=self.state.api_turns)
+
+    def _begin_user_turn(self, prompt: str) -> None:
+        state = self.state
+        if state.plan_index == len(self.plan) - 1:
+            state.report_from = len(state.messages)
+        state.messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
+        state.plan_index += 1
+        state.continuations = 0
+        state.tools = None  # chosen by the first call's reservation, then kept for continuations
+
+    def _absorb(self, result: CallResult) -> AgentStatus | None:
+        """Fold a completed call into the conversation; a status when the agent is done."""
+        state = self.state
+        state.messages.append({"role": "assistant", "content": result.content})
+        stop = result.stop_reason
+        if stop == "pause_turn":
+            state.continuations += 1
+            if state.continuations <= self.config.defaults.max_pause_continuations:
+                state.pending = "pause_turn"
+                return None
+            state.pending = None  # cap reached: treat what we have as the answer
+            return None
+        if stop == "max_tokens":
+            state.continuations += 1
+            if state.continuations <= self.config.defaults.max_tokens_continuations:
+                state.pending = "max_tokens"
+                state.messages.append(
+                    {"role": "user", "content": [{"type": "text", "text": CONTINUE_PROMPT}]}
+                )
+                return None
+            state.pending = None
+            return None
+        state.pending = None
+        if stop == "refusal":
+            return AgentStatus.REFUSED
+        if stop == "model_context_window_exceeded":
+            # The answer is valid but the window is full: no further turn can fit. Keep it.
+            return AgentStatus.COMPLETED
+        if stop not in ("end_turn", "stop_sequence", "tool_use"):
+            self.context.publish(StopReasonUnhandled, turn=state.api_turns, stop_reason=str(stop))
+        return None
+
+    # --- one API call, budgeted and retried -------------------------------------------------
+
+    def request_params(self) -> dict[str, Any]:
+        defaults = self.config.defaults
+        caching = defaults.caching
+        cache_control: dict[str, Any] = {"type": "ephemeral"}
+        if caching.ttl == "1h":
+            cache_control["ttl"] = "1h"
+        system: list[dict[str, Any]] = [{"type": "text", "text": defaults.system_prompt}]
+        messages = wire_messages(self.state.messages)
+        if caching.enabled:
+            system[0]["cache_control"] = cache_control
+            messages = _with_breakpoints(messages, cache_control)
+        return {
+            "model": self.agent.model,
+            "max_tokens": self.agent.max_tokens,
+            "system": system,
+            "tools": self.state.tools or [self._search_tool()],
+            "messages": messages,
+        }
+
+    def _search_tool(self) -> dict[str, Any]:
+        search = self.config.defaults.web_search
+        tool: dict[str, Any] = {"type": search.version, "name": "web_search"}
+        max_uses = search.max_uses
+        if self.agent.max_searches is not None:
+            remaining = max(1, self.agent.max_searches - self.state.searches)
+            max_uses = min(max_uses, remaining) if max_uses else remaining
+        if max_uses:
+            tool["max_uses"] = max_uses
+        if search.allowed_domains:
+            tool["allowed_domains"] = list(search.allowed_domains)
+        if search.blocked_domains:
+            tool["blocked_domains"] = list(search.blocked_domains)
+        if search.user_location is not None:
+            tool["user_location"] = search.user_location.model_dump(exclude_none=True)
+        if search.version != "web_search_20250305":
+            tool["allowed_callers"] = ["direct"]
+        return tool
+
+    def _reserve(self, params: dict[str, Any]) -> Reservation:
+        """Hold the call's worst case. A new user turn may shrink its search allowance to fit.
+
+        A continuation must resend the same tools, so its allowance is fixed; a new turn asks
+        for up to ``max_uses`` searches and accepts as few as one, then sends what was granted.
+        """
+        tool = params["tools"][0]
+        wanted = int(tool.get("max_uses") or 0)
+        chars = self._sizes.chars(self.state.messages)
+        input_estimate = int(chars / CHARS_PER_TOKEN_ESTIMATE) + 2000
+        reservation = self.ledger.reserve(
+            agent_id=self.agent.id,
+            layer=self.agent.layer,
+            model=self.agent.model,
+            input_tokens=input_estimate,
+            max_tokens=self.agent.max_tokens,
+            max_searches=wanted,
+            agent_search_cap=self.agent.max_searches,
+            min_searches=None if self.state.tools is not None else min(1, wanted),
+        )
+        if self.state.tools is None:
+            if reservation.max_searches and reservation.max_searches < wanted:
+                tool = {**tool, "max_uses": reservation.max_searches}
+            self.state.tools = [tool]
+            params["tools"] = self.state.tools
+        return reservation
+
+    async def _call(self) -> CallResult:
+        params = self.request_params()
+        reservation = self._reserve(params)
+        turn = self.state.api_turns + 1
+        size = RequestCost(input_tokens=reservation.input_tokens)  # paces the gate near token limits
+        result = await self._retried(reservation, lambda: self._attempt(params, turn), turn, size)
+        cost = self.ledger.settle(reservation, result.usage)
+        self.state.api_turns = turn
+        self.state.cost_usd += cost
+        self.state.searches += result.usage.web_search_requests
+        self.context.publish(
+            TurnCompleted,
+            turn=turn,
+            request_id=result.request_id,
+            stop_reason=result.stop_reason,
+            usage=result.usage,
+            cost_usd=cost,
+            model=self.agent.model,
+            paused_continuation=self.state.pending == "pause_turn",
+        )
+        self.context.bus.publish(self.ledger.to_event(self.context.run_id))
+        return result
+
+    async def _call_within_window(self) -> CallResult:
+        """Compact before a call that would not fit; a 400 "prompt is too long" compacts once more."""
+        settings = self.config.execution_settings.context
+        if self.context_window and (
+            estimate_tokens(self.state.messages, self._sizes) + self.agent.max_tokens
+            > settings.compact_at_fraction * self.context_window
+        ):
+            await self._compact()
+        try:
+            return await self._call()
+        except NonRetryableError as error:
+            if not is_prompt_too_long(error.info.message) or not await self._compact():
+                raise
+            return await self._call()
+
+    async def _compact(self) -> bool:
+        """Summarise the oldest turns into a note (a budgeted call) and drop them whole."""
+        state = self.state
+        plan = plan_compaction(state.messages, self.config.execution_settings.context.keep_recent_turns)
+        if plan is None:
+            return False
+        before = estimate_tokens(state.messages)
+        params = summary_request(self.agent.model, plan.notes)
+        reservation = self.ledger.reserve(
+            agent_id=self.agent.id, layer=self.agent.layer, model=self.agent.model,
+            input_tokens=int(len(plan.notes) / CHARS_PER_TOKEN_ESTIMATE) + 500,
+            max_tokens=params["max_tokens"], max_searches=0, purpose="compaction",
+        )  # fmt: skip
+        message = await self._retried(
+            reservation, lambda: self.client.messages.create(**params), state.api_turns
+        )
+        usage = TokenUsage.from_api(message.usage)
+        state.cost_usd += self.ledger.settle(reservation, usage)
+        summary = "".join(block.text for block in message.content if block.type == "text")
+        dropped = plan.keep_from - 1
+        state.messages = compacted(state.messages, plan, summary)
+        if state.report_from is not None:
+            state.report_from = max(2, state.report_from - dropped + 1)
+        self.context.publish(
+            ContextCompacted,
+            turn=state.api_turns,
+            dropped_messages=dropped,
+            tokens_before=before,
+            tokens_after=estimate_tokens(state.messages),
+        )
+        self.context.bus.publish(self.ledger.to_event(self.context.run_id))
+        if self.save is not None:
+            await self.save(self.agent, state)
+        return True
+
+    async def _retried(
+        self,
+        reservation: Reservation,
+        call: Callable[[], Awaitable[T]],
+        turn: int,
+        cost: RequestCost = ONE_REQUEST,
+    ) -> T:
+        """One budgeted call with our retries; its reservation is released if it never completes."""
+        self._progress = StreamProgress()  # a non-streamed call's failed attempts abandon no text
+        try:
+            return await call_with_retries(
+                lambda attempt: call(),
+                policy=self.policy,
+                gate=self.gate,
+                on_retry=lambda info, attempt, wait: self._on_retry(info, attempt, wait, turn),
+                cost=cost,
+            )
+        except BaseException:
+            self.ledger.release(reservation)
+            raise
+
+    async def _attempt(self, params: dict[str, Any], turn: int) -> CallResult:
+        self._progress = StreamProgress()  # what a failed attempt streamed is abandoned
+        result = await stream_call(self.client, params, self.context, turn, self._progress)
+        self.gate.observe_headers(result.headers)
+        return result
+
+    def _on_retry(self, info: ErrorInfo, attempt: int, wait: float, turn: int) -> None:
+        self.state.retries += 1
+        self.context.publish(
+            AttemptAbandoned, turn=turn, request_id=info.request_id, chars=self._progress.chars
+        )
+        self.context.publish(
+            RetryScheduled,
+            turn=turn,
+            request_id=info.request_id,
+            error_kind=info.kind,
+            status_code=info.status_code,
+            attempt=attempt,
+            wait_s=wait,
+            message=info.message,
+        )
+
+    # --- endings ----------------------------------------------------------------------------
+
+    async def _finish_on_budget(self, exhausted: BudgetExhausted) -> SessionResult:
+        """A cap binds: one last "write your report now" call if it fits, else the text we have."""
+        state = self.state
+        self.context.publish(
+            BudgetCapReached, turn=state.api_turns, cap=exhausted.cap, message=str(exhausted)
+        )
+        if state.messages and state.messages[-1]["role"] == "user" and not state.pending:
+            state.messages.pop()  # the prompt that could not be sent: a resume sends it again
+            state.plan_index -= 1
+            if state.report_from == len(state.messages):
+                state.report_from = None
+        wrote_report = False
+        if state.report_from is None and state.messages and not state.pending:
+            state.report_from = len(state.messages)
+            state.messages.append({"role": "user", "content": [{"type": "text", "text": REPORT_NOW_PROMPT}]})
+            try:
+                result = await self._call()
+            except BudgetExhausted:
+                state.messages.pop()
+                state.report_from = None
+            else:
+                state.messages.append({"role": "assistant", "content": result.content})
+                wrote_report = True
+                if self.save is not None:
+                    await self.save(self.agent, state)
+        return self._finish(AgentStatus.BUDGET_EXHAUSTED, partial=not wrote_report)
+
+    def _finish(self, status: AgentStatus, *, partial: bool = False) -> SessionResult:
+        self.state.status = status.value
+        return SessionResult(status=status, report=self.report(partial=partial), state=self.state)
+
+    def fail(self, info: ErrorInfo) -> SessionResult:
+        self.state.status = AgentStatus.FAILED.value
+        self.context.publish(
+            ApiErrorRaised,
+            turn=self.state.api_turns,
+            request_id=info.request_id,
+            error_kind=info.kind,
+            status_code=info.status_code,
+            message=info.message,
+            fatal_for_run=info.fatal_for_run,
+        )
+        return SessionResult(
+            status=AgentStatus.FAILED, report=self.report(partial=True), state=self.state, error=info.message
+        )
+
+    def report(self, *, partial: bool = False) -> str:
+        messages = self.state.messages
+        start = self.state.report_from
+        use_report_turn = (
+            start is not None and not partial and any(m["role"] == "assistant" for m in messages[start:])
+        )
+        chosen = messages[start:] if use_report_turn else messages
+        turns = [m["content"] for m in chosen if m["role"] == "assistant"]
+        note = None
+        if not use_report_turn:
+            note = "Partial report: the agent stopped before writing its report; this is the text it had."
+        return build_report(
+            title=self.agent.title, agent_id=self.agent.id, assistant_turns=turns, partial_note=note
+        )
+
+
+def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as the API wants it: a paused turn and its continuations are one message.
+
+    The history is stored append-only (a continuation's content as its own entry) so each
+    checkpoint writes only what is new; the wire form joins consecutive assistant entries, which
+    is exactly "the paused content, unchanged, followed by what came after it".
+    """
+    merged: list[dict[str, Any]] = []
+    for message in messages:
+        if merged and message["role"] == "assistant" and merged[-1]["role"] == "assistant":
+            merged[-1] = {"role": "assistant", "content": [*merged[-1]["content"], *message["content"]]}
+        else:
+            merged.append(message)
+    return merged
+
+
+def _with_breakpoints(messages: list[dict[str, Any]], cache_control: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cache breakpoints on the last two user messages, so each call reads the previous prefix.
+
+    Only user blocks are marked: assistant content is resent exactly as received. With the
+    system breakpoint that makes three, under the API's limit of four.
+    """
+    user_indexes = [i for i, m in enumerate(messages) if m["role"] == "user"][-2:]
+    if not user_indexes:
+        return messages
+    marked = list(messages)
+    for index in user_indexes:
+        message = copy.copy(marked[index])
+        blocks = [dict(b) for b in message["content"]]
+        blocks[-1]["cache_control"] = cache_control
+        message["content"] = blocks
+        marked[index] = message
+    return marked

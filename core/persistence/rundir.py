@@ -1,0 +1,231 @@
+"""The run directory contract (DESIGN.md §3): where each file of a run lives, and finding runs.
+
+Everything a resume needs is inside ``<runs-dir>/<run_id>/``, including a byte-for-byte copy of
+the config the run started with, so a run can be resumed after the user's config has changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.persistence.atomic import (
+    PRIVATE_DIR_MODE,
+    as_disk_error,
+    ensure_private_dir,
+    remove_stale_temp_files,
+    write_atomic,
+    write_atomic_async,
+)
+
+_ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
+_ID_RE = re.compile(r"^(\d{8}-\d{6})-(.+)-([0-9a-f]{4})$")
+_SLUG_MAX = 40
+
+
+class RunRefError(LookupError):
+    """A run reference (id, prefix or path) matches no run or more than one."""
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:_SLUG_MAX].rstrip("-") or "run"
+
+
+def new_run_id(program_name: str, *, now: float | None = None) -> str:
+    """``20261124-100212-sodium-ion-2026-3f2a``: sorts by start time, says what it is, never clashes."""
+    stamp = time.strftime(_ID_TIME_FORMAT, time.localtime(time.time() if now is None else now))
+    return f"{stamp}-{_slug(program_name)}-{secrets.token_hex(2)}"
+
+
+def parent_record(run_id: str, checkpoint_id: str) -> dict[str, str]:
+    """The ``parent`` value of a forked run's summary.json."""
+    return {"run_id": run_id, "checkpoint_id": checkpoint_id}
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One line of ``research-orchestrator runs``."""
+
+    run_id: str
+    status: str
+    cost_usd: float
+    created: float  # epoch seconds
+    program: str
+    parent: str | None  # the run this one was forked from
+    path: Path
+
+
+class RunDir:
+    """Paths of one run's files, and the few operations on them that several modules share."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.path / "reports"
+
+    @property
+    def final_report_path(self) -> Path:
+        return self.path / "report.md"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def config_copy_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "run.lock"
+
+    def report_path(self, agent_id: str) -> Path:
+        return self.reports_dir / f"{agent_id}.md"
+
+    @classmethod
+    def create(cls, runs_dir: Path, run_id: str, config_text: str | bytes) -> RunDir:
+        """Make a new, private run directory holding the config the run starts with."""
+        ensure_private_dir(runs_dir)
+        run = cls(Path(runs_dir) / run_id)
+        try:
+            run.path.mkdir(mode=PRIVATE_DIR_MODE)
+            run.path.chmod(PRIVATE_DIR_MODE)
+        except OSError as exc:
+            raise as_disk_error(exc, run.path, creating=True) from exc
+        ensure_private_dir(run.checkpoints_dir)
+        ensure_private_dir(run.reports_dir)
+        data = config_text.encode("utf-8") if isinstance(config_text, str) else config_text
+        write_atomic(run.config_copy_path, data)
+        return run
+
+    @classmethod
+    def open(cls, runs_dir: Path, run_ref: str | Path) -> RunDir:
+        """Find a run by id, unique id prefix, or path; the error says which runs exist or clash."""
+        ref = str(run_ref)
+        runs_dir = Path(runs_dir)
+        if ref and ref not in {".", ".."} and "/" not in ref and (runs_dir / ref).is_dir():
+            return cls(runs_dir / ref)
+        as_path = Path(ref).expanduser()
+        if _looks_like_run(as_path):
+            return cls(as_path)
+        candidates = sorted(p.name for p in _run_dirs(runs_dir) if p.name.startswith(ref)) if ref else []
+        if len(candidates) == 1:
+            return cls(runs_dir / candidates[0])
+        if not candidates:
+            raise RunRefError(
+                f"no run matches {ref!r} in {runs_dir}; list them with: research-orchestrator runs"
+            )
+        shown = ", ".join(candidates[:5]) + (", ..." if len(candidates) > 5 else "")
+        raise RunRefError(f"{ref!r} matches {len(candidates)} runs ({shown}); give more of the run id")
+
+    def _summary_bytes(self, summary: dict[str, Any]) -> bytes:
+        return (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_atomic(self.summary_path, self._summary_bytes(summary))
+
+    async def write_summary_async(self, summary: dict[str, Any]) -> None:
+        await write_atomic_async(self.summary_path, self._summary_bytes(summary))
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """The summary, or None when it is missing or unreadable (a listing must not crash on one run)."""
+        try:
+            value = json.loads(self.summary_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def sweep_temp_files(self) -> int:
+        """Remove temp files left by a killed writer; only the process holding the run lock may."""
+        return sum(remove_stale_temp_files(d) for d in (self.path, self.checkpoints_dir, self.reports_dir))
+
+
+def _looks_like_run(path: Path) -> bool:
+    return path.is_dir() and ((path / "config.yaml").is_file() or (path / "summary.json").is_file())
+
+
+def _run_dirs(runs_dir: Path) -> list[Path]:
+    try:
+        entries = list(runs_dir.iterdir())
+    except OSError:
+        return []
+    return [p for p in entries if not p.name.startswith(".") and _looks_like_run(p)]
+
+
+def _created(run: RunDir, summary: dict[str, Any]) -> float:
+    value = summary.get("started_at", summary.get("created_at"))
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value).timestamp()
+    match = _ID_RE.match(run.run_id)
+    if match:
+        return time.mktime(time.strptime(match.group(1), _ID_TIME_FORMAT))
+    try:
+        return run.path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _program(run: RunDir, summary: dict[str, Any]) -> str:
+    value = summary.get("program")
+    if isinstance(value, dict):
+        value = value.get("name")
+    if isinstance(value, str) and value:
+        return value
+    match = _ID_RE.match(run.run_id)
+    return match.group(2) if match else ""
+
+
+def _parent(summary: dict[str, Any]) -> str | None:
+    value = summary.get("parent")
+    if isinstance(value, dict):
+        value = value.get("run_id")
+    return value if isinstance(value, str) and value else None
+
+
+def _listing(run: RunDir) -> RunListing:
+    summary = run.read_summary() or {}
+    status = summary.get("status")
+    cost = summary.get("cost_usd")
+    return RunListing(
+        run_id=run.run_id,
+        status=status if isinstance(status, str) else "unknown",
+        cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
+        created=_created(run, summary),
+        program=_program(run, summary),
+        parent=_parent(summary),
+        path=run.path,
+    )
+
+
+def list_runs(runs_dir: Path) -> list[RunListing]:
+    """Every run under ``runs_dir``, newest first; a damaged summary shows as status ``unknown``."""
+    listings = [_listing(RunDir(p)) for p in _run_dirs(Path(runs_dir))]
+    return sorted(listings, key=lambda r: (r.created, r.run_id), reverse=True)

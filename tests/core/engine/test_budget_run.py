@@ -1,0 +1,69 @@
+"""Caps on a real (simulated) run: the ledger stops agents before a cap is crossed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from core.control import RunStatus
+from core.engine.runner import resume_run, start_run
+from tests.core import programs
+
+
+async def run_config(config: Path, runs: Path) -> tuple:
+    orchestrator = await start_run(config, runs, simulate=True)
+    outcome = await orchestrator.run()
+    return orchestrator, outcome, json.loads((outcome.run_dir / "summary.json").read_text())
+
+
+async def test_a_quarter_budget_ends_budget_exhausted_under_the_cap_with_reports(tmp_path: Path) -> None:
+    config = programs.default_program_fast(tmp_path / "full")
+    _, full, full_summary = await run_config(config, tmp_path / "runs")
+    assert full.status is RunStatus.COMPLETED
+    cap = round(full_summary["cost_usd"] / 4, 4)
+
+    data = yaml.safe_load(config.read_text())
+    data["execution_settings"]["budget"]["max_cost_usd"] = cap
+    capped_config = programs.write(tmp_path / "capped", data)
+    _, outcome, summary = await run_config(capped_config, tmp_path / "runs")
+
+    assert outcome.status is RunStatus.BUDGET_EXHAUSTED and outcome.exit_code == 3
+    assert summary["status"] == "budget_exhausted"
+    assert 0 < summary["cost_usd"] <= cap
+    started = [a for a in summary["agents"] if a["turns"] > 0]
+    assert started, "work was done before the cap bound"
+    for agent in started:
+        report = outcome.run_dir / agent["report"]
+        assert report.exists() and len(report.read_text()) > 100, agent["id"]
+    journal = [json.loads(line) for line in (outcome.run_dir / "events.jsonl").read_text().splitlines()]
+    assert any(e["kind"] == "budget_cap_reached" for e in journal)
+    settled = sum(e["cost_usd"] for e in journal if e["kind"] == "turn_completed")
+    assert abs(settled - summary["cost_usd"]) < 0.01, "summary cost equals the sum of the turns' costs"
+
+    # Resumable with a raised cap: the same run continues and completes.
+    copy = outcome.run_dir / "config.yaml"
+    raised = yaml.safe_load(copy.read_text())
+    raised["execution_settings"]["budget"]["max_cost_usd"] = 100.0
+    copy.write_text(yaml.safe_dump(raised))
+    resumed = await resume_run(tmp_path / "runs", outcome.run_dir.name)
+    final = await resumed.run()
+    assert final.status is RunStatus.COMPLETED and final.run_dir == outcome.run_dir
+    after = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert after["cost_usd"] > summary["cost_usd"]
+    assert all(a["status"] == "completed" for a in after["agents"])
+
+
+async def test_the_default_programs_simulated_cost_falls_within_its_estimate(tmp_path: Path) -> None:
+    from core.budget.estimate import estimate
+    from core.budget.pricing import PriceTable
+    from core.config.loader import load_config
+
+    config_path = programs.default_program_fast(tmp_path)
+    config = load_config(config_path)
+    predicted = estimate(config, PriceTable.from_config(config.pricing))
+    _, outcome, summary = await run_config(config_path, tmp_path / "runs")
+    assert outcome.status is RunStatus.COMPLETED
+    assert predicted.usd.low <= summary["cost_usd"] <= predicted.usd.high
+    assert predicted.searches.low <= summary["searches"] <= predicted.searches.high

@@ -1,0 +1,144 @@
+"""SIGKILL a headless run at random moments, resume each time: nothing paid for is lost or redone.
+
+The simulator runs in its own process so it outlives every crash and sees every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.persistence.checkpoints import CheckpointStore
+from tests.core import programs
+
+ROOT = Path(__file__).resolve().parents[3]
+KILLS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stats(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/_simulator/stats", timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def simulator_process():
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.simulator",
+            "--port",
+            str(port),
+            "--seed",
+            "3",
+            "--latency-ms",
+            "120",
+            "--tokens-per-second",
+            "1500",
+            "--pause-turn-probability",
+            "0.2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            stats(url)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def conversation_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_loses_and_redoes_nothing(
+    tmp_path: Path, simulator_process: str
+) -> None:
+    data = programs.program(
+        [programs.agent(name) for name in ("north", "south", "east")],
+        [programs.agent("synthesis")],
+        max_turns=5,
+    )
+    config = programs.write(tmp_path, data)
+    runs = tmp_path / "runs"
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-crash-test", "ANTHROPIC_BASE_URL": simulator_process}
+    rng = random.Random(20261124)
+    kills: list[float] = []
+    command = [sys.executable, "-m", "core.cli", "run", str(config), "--headless", "--runs-dir", str(runs)]
+    finished = None
+    for attempt in range(KILLS + 40):
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        if len(kills) < KILLS:
+            try:
+                process.wait(timeout=rng.uniform(0.4, 2.0))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills.append(time.time())
+        else:
+            process.wait(timeout=180)
+        if process.returncode == 0:
+            finished = attempt
+            break
+        assert process.returncode == -signal.SIGKILL, process.stderr.read().decode() if process.stderr else ""
+        run_dirs = list(runs.iterdir()) if runs.exists() else []
+        if run_dirs:
+            command = [sys.executable, "-m", "core.cli", "resume", run_dirs[0].name, "--headless",
+                       "--runs-dir", str(runs)]  # fmt: skip
+    assert finished is not None and len(kills) >= KILLS
+
+    [run_dir] = list(runs.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert all(a["status"] == "completed" for a in summary["agents"])
+    infos = CheckpointStore(run_dir).list()
+    assert infos and all(info.status == "ok" for info in infos), [
+        i.problem for i in infos if i.status != "ok"
+    ]
+
+    # A completed response may be asked for again only if the crash came before it was saved.
+    saved_at: dict[str, list[float]] = {}
+    for info in infos:
+        first = CheckpointStore(run_dir).load(info.id).messages[0]["content"][0]["text"]
+        saved_at.setdefault(conversation_of(first), []).append(info.created_at)
+    completed: dict[str, float] = {}
+    records = stats(simulator_process)["recent"]
+    for record in records:
+        if record["status"] != 200 or not record.get("stop_reason"):
+            continue
+        body = record["body_sha256"]
+        if body in completed:
+            first_done = completed[body]
+            crash = min(k for k in kills if k > first_done)
+            saves = saved_at.get(record["conversation"], [])
+            assert not any(first_done <= t <= crash for t in saves), "a saved turn was sent to the API again"
+        else:
+            completed[body] = record["at"]

@@ -1,0 +1,153 @@
+"""Faults, rate limits and bad credentials on the simulator: retried, respected, or failed fast."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.control import RunStatus
+from core.engine.runner import start_run
+from core.engine.session import wire_messages
+from core.simulator import Simulator, SimulatorSettings
+from tests.core import programs
+
+FAULT_MATRIX = {
+    "rate_limit": 0.2,
+    "overloaded": 0.1,
+    "server_error": 0.05,
+    "stream_error": 0.05,
+    "disconnect": 0.05,
+}
+FAST_RETRY = {"retry": {"max_attempts": 12, "base_delay_s": 0.01, "max_delay_s": 0.05}}
+
+
+async def test_the_default_program_survives_the_fault_matrix(tmp_path: Path) -> None:
+    config = programs.default_program_fast(tmp_path)
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    data["execution_settings"].update(FAST_RETRY)
+    config = programs.write(tmp_path, data)
+    settings = SimulatorSettings(seed=11, faults=FAULT_MATRIX, retry_after_s=0.05)
+    async with Simulator(settings) as sim:
+        orchestrator = await start_run(config, tmp_path / "runs", simulate=True, base_url=sim.base_url)
+        outcome = await orchestrator.run()
+        injected = Counter(sim.stats.by_fault)
+
+    assert outcome.status is RunStatus.COMPLETED
+    run_dir = outcome.run_dir
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for agent in summary["agents"]:
+        assert agent["status"] == "completed" and (run_dir / agent["report"]).exists()
+    journal = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    retries = [e for e in journal if e["kind"] == "retry_scheduled"]
+    assert sum(injected.values()) >= 10, injected
+    assert len(retries) == sum(injected.values()), (Counter(e["error_kind"] for e in retries), injected)
+    assert sum(a["retries"] for a in summary["agents"]) == len(retries)
+    abandoned = [e for e in journal if e["kind"] == "attempt_abandoned"]
+    assert len(abandoned) == len(retries)
+    assert any(e["chars"] > 0 for e in abandoned), (
+        "a stream that broke off after text says how much was dropped"
+    )
+    for agent_id, state in orchestrator.states.items():
+        roles = [m["role"] for m in wire_messages(state.messages)]
+        assert all(a != b for a, b in itertools.pairwise(roles)), f"{agent_id}: a turn doubled"
+        assert state.api_turns == sum(
+            1 for e in journal if e["kind"] == "turn_completed" and e["agent_id"] == agent_id
+        )
+
+
+async def test_nobody_sends_before_a_429_retry_after_has_elapsed(tmp_path: Path) -> None:
+    data = programs.program(
+        [
+            programs.agent("first", brief="Go. [sim:fault=rate_limit]"),
+            *(programs.agent(f"peer{i}") for i in range(3)),
+        ],
+        max_turns=2,
+        simulator={"latency_ms": 50},
+        execution=FAST_RETRY,
+    )
+    config = programs.write(tmp_path, data)
+    async with Simulator(SimulatorSettings(seed=1, latency_ms=50, retry_after_s=0.6)) as sim:
+        orchestrator = await start_run(config, tmp_path / "runs", simulate=True, base_url=sim.base_url)
+        outcome = await orchestrator.run()
+        records = list(sim.stats.recent)
+    assert outcome.status is RunStatus.COMPLETED
+    limited = [r for r in records if r.status == 429]
+    assert limited
+    for record in limited:
+        answered = record.at  # the 429 reached the client: from now on everybody waits
+        sent_after = [r.received_at for r in records if r.received_at > answered]
+        assert sent_after and min(sent_after) >= answered + 0.6, (
+            "a request was sent inside the retry-after window"
+        )
+
+
+async def test_a_400_fails_that_agent_with_the_api_message(tmp_path: Path) -> None:
+    data = programs.program(
+        [programs.agent("broken", brief="Bad. [sim:fault=invalid_request]"), programs.agent("fine")],
+        max_turns=1,
+    )
+    config = programs.write(tmp_path, data)
+    orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
+    outcome = await orchestrator.run()
+    assert outcome.status is RunStatus.FAILED
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    statuses = {a["id"]: (a["status"], a["error"], a["retries"]) for a in summary["agents"]}
+    assert statuses["fine"][0] == "completed"
+    assert statuses["broken"][0] == "failed" and statuses["broken"][2] == 0
+    journal = (outcome.run_dir / "events.jsonl").read_text()
+    assert '"status_code": 400' in journal and "req_" in journal
+
+
+def test_401_fails_fast_naming_the_variable_and_no_file_holds_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    secret = "sk-ant-api03-THIS-IS-A-SECRET-KEY-0123456789"
+    settings = SimulatorSettings(seed=1, api_keys=["sk-ant-the-only-accepted-key"])
+    ready, done = threading.Event(), threading.Event()
+    holder: dict[str, object] = {}
+
+    def serve() -> None:
+        async def run() -> None:
+            async with Simulator(settings) as sim:
+                holder["url"], holder["stats"] = sim.base_url, sim.stats
+                ready.set()
+                await asyncio.to_thread(done.wait)
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", str(holder["url"]))
+    config = programs.write(
+        tmp_path, programs.program([programs.agent("a"), programs.agent("b")], max_turns=2)
+    )
+    runs = tmp_path / "runs"
+    try:
+        code = main(["run", str(config), "--headless", "--runs-dir", str(runs)])
+    finally:
+        done.set()
+        thread.join(10)
+    err = capsys.readouterr().err
+    assert code == 4
+    assert "ANTHROPIC_API_KEY" in err
+    assert holder["stats"].by_status[401] <= 2, "one attempt per agent in flight, no retries"  # type: ignore[attr-defined]
+    for path in runs.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"the key leaked into {path}"
+            assert oct(path.stat().st_mode & 0o777) == "0o600", path
+    for path in [runs, *[p for p in runs.rglob("*") if p.is_dir()]]:
+        assert oct(path.stat().st_mode & 0o777) == "0o700", path
+    assert os.environ["ANTHROPIC_API_KEY"] == secret

@@ -1,0 +1,154 @@
+"""The run directory contract: layout, private modes, finding runs, summaries and the runs list."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from core.persistence import atomic
+from core.persistence.atomic import DiskError
+from core.persistence.rundir import RunDir, RunRefError, list_runs, new_run_id, parent_record
+
+CONFIG = "program:\n  name: Sodium-ion 2026  # ünïcode stays byte-identical\n\r\n"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_run_ids_are_sortable_readable_and_distinct() -> None:
+    run_id = new_run_id("Sodium-ion 2026!", now=1_795_000_000)
+    assert re.fullmatch(r"\d{8}-\d{6}-sodium-ion-2026-[0-9a-f]{4}", run_id)
+    later = new_run_id("Sodium-ion 2026!", now=1_795_000_061)
+    assert later > run_id
+    assert len({new_run_id("x", now=0) for _ in range(50)}) > 40
+    assert new_run_id("***", now=0).split("-")[2] == "run"
+
+
+def test_create_lays_out_a_private_run_directory(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "runs", "r1", CONFIG)
+    assert run.path == tmp_path / "runs" / "r1"
+    assert run.config_copy_path.read_bytes() == CONFIG.encode()
+    assert _mode(run.config_copy_path) == 0o600
+    for directory in (tmp_path / "runs", run.path, run.checkpoints_dir, run.reports_dir):
+        assert directory.is_dir() and _mode(directory) == 0o700
+    assert run.summary_path == run.path / "summary.json"
+    assert run.events_path == run.path / "events.jsonl"
+    assert run.final_report_path == run.path / "report.md"
+    assert run.report_path("market") == run.path / "reports" / "market.md"
+    assert run.run_id == "r1"
+
+
+def test_create_copies_config_bytes_exactly(tmp_path: Path) -> None:
+    raw = b"program: {name: x}\n# \xff not even utf-8\n"
+    run = RunDir.create(tmp_path, "r1", raw)
+    assert run.config_copy_path.read_bytes() == raw
+
+
+def test_create_refuses_an_existing_run(tmp_path: Path) -> None:
+    RunDir.create(tmp_path, "r1", CONFIG)
+    with pytest.raises(DiskError):
+        RunDir.create(tmp_path, "r1", CONFIG)
+
+
+def test_create_on_a_read_only_runs_dir_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(DiskError, match="read-only file system"):
+        RunDir.create(tmp_path / "runs", "r1", CONFIG)
+
+
+def test_summary_round_trips_and_tolerates_damage(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, "r1", CONFIG)
+    assert run.read_summary() is None
+    run.write_summary({"run_id": "r1", "status": "running", "cost_usd": 1.5})
+    assert run.read_summary() == {"run_id": "r1", "status": "running", "cost_usd": 1.5}
+    assert _mode(run.summary_path) == 0o600
+    run.summary_path.write_bytes(b'{"run_id": "r1", "sta')
+    assert run.read_summary() is None
+    run.summary_path.write_bytes(b"[1, 2]")
+    assert run.read_summary() is None
+
+
+async def test_summary_async_write(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, "r1", CONFIG)
+    await run.write_summary_async({"status": "completed"})
+    assert run.read_summary() == {"status": "completed"}
+
+
+def test_summary_write_on_a_full_disk_names_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = RunDir.create(tmp_path, "20261124-100212-demo-3f2a", CONFIG)
+    run.write_summary({"status": "running"})
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m, pytest.raises(DiskError) as caught:
+        m.setattr(os, "write", full)
+        run.write_summary({"status": "completed"})
+    assert "resume 20261124-100212-demo-3f2a" in str(caught.value)
+    assert run.read_summary() == {"status": "running"}
+
+
+def test_open_by_id_prefix_or_path(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    first = RunDir.create(runs, "20261124-100212-alpha-aaaa", CONFIG)
+    RunDir.create(runs, "20261124-110000-beta-bbbb", CONFIG)
+    assert RunDir.open(runs, "20261124-100212-alpha-aaaa").path == first.path
+    assert RunDir.open(runs, "20261124-10").path == first.path
+    assert RunDir.open(tmp_path / "elsewhere", str(first.path)).path == first.path
+
+
+def test_open_explains_missing_and_ambiguous_refs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    RunDir.create(runs, "20261124-100212-alpha-aaaa", CONFIG)
+    RunDir.create(runs, "20261124-110000-beta-bbbb", CONFIG)
+    with pytest.raises(RunRefError, match=r"no run matches 'nope'.*research-orchestrator runs"):
+        RunDir.open(runs, "nope")
+    with pytest.raises(RunRefError, match="matches 2 runs"):
+        RunDir.open(runs, "2026")
+    with pytest.raises(RunRefError):
+        RunDir.open(tmp_path / "missing", "x")
+    with pytest.raises(RunRefError):
+        RunDir.open(runs, "")
+
+
+def test_list_runs_newest_first_with_status_cost_program_parent(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    old = RunDir.create(runs, "20261124-100212-alpha-aaaa", CONFIG)
+    old.write_summary({"run_id": old.run_id, "status": "completed", "cost_usd": 3.25, "program": "Alpha"})
+    fork = RunDir.create(runs, "20261125-090000-alpha-cccc", CONFIG)
+    fork.write_summary(
+        {"status": "running", "cost_usd": 1, "parent": parent_record(old.run_id, "000004-a-t002")}
+    )
+    broken = RunDir.create(runs, "20261124-120000-beta-bbbb", CONFIG)
+    broken.summary_path.write_text("{torn")
+    (runs / "not-a-run").mkdir()
+
+    listing = list_runs(runs)
+    assert [r.run_id for r in listing] == [fork.run_id, broken.run_id, old.run_id]
+    newest, damaged, oldest = listing
+    assert (oldest.status, oldest.cost_usd, oldest.program) == ("completed", 3.25, "Alpha")
+    assert oldest.parent is None
+    assert (newest.status, newest.cost_usd, newest.parent) == ("running", 1.0, old.run_id)
+    assert (damaged.status, damaged.program) == ("unknown", "beta")
+    assert newest.created > oldest.created
+
+
+def test_list_runs_of_a_missing_dir_is_empty(tmp_path: Path) -> None:
+    assert list_runs(tmp_path / "nothing") == []
+
+
+def test_sweep_removes_temp_files_left_by_a_kill(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, "r1", CONFIG)
+    (run.checkpoints_dir / ".000001-a-t001.json.abc.tmp").write_text("torn")
+    (run.path / ".summary.json.def.tmp").write_text("torn")
+    assert run.sweep_temp_files() == 2
+    assert atomic.remove_stale_temp_files(run.path) == 0

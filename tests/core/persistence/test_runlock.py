@@ -1,0 +1,88 @@
+"""One process owns a run; a second is refused clearly; a killed owner never blocks a resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.persistence.runlock import RunLock, RunLocked
+
+HOLD_LOCK = """
+import sys, time
+from core.persistence.runlock import RunLock
+lock = RunLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "20261124-100212-demo-3f2a"
+    path.mkdir()
+    return path
+
+
+def test_second_lock_in_the_same_process_is_refused_with_pid_and_time(run_dir: Path) -> None:
+    with RunLock(run_dir) as first:
+        assert first.held
+        with pytest.raises(RunLocked) as caught:
+            RunLock(run_dir).acquire()
+    message = str(caught.value)
+    assert message.startswith(
+        f"run {run_dir.name} is already open in another process (pid {os.getpid()} since "
+    )
+    assert message.endswith("); close it first")
+    assert caught.value.pid == os.getpid()
+    assert (run_dir / "run.lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_lock_is_free_again_after_release(run_dir: Path) -> None:
+    with RunLock(run_dir):
+        pass
+    with RunLock(run_dir) as again:
+        assert again.held
+    assert not again.held
+
+
+async def test_async_context_manager(run_dir: Path) -> None:
+    async with RunLock(run_dir):
+        with pytest.raises(RunLocked):
+            RunLock(run_dir).acquire()
+    async with RunLock(run_dir):
+        pass
+
+
+def test_another_process_is_refused_and_a_sigkilled_owner_leaves_no_stale_lock(run_dir: Path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    owner = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert owner.stdout is not None
+        assert owner.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLocked, match=f"pid {owner.pid} since"):
+            RunLock(run_dir).acquire()
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+    assert (run_dir / "run.lock").exists()  # the file stays; the kernel dropped the flock
+    with RunLock(run_dir) as resumed:
+        assert resumed.held
+
+
+def test_a_garbled_lock_file_still_gives_a_clear_refusal(run_dir: Path) -> None:
+    with RunLock(run_dir):
+        (run_dir / "run.lock").write_text("garbage")
+        with pytest.raises(RunLocked, match="pid unknown"):
+            RunLock(run_dir).acquire()
