@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.control import RunControl
+from tui.format import plural
 
 ControlFactory = Callable[[], Awaitable[RunControl]]
 
@@ -232,7 +233,10 @@ def estimate_text(config_path: Path) -> str:
     except ImportError:
         agents = config.agents()
         layers = len(config.layers)
-        return f"{config.program.name}: {len(agents)} agents in {layers} layers (no estimate available)"
+        return (
+            f"{config.program.name}: {plural(len(agents), 'agent')} in {plural(layers, 'layer')}"
+            " (no estimate available)"
+        )
     return str(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
 
 

@@ -56,6 +56,13 @@ def approx_duration(seconds: float) -> str:
     return f"~{hours} h {minutes} min"
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 search``, ``2 searches``, ``0 turns``: the count with the word in the right number."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {words or (word + 'es' if word.endswith(('s', 'sh', 'ch', 'x')) else word + 's')}"
+
+
 def clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 

@@ -61,12 +61,16 @@ class MainScreen(Screen[None]):
         Binding("enter", "focus_pane", "Focus", id="focus-pane"),
         Binding("f", "maximize_pane", "Maximize", id="maximize"),
         Binding("c", "checkpoints", "Checkpoints", id="checkpoints"),
+        Binding(
+            "l", "retry_log", "Log", id="retry-log", tooltip="Retries and errors: enter shows one in full"
+        ),
         Binding("r", "report", "Report", id="report"),
         Binding("t", "app.change_theme", "Theme", id="theme", show=False),
         Binding("o", "runs", "Runs", id="runs", show=False),
         Binding("question_mark", "app.help", "Help", id="help", key_display="?"),
         Binding("escape", "unfocus", "Back", show=False, id="unfocus"),
     ]
+    ESCAPE_TO_MINIMIZE = False  # esc is ``action_unfocus``: restore *and* give the keys back to the table
     MIN_PANE_HEIGHT = 8
     COUNTERS_INTERVAL = 0.25  # turns, searches and dollars in the table and pane borders
     EARLY_LIMIT = 2000  # items kept for an agent whose pane is not there yet
@@ -265,6 +269,12 @@ class MainScreen(Screen[None]):
                 return node.agent_id
             node = node.parent if isinstance(node.parent, Widget) else None
         return self.table.selected_agent
+
+    def action_retry_log(self) -> None:
+        if not self.retry_log.entries:
+            self.notify("No retries or errors so far.", severity="information")
+            return
+        self.retry_log.focus()
 
     @on(AgentTable.RowSelected)
     def _row_selected(self, _event: AgentTable.RowSelected) -> None:

@@ -19,7 +19,7 @@ from textual.widget import Widget
 
 from core.control import AgentStatus
 from tui.coalesce import Coalescer
-from tui.format import money
+from tui.format import money, plural
 from tui.state import AgentRow
 from tui.widgets.colors import style
 from tui.widgets.stream_view import StreamView
@@ -139,7 +139,7 @@ class AgentPane(Widget):
     def show_row(self, row: AgentRow) -> None:
         """Border and state class from ``row``; nothing is touched (or repainted) that did not change."""
         self.row = row
-        title = f"{row.agent_id} ▸ turn {row.turn} ─ {row.searches} searches ─ {money(row.cost_usd)}"
+        title = f"{row.agent_id} ▸ turn {row.turn} ─ {plural(row.searches, 'search')} ─ {money(row.cost_usd)}"
         if self.border_title != title:
             self.border_title = title
         self._status_word = _STATUS_WORDS.get(row.status, "")
@@ -155,7 +155,7 @@ class AgentPane(Widget):
         subtitle = self._status_word
         if self._behind:
             subtitle = f"{subtitle} · " if subtitle else ""
-            subtitle += f"↓ {self._behind} more lines (end: follow)"
+            subtitle += f"↓ {plural(self._behind, 'more line', 'more lines')} (end: follow)"
         if self.border_subtitle != subtitle:
             self.border_subtitle = subtitle
 

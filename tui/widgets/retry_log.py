@@ -1,52 +1,88 @@
-"""The retry and error log: every retry, API error, cap and disk error, newest last, bounded."""
+"""The retry and error log: every retry, API error, cap and disk error, newest last, bounded.
+
+Lines are kept as data (:class:`~tui.state.Incident`) and drawn as :class:`Content` whose styles are
+theme variables (``$warning``), so a theme switch recolours them and a resize re-wraps them; the
+option list renders at the current width. Enter (or a click) on a line opens its details, where
+the full request id can be copied.
+"""
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.widgets import RichLog
+from textual import on
+from textual.content import Content
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
 
-from tui.format import clock, short
+from tui.format import clock
+from tui.screens.incident import IncidentScreen
 from tui.state import Incident
-from tui.widgets.colors import style
 
 
-class RetryLog(RichLog):
+def describe_incident(incident: Incident) -> Content:
+    """One log entry: time, agent, status and kind, then the wait, full request id and message."""
+    role = "$error" if incident.fatal else "$warning"
+    parts: list[tuple[str, str] | str] = [
+        (clock(incident.at), "$text-muted"),
+        " ",
+        (incident.agent_id or "run", "$accent"),
+        " ",
+    ]
+    if incident.status_code is not None:
+        parts += [(str(incident.status_code), f"{role} bold"), " "]
+    parts.append((incident.kind, role))
+    if incident.attempt is not None:
+        parts.append(f" try {incident.attempt}")
+    details: list[str] = []
+    if incident.wait_s is not None:
+        details.append(f"wait {incident.wait_s:.1f} s")
+    if incident.request_id:
+        details.append(incident.request_id)
+    if incident.message and (incident.fatal or incident.attempt is None):
+        details.append(incident.message)
+    if details:
+        parts.append(("\n  " + "  ".join(details), "$text-muted"))
+    return Content.assemble(*parts)
+
+
+class RetryLog(OptionList):
     DEFAULT_CSS = """
     RetryLog { border: round $panel-lighten-2; border-title-color: $text; background: $surface;
-               scrollbar-size-vertical: 1; padding: 0 1; }
+               scrollbar-size-vertical: 1; padding: 0 0 0 1; }
+    RetryLog:focus { border: round $primary; }
+    RetryLog > .option-list--option-highlighted { background: $surface; text-style: none; }
+    RetryLog:focus > .option-list--option-highlighted { background: $block-cursor-blurred-background; }
     """
     MAX_LINES = 1000
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(
-            id=id, max_lines=self.MAX_LINES, wrap=True, markup=False, highlight=False, min_width=20
-        )
-        self.incidents = 0
+        super().__init__(id=id)
+        self.entries: list[Incident] = []
+
+    @property
+    def incidents(self) -> int:
+        return len(self.entries)
 
     def on_mount(self) -> None:
         self.border_title = "Retries and errors"
 
     def log_incident(self, incident: Incident) -> None:
-        self.incidents += 1
-        self.write(self.render_incident(incident))
+        following = self.highlighted is None or self.highlighted >= self.option_count - 1
+        self.entries.append(incident)
+        self.add_option(Option(describe_incident(incident)))
+        if self.option_count > self.MAX_LINES:
+            self.remove_option_at_index(0)
+            del self.entries[0]
+        if following:
+            self.highlighted = self.option_count - 1
+            self.scroll_end(animate=False)
 
-    def render_incident(self, incident: Incident) -> Text:
-        role = "error" if incident.fatal else "warning"
-        line = Text(no_wrap=False)
-        line.append(clock(incident.at) + " ", style="dim")
-        line.append(f"{short(incident.agent_id or 'run', 12)} ", style=style(self.app, "accent"))
-        if incident.status_code is not None:
-            line.append(f"{incident.status_code} ", style=style(self.app, role, bold=True))
-        line.append(incident.kind, style=style(self.app, role))
-        if incident.attempt is not None:
-            line.append(f" try {incident.attempt}")
-        details: list[str] = []
-        if incident.wait_s is not None:
-            details.append(f"wait {incident.wait_s:.1f} s")
-        if incident.request_id:
-            details.append(short(incident.request_id, 16))
-        if incident.message and (incident.fatal or incident.attempt is None):
-            details.append(incident.message)
-        if details:
-            line.append("\n  " + "  ".join(details), style="dim")
-        return line
+    def selected_incident(self) -> Incident | None:
+        index = self.highlighted
+        return self.entries[index] if index is not None and 0 <= index < len(self.entries) else None
+
+    @on(OptionList.OptionSelected)
+    def _show_details(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        incident = self.selected_incident()
+        if incident is not None:
+            self.app.push_screen(IncidentScreen(incident))

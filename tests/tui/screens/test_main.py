@@ -85,3 +85,47 @@ async def test_streaming_panes_flush_together_and_idle_panes_are_left_alone(
         assert {a: n for a, n in after.items() if a not in ("market", "chemistry")} == {
             a: n for a, n in before.items() if a not in ("market", "chemistry")
         }
+
+
+async def test_escape_after_maximise_gives_the_keys_back_to_the_agent_table(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        first = screen.table.selected_agent
+        await pilot.press("f")
+        assert screen.maximized is not None
+        await pilot.press("escape")
+        await pilot.pause()
+        assert screen.maximized is None
+        assert screen.table.has_focus
+        await pilot.press("down")
+        assert screen.table.selected_agent not in (None, first)
+
+
+async def test_lines_streamed_while_maximised_fit_the_restored_pane(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        pane = screen.panes["market"]
+        await pilot.press("f")
+        await pilot.pause(0.2)
+        wide = pane.content_region.width
+        for n in range(40):
+            screen.stream_text("market", f"streamed-while-wide word{n} ")
+        await pilot.pause(0.3)
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        narrow = pane.view.size.width
+        assert narrow < wide
+        shown = [pane.view.render_line(y).text.rstrip() for y in range(pane.view.size.height)]
+        assert all(len(line) <= narrow for line in shown)
+        assert any("word39" in line for line in shown)
+        assert not any(line.endswith("-") or line.startswith("wide") for line in shown), shown
