@@ -1,0 +1,338 @@
+"""The control channel: a run's owner answers JSON-lines requests on a Unix socket in the run directory.
+
+A Unix socket rather than a port: only the owner's user can reach it (mode 0600 inside the 0700
+run directory, and the peer's uid is checked on every connection), nothing is exposed to the
+network, and the kernel closes it when the owner dies, so an attached app learns at once.
+
+Requests are one JSON object per line, at most :data:`MAX_REQUEST_BYTES`::
+
+    {"op": "pause" | "resume" | "kill", "agent": ID}
+    {"op": "stop"}
+    {"op": "snapshot"}    -> {"ok": true, "op": "snapshot", "snapshot": {...}}
+    {"op": "watch"}       -> the snapshot reply, then {"journal": OFFSET} whenever events.jsonl grows
+
+Every reply has ``ok``; a refused request gets ``{"ok": false, "error": "..."}`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.control import RunControl
+
+logger = logging.getLogger(__name__)
+
+SOCKET_MODE = 0o600
+MAX_REQUEST_BYTES = 4096
+#: Replies carry a snapshot (every agent's figures and the tail of its stream): allow a few MiB.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+AGENT_OPS = frozenset({"pause", "resume", "kill"})
+RUN_OPS = frozenset({"stop", "snapshot", "watch"})
+_SUN_PATH_MAX = 107  # Linux's sun_path holds 108 bytes, the last one the terminating NUL
+
+Snapshot = Callable[[], dict[str, Any]]
+
+
+class ChannelError(Exception):
+    """The owner could not be reached, or answered something that is not the protocol."""
+
+
+class OwnerUnreachable(ChannelError):
+    """Nobody serves the run's socket (the owner has exited or died), or we may not open it."""
+
+
+class BadRequest(ValueError):
+    """A request the owner refuses without acting on it; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    op: str
+    agent: str | None = None
+
+
+def parse_request(line: bytes, agents: Collection[str]) -> Request:
+    """Validate one request line: JSON object, known op, only the keys that op takes, a real agent."""
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"not a JSON object: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest('a request is a JSON object such as {"op": "snapshot"}')
+    op = data.get("op")
+    if not isinstance(op, str) or op not in AGENT_OPS | RUN_OPS:
+        raise BadRequest(f"unknown op {op!r}; expected one of {', '.join(sorted(AGENT_OPS | RUN_OPS))}")
+    allowed = {"op", "agent"} if op in AGENT_OPS else {"op"}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise BadRequest(f"{op}: unexpected keys {', '.join(map(repr, extra))}")
+    if op not in AGENT_OPS:
+        return Request(op)
+    agent = data.get("agent")
+    if not isinstance(agent, str) or not agent:
+        raise BadRequest(f'{op}: "agent" must name an agent')
+    if agent not in agents:
+        raise BadRequest(f"{op}: no agent {agent!r} in this run")
+    return Request(op, agent)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+@contextlib.contextmanager
+def socket_address(path: Path) -> Iterator[str]:
+    """An address for ``path`` that fits in ``sun_path`` (long run directories go through /proc)."""
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    if not Path("/proc/self/fd").is_dir():
+        raise ChannelError(
+            f"the run directory's path is too long for a Unix socket ({path}); use a shorter --runs-dir"
+        )
+    try:
+        fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OwnerUnreachable(f"cannot open the run directory {path.parent}: {exc.strerror}") from exc
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+def peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The connecting process's uid (Linux ``SO_PEERCRED``), or None where the kernel cannot tell."""
+    sock = writer.get_extra_info("socket")
+    option = getattr(socket, "SO_PEERCRED", None)
+    if sock is None or option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return int(uid)
+
+
+class _Watcher:
+    """One attached front end: only the newest journal offset matters, so a slow one never queues."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.sent = offset
+        self.changed = asyncio.Event()
+
+    def advance(self, offset: int) -> None:
+        if offset > self.offset:
+            self.offset = offset
+            self.changed.set()
+
+
+class ControlChannel:
+    """Serves one run's control socket on the owner's event loop for the life of :meth:`serving`."""
+
+    def __init__(self, path: Path, control: RunControl, agents: Collection[str], snapshot: Snapshot) -> None:
+        self.path = Path(path)
+        self.control = control
+        self.agents = frozenset(agents)
+        self.snapshot = snapshot
+        self.allowed_uid: int | None = os.getuid()
+        self._watchers: dict[_Watcher, asyncio.Task[Any] | None] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
+
+    def journal_advanced(self, offset: int) -> None:
+        """The journal now holds ``offset`` bytes: tell every watcher (cheap; called inline)."""
+        for watcher in self._watchers:
+            watcher.advance(offset)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[ControlChannel]:
+        """Listen until the block ends, then close every connection and remove the socket.
+
+        Connections are tasks of a task group owned here. An exception from the block is re-raised
+        as it is (not wrapped in an ExceptionGroup) once the channel is shut.
+        """
+        failure: BaseException | None = None
+        async with asyncio.TaskGroup() as connections:
+            server = await self._listen(connections)
+            try:
+                yield self
+            except BaseException as exc:  # re-raised unchanged below, after the shutdown
+                failure = exc
+            finally:
+                await self._shut(server)
+        if failure is not None:
+            raise failure
+
+    async def _listen(self, connections: asyncio.TaskGroup) -> asyncio.Server:
+        # Only the lock holder gets here, so a socket file left by a dead owner is ours to replace.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = connections.create_task(self._serve(reader, writer), name="control-channel")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        with socket_address(self.path) as address:
+            server = await asyncio.start_unix_server(accept, path=address, limit=MAX_REQUEST_BYTES)
+        # The run directory is 0700, so nobody else could reach the socket before this chmod.
+        os.chmod(self.path, SOCKET_MODE)
+        return server
+
+    async def _shut(self, server: asyncio.Server) -> None:
+        self._closing.set()
+        server.close()
+        for watcher in self._watchers:
+            watcher.changed.set()  # each watcher sends its last offset and says goodbye
+        watching = {task for task in self._watchers.values() if task is not None}
+        if watching:
+            await asyncio.wait(watching, timeout=0.5)
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._converse(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the front end went away: nothing to answer
+        except Exception:  # a bug here must not take the run down with it
+            logger.exception("control channel: a connection failed")
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        uid = peer_uid(writer)
+        if self.allowed_uid is not None and uid is not None and uid != self.allowed_uid:
+            logger.warning("control channel: refused a connection from uid %s", uid)
+            await self._send(writer, {"ok": False, "error": f"unauthorised: uid {uid} does not own this run"})
+            return
+        while not self._closing.is_set():
+            try:
+                line = await reader.readline()
+            except ValueError:  # longer than the limit: the stream cannot be resynchronised
+                await self._send(
+                    writer, {"ok": False, "error": f"request longer than {MAX_REQUEST_BYTES} bytes"}
+                )
+                return
+            if not line:
+                return
+            try:
+                request = parse_request(line, self.agents)
+            except BadRequest as exc:
+                logger.info("control channel: bad request: %s", exc)
+                await self._send(writer, {"ok": False, "error": str(exc)})
+                continue
+            if request.op == "watch":
+                await self._watch(writer)
+                return
+            await self._send(writer, self.execute(request))
+
+    def execute(self, request: Request) -> dict[str, Any]:
+        """Act on a valid request; a refusal says why and acts on nothing."""
+        if request.op == "snapshot":
+            return {"ok": True, "op": "snapshot", "snapshot": self.snapshot()}
+        if request.op == "stop":
+            self.control.stop()
+            return {"ok": True, "op": "stop"}
+        agent = request.agent
+        assert agent is not None
+        act = {"pause": self.control.pause, "resume": self.control.resume, "kill": self.control.kill}
+        before = self.control.agent_status(agent)
+        if not act[request.op](agent):
+            return {"ok": False, "error": f"cannot {request.op} {agent}: it is {before.value}"}
+        return {"ok": True, "op": request.op, "agent": agent}
+
+    async def _watch(self, writer: asyncio.StreamWriter) -> None:
+        snapshot = self.snapshot()
+        watcher = _Watcher(int(snapshot.get("offset", 0)))
+        self._watchers[watcher] = asyncio.current_task()
+        try:
+            await self._send(writer, {"ok": True, "op": "watch", "snapshot": snapshot})
+            while True:
+                await watcher.changed.wait()
+                watcher.changed.clear()
+                if watcher.offset > watcher.sent:
+                    watcher.sent = watcher.offset
+                    await self._send(writer, {"journal": watcher.offset})
+                if self._closing.is_set():
+                    await self._send(writer, {"closed": True})
+                    return
+        finally:
+            self._watchers.pop(watcher, None)
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+        writer.write(encode(message))
+        await writer.drain()
+
+
+# --- the front end's side -----------------------------------------------------------------------
+
+
+async def connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open the run's socket, or raise :class:`OwnerUnreachable` saying why not."""
+    try:
+        with socket_address(path) as address:
+            return await asyncio.open_unix_connection(address, limit=MAX_REPLY_BYTES)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise OwnerUnreachable(f"no process serves {path} (the run's owner has exited)") from exc
+    except PermissionError as exc:
+        raise OwnerUnreachable(f"permission denied opening {path}: the run belongs to another user") from exc
+    except OSError as exc:
+        raise OwnerUnreachable(f"cannot open {path}: {exc.strerror or exc}") from exc
+
+
+async def read_message(reader: asyncio.StreamReader) -> dict[str, Any] | None:
+    """The next message from the owner, or None at the end of the stream."""
+    try:
+        line = await reader.readline()
+    except ValueError as exc:
+        raise ChannelError(f"the owner sent a line longer than {MAX_REPLY_BYTES} bytes") from exc
+    if not line:
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError as exc:
+        raise ChannelError(f"the owner sent something that is not JSON: {line[:80]!r}") from exc
+    if not isinstance(message, dict):
+        raise ChannelError(f"the owner sent a JSON {type(message).__name__}, not an object")
+    return message
+
+
+async def call(path: Path, request: dict[str, Any], *, answer_within: float = 5.0) -> dict[str, Any]:
+    """Send one request and return the owner's reply (``ok`` says whether it acted)."""
+    reader, writer = await connect(path)
+    try:
+        writer.write(encode(request))
+        async with asyncio.timeout(answer_within):
+            await writer.drain()
+            reply = await read_message(reader)
+    except (ConnectionError, TimeoutError) as exc:
+        raise OwnerUnreachable(f"the run's owner did not answer on {path}") from exc
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+    if reply is None:
+        raise OwnerUnreachable(f"the run's owner closed {path} without answering")
+    return reply
