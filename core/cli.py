@@ -1,7 +1,11 @@
-"""The ``research-orchestrator`` command line (DESIGN.md section 3).
+"""The ``research-orchestrator`` command line (DESIGN.md section 3): the parser and the headless commands.
 
 Exit codes: 0 completed; 2 invalid config or arguments; 3 stopped by a budget cap; 4 failed;
 130 interrupted. User errors print one clear message and never a traceback.
+
+``core`` never imports the terminal app: the console script (``tui.launch``) passes an ``open_app``
+callable; without one (``python -m core.cli``) the commands that open the app say to use ``--headless``.
+Each command imports only what it needs, so ``--help``, ``validate`` and ``runs`` start fast.
 """
 
 from __future__ import annotations
@@ -10,20 +14,37 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from core.control import EXIT_INVALID
 
 if TYPE_CHECKING:
     from core.engine.orchestrator import Orchestrator
 
+Factory = Callable[[], Awaitable["Orchestrator"]]
+
+
+class AppOpener(Protocol):
+    """Opens the terminal app and returns the exit code; given by the console script in ``tui``."""
+
+    def __call__(
+        self,
+        *,
+        runs_dir: Path,
+        config_path: Path | None = None,
+        control_factory: Factory | None = None,
+        simulate: bool | None = None,
+    ) -> int: ...
+
+
 DEFAULT_CONFIG = Path("research_config.yaml")
 DEFAULT_RUNS_DIR = Path("runs")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The whole command line; the simulator's options (and their imports) only when ``argv`` names it."""
     parser = argparse.ArgumentParser(
         prog="research-orchestrator",
         description="Run long, parallel, layered research programs on Claude. "
@@ -78,22 +99,25 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of research_config.yaml")
     runs_dir_option(schema)
 
-    from core.simulator.cli import add_cli_arguments
-
     simulator = commands.add_parser(
         "simulator",
         help="serve the offline Anthropic API simulator",
         description="Serve the Anthropic Messages API simulator on loopback. Point the SDK at it with "
         "ANTHROPIC_BASE_URL=http://HOST:PORT and any ANTHROPIC_API_KEY.",
     )
-    add_cli_arguments(simulator)
+    if "simulator" in argv:  # a subcommand is named exactly, so no other command needs these options
+        from core.simulator.cli import add_cli_arguments
+
+        add_cli_arguments(simulator)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None) -> int:
+    """Run one command; ``open_app`` opens the terminal app (absent, those commands exit 2)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(arguments).parse_args(arguments)
     try:
-        return _dispatch(args)
+        return _dispatch(args, open_app)
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # user-facing errors only; anything else is a bug worth a traceback
@@ -105,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _user_error(error: Exception) -> str | None:
+    if isinstance(error, AppUnavailable):
+        return str(error)
     from core.config.loader import ConfigError
     from core.engine.runner import SetupError
     from core.persistence.atomic import DiskError
@@ -118,10 +144,10 @@ def _user_error(error: Exception) -> str | None:
     return None
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
     command = args.command
     if command is None:
-        return _open_app(args.runs_dir, args.config)
+        return _app(open_app)(runs_dir=args.runs_dir, config_path=args.config)
     if command == "validate":
         from core.config.loader import validate_command
 
@@ -150,7 +176,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         load_config(args.config)  # invalid configs exit 2 before anything is created
         return _launch(
             lambda: start_run(args.config, args.runs_dir, simulate=args.simulate),
-            headless=args.headless,
+            open_app=None if args.headless else _app(open_app),
             runs_dir=args.runs_dir,
             simulate=args.simulate,
         )
@@ -161,20 +187,34 @@ def _dispatch(args: argparse.Namespace) -> int:
             lambda: resume_run(
                 args.runs_dir, args.run, checkpoint_id=args.checkpoint, simulate=args.simulate
             ),
-            headless=args.headless,
+            open_app=None if args.headless else _app(open_app),
             runs_dir=args.runs_dir,
         )
     raise AssertionError(command)
 
 
-Factory = Callable[[], Awaitable["Orchestrator"]]
+class AppUnavailable(Exception):
+    """A command that opens the terminal app was given where there is none (``python -m core.cli``)."""
+
+    def __str__(self) -> str:
+        return (
+            "the terminal app is opened by the research-orchestrator command; "
+            "here, add --headless (python -m core.cli run --headless ...)"
+        )
 
 
-def _launch(factory: Factory, *, headless: bool, runs_dir: Path, simulate: bool | None = None) -> int:
-    if not headless:
-        from tui.app import run_app
+def _app(open_app: AppOpener | None) -> AppOpener:
+    if open_app is None:
+        raise AppUnavailable
+    return open_app
 
-        return run_app(control_factory=factory, runs_dir=runs_dir, simulate=simulate)
+
+def _launch(
+    factory: Factory, *, open_app: AppOpener | None, runs_dir: Path, simulate: bool | None = None
+) -> int:
+    """The run in the app when ``open_app`` is given, else headless."""
+    if open_app is not None:
+        return open_app(control_factory=factory, runs_dir=runs_dir, simulate=simulate)
     return asyncio.run(_run_headless(factory))
 
 
@@ -193,12 +233,6 @@ async def _run_headless(factory: Factory) -> int:
     if outcome.message:
         print(outcome.message, file=sys.stderr)
     return outcome.exit_code
-
-
-def _open_app(runs_dir: Path, config: Path) -> int:
-    from tui.app import run_app
-
-    return run_app(runs_dir=runs_dir, config_path=config)
 
 
 def _estimate(config_path: Path) -> int:

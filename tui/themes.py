@@ -2,19 +2,22 @@
 
 A file holds Textual's ``Theme`` fields (``name``, ``primary``, ``background``, ``dark``, ...) and
 optional ``variables``; colours are validated here so a typo is reported by file, not as a crash.
+The repository's ``themes/`` folder ships as the package ``tui.builtin_themes`` (pyproject.toml) and
+is read through ``importlib.resources``, so it is found in an editable install and in a wheel alike.
 """
 
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import yaml
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-BUILTIN_THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
+BUILTIN_THEMES_DIR: Traversable = files("tui.builtin_themes")
 DEFAULT_THEME = "research-night"
 THEME_SUFFIXES = (".yaml", ".yml", ".toml")
 _COLOR_FIELDS = (
@@ -61,24 +64,25 @@ def parse_theme(data: Any, source: str) -> Theme:
     return Theme(**fields, variables={str(k): str(v) for k, v in variables.items()})
 
 
-def load_theme_file(path: Path) -> Theme:
+def load_theme_file(path: Traversable) -> Theme:
+    """A theme file (a path, or a resource of the installed package)."""
     try:
         text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if path.name.endswith(".toml") else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as error:
         raise ThemeFileError(f"{path.name}: {error}") from None
     return parse_theme(data, path.name)
 
 
-def load_themes(*directories: Path) -> tuple[list[Theme], list[str]]:
+def load_themes(*directories: Traversable) -> tuple[list[Theme], list[str]]:
     """Every theme in ``directories`` (later ones override earlier ones by name) and the errors."""
     themes: dict[str, Theme] = {}
     errors: list[str] = []
     for directory in directories:
         if not directory.is_dir():
             continue
-        for path in sorted(directory.iterdir()):
-            if path.suffix not in THEME_SUFFIXES:
+        for path in sorted(directory.iterdir(), key=lambda entry: entry.name):
+            if not path.name.endswith(THEME_SUFFIXES):
                 continue
             try:
                 theme = load_theme_file(path)

@@ -7,7 +7,6 @@ The YAML is composed into nodes first so that each key path can be traced back t
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import TextIO
 import yaml
 from pydantic import ValidationError
 
+from core.budget.pricing import has_default_price
 from core.config.messages import describe, plain_message, trim_loc
 from core.config.model import SKIP_REFERENCE_CHECK, AgentDefaults, Loc, ResearchConfig, reference_issues
 
@@ -55,8 +55,8 @@ class ConfigError(Exception):
 def load_config(path: str | Path, *, known_models: PriceKnown | None = None) -> ResearchConfig:
     """Read, parse and validate a config file; raise :class:`ConfigError` with every problem found.
 
-    ``known_models(model)`` says whether a model has a built-in price; by default the price table of
-    :mod:`core.budget.pricing` is asked (the check is skipped if that module is not available).
+    ``known_models(model)`` says whether a model has a built-in price; by default the shipped price
+    table of :mod:`core.budget.pricing` is asked.
     """
     source = str(path)
     file = Path(path)
@@ -252,9 +252,7 @@ def _price_issues(data: Mapping[str, object], known_models: PriceKnown | None) -
 
     A run with an unpriced model could not be held to its budget, so this is a config error.
     """
-    has_price = known_models or _default_price_lookup()
-    if has_price is None:
-        return []
+    has_price = known_models or has_default_price
     pricing = data.get("pricing")
     priced = pricing.get("models") if isinstance(pricing, Mapping) else None
     configured = set(priced) if isinstance(priced, Mapping) else set()
@@ -287,13 +285,3 @@ def _named_models(data: Mapping[str, object]) -> list[tuple[Loc, str]]:
             if isinstance(model, str):
                 named.append((("layers", li, "agents", ai, "model"), model))
     return named
-
-
-def _default_price_lookup() -> PriceKnown | None:
-    """``core.budget.pricing.has_default_price`` if that module provides it (it is developed separately)."""
-    try:
-        module = importlib.import_module("core.budget.pricing")
-    except ImportError:
-        return None
-    lookup = getattr(module, "has_default_price", None)
-    return lookup if callable(lookup) else None

@@ -29,12 +29,15 @@ import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from core.config.simulator import SimulatorSettings
-from core.simulator.server import SimulatorState, create_app
 from core.simulator.stats import SimulatorStats
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from core.simulator.server import SimulatorState
 
 __all__ = ["Simulator", "SimulatorSettings", "SimulatorStats", "run_standalone"]
 
@@ -54,7 +57,11 @@ class Simulator:
         self.settings = settings or SimulatorSettings()
         self.host = host
         self.port = port
-        self.state = SimulatorState(self.settings, clock=clock, record_bodies=record_bodies)
+        # The server (and aiohttp) loads when a simulator is made, not when the package is imported:
+        # the command line builds the simulator's options from this package without serving.
+        from core.simulator.server import SimulatorState
+
+        self.state: SimulatorState = SimulatorState(self.settings, clock=clock, record_bodies=record_bodies)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -68,6 +75,10 @@ class Simulator:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        from aiohttp import web
+
+        from core.simulator.server import create_app
+
         runner = web.AppRunner(create_app(self.state), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=4096, reuse_address=True)

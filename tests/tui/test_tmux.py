@@ -32,9 +32,9 @@ EXIT_INTERRUPTED = 130
 
 
 def run_command() -> list[str]:
-    """The README's ``research-orchestrator run`` (the venv's script), else ``python -m core.cli run``."""
+    """The README's ``research-orchestrator run`` (the venv's script), else ``python -m tui.launch run``."""
     script = Path(sys.executable).with_name("research-orchestrator")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "core.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "tui.launch"]
 
 
 def long_enough_program(tmp_path: Path) -> Path:

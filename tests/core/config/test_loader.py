@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import sys
 import textwrap
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.budget.pricing import SHIPPED_PRICES
 from core.config.loader import (
     ConfigError,
     ConfigIssue,
@@ -350,23 +349,15 @@ class TestPrices:
         config = load_config(write(tmp_path, text), known_models=lambda m: False)
         assert config.agent("final").model == "house-model"
 
-    def test_the_default_lookup_is_core_pricing(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        fake = types.ModuleType("core.budget.pricing")
-        fake.has_default_price = lambda model: model != "claude-sonnet-5"  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "core.budget.pricing", fake)
-        with pytest.raises(ConfigError, match="no price known for model 'claude-sonnet-5'"):
-            load_config(write(tmp_path, VALID))
-
-    def test_the_check_is_skipped_without_a_pricing_module(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setitem(sys.modules, "core.budget.pricing", None)  # makes the import fail
-        assert (
-            load_config(write(tmp_path, VALID + "defaults:\n  model: anything\n")).defaults.model
-            == "anything"
-        )
+    @given(model=st.sampled_from(sorted(SHIPPED_PRICES)) | st.from_regex(r"house-[a-z]{1,8}", fullmatch=True))
+    @settings(max_examples=25, deadline=None)
+    def test_the_default_lookup_is_the_shipped_price_table(self, model: str) -> None:
+        text = VALID + f"defaults:\n  model: {model}\n"
+        if model in SHIPPED_PRICES:
+            assert parse_config(text).defaults.model == model
+        else:
+            with pytest.raises(ConfigError, match=f"no price known for model '{model}'"):
+                parse_config(text)
 
 
 def test_parse_config_validates_text_with_a_named_source() -> None:

@@ -1,0 +1,1 @@
+"""The built-in themes, shipped inside the package as ``tui.builtin_themes`` (see pyproject.toml)."""
