@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from core.control import EXIT_INVALID
+from core.control import EXIT_INVALID, RunAlreadyComplete
 
 if TYPE_CHECKING:
     from core.engine.orchestrator import Orchestrator
@@ -120,6 +120,9 @@ def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None
         return _dispatch(args, open_app)
     except KeyboardInterrupt:
         return 130
+    except RunAlreadyComplete as done:
+        print(done)
+        return 0
     except Exception as error:  # user-facing errors only; anything else is a bug worth a traceback
         message = _user_error(error)
         if message is None:
@@ -252,9 +255,9 @@ def _list_runs(runs_dir: Path) -> int:
     if not runs:
         print(f"no runs in {runs_dir}")
         return 0
-    print(f"{'run':<48} {'status':<17} {'cost':>10}  parent")
+    print(f"{'run':<48} {'status':<17} {'cost':>10}  forked from")
     for run in runs:
-        parent = run.parent.get("run_id", "") if isinstance(run.parent, dict) else ""
+        parent = f"{run.parent} @ {run.parent_checkpoint}" if run.parent else ""
         print(f"{run.run_id:<48} {run.status:<17} {run.cost_usd:>10.4f}  {parent}")
     return 0
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from core.events import EventBus
+if TYPE_CHECKING:  # events.py imports the statuses from here
+    from core.events import EventBus
 
 
 class AgentStatus(StrEnum):
@@ -25,10 +26,17 @@ class AgentStatus(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     FAILED = "failed"
     KILLED = "killed"
+    WAITING_FOR_BUDGET = "waiting_for_budget"  # its call would fit once calls in flight settle
+    INTERRUPTED = "interrupted"  # the run stopped while it worked; it continues on resume
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_AGENT_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        """Started and not yet ended: it holds (or waits on) a live conversation."""
+        return self in ACTIVE_AGENT_STATUSES
 
 
 FINAL_AGENT_STATUSES = frozenset(
@@ -40,6 +48,24 @@ FINAL_AGENT_STATUSES = frozenset(
         AgentStatus.KILLED,
     }
 )
+ACTIVE_AGENT_STATUSES = frozenset(
+    {AgentStatus.RUNNING, AgentStatus.PAUSING, AgentStatus.PAUSED, AgentStatus.WAITING_FOR_BUDGET}
+)
+
+GLYPHS: dict[AgentStatus, str] = {
+    AgentStatus.PENDING: "○",
+    AgentStatus.RUNNING: "●",
+    AgentStatus.PAUSING: "‖",
+    AgentStatus.PAUSED: "‖",
+    AgentStatus.WAITING_FOR_BUDGET: "…",
+    AgentStatus.INTERRUPTED: "◌",
+    AgentStatus.COMPLETED: "✓",
+    AgentStatus.REFUSED: "⊘",
+    AgentStatus.BUDGET_EXHAUSTED: "$",
+    AgentStatus.FAILED: "✗",
+    AgentStatus.KILLED: "☠",
+}
+"""One glyph per status, for every front end (the table, the panes, the headless output)."""
 
 
 class RunStatus(StrEnum):
@@ -59,6 +85,10 @@ EXIT_CODES: dict[RunStatus, int] = {
     RunStatus.INTERRUPTED: 130,
 }
 EXIT_INVALID = 2
+
+
+class RunAlreadyComplete(Exception):
+    """``resume`` of a run that completed: nothing to do, and nothing is changed (exit code 0)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, cast
 
 from core.api.usage import TokenUsage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +39,45 @@ class Event:
         data = {"kind": self.kind, **{k: v for k, v in data.items() if v is not None}}
         return data
 
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Event:
+        """The event a journal line holds (``to_json`` inverted); ValueError for an unknown shape."""
+        kind = data.get("kind")
+        cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise ValueError(f"unknown event kind {kind!r}")
+        names = {f.name for f in fields(cls)}
+        values = {k: _from_json_value(k, v) for k, v in data.items() if k in names}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ValueError(f"malformed {kind} event: {exc}") from None
+
+
+def _from_json_value(name: str, value: Any) -> Any:
+    if name == "usage" and isinstance(value, dict):
+        return TokenUsage.from_dict(value)
+    if name == "seeds" and isinstance(value, dict):
+        return {k: AgentSeed(**v) for k, v in value.items() if isinstance(v, dict)}
+    if name == "agents" and isinstance(value, list):
+        return tuple(tuple(item) for item in value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSeed:
+    """An agent's figures when a run (re)starts: what a resumed or forked run already holds."""
+
+    status: str = "pending"
+    turns: int = 0
+    searches: int = 0
+    cost_usd: float = 0.0
+    retries: int = 0
+    report_path: str | None = None
+    error: str | None = None
+
 
 # --- run and layer ------------------------------------------------------------------------------
 
@@ -46,10 +88,12 @@ class RunStarted(Event):
     program: str
     run_dir: str
     agents: tuple[tuple[str, int, str], ...] = ()  # (agent id, layer, title)
-    statuses: dict[str, str] = field(default_factory=dict)  # agent id -> status (restored agents)
+    seeds: dict[str, AgentSeed] = field(default_factory=dict)  # agents with saved state
     parent: dict[str, str] | None = None
     resumed: bool = False
     simulated: bool = False
+    question: str = ""
+    started_at: float | None = None  # the run's first start (kept across resumes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +201,27 @@ class AgentResumed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AgentInterrupted(Event):
+    """The run stopped while this agent worked; its last completed turn is saved for a resume."""
+
+    kind: ClassVar[str] = "agent_interrupted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentBudgetWaitStarted(Event):
+    """The agent's next call does not fit the caps while others hold reservations: it waits."""
+
+    kind: ClassVar[str] = "agent_budget_wait_started"
+    cap: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentBudgetWaitEnded(Event):
+    kind: ClassVar[str] = "agent_budget_wait_ended"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentKilled(Event):
     kind: ClassVar[str] = "agent_killed"
     report_path: str | None = None
@@ -221,6 +286,13 @@ class ContextCompacted(Event):
     dropped_messages: int
     tokens_before: int
     tokens_after: int
+    cost_usd: float = 0.0  # the summarising call's dollars (settled like a turn)
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+    def to_json(self) -> dict[str, Any]:
+        data = Event.to_json(self)
+        data["usage"] = self.usage.to_dict()
+        return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,21 +339,48 @@ class DiskErrorRaised(Event):
     message: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriberFailed(Event):
+    """A listener of the bus (a widget, the journal, a display) raised; the agents go on."""
+
+    kind: ClassVar[str] = "subscriber_failed"
+    subscriber: str
+    message: str
+
+
+def _event_types() -> dict[str, type[Event]]:
+    # From the module's names, not ``__subclasses__``: ``slots=True`` replaces each class, and the
+    # discarded originals linger there.
+    return {
+        value.kind: value
+        for value in globals().values()
+        if isinstance(value, type) and issubclass(value, Event) and value is not Event
+    }
+
+
 # --- the bus ------------------------------------------------------------------------------------
 
 Handler = Callable[[Event], Awaitable[None] | None]
 BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
+ErrorReporter = Callable[[str, BaseException, Event | None], None]
+
+
 class Subscription:
     """One subscriber's private queue and the task that drains it."""
 
-    def __init__(self, handler: Handler | BatchHandler, name: str) -> None:
+    def __init__(self, handler: Handler | BatchHandler, name: str, on_error: ErrorReporter) -> None:
         self.name = name
         self._handler = handler
+        self._on_error = on_error
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._drain(), name=f"events:{name}")
         self.errors = 0
+
+    def _failed(self, error: BaseException, event: Event | None) -> None:
+        self.errors += 1
+        self._on_error(self.name, error, event)
 
     def put(self, event: Event | None) -> None:
         self._queue.put_nowait(event)
@@ -299,8 +398,8 @@ class Subscription:
                 result = cast(Handler, self._handler)(event)
                 if inspect.isawaitable(result):
                     await result
-            except Exception:  # a broken subscriber must not take the run down
-                self.errors += 1
+            except Exception as error:  # a broken subscriber must not take the run down
+                self._failed(error, event)
 
     async def close(self) -> None:
         self.put(None)
@@ -326,8 +425,8 @@ class BatchSubscription(Subscription):
             if batch:
                 try:
                     await handler(batch)
-                except Exception:  # a broken subscriber must not take the run down
-                    self.errors += 1
+                except Exception as error:  # a broken subscriber must not take the run down
+                    self._failed(error, batch[0])
 
 
 class EventBus:
@@ -335,32 +434,50 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
-        self._sync_listeners: list[Callable[[Event], None]] = []
+        self._sync_listeners: list[tuple[Callable[[Event], object], str]] = []
+        self.failures = 0
 
     def subscribe(self, handler: Handler, *, name: str = "subscriber") -> Subscription:
-        subscription = Subscription(handler, name)
+        subscription = Subscription(handler, name, self._report_failure)
         self._subscriptions.append(subscription)
         return subscription
 
     def subscribe_batches(self, handler: BatchHandler, *, name: str = "subscriber") -> Subscription:
         """Like :meth:`subscribe`, but the handler receives every event queued so far in one list."""
-        subscription = BatchSubscription(handler, name)
+        subscription = BatchSubscription(handler, name, self._report_failure)
         self._subscriptions.append(subscription)
         return subscription
 
-    def listen(self, listener: Callable[[Event], None]) -> None:
+    def listen(self, listener: Callable[[Event], object], *, name: str | None = None) -> None:
         """A cheap synchronous listener called inline (it must not block: e.g. ``post_message``)."""
-        self._sync_listeners.append(listener)
+        self._sync_listeners.append((listener, name or str(getattr(listener, "__qualname__", "listener"))))
 
     def publish(self, event: Event) -> None:
-        for listener in self._sync_listeners:
-            with contextlib.suppress(Exception):
+        for listener, name in self._sync_listeners:
+            try:
                 listener(event)
+            except Exception as error:  # one broken listener must not stop the agents or the others
+                self._report_failure(name, error, event)
         for subscription in self._subscriptions:
             subscription.put(event)
+
+    def _report_failure(self, name: str, error: BaseException, event: Event | None) -> None:
+        """Log a subscriber's failure with its traceback and publish it as an error event."""
+        self.failures += 1
+        kind = event.kind if event is not None else "?"
+        log.error("event subscriber %s failed on %s", name, kind, exc_info=error)
+        if event is None or isinstance(event, SubscriberFailed):
+            return  # never report a failure about a failure (no loop)
+        self.publish(
+            SubscriberFailed(run_id=event.run_id, subscriber=name, message=f"{type(error).__name__}: {error}")
+        )
 
     async def close(self) -> None:
         """Deliver everything already published, then stop the subscriber tasks."""
         for subscription in self._subscriptions:
             await subscription.close()
         self._subscriptions.clear()
+
+
+EVENT_TYPES: dict[str, type[Event]] = _event_types()
+"""Every event class by its ``kind``: how a journal line becomes an event again."""

@@ -3,115 +3,85 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from core.control import GLYPHS
 from core.events import (
     AgentFailed,
     AgentFinished,
-    AgentKilled,
-    AgentPaused,
+    AgentInterrupted,
     AgentStarted,
     ApiErrorRaised,
     BudgetCapReached,
-    BudgetUpdated,
     Event,
     RetryScheduled,
     RunFinished,
     RunStarted,
     SearchIssued,
+    SubscriberFailed,
     TextStreamed,
-    TurnCompleted,
 )
-
-GLYPHS = {
-    "pending": "○",
-    "running": "●",
-    "paused": "‖",
-    "completed": "✓",
-    "refused": "⊘",
-    "budget_exhausted": "$",
-    "failed": "✗",
-    "killed": "☠",
-}
-
-
-@dataclass(slots=True)
-class AgentLine:
-    agent_id: str
-    layer: int
-    status: str = "pending"
-    turns: int = 0
-    searches: int = 0
-    cost_usd: float = 0.0
-    retries: int = 0
-    activity: str = ""
+from core.view import RunView
 
 
 class HeadlessDisplay:
-    """Listens to the bus (inline, cheap) and renders a table per refresh, never per event."""
+    """Listens to the bus (inline, cheap) and renders a table per refresh, never per event.
+
+    The rows are the run's :class:`~core.view.RunView`, the same fold ``summary.json`` is written
+    from; only the "last activity" column (a display detail) is kept here.
+    """
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.lines: dict[str, AgentLine] = {}
-        self.title = ""
-        self.spent = 0.0
-        self.cap: float | None = None
-        self.searches = 0
+        self.view = RunView()
+        self.activity: dict[str, str] = {}
         self.started = time.monotonic()
         self._live: Live | None = None
 
     # --- event intake -----------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        agent = self.lines.get(event.agent_id or "")
+        self.view.apply(event)
+        agent = event.agent_id
         if isinstance(event, RunStarted):
-            self.title = f"{event.program} · {event.run_id}" + (" · SIMULATED" if event.simulated else "")
-            for agent_id, layer, _title in event.agents:
-                line = self.lines.setdefault(agent_id, AgentLine(agent_id, layer))
-                line.status = event.statuses.get(agent_id, line.status)
-            self._log(f"run {event.run_id} started in {event.run_dir}")
-        elif isinstance(event, BudgetUpdated):
-            self.spent, self.cap, self.searches = event.spent_usd, event.cap_usd, event.searches
-        elif agent is None:
+            verb = "resumed" if event.resumed else "started"
+            self._log(f"run {event.run_id} {verb} in {event.run_dir}")
+        elif isinstance(event, SubscriberFailed):
+            self._log(f"internal error in {event.subscriber}: {event.message}")
+        if agent is None:
+            if isinstance(event, RunFinished):
+                self._log(f"run finished: {event.status}, ${event.cost_usd:.4f}")
             return
-        elif isinstance(event, AgentStarted):
-            agent.status, agent.activity = "running", "started"
+        if isinstance(event, AgentStarted):
+            self.activity[agent] = "started"
         elif isinstance(event, TextStreamed):
-            agent.activity = ("…" + event.text.replace("\n", " ").strip())[-60:]
+            self.activity[agent] = ("…" + event.text.replace("\n", " ").strip())[-60:]
         elif isinstance(event, SearchIssued):
-            agent.activity = f'🔍 "{event.query}"'
-        elif isinstance(event, TurnCompleted):
-            agent.turns = event.turn or agent.turns
-            agent.searches += event.usage.web_search_requests
-            agent.cost_usd += event.cost_usd
+            self.activity[agent] = f'🔍 "{event.query}"'
         elif isinstance(event, RetryScheduled):
-            agent.retries += 1
             status = event.status_code or ""
-            agent.activity = f"retry {event.attempt}: {event.error_kind} {status} wait {event.wait_s:.1f}s"
+            self.activity[agent] = (
+                f"retry {event.attempt}: {event.error_kind} {status} wait {event.wait_s:.1f}s"
+            )
             self._log(
-                f"{agent.agent_id}: {event.error_kind} ({event.status_code}) {event.request_id or ''} "
+                f"{agent}: {event.error_kind} ({event.status_code}) {event.request_id or ''} "
                 f"attempt {event.attempt}, waiting {event.wait_s:.1f}s"
             )
         elif isinstance(event, ApiErrorRaised):
-            self._log(f"{agent.agent_id}: {event.error_kind} ({event.status_code}) {event.message}")
+            self._log(f"{agent}: {event.error_kind} ({event.status_code}) {event.message}")
         elif isinstance(event, BudgetCapReached):
-            self._log(f"{agent.agent_id}: budget cap reached ({event.cap})")
-        elif isinstance(event, AgentPaused):
-            agent.status = "paused"
+            self._log(f"{agent}: budget cap reached ({event.cap})")
         elif isinstance(event, AgentFinished):
-            agent.status = event.status
-            self._log(f"{agent.agent_id}: {event.status} after {event.turns} turns, ${event.cost_usd:.4f}")
+            row = self.view.agents[agent]
+            self._log(f"{agent}: {event.status} after {row.turn} turns, ${row.cost_usd:.4f}")
         elif isinstance(event, AgentFailed):
-            agent.status, agent.activity = "failed", event.error[:60]
-            self._log(f"{agent.agent_id}: failed: {event.error}")
-        elif isinstance(event, AgentKilled):
-            agent.status = "killed"
-        if isinstance(event, RunFinished):
-            self._log(f"run finished: {event.status}, ${event.cost_usd:.4f}")
+            self.activity[agent] = event.error[:60]
+            self._log(f"{agent}: failed: {event.error}")
+        elif isinstance(event, AgentInterrupted):
+            self._log(f"{agent}: interrupted (its last completed turn is saved)")
 
     def _log(self, line: str) -> None:
         if not self.console.is_terminal:
@@ -121,25 +91,27 @@ class HeadlessDisplay:
 
     def render(self) -> Table:
         elapsed = int(time.monotonic() - self.started)
-        cap = f" of ${self.cap:.2f}" if self.cap else ""
+        run, budget = self.view.run, self.view.budget
+        title = f"{run.program} · {run.run_id}" + (" · SIMULATED" if run.simulated else "")
+        cap = f" of ${budget.cap_usd:.2f}" if budget is not None and budget.cap_usd else ""
         table = Table(
-            title=f"{self.title}  {elapsed // 3600:02d}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}",
-            caption=f"${self.spent:.4f} spent{cap} · {self.searches} searches",
+            title=f"{title}  {elapsed // 3600:02d}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}",
+            caption=f"${self.view.spent_usd:.4f} spent{cap} · {self.view.searches} searches",
             expand=True,
         )
         for column in ("L", "agent", "status", "turn", "searches", "$", "retries"):
             table.add_column(column, no_wrap=True)
         table.add_column("last activity", overflow="ellipsis", no_wrap=True, ratio=1)
-        for line in self.lines.values():
+        for row in self.view.agents.values():
             table.add_row(
-                str(line.layer),
-                line.agent_id,
-                f"{GLYPHS.get(line.status, '?')} {line.status}",
-                str(line.turns),
-                str(line.searches),
-                f"{line.cost_usd:.4f}",
-                str(line.retries),
-                line.activity,
+                str(row.layer),
+                row.agent_id,
+                f"{GLYPHS[row.status]} {row.status.value}",
+                str(row.turn),
+                str(row.searches),
+                f"{row.cost_usd:.4f}",
+                str(row.retries),
+                row.note or self.activity.get(row.agent_id, ""),
             )
         return table
 

@@ -17,9 +17,9 @@ from textual.message_pump import MessagePump
 
 from core import events as ev
 from core.events import EventBus
+from core.view import RunView
 from tui import messages as msg
 from tui.format import count
-from tui.state import RunModel
 
 
 class StreamSink(Protocol):
@@ -34,10 +34,10 @@ class StreamSink(Protocol):
 
 class EventBridge:
     def __init__(
-        self, target: MessagePump, model: RunModel | None = None, *, sink: StreamSink | None = None
+        self, target: MessagePump, view: RunView | None = None, *, sink: StreamSink | None = None
     ) -> None:
         self.target = target
-        self.model = model or RunModel()
+        self.view = view or RunView()
         self.sink = sink
 
     def attach(self, bus: EventBus) -> None:
@@ -64,11 +64,11 @@ class EventBridge:
 
     def translate(self, event: ev.Event) -> list[Message]:
         out: list[Message] = []
-        change = self.model.apply(event)
+        change = self.view.apply(event)
         if change.run is not None:
             out.append(msg.RunInfoChanged(change.run))
         if change.all_rows:
-            out.append(msg.AgentsListed(tuple(self.model.agents.values())))
+            out.append(msg.AgentsListed(tuple(self.view.agents.values())))
         else:
             out.extend(msg.AgentRowChanged(row) for row in change.rows)
         if change.incident is not None:
@@ -81,9 +81,9 @@ class EventBridge:
         elif isinstance(event, ev.TurnCompleted) and event.agent_id:
             continues = event.stop_reason in ("pause_turn", "max_tokens")
             out.append(msg.AgentTurnEnded(event.agent_id, continues=continues))
-        elif isinstance(event, ev.BudgetUpdated):
-            out.append(msg.BudgetChanged(event))
-        elif isinstance(event, ev.LayerFinished):
+        if change.budget is not None:
+            out.append(msg.BudgetChanged(change.budget))
+        if isinstance(event, ev.LayerFinished):
             out.append(msg.LayerFinished(event.layer or 0))
         return out
 

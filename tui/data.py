@@ -29,6 +29,12 @@ class RunEntry:
     program: str
     parent: str | None
     path: Path
+    parent_checkpoint: str | None = None
+
+    @property
+    def forked_from(self) -> str:
+        """``RUN @ CHECKPOINT`` of a fork, else empty."""
+        return f"{self.parent} @ {self.parent_checkpoint or '?'}" if self.parent else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +89,9 @@ def list_runs(runs_dir: Path) -> list[RunEntry]:
     except ImportError:
         return []
     return [
-        RunEntry(r.run_id, r.status, r.cost_usd, r.created, r.program, _parent_id(r.parent), r.path)
+        RunEntry(r.run_id, r.status, r.cost_usd, r.created, r.program, r.parent, r.path, r.parent_checkpoint)
         for r in core_list_runs(runs_dir)
     ]
-
-
-def _parent_id(parent: Any) -> str | None:
-    if isinstance(parent, dict):
-        parent = parent.get("run_id")
-    return parent if isinstance(parent, str) and parent else None
 
 
 def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:

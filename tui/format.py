@@ -4,23 +4,6 @@ from __future__ import annotations
 
 import time
 
-from core.control import AgentStatus
-
-STATUS_GLYPHS: dict[AgentStatus, str] = {
-    AgentStatus.PENDING: "○",
-    AgentStatus.RUNNING: "●",
-    AgentStatus.PAUSING: "‖",
-    AgentStatus.PAUSED: "‖",
-    AgentStatus.COMPLETED: "✓",
-    AgentStatus.REFUSED: "✗",
-    AgentStatus.BUDGET_EXHAUSTED: "$",
-    AgentStatus.FAILED: "✗",
-    AgentStatus.KILLED: "☠",
-}
-
-#: Statuses whose agent has (or keeps) a live pane on the main screen.
-ACTIVE_STATUSES = frozenset({AgentStatus.RUNNING, AgentStatus.PAUSING, AgentStatus.PAUSED})
-
 
 def money(usd: float) -> str:
     return f"${usd:,.2f}"

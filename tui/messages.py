@@ -12,7 +12,7 @@ from textual.message import Message
 
 from core.control import RunOutcome
 from core.events import BudgetUpdated
-from tui.state import AgentRow, Incident, RunInfo
+from core.view import AgentRow, Incident, RunInfo
 
 
 @dataclass

@@ -1,18 +1,20 @@
 """Layers in order, the agents of a layer concurrently; the control API a front end drives.
 
 The orchestrator owns the run's shared pieces (client, ledger, retry gate, checkpoint store,
-event bus) and each agent's task. Control flows down through :meth:`pause`, :meth:`resume`,
-:meth:`kill` and :meth:`stop`; everything it learns goes up as events.
+event bus) and one :class:`~core.engine.agent.AgentHandle` per agent. Each layer is an
+:class:`asyncio.TaskGroup` of agent supervisors, so when :meth:`Orchestrator.run` returns, for
+any reason, no agent task is alive and nothing is written after ``run_finished``. Control flows
+down through :meth:`pause`, :meth:`resume`, :meth:`kill` and :meth:`stop`; everything it learns
+goes up as events, which its own :class:`~core.view.RunView` folds into ``summary.json``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from anthropic import AsyncAnthropic
 
@@ -21,19 +23,12 @@ from core.api.streaming import AgentContext
 from core.budget.ledger import BudgetLedger
 from core.config.model import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus, RunOutcome, RunStatus
-from core.engine.agent_control import AgentControl
+from core.engine.agent import AgentHandle, uncancellable
 from core.engine.session import AgentSession, SessionResult, SessionState
 from core.events import (
-    AgentFailed,
-    AgentFinished,
-    AgentKilled,
-    AgentPaused,
-    AgentPausing,
-    AgentResumed,
-    AgentStarted,
+    AgentSeed,
     CheckpointSaved,
     DiskErrorRaised,
-    Event,
     EventBus,
     LayerFinished,
     LayerStarted,
@@ -43,8 +38,15 @@ from core.events import (
 from core.persistence.atomic import DiskError, write_atomic_async
 from core.persistence.checkpoints import CheckpointStore
 from core.persistence.rundir import RunDir
-from core.persistence.summary import SummaryWriter
+from core.persistence.summary import RunFacts, SummaryWriter
 from core.reports.render import combine_reports
+from core.view import RunView
+
+log = logging.getLogger(__name__)
+
+
+class RunAborted(Exception):
+    """An agent's error ends the whole run (a rejected API key): its siblings are interrupted."""
 
 
 class Orchestrator:
@@ -62,6 +64,7 @@ class Orchestrator:
         restored: dict[str, SessionState] | None = None,
         parent: dict[str, str] | None = None,
         simulated: bool = False,
+        started_at: float | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
@@ -74,223 +77,234 @@ class Orchestrator:
         self.store = store
         self.parent = parent
         self.simulated = simulated
+        self.resumed = bool(restored)
+        self.started_at = started_at or time.time()
         self._on_close = on_close
         self.agents = config.agents()
-        self.states: dict[str, SessionState] = dict(restored or {})
-        self.statuses: dict[str, AgentStatus] = {
-            a.id: AgentStatus(self.states[a.id].status) if a.id in self.states else AgentStatus.PENDING
-            for a in self.agents
+        restored = restored or {}
+        self.handles = {
+            a.id: AgentHandle(a, self.run_id, self.bus.publish, restored.get(a.id)) for a in self.agents
         }
-        for agent_id, status in self.statuses.items():
-            # An agent stopped by a cap continues when the run is resumed (with a raised cap).
-            if not status.is_final or status is AgentStatus.BUDGET_EXHAUSTED:
-                self.statuses[agent_id] = AgentStatus.PENDING
-        self.reports: dict[str, Path] = {}
-        self.errors: dict[str, str] = {}
-        self.controls = {a.id: AgentControl() for a in self.agents}
-        self._tasks: dict[str, asyncio.Task[SessionResult]] = {}
+        self.view = RunView()
+        self.bus.listen(self.view.apply, name="run view")  # first: summary.json reads it
         self._stopping = False
-        self._abort: str | None = None
         self.policy = RetryPolicy(config.execution_settings.retry)
         self.gate = RequestGate(config.execution_settings.max_concurrent_agents)
-        self.started_at = time.time()
         self.current_layer = 0
-        self.summary = SummaryWriter(self)
-        self.bus.listen(self._track_pauses)
-        for agent in self.agents:
-            path = run_dir.reports_dir / f"{agent.id}.md"
-            if self.statuses[agent.id].is_final and path.exists():
-                self.reports[agent.id] = path
+        self.summary = SummaryWriter(run_dir, self.view, self._facts)
+        for handle in self.handles.values():
+            path = run_dir.report_path(handle.id)
+            if handle.status.is_final and path.exists():
+                handle.report_path = str(path)
 
     # --- control API ------------------------------------------------------------------------
 
     def agent_status(self, agent_id: str) -> AgentStatus:
-        return self.statuses[agent_id]
+        return self.handles[agent_id].status
 
     def pause(self, agent_id: str) -> bool:
-        status = self.statuses.get(agent_id)
-        if status not in (AgentStatus.RUNNING, AgentStatus.PENDING):
-            return False
-        self.controls[agent_id].pause()
-        if status is AgentStatus.RUNNING:
-            self.statuses[agent_id] = AgentStatus.PAUSING
-            self._publish_agent(AgentPausing, agent_id)
-        else:
-            self.statuses[agent_id] = AgentStatus.PAUSED
-        return True
+        handle = self.handles.get(agent_id)
+        return handle is not None and handle.pause()
 
     def resume(self, agent_id: str) -> bool:
-        status = self.statuses.get(agent_id)
-        if status not in (AgentStatus.PAUSING, AgentStatus.PAUSED):
-            return False
-        self.controls[agent_id].resume()
-        if agent_id in self._tasks:
-            self.statuses[agent_id] = AgentStatus.RUNNING
-            if status is AgentStatus.PAUSING:
-                self._publish_agent(AgentResumed, agent_id)
-        else:
-            self.statuses[agent_id] = AgentStatus.PENDING
-        return True
+        handle = self.handles.get(agent_id)
+        return handle is not None and handle.resume()
 
     def kill(self, agent_id: str) -> bool:
-        status = self.statuses.get(agent_id)
-        if status is None or status.is_final:
-            return False
-        control = self.controls[agent_id]
-        control.killed = True
-        control.resume()
-        task = self._tasks.get(agent_id)
-        if task is not None and not task.done():
-            task.cancel()
-        else:
-            self.statuses[agent_id] = AgentStatus.KILLED
-            self._publish_agent(AgentKilled, agent_id)
-        return True
+        handle = self.handles.get(agent_id)
+        return handle is not None and handle.kill()
 
     def stop(self) -> None:
         """Stop the whole run now: in-flight calls are cancelled; every completed turn is saved."""
         self._stopping = True
-        for task in self._tasks.values():
-            if not task.done():
-                task.cancel()
-
-    def _track_pauses(self, event: Event) -> None:
-        """Sessions announce when a pause takes hold (at a turn boundary) and when it lifts."""
-        if event.agent_id is None or event.agent_id not in self.statuses:
-            return
-        if isinstance(event, AgentPaused) and not self.statuses[event.agent_id].is_final:
-            self.statuses[event.agent_id] = AgentStatus.PAUSED
-        elif isinstance(event, AgentResumed) and self.statuses[event.agent_id] is AgentStatus.PAUSED:
-            self.statuses[event.agent_id] = AgentStatus.RUNNING
-
-    def _publish_agent(self, event_type: type[Any], agent_id: str, **fields: Any) -> None:
-        agent = self.config.agent(agent_id)
-        state = self.states.get(agent_id)
-        self.bus.publish(
-            event_type(
-                run_id=self.run_id,
-                agent_id=agent_id,
-                layer=agent.layer,
-                turn=state.api_turns if state else 0,
-                **fields,
-            )
-        )
+        for handle in self.handles.values():
+            handle.interrupt()
 
     # --- the run ----------------------------------------------------------------------------
+
+    def _seeds(self) -> dict[str, AgentSeed]:
+        """What a resumed or forked run already holds, per agent (dollars and searches as billed)."""
+        seeds: dict[str, AgentSeed] = {}
+        for handle in self.handles.values():
+            usage, cost = self.ledger.agent_usage(handle.id)
+            state = handle.state
+            if state is None and not cost:
+                continue
+            seeds[handle.id] = AgentSeed(
+                status=handle.status.value,
+                turns=state.api_turns if state else 0,
+                searches=usage.web_search_requests,
+                cost_usd=cost,
+                retries=state.retries if state else 0,
+                report_path=handle.report_path,
+            )
+        return seeds
 
     async def run(self) -> RunOutcome:
         self.bus.publish(
             RunStarted(
                 run_id=self.run_id,
                 program=self.config.program.name,
+                question=self.config.program.question,
                 run_dir=str(self.run_dir),
                 agents=tuple((a.id, a.layer, a.title) for a in self.agents),
-                statuses={agent_id: status.value for agent_id, status in self.statuses.items()},
+                seeds=self._seeds(),
                 parent=self.parent,
-                resumed=bool(self.states),
+                resumed=self.resumed,
                 simulated=self.simulated,
+                started_at=self.started_at,
             )
         )
         self.bus.publish(self.ledger.to_event(self.run_id))
-        status = RunStatus.COMPLETED
-        message: str | None = None
+        status: RunStatus = RunStatus.FAILED
+        message: str | None = "the run ended unexpectedly"
+        cancelled = False
         try:
             await self._write_missing_reports()
             await self.summary.write(RunStatus.RUNNING)
+            status, message = await self._run_layers()
+        except asyncio.CancelledError:
+            cancelled = True
+            status, message = RunStatus.INTERRUPTED, self._interrupted_message("interrupted")
+        except DiskError as error:
+            status, message = RunStatus.FAILED, self._disk_failed(error)
+        except BaseException:
+            log.exception("run %s failed", self.run_id)
+            raise
+        finally:
+            await self._finish(status, message)
+        if cancelled:
+            raise asyncio.CancelledError
+        return RunOutcome(
+            status=status, run_dir=self.run_dir, cost_usd=self.ledger.spent_usd, message=message
+        )
+
+    async def _run_layers(self) -> tuple[RunStatus, str | None]:
+        failure: str | None = None
+        try:
             for number in range(1, len(self.config.layers) + 1):
+                if self._stopping:
+                    break
                 self.current_layer = number
                 await self._run_layer(number)
-                if self._stopping or self._abort:
-                    break
-            status, message = self._final_status()
-            if (status is not RunStatus.INTERRUPTED and status is not RunStatus.FAILED) or self.reports:
-                await self._write_final_report()
-        except DiskError as error:
-            status, message = RunStatus.FAILED, str(error)
-            self.bus.publish(DiskErrorRaised(run_id=self.run_id, path=str(error.path), message=str(error)))
-        except asyncio.CancelledError:
-            status, message = (
-                RunStatus.INTERRUPTED,
-                f"interrupted: state saved; resume with `research-orchestrator resume {self.run_id}`",
-            )
-            self.stop()
-        finally:
-            await self._cancel_all()
-        with contextlib.suppress(DiskError):
+        except* RunAborted as group:
+            failure = str(group.exceptions[0])
+        except* DiskError as group:
+            error = group.exceptions[0]
+            assert isinstance(error, DiskError)
+            failure = self._disk_failed(error)
+        if failure is not None:
+            return RunStatus.FAILED, failure
+        status, message = self._final_status()
+        if status is not RunStatus.INTERRUPTED or any(h.report_path for h in self.handles.values()):
+            await self._write_final_report()
+        return status, message
+
+    def _disk_failed(self, error: DiskError) -> str:
+        self.bus.publish(DiskErrorRaised(run_id=self.run_id, path=str(error.path), message=str(error)))
+        return str(error)
+
+    def _interrupted_message(self, verb: str) -> str:
+        saved = self.store is not None and self.config.execution_settings.checkpoints.enabled
+        if saved:
+            return f"{verb}: state saved; resume with `research-orchestrator resume {self.run_id}`"
+        return f"{verb}: checkpoints are disabled for this run, so its progress was not saved"
+
+    async def _finish(self, status: RunStatus, message: str | None) -> None:
+        """The run's last writes and its last event; no agent task is alive by now."""
+        try:
             await self.summary.write(status)
-        outcome = RunOutcome(
-            status=status, run_dir=self.run_dir, cost_usd=self.ledger.snapshot().spent_usd, message=message
-        )
+        except DiskError as error:
+            log.error("could not write the final summary: %s", error)
+        report = self.run_dir_ref.final_report_path
         self.bus.publish(
             RunFinished(
                 run_id=self.run_id,
                 status=status.value,
-                cost_usd=outcome.cost_usd,
+                cost_usd=self.ledger.spent_usd,
                 message=message,
-                report_path=str(self.run_dir_ref.final_report_path)
-                if self.run_dir_ref.final_report_path.exists()
-                else None,
+                report_path=str(report) if report.exists() else None,
             )
         )
         await self.bus.close()
         if self._on_close is not None:
             await self._on_close()
-        return outcome
 
     def _final_status(self) -> tuple[RunStatus, str | None]:
-        if self._abort:
-            return RunStatus.FAILED, self._abort
         if self._stopping:
-            return (
-                RunStatus.INTERRUPTED,
-                f"stopped: state saved; resume with `research-orchestrator resume {self.run_id}`",
-            )
-        statuses = set(self.statuses.values())
+            return RunStatus.INTERRUPTED, self._interrupted_message("stopped")
+        statuses = {h.status for h in self.handles.values()}
         if AgentStatus.BUDGET_EXHAUSTED in statuses:
             return RunStatus.BUDGET_EXHAUSTED, "a budget cap was reached: partial results saved"
         if AgentStatus.FAILED in statuses:
-            failed = [a for a, s in self.statuses.items() if s is AgentStatus.FAILED]
+            failed = [h.id for h in self.handles.values() if h.status is AgentStatus.FAILED]
             return RunStatus.FAILED, f"agents failed: {', '.join(failed)}"
-        if AgentStatus.KILLED in statuses and self.statuses[self.agents[-1].id] is AgentStatus.KILLED:
+        if self.handles[self.agents[-1].id].status is AgentStatus.KILLED:
             return RunStatus.KILLED, "the final agent was killed"
         return RunStatus.COMPLETED, None
 
     async def _run_layer(self, number: int) -> None:
-        members = [a for a in self.agents if a.layer == number]
-        todo = [a for a in members if not self.statuses[a.id].is_final]
+        members = [h for h in self.handles.values() if h.agent.layer == number]
         self.bus.publish(
-            LayerStarted(run_id=self.run_id, layer=number, agent_ids=tuple(a.id for a in members))
+            LayerStarted(run_id=self.run_id, layer=number, agent_ids=tuple(h.id for h in members))
         )
-        limit = asyncio.Semaphore(self.config.execution_settings.max_concurrent_agents)
-
-        async def guarded(agent: ResolvedAgent) -> None:
-            async with limit:
-                if self._stopping or self._abort:
-                    return
-                await self._run_agent(agent)
-
-        await asyncio.gather(*(guarded(a) for a in todo))
+        slots = asyncio.Semaphore(self.config.execution_settings.max_concurrent_agents)
+        async with asyncio.TaskGroup() as group:
+            for handle in members:
+                if not handle.status.is_final:
+                    handle.supervisor = group.create_task(
+                        self._supervise(handle, slots), name=f"supervise:{handle.id}"
+                    )
         self.bus.publish(
             LayerFinished(
                 run_id=self.run_id,
                 layer=number,
-                statuses={a.id: self.statuses[a.id].value for a in members},
+                statuses={h.id: h.status.value for h in members},
             )
         )
 
+    async def _supervise(self, handle: AgentHandle, slots: asyncio.Semaphore) -> None:
+        """One agent from its slot to its report; a fatal error aborts the run (the group)."""
+        await handle.wait_until_unpaused()
+        async with slots:
+            if handle.kill_requested:
+                return
+            session = self._session(
+                handle.agent, handle.state, handle, await self._prior_reports(handle.agent)
+            )
+            handle.state = session.state
+            task = await handle.drive(self._drive(session), title=handle.agent.title)
+            result = session.killed() if task.cancelled() else task.result()
+        await uncancellable(self._conclude(handle, result))
+        if result.fatal_for_run:
+            raise RunAborted(result.error or "the API refused the run")
+
+    async def _drive(self, session: AgentSession) -> SessionResult:
+        """Run a session, turning API errors into a failed agent (or an aborted run for a 401)."""
+        try:
+            return await session.run()
+        except (NonRetryableError, RetriesExhausted) as error:
+            return session.fail(error.info)
+
     async def _write_missing_reports(self) -> None:
         """A forked run starts without the report files of agents finished before the fork."""
-        for agent in self.agents:
-            state = self.states.get(agent.id)
-            if state is None or not self.statuses[agent.id].is_final or agent.id in self.reports:
+        for handle in self.handles.values():
+            state = handle.state
+            if state is None or not handle.status.is_final or handle.report_path:
                 continue
-            session = self._session(agent, state)
-            partial = self.statuses[agent.id] is not AgentStatus.COMPLETED
-            path = self.run_dir_ref.reports_dir / f"{agent.id}.md"
+            session = self._session(handle.agent, state, handle, {})
+            partial = handle.status is not AgentStatus.COMPLETED
+            path = self.run_dir_ref.report_path(handle.id)
             await write_atomic_async(path, session.report(partial=partial).encode("utf-8"))
-            self.reports[agent.id] = path
+            handle.report_path = str(path)
 
-    def _session(self, agent: ResolvedAgent, state: SessionState | None) -> AgentSession:
+    def _session(
+        self,
+        agent: ResolvedAgent,
+        state: SessionState | None,
+        handle: AgentHandle,
+        prior_reports: dict[str, str],
+    ) -> AgentSession:
         return AgentSession(
             agent=agent,
             config=self.config,
@@ -299,81 +313,38 @@ class Orchestrator:
             ledger=self.ledger,
             policy=self.policy,
             gate=self.gate,
-            control=self.controls[agent.id],
-            prior_reports=self._prior_reports(agent),
+            control=handle,
+            prior_reports=prior_reports,
             save=self._save_checkpoint,
             state=state,
             context_window=self.ledger.prices.context_window(agent.model),
         )
 
-    def _prior_reports(self, agent: ResolvedAgent) -> dict[str, str]:
-        reports = {}
-        for agent_id in agent.reads:
-            path = self.reports.get(agent_id)
-            if path is not None and path.exists():
-                reports[agent_id] = path.read_text(encoding="utf-8")
-        return reports
+    async def _prior_reports(self, agent: ResolvedAgent) -> dict[str, str]:
+        paths = {
+            agent_id: Path(path)
+            for agent_id in agent.reads
+            if (path := self.handles[agent_id].report_path) is not None
+        }
 
-    async def _run_agent(self, agent: ResolvedAgent) -> None:
-        control = self.controls[agent.id]
-        if control.killed:
-            return
-        session = self._session(agent, self.states.get(agent.id))
-        context = session.context
-        self.states[agent.id] = session.state
-        if self.statuses[agent.id] is not AgentStatus.PAUSED:
-            self.statuses[agent.id] = AgentStatus.RUNNING
-        context.publish(
-            AgentStarted,
-            turn=session.state.api_turns,
-            title=agent.title,
-            resumed_from_turn=session.state.api_turns,
-        )
-        task = asyncio.get_running_loop().create_task(self._drive(session), name=f"agent:{agent.id}")
-        self._tasks[agent.id] = task
-        try:
-            result = await task
-        except asyncio.CancelledError:
-            if self._stopping:
-                return  # interrupted: the last completed turn is saved; the agent resumes later
-            raise
-        finally:
-            self._tasks.pop(agent.id, None)
-        await self._conclude(agent, session, result)
+        def read() -> dict[str, str]:
+            return {a: p.read_text(encoding="utf-8") for a, p in paths.items() if p.exists()}
 
-    async def _drive(self, session: AgentSession) -> SessionResult:
-        """Run a session, turning API errors into a failed agent (or an aborted run for a 401)."""
-        try:
-            return await session.run()
-        except (NonRetryableError, RetriesExhausted) as error:
-            info = error.info
-            if info.fatal_for_run:
-                self._abort = info.message
-                self.stop()
-            return session.fail(info)
+        return await asyncio.to_thread(read)
 
-    async def _conclude(self, agent: ResolvedAgent, session: AgentSession, result: SessionResult) -> None:
-        path = self.run_dir_ref.reports_dir / f"{agent.id}.md"
+    async def _conclude(self, handle: AgentHandle, result: SessionResult) -> None:
+        """Write the agent's report and final checkpoint, then announce how it ended."""
+        path = self.run_dir_ref.report_path(handle.id)
         await write_atomic_async(path, result.report.encode("utf-8"))
-        self.reports[agent.id] = path
-        self.statuses[agent.id] = result.status
-        state = result.state
-        await self._save_checkpoint(agent, state)
+        handle.state = result.state
+        await self._save_checkpoint(handle.agent, result.state)
         if result.status is AgentStatus.KILLED:
-            self._publish_agent(AgentKilled, agent.id, report_path=str(path))
+            handle.killed(str(path))
         elif result.status is AgentStatus.FAILED:
-            self.errors[agent.id] = result.error or "failed"
-            self._publish_agent(AgentFailed, agent.id, error=result.error or "failed", report_path=str(path))
+            handle.failed(result.error or "failed", str(path))
         else:
-            self._publish_agent(
-                AgentFinished,
-                agent.id,
-                status=result.status.value,
-                report_path=str(path),
-                turns=state.api_turns,
-                searches=state.searches,
-                cost_usd=state.cost_usd,
-            )
+            usage, cost = self.ledger.agent_usage(handle.id)
+            handle.finished(result.status, str(path), cost_usd=cost, searches=usage.web_search_requests)
         await self.summary.write(RunStatus.RUNNING)
 
     async def _save_checkpoint(self, agent: ResolvedAgent, state: SessionState) -> None:
@@ -406,19 +377,34 @@ class Orchestrator:
 
     async def _write_final_report(self) -> None:
         last_layer = len(self.config.layers)
-        finals = {
-            a.id: self.reports[a.id].read_text(encoding="utf-8")
-            for a in self.agents
-            if a.layer == last_layer and a.id in self.reports
+        paths = {
+            h.id: Path(h.report_path)
+            for h in self.handles.values()
+            if h.agent.layer == last_layer and h.report_path is not None
         }
-        if finals:
-            text = combine_reports(self.config.program.name, self.config.program.question, finals)
-            await write_atomic_async(self.run_dir_ref.final_report_path, text.encode("utf-8"))
+        if not paths:
+            return
+        finals = await asyncio.to_thread(lambda: {a: p.read_text(encoding="utf-8") for a, p in paths.items()})
+        text = combine_reports(self.config.program.name, self.config.program.question, finals)
+        await write_atomic_async(self.run_dir_ref.final_report_path, text.encode("utf-8"))
 
-    async def _cancel_all(self) -> None:
-        tasks = [t for t in self._tasks.values() if not t.done()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    # --- summary.json -----------------------------------------------------------------------
+
+    def _facts(self) -> RunFacts:
+        """The run-level facts the view does not fold: the config's shape, ledger totals and caps."""
+        snapshot = self.ledger.snapshot()
+        return RunFacts(
+            program=self.config.program.name,
+            simulated=self.simulated,
+            started_at=self.started_at,
+            layers=len(self.config.layers),
+            current_layer=self.current_layer,
+            usage=snapshot.usage,
+            caps={
+                "cap_usd": snapshot.cap_usd,
+                "search_cap": snapshot.search_cap,
+                "token_cap": snapshot.token_cap,
+            },
+            parent=self.parent,
+            models={a.id: a.model for a in self.agents},
+        )

@@ -18,6 +18,7 @@ from core.budget.ledger import BudgetLedger
 from core.budget.pricing import PriceTable
 from core.config.loader import load_config
 from core.config.model import ResearchConfig
+from core.control import RunAlreadyComplete
 from core.engine.orchestrator import Orchestrator
 from core.engine.session import SessionState
 from core.events import EventBus
@@ -75,6 +76,7 @@ async def _assemble(
     ledger_state: dict[str, object] | None = None,
     parent: dict[str, str] | None = None,
     base_url: str | None = None,
+    started_at: float | None = None,
 ) -> Orchestrator:
     lock = RunLock(run_dir.path)
     lock.acquire()
@@ -108,6 +110,7 @@ async def _assemble(
         restored=restored,
         parent=parent,
         simulated=simulate,
+        started_at=started_at,
         on_close=close,
     )
 
@@ -142,10 +145,15 @@ async def resume_run(
     source = RunDir.open(runs_dir, run_ref)
     config = load_config(source.config_copy_path)
     summary = source.read_summary() or {}
+    if checkpoint_id is None and summary.get("status") == "completed":
+        report = source.final_report_path
+        where = f"; its report is {report}" if report.exists() else ""
+        raise RunAlreadyComplete(f"run {source.run_id} is already complete{where}")
     if simulate is None:
         simulate = bool(summary.get("simulated", False))
+    started = summary.get("started_at")
     store = CheckpointStore(source.path)
-    infos = store.list()
+    infos = await asyncio.to_thread(store.list)
     good = [i for i in infos if i.status == "ok"]
     target = source
     parent = summary.get("parent")
@@ -164,10 +172,11 @@ async def resume_run(
             )
             # No lock on the source: checkpoints are immutable once written and written atomically,
             # so copying a prefix is safe even while the source runs, and the source stays untouched.
-            store.fork_into(checkpoint_id, target.path)
+            await asyncio.to_thread(store.fork_into, checkpoint_id, target.path)
             parent = parent_record(source.run_id, checkpoint_id)
+            started = None  # a fork is a new run
         upto = picked.seq
-    point = CheckpointStore(target.path).restore_point(upto)
+    point = await asyncio.to_thread(CheckpointStore(target.path).restore_point, upto)
     restored: dict[str, SessionState] = {}
     for agent_id, checkpoint in point.agents.items():
         restored[agent_id] = SessionState.restore(checkpoint.messages, checkpoint.agent_state)
@@ -184,6 +193,7 @@ async def resume_run(
         ledger_state=point.ledger_state,
         parent=parent,
         base_url=base_url,
+        started_at=float(started) if isinstance(started, int | float) else None,
     )
 
 

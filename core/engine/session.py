@@ -8,11 +8,10 @@ lost and a resumed agent continues from its last completed call.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from anthropic import AsyncAnthropic
 
@@ -30,7 +29,6 @@ from core.api.usage import TokenUsage
 from core.budget.ledger import BudgetExhausted, BudgetLedger, Reservation
 from core.config.model import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus
-from core.engine.agent_control import AgentControl
 from core.engine.compaction import (
     SizeCache,
     compacted,
@@ -41,8 +39,6 @@ from core.engine.compaction import (
 )
 from core.engine.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.events import (
-    AgentPaused,
-    AgentResumed,
     ApiErrorRaised,
     AttemptAbandoned,
     BudgetCapReached,
@@ -89,14 +85,13 @@ class SessionResult:
     report: str
     state: SessionState
     error: str | None = None
+    fatal_for_run: bool = False  # the error ends the whole run (a rejected API key)
 
 
-class RunAbort(Exception):
-    """An error that must stop the whole run (a rejected API key)."""
+class TurnBoundary(Protocol):
+    """Where a session hands control back between API calls (its agent's handle)."""
 
-    def __init__(self, info: ErrorInfo) -> None:
-        super().__init__(info.message)
-        self.info = info
+    async def at_turn_boundary(self) -> None: ...
 
 
 class AgentSession:
@@ -110,7 +105,7 @@ class AgentSession:
         ledger: BudgetLedger,
         policy: RetryPolicy,
         gate: RequestGate,
-        control: AgentControl,
+        control: TurnBoundary,
         prior_reports: dict[str, str],
         save: Callable[[ResolvedAgent, SessionState], Awaitable[None]] | None = None,
         state: SessionState | None = None,
@@ -134,37 +129,25 @@ class AgentSession:
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> SessionResult:
+        """Turns until the plan is done or a cap binds. API errors propagate (see :meth:`fail`);
+        so does cancellation (a kill or a stop), which the agent's handle turns into an outcome."""
         state = self.state
         state.status = AgentStatus.RUNNING.value
-        try:
-            while True:
-                if not state.pending and state.plan_index >= len(self.plan):
-                    return self._finish(AgentStatus.COMPLETED)
-                await self._obey_pause()
-                if not state.pending:
-                    self._begin_user_turn(self.plan[state.plan_index])
-                try:
-                    result = await self._call_within_window()
-                except BudgetExhausted as exhausted:
-                    return await self._finish_on_budget(exhausted)
-                outcome = self._absorb(result)
-                if self.save is not None:
-                    await self.save(self.agent, state)
-                if outcome is not None:
-                    return self._finish(outcome)
-        except asyncio.CancelledError:
-            if self.control.killed:
-                return self._finish(AgentStatus.KILLED, partial=True)
-            raise
-
-    async def _obey_pause(self) -> None:
-        if not self.control.pause_requested:
-            return
-        self.state.status = AgentStatus.PAUSED.value
-        self.context.publish(AgentPaused, turn=self.state.api_turns)
-        await self.control.wait_resumed()
-        self.state.status = AgentStatus.RUNNING.value
-        self.context.publish(AgentResumed, turn=self.state.api_turns)
+        while True:
+            if not state.pending and state.plan_index >= len(self.plan):
+                return self._finish(AgentStatus.COMPLETED)
+            await self.control.at_turn_boundary()
+            if not state.pending:
+                self._begin_user_turn(self.plan[state.plan_index])
+            try:
+                result = await self._call_within_window()
+            except BudgetExhausted as exhausted:
+                return await self._finish_on_budget(exhausted)
+            outcome = self._absorb(result)
+            if self.save is not None:
+                await self.save(self.agent, state)
+            if outcome is not None:
+                return self._finish(outcome)
 
     def _begin_user_turn(self, prompt: str) -> None:
         state = self.state
@@ -329,7 +312,8 @@ class AgentSession:
             reservation, lambda: self.client.messages.create(**params), state.api_turns
         )
         usage = TokenUsage.from_api(message.usage)
-        state.cost_usd += self.ledger.settle(reservation, usage)
+        cost = self.ledger.settle(reservation, usage)
+        state.cost_usd += cost
         summary = "".join(block.text for block in message.content if block.type == "text")
         dropped = plan.keep_from - 1
         state.messages = compacted(state.messages, plan, summary)
@@ -341,6 +325,8 @@ class AgentSession:
             dropped_messages=dropped,
             tokens_before=before,
             tokens_after=estimate_tokens(state.messages),
+            cost_usd=cost,
+            usage=usage,
         )
         self.context.bus.publish(self.ledger.to_event(self.context.run_id))
         if self.save is not None:
@@ -423,6 +409,10 @@ class AgentSession:
         self.state.status = status.value
         return SessionResult(status=status, report=self.report(partial=partial), state=self.state)
 
+    def killed(self) -> SessionResult:
+        """The result of a session whose task was cancelled by a kill: what it wrote is kept."""
+        return self._finish(AgentStatus.KILLED, partial=True)
+
     def fail(self, info: ErrorInfo) -> SessionResult:
         self.state.status = AgentStatus.FAILED.value
         self.context.publish(
@@ -435,7 +425,11 @@ class AgentSession:
             fatal_for_run=info.fatal_for_run,
         )
         return SessionResult(
-            status=AgentStatus.FAILED, report=self.report(partial=True), state=self.state, error=info.message
+            status=AgentStatus.FAILED,
+            report=self.report(partial=True),
+            state=self.state,
+            error=info.message,
+            fatal_for_run=info.fatal_for_run,
         )
 
     def report(self, *, partial: bool = False) -> str:

@@ -61,6 +61,7 @@ class RunListing:
     program: str
     parent: str | None  # the run this one was forked from
     path: Path
+    parent_checkpoint: str | None = None  # and the checkpoint it was forked at
 
 
 class RunDir:
@@ -203,25 +204,32 @@ def _program(run: RunDir, summary: dict[str, Any]) -> str:
     return match.group(2) if match else ""
 
 
-def _parent(summary: dict[str, Any]) -> str | None:
+def _parent(summary: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The run and checkpoint a fork was made from (``parent_record``), or Nones."""
     value = summary.get("parent")
-    if isinstance(value, dict):
-        value = value.get("run_id")
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, dict):
+        return None, None
+    run_id, checkpoint_id = value.get("run_id"), value.get("checkpoint_id")
+    return (
+        run_id if isinstance(run_id, str) and run_id else None,
+        checkpoint_id if isinstance(checkpoint_id, str) and checkpoint_id else None,
+    )
 
 
 def _listing(run: RunDir) -> RunListing:
     summary = run.read_summary() or {}
     status = summary.get("status")
     cost = summary.get("cost_usd")
+    parent, parent_checkpoint = _parent(summary)
     return RunListing(
         run_id=run.run_id,
         status=status if isinstance(status, str) else "unknown",
         cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
         created=_created(run, summary),
         program=_program(run, summary),
-        parent=_parent(summary),
+        parent=parent,
         path=run.path,
+        parent_checkpoint=parent_checkpoint,
     )
 
 

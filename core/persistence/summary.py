@@ -1,74 +1,98 @@
-"""``summary.json``: the run's always-current state, the contract scripts and CI read."""
+"""``summary.json``: the run's always-current state, the contract scripts and CI read.
+
+It is written from the run's :class:`~core.view.RunView` (the same fold of events the front ends
+use) plus the few run-level facts the events do not carry, so it agrees with the app and the
+headless table at every moment; the run's cost is the sum of its agents'.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from core.api.usage import TokenUsage
 from core.control import RunStatus
 from core.persistence.atomic import write_atomic_async
-
-if TYPE_CHECKING:
-    from core.engine.orchestrator import Orchestrator
+from core.persistence.rundir import RunDir
+from core.view import RunView
 
 THROTTLE_SECONDS = 0.5
 
 
-def build_summary(orchestrator: Orchestrator, status: RunStatus) -> dict[str, Any]:
-    snapshot = orchestrator.ledger.snapshot()
-    usage = snapshot.usage
-    agents = []
-    for agent in orchestrator.agents:
-        state = orchestrator.states.get(agent.id)
-        report = orchestrator.reports.get(agent.id)
-        agents.append(
-            {
-                "id": agent.id,
-                "title": agent.title,
-                "layer": agent.layer,
-                "model": agent.model,
-                "status": orchestrator.statuses[agent.id].value,
-                "turns": state.api_turns if state else 0,
-                "searches": state.searches if state else 0,
-                "cost_usd": round(state.cost_usd, 6) if state else 0.0,
-                "retries": state.retries if state else 0,
-                "report": str(report.relative_to(orchestrator.run_dir)) if report else None,
-                "error": orchestrator.errors.get(agent.id),
-            }
-        )
-    final_report = orchestrator.run_dir_ref.final_report_path
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What the summary needs beyond the view: the config's shape, the ledger's totals and caps."""
+
+    program: str
+    simulated: bool
+    started_at: float
+    layers: int
+    current_layer: int
+    usage: TokenUsage
+    caps: dict[str, float | int | None]
+    parent: dict[str, str] | None
+    models: dict[str, str]
+
+
+def build_summary(view: RunView, facts: RunFacts, status: RunStatus, run_dir: RunDir) -> dict[str, Any]:
+    usage = facts.usage
+    agents = [
+        {
+            "id": row.agent_id,
+            "title": row.title,
+            "layer": row.layer,
+            "model": facts.models.get(row.agent_id, ""),
+            "status": row.status.value,
+            "turns": row.turn,
+            "searches": row.searches,
+            "cost_usd": round(row.cost_usd, 6),
+            "retries": row.retries,
+            "report": _relative(row.report_path, run_dir),
+            "error": row.error,
+        }
+        for row in view.agents.values()
+    ]
     return {
-        "run_id": orchestrator.run_id,
-        "program": orchestrator.config.program.name,
+        "run_id": run_dir.run_id,
+        "program": facts.program,
         "status": status.value,
-        "simulated": orchestrator.simulated,
-        "started_at": orchestrator.started_at,
+        "simulated": facts.simulated,
+        "started_at": facts.started_at,
         "updated_at": time.time(),
-        "current_layer": orchestrator.current_layer,
-        "layers": len(orchestrator.config.layers),
-        "cost_usd": round(snapshot.spent_usd, 6),
-        "searches": usage.web_search_requests,
+        "current_layer": facts.current_layer,
+        "layers": facts.layers,
+        "cost_usd": round(view.spent_usd, 6),
+        "searches": view.searches,
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-        "budget": {
-            "cap_usd": snapshot.cap_usd,
-            "search_cap": snapshot.search_cap,
-            "token_cap": snapshot.token_cap,
-        },
-        "parent": orchestrator.parent,
-        "report": "report.md" if final_report.exists() else None,
+        "budget": facts.caps,
+        "parent": facts.parent,
+        "report": "report.md" if run_dir.final_report_path.exists() else None,
         "agents": agents,
     }
 
 
-class SummaryWriter:
-    """Writes the summary atomically, at most every half second while running, always at the end."""
+def _relative(path: str | None, run_dir: RunDir) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(run_dir.path.joinpath(path).relative_to(run_dir.path))
+    except ValueError:
+        return path
 
-    def __init__(self, orchestrator: Orchestrator) -> None:
-        self._orchestrator = orchestrator
+
+class SummaryWriter:
+    """Writes the summary atomically: at most every half second while running, always when asked."""
+
+    def __init__(self, run_dir: RunDir, view: RunView, facts: Callable[[], RunFacts]) -> None:
+        self._run_dir = run_dir
+        self._view = view
+        self._facts = facts
         self._last = 0.0
 
     async def write(self, status: RunStatus, *, throttle: bool = False) -> None:
@@ -76,7 +100,5 @@ class SummaryWriter:
         if throttle and now - self._last < THROTTLE_SECONDS:
             return
         self._last = now
-        data = build_summary(self._orchestrator, status)
-        await write_atomic_async(
-            self._orchestrator.run_dir_ref.summary_path, json.dumps(data, indent=2).encode("utf-8")
-        )
+        data = build_summary(self._view, self._facts(), status, self._run_dir)
+        await write_atomic_async(self._run_dir.summary_path, json.dumps(data, indent=2).encode("utf-8"))

@@ -16,6 +16,7 @@ from core import events as ev
 from core.api.usage import TokenUsage
 from core.control import AgentStatus, RunOutcome, RunStatus
 from core.events import EventBus
+from core.view import RunView
 from tui.data import CheckpointEntry, Exchange, RunEntry
 
 T0 = datetime(2026, 11, 24, 10, 2, 12).timestamp()  # local time, so clock strings are stable in any TZ
@@ -255,30 +256,14 @@ class FakeRun:
         self.finish = finish
         self.pause_delay = pause_delay
         self.calls: list[tuple[str, str | None]] = []
-        self.statuses: dict[str, AgentStatus] = {}
+        self.view = RunView()  # statuses come from the one fold, as the orchestrator's do
+        self.bus.listen(self.view.apply)
         self.script_done = asyncio.Event()
         self.stopped = asyncio.Event()
         self.saved_state = False
 
     def _publish(self, event: ev.Event) -> None:
-        self._track(event)
         self.bus.publish(event)
-
-    def _track(self, event: ev.Event) -> None:
-        agent = event.agent_id
-        if isinstance(event, ev.RunStarted):
-            for agent_id, _, _ in event.agents:
-                self.statuses.setdefault(agent_id, AgentStatus.PENDING)
-        elif agent is None:
-            return
-        elif isinstance(event, ev.AgentStarted | ev.AgentResumed):
-            self.statuses[agent] = AgentStatus.RUNNING
-        elif isinstance(event, ev.AgentFinished):
-            self.statuses[agent] = AgentStatus(event.status)
-        elif isinstance(event, ev.AgentFailed):
-            self.statuses[agent] = AgentStatus.FAILED
-        elif isinstance(event, ev.AgentKilled):
-            self.statuses[agent] = AgentStatus.KILLED
 
     async def run(self) -> RunOutcome:
         for index, event in enumerate(self.script):
@@ -298,20 +283,18 @@ class FakeRun:
     # --- RunControl ---------------------------------------------------------------------------
 
     def agent_status(self, agent_id: str) -> AgentStatus:
-        return self.statuses.get(agent_id, AgentStatus.PENDING)
+        return self.view.status_of(agent_id)
 
     def pause(self, agent_id: str) -> bool:
         self.calls.append(("pause", agent_id))
         if self.agent_status(agent_id) != AgentStatus.RUNNING:
             return False
-        self.statuses[agent_id] = AgentStatus.PAUSING
         self._publish(ev.AgentPausing(run_id=RUN_ID, agent_id=agent_id, at=at(2400)))
         asyncio.get_running_loop().call_later(self.pause_delay, self._paused, agent_id)
         return True
 
     def _paused(self, agent_id: str) -> None:
-        if self.statuses.get(agent_id) == AgentStatus.PAUSING:
-            self.statuses[agent_id] = AgentStatus.PAUSED
+        if self.agent_status(agent_id) == AgentStatus.PAUSING:
             self._publish(ev.AgentPaused(run_id=RUN_ID, agent_id=agent_id, at=at(2401)))
 
     def resume(self, agent_id: str) -> bool:

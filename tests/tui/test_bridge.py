@@ -7,10 +7,10 @@ from textual.message_pump import MessagePump
 
 from core import events as ev
 from core.events import EventBus
+from core.view import AgentRow
 from tests.tui.fakes import RUN_ID, budget, sodium_script
 from tui import messages as msg
 from tui.bridge import EventBridge
-from tui.state import AgentRow
 
 
 class Collector(MessagePump):

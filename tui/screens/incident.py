@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from tui.state import Incident
+from core.view import Incident
 
 
 def incident_fields(incident: Incident) -> list[tuple[str, str]]:

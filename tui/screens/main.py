@@ -27,14 +27,13 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from core.control import AgentStatus, RunControl
+from core.view import AgentRow, RunInfo
 from tui import messages as msg
 from tui.coalesce import Coalescer, Throttle
 from tui.data import Document, RunSource, agent_report_path, run_documents
-from tui.format import ACTIVE_STATUSES
 from tui.screens.checkpoints import CheckpointBrowserScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.report import ReportViewer
-from tui.state import AgentRow, RunInfo
 from tui.widgets.agent_pane import AgentPane
 from tui.widgets.agent_table import AgentTable
 from tui.widgets.budget_meter import BudgetMeter
@@ -174,7 +173,7 @@ class MainScreen(Screen[None]):
         pane = self._panes.get(row.agent_id)
         if pane is not None:
             pane.show_row(row)
-        elif row.status in ACTIVE_STATUSES:
+        elif row.status.is_active:
             pane = AgentPane(row, id=f"pane-{row.agent_id}", coalescer=self._pane_flusher)
             self._panes[row.agent_id] = pane
             for kind, value in self._early.pop(row.agent_id, ()):

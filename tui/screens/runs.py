@@ -75,7 +75,7 @@ class RunsScreen(Screen[None]):
                 Text(run.status, style=status_style),
                 Text(f"${run.cost_usd:,.2f}", justify="right"),
                 clock(run.created),
-                short(run.parent or "", 24),
+                run.forked_from,
                 key=run.run_id,
             )
         config = f"n starts a new run from {self.config_path}" if self.config_path else ""

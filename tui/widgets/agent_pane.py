@@ -18,9 +18,9 @@ from textual.theme import Theme
 from textual.widget import Widget
 
 from core.control import AgentStatus
+from core.view import AgentRow
 from tui.coalesce import Coalescer
 from tui.format import money, plural
-from tui.state import AgentRow
 from tui.widgets.colors import style
 from tui.widgets.stream_view import StreamView
 from tui.wrap import StreamWrapper

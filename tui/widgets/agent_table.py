@@ -15,8 +15,9 @@ from textual.theme import Theme
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist, RowKey
 
-from tui.format import STATUS_GLYPHS, short
-from tui.state import AgentRow
+from core.control import GLYPHS
+from core.view import AgentRow
+from tui.format import short
 from tui.widgets.colors import status_style
 
 COLUMNS = ("status", "agent", "turn", "searches", "cost", "retries")
@@ -52,9 +53,7 @@ class AgentTable(DataTable[Text]):
             self.show_row(row)
 
     def _cells(self, row: AgentRow) -> dict[str, Text]:
-        glyph = Text.assemble(
-            f"L{row.layer} ", (STATUS_GLYPHS[row.status], status_style(self.app, row.status)), " "
-        )
+        glyph = Text.assemble(f"L{row.layer} ", (GLYPHS[row.status], status_style(self.app, row.status)), " ")
         dim = "dim" if row.status.value == "pending" else ""
 
         def right(value: str) -> Text:

@@ -1,6 +1,6 @@
 """The retry and error log: every retry, API error, cap and disk error, newest last, bounded.
 
-Lines are kept as data (:class:`~tui.state.Incident`) and drawn as :class:`Content` whose styles are
+Lines are kept as data (:class:`~core.view.Incident`) and drawn as :class:`Content` whose styles are
 theme variables (``$warning``), so a theme switch recolours them and a resize re-wraps them; the
 option list renders at the current width. Enter (or a click) on a line opens its details, where
 the full request id can be copied.
@@ -13,9 +13,9 @@ from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from core.view import Incident
 from tui.format import clock
 from tui.screens.incident import IncidentScreen
-from tui.state import Incident
 
 
 def describe_incident(incident: Incident) -> Content:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widget import Widget
 
+from core.view import RunInfo
 from tui.format import elapsed, short
-from tui.state import RunInfo
 from tui.widgets.colors import style
 
 Clock = Callable[[], float]

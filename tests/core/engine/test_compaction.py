@@ -68,7 +68,7 @@ async def test_an_agent_outgrowing_a_small_context_window_finishes_its_report(tm
 
     assert [e for e in events if isinstance(e, ApiErrorRaised)] == [], "no 400 reaches the user"
     assert outcome.status is RunStatus.COMPLETED
-    assert orchestrator.statuses["verbose"] is AgentStatus.COMPLETED
+    assert orchestrator.agent_status("verbose") is AgentStatus.COMPLETED
     assert any(isinstance(e, ContextCompacted) for e in events)
     report = (outcome.run_dir / "reports" / "verbose.md").read_text()
     assert "Partial report" not in report and "## Sources" in report

@@ -127,7 +127,9 @@ async def test_max_tokens_is_continued_within_limits(tmp_path: Path) -> None:
     assert outcome.status is RunStatus.COMPLETED
     stops = [e.stop_reason for e in events if isinstance(e, TurnCompleted)]
     assert stops[0] == "max_tokens" and stops[-1] == "end_turn"
-    prompts = [m for m in orchestrator.states["long"].messages if m["role"] == "user"]
+    state = orchestrator.handles["long"].state
+    assert state is not None
+    prompts = [m for m in state.messages if m["role"] == "user"]
     assert "Continue exactly where you stopped" in prompts[1]["content"][0]["text"]
 
 
@@ -137,8 +139,8 @@ async def test_refusal_ends_the_agent_as_refused_keeping_its_text(tmp_path: Path
         max_turns=2,
     )
     orchestrator, outcome, _ = await run_program(tmp_path, data)
-    assert orchestrator.statuses["touchy"] is AgentStatus.REFUSED
-    assert orchestrator.statuses["calm"] is AgentStatus.COMPLETED
+    assert orchestrator.agent_status("touchy") is AgentStatus.REFUSED
+    assert orchestrator.agent_status("calm") is AgentStatus.COMPLETED
     report = (outcome.run_dir / "reports" / "touchy.md").read_text()
     assert "Partial report" in report and len(report) > 200
 
@@ -151,9 +153,9 @@ async def test_a_failing_agent_leaves_its_siblings_running(tmp_path: Path) -> No
         execution={"retry": {"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.02}},
     )
     orchestrator, outcome, _ = await run_program(tmp_path, data)
-    assert orchestrator.statuses["doomed"] is AgentStatus.FAILED
-    assert orchestrator.statuses["fine"] is AgentStatus.COMPLETED
-    assert orchestrator.statuses["after"] is AgentStatus.COMPLETED
+    assert orchestrator.agent_status("doomed") is AgentStatus.FAILED
+    assert orchestrator.agent_status("fine") is AgentStatus.COMPLETED
+    assert orchestrator.agent_status("after") is AgentStatus.COMPLETED
     assert outcome.status is RunStatus.FAILED and outcome.exit_code == 4
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     doomed = next(a for a in summary["agents"] if a["id"] == "doomed")
@@ -206,7 +208,8 @@ async def test_kill_cancels_the_call_in_flight_and_keeps_a_partial_report(tmp_pa
     outcome = await orchestrator.run()
     assert orchestrator.agent_status("victim") is AgentStatus.KILLED
     assert orchestrator.agent_status("survivor") is AgentStatus.COMPLETED
-    assert orchestrator.states["victim"].api_turns == 1
+    victim = orchestrator.handles["victim"].state
+    assert victim is not None and victim.api_turns == 1
     report = (outcome.run_dir / "reports" / "victim.md").read_text()
     assert "Partial report" in report
 

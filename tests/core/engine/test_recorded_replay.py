@@ -80,7 +80,7 @@ async def test_two_recorded_429s_are_retried_then_the_recorded_stream_completes(
     orchestrator, events = await run_one_turn(tmp_path, replay.base_url)
     retries = [e for e in events if isinstance(e, RetryScheduled)]
     assert [(r.error_kind, r.status_code) for r in retries] == [("rate_limit", 429)] * 2
-    assert orchestrator.statuses["solo"] is AgentStatus.COMPLETED
+    assert orchestrator.agent_status("solo") is AgentStatus.COMPLETED
     [turn] = [e for e in events if isinstance(e, TurnCompleted)]
     assert turn.stop_reason == "end_turn" and turn.usage.input_tokens == 135 and turn.cost_usd > 0
 
@@ -93,7 +93,7 @@ async def test_a_recorded_search_then_refusal_stream_ends_the_agent_as_refused(
         sse += b"\n\n"  # the SDK's fixture omits the final blank line (see its README)
     replay.replies.append((200, {"content-type": "text/event-stream"}, sse))
     orchestrator, events = await run_one_turn(tmp_path, replay.base_url)
-    assert orchestrator.statuses["solo"] is AgentStatus.REFUSED
+    assert orchestrator.agent_status("solo") is AgentStatus.REFUSED
     assert any(isinstance(e, SearchIssued) and e.query for e in events)
     assert any(isinstance(e, SearchResultsReceived) for e in events)
     [turn] = [e for e in events if isinstance(e, TurnCompleted)]

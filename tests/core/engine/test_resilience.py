@@ -55,7 +55,9 @@ async def test_the_default_program_survives_the_fault_matrix(tmp_path: Path) -> 
     assert any(e["chars"] > 0 for e in abandoned), (
         "a stream that broke off after text says how much was dropped"
     )
-    for agent_id, state in orchestrator.states.items():
+    for agent_id, handle in orchestrator.handles.items():
+        state = handle.state
+        assert state is not None
         roles = [m["role"] for m in wire_messages(state.messages)]
         assert all(a != b for a, b in itertools.pairwise(roles)), f"{agent_id}: a turn doubled"
         assert state.api_turns == sum(

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from core.control import AgentStatus
+from core.view import AgentRow
 from tests.tui.conftest import settle
 from tests.tui.fakes import FakeRun
 from tui import messages as msg
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
-from tui.state import AgentRow
 
 
 async def test_text_that_arrives_before_the_agents_pane_is_shown_in_it(

@@ -6,7 +6,7 @@ from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
 from core.control import AgentStatus
-from tui.state import AgentRow
+from core.view import AgentRow
 from tui.widgets.agent_pane import AgentPane
 
 

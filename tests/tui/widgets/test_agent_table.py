@@ -9,7 +9,7 @@ from textual.app import App, ComposeResult
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from core.control import AgentStatus
-from tui.state import AgentRow
+from core.view import AgentRow
 from tui.widgets.agent_table import AgentTable
 
 MARKET = AgentRow(agent_id="market", layer=1, status=AgentStatus.RUNNING, turn=3, searches=9, cost_usd=1.2)

@@ -8,8 +8,8 @@ from rich.cells import cell_len
 from textual.app import App, ComposeResult
 from textual.color import Color
 
+from core.view import Incident
 from tui.screens.incident import IncidentScreen, incident_fields
-from tui.state import Incident
 from tui.themes import BUILTIN_THEMES_DIR, load_themes
 from tui.widgets.retry_log import RetryLog, describe_incident
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 from core import events as ev
 from core.api.usage import TokenUsage
 from core.control import AgentStatus
+from core.view import RunView
 from tests.tui.fakes import RUN_ID, sodium_script
-from tui.state import RunModel
 
 
-def folded() -> RunModel:
-    model = RunModel()
+def folded() -> RunView:
+    model = RunView()
     for event in sodium_script():
         model.apply(event)
     return model
 
 
 def test_run_started_lists_every_agent_as_pending_with_its_layer() -> None:
-    model = RunModel()
+    model = RunView()
     change = model.apply(
         ev.RunStarted(
             run_id=RUN_ID,
@@ -50,7 +50,7 @@ def test_turns_add_cost_and_searches_and_the_finish_event_is_authoritative() -> 
 
 
 def test_retries_are_counted_per_agent_and_logged_as_incidents() -> None:
-    model = RunModel()
+    model = RunView()
     change = model.apply(
         ev.RetryScheduled(
             run_id=RUN_ID,
@@ -75,7 +75,7 @@ def test_retries_are_counted_per_agent_and_logged_as_incidents() -> None:
 
 
 def test_pause_lifecycle_and_kill_change_the_status() -> None:
-    model = RunModel()
+    model = RunView()
     model.apply(ev.AgentStarted(run_id=RUN_ID, agent_id="x", layer=1))
     statuses = []
     for event in (ev.AgentPausing, ev.AgentPaused, ev.AgentResumed, ev.AgentKilled):
@@ -85,7 +85,7 @@ def test_pause_lifecycle_and_kill_change_the_status() -> None:
 
 
 def test_failures_are_fatal_incidents_and_text_changes_no_row() -> None:
-    model = RunModel()
+    model = RunView()
     failed = model.apply(ev.AgentFailed(run_id=RUN_ID, agent_id="x", error="boom", status_code=500))
     assert model.agents["x"].status == AgentStatus.FAILED
     assert failed.incident is not None and failed.incident.fatal
@@ -100,7 +100,7 @@ def test_run_finished_freezes_the_header() -> None:
 
 
 def test_turn_usage_searches_accumulate() -> None:
-    model = RunModel()
+    model = RunView()
     for _ in range(3):
         model.apply(
             ev.TurnCompleted(
