@@ -58,8 +58,12 @@ def tmux(tmp_path: Path) -> Iterator[TmuxServer]:
 
 
 def row_of(screen: str, agent_id: str) -> str:
-    """The agents-table line of ``agent_id`` (``L1 ● alpha  t1 …``)."""
-    return next((line for line in screen.splitlines() if re.search(rf"L\d \S {agent_id}\b", line)), "")
+    """The agents-table cell of ``agent_id`` (``L1 ● alpha  t1 …``), without the panes beside it."""
+    for line in screen.splitlines():
+        found = re.search(rf"L\d \S {agent_id}\b[^│]*", line)
+        if found:
+            return found.group(0)
+    return ""
 
 
 def test_run_in_a_real_terminal_pause_then_quit_leaves_the_terminal_as_it_was(
