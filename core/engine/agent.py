@@ -139,10 +139,14 @@ class AgentHandle:
         except asyncio.CancelledError:
             task.cancel()
             await _until_done(task)
-            if not self.status.is_final:
-                self._become(AgentStatus.INTERRUPTED, ev.AgentInterrupted)
+            self.mark_interrupted()
             raise
         return task
+
+    def mark_interrupted(self) -> None:
+        """The agent did not reach its end in this attempt; a resume continues it."""
+        if not self.status.is_final and self.status is not AgentStatus.INTERRUPTED:
+            self._become(AgentStatus.INTERRUPTED, ev.AgentInterrupted)
 
     def waiting_for_budget(self, cap: str, message: str) -> None:
         self._become(AgentStatus.WAITING_FOR_BUDGET, ev.AgentBudgetWaitStarted, cap=cap, message=message)

@@ -275,7 +275,13 @@ class Orchestrator:
             handle.state = session.state
             task = await handle.drive(self._drive(session), title=handle.agent.title)
             result = session.killed() if task.cancelled() else task.result()
-        await uncancellable(self._conclude(handle, result))
+            # Still holding the slot: an agent waiting for it starts only once this one's report
+            # is written, so a failed write ends the run before anything else begins.
+            try:
+                await uncancellable(self._conclude(handle, result))
+            except BaseException:
+                handle.mark_interrupted()  # its report or final checkpoint is missing: a resume ends it
+                raise
         if result.fatal_for_run:
             raise RunAborted(result.error or "the API refused the run")
 

@@ -44,6 +44,20 @@ PaletteCommand = tuple[str, str, Callable[[], object]]
 _Early = tuple[str, str | bool]  # ("text" | "note", text) or ("end", continues): before a pane exists
 
 
+def outcome_text(message: msg.RunEnded) -> str:
+    """What the pane area says once the run is over: how it ended, what it cost, where the report is."""
+    if message.outcome is None:
+        return f"The run failed: {message.error or 'unknown error'}"
+    outcome = message.outcome
+    lines = [f"Run {outcome.status.value.replace('_', ' ')} · ${outcome.cost_usd:,.2f}"]
+    if outcome.message:
+        lines.append(outcome.message)
+    report = Path(outcome.run_dir) / "report.md"
+    if report.is_file():
+        lines.append(f"Report: {report}   (r opens it)")
+    return "\n".join(lines)
+
+
 def pane_columns(width: int) -> int:
     """1 to 3 columns of panes, each at least ~45 cells wide."""
     return 1 if width < 90 else 2 if width < 140 else 3
@@ -240,8 +254,10 @@ class MainScreen(Screen[None]):
     def on_run_ended(self, message: msg.RunEnded) -> None:
         self.run_active = False
         self._counters.fire()
+        self.meter.run_ended()
         for pane in self._panes.values():
             pane.end_turn()
+        self.query_one("#no-panes", Static).update(outcome_text(message))
         if message.error is not None:
             self.notify(message.error, title="The run failed", severity="error", markup=False, timeout=15)
         elif message.outcome is not None:

@@ -53,6 +53,7 @@ class BudgetMeter(Widget):
         self.budget: BudgetUpdated | None = None
         self._shown: dict[str, tuple[str, int, int]] = {}  # part id -> (text, lines, widest line)
         self.burn_history: deque[float] = deque(maxlen=self.HISTORY)
+        self.ended = False
         self._dirty = False
         self._timer_armed = False
         self._last_paint = 0.0
@@ -68,6 +69,11 @@ class BudgetMeter(Widget):
     def on_mount(self) -> None:
         self.border_title = "Budget"
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.repaint())
+        self.repaint()
+
+    def run_ended(self) -> None:
+        """Nothing is burning any more: the rate and the projection give way to the final figures."""
+        self.ended = True
         self.repaint()
 
     def update_budget(self, budget: BudgetUpdated) -> None:
@@ -95,6 +101,11 @@ class BudgetMeter(Widget):
             self._show("projection", "")
             return
         self._show("meter-lines", self._lines(b, width))
+        if self.ended:
+            self._show("burn", "run ended")
+            self.query_one("#burn-spark", Sparkline).data = []
+            self._show("projection", "")
+            return
         self._show("burn", f"burn {money(b.burn_usd_per_min)}/min")
         history = list(self.burn_history)
         self.query_one("#burn-spark", Sparkline).data = history if max(history, default=0) > 0 else []

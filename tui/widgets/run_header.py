@@ -69,6 +69,10 @@ class RunHeader(Widget):
             parts += [(info.program, style(self.app, "foreground", bold=not app_name)), sep]
         run_id = info.run_id if run_width is None else short(info.run_id, run_width)
         parts += [(f"run {run_id}", "dim"), sep]
+        if info.parent:
+            parent = info.parent.get("run_id", "?")
+            parent = parent if run_width is None else short(parent, run_width)
+            parts += [(f"fork of {parent}", style(self.app, "accent")), sep]
         if info.layers:
             parts += [f"layer {info.layer or 1}/{info.layers}", sep]
         parts += [
