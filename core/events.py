@@ -19,6 +19,7 @@ from typing import Any, ClassVar, cast
 from core.api.usage import TokenUsage
 
 log = logging.getLogger(__name__)
+_OPTIONAL_FIELDS: dict[type, frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,9 +36,14 @@ class Event:
     kind: ClassVar[str] = "event"
 
     def to_json(self) -> dict[str, Any]:
+        """One journal line's object; optional fields left unset are omitted (required ones never)."""
         data = asdict(self)
-        data = {"kind": self.kind, **{k: v for k, v in data.items() if v is not None}}
-        return data
+        optional = _OPTIONAL_FIELDS.get(type(self))
+        if optional is None:
+            optional = _OPTIONAL_FIELDS[type(self)] = frozenset(
+                f.name for f in fields(self) if f.default is None
+            )
+        return {"kind": self.kind, **{k: v for k, v in data.items() if v is not None or k not in optional}}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Event:

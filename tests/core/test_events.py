@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import logging
 
-from core.events import Event, EventBus, TextStreamed
+import pytest
+
+from core.api.usage import TokenUsage
+from core.events import EVENT_TYPES, AgentSeed, Event, EventBus, RunStarted, SubscriberFailed, TextStreamed
 
 
 def text(i: int) -> TextStreamed:
@@ -57,3 +63,111 @@ async def test_a_failing_subscriber_is_counted_not_fatal() -> None:
     bus.publish(text(1))
     await bus.close()
     assert subscription.errors == 1
+
+
+# --- failures are never silent --------------------------------------------------------------------
+
+
+async def test_a_raising_listener_is_logged_and_published_and_the_others_still_receive(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = EventBus()
+    received: list[Event] = []
+
+    def broken(event: Event) -> None:
+        if isinstance(event, TextStreamed):
+            raise RuntimeError("widget exploded")
+
+    bus.listen(broken, name="broken widget")
+    bus.listen(received.append)
+    with caplog.at_level(logging.ERROR, logger="core.events"):
+        bus.publish(text(1))
+    failures = [e for e in received if isinstance(e, SubscriberFailed)]
+    assert [e.subscriber for e in failures] == ["broken widget"]
+    assert "widget exploded" in failures[0].message
+    assert any(isinstance(e, TextStreamed) for e in received), "the other listener still got the event"
+    assert "broken widget" in caplog.text and "RuntimeError" in caplog.text
+    await bus.close()
+
+
+async def test_a_subscriber_failing_on_every_event_does_not_loop() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+
+    def always(event: Event) -> None:
+        raise ValueError("always")
+
+    bus.listen(always)
+    bus.listen(seen.append)
+    bus.publish(text(1))
+    assert [type(e) for e in seen] == [SubscriberFailed, TextStreamed]
+    assert bus.failures == 2  # the event, then the failure report (which is not reported again)
+
+
+async def test_a_queued_subscriber_failure_is_published_too() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.listen(seen.append)
+
+    async def failing(event: Event) -> None:
+        raise OSError("disk gone")
+
+    bus.subscribe(failing, name="journal")
+    bus.publish(text(1))
+    await bus.close()
+    assert any(isinstance(e, SubscriberFailed) and e.subscriber == "journal" for e in seen)
+
+
+# --- events round-trip through the journal -------------------------------------------------------
+
+
+def sample(cls: type[Event]) -> Event:
+    """An instance of ``cls`` with a value of the right shape in every field."""
+    values: dict[str, object] = {"run_id": "r", "agent_id": "a", "layer": 1, "turn": 2, "at": 5.0}
+    for f in dataclasses.fields(cls):
+        if (
+            f.name in values
+            or f.default is not dataclasses.MISSING
+            or f.default_factory is not dataclasses.MISSING
+        ):  # type: ignore[misc]
+            continue
+        values[f.name] = {"usage": TokenUsage(input_tokens=3, web_search_requests=1)}.get(
+            f.name, _by_type(str(f.type))
+        )
+    return cls(**values)
+
+
+def _by_type(annotation: str) -> object:
+    if "TokenUsage" in annotation:
+        return TokenUsage(output_tokens=7)
+    if annotation.startswith("int"):
+        return 4
+    if annotation.startswith("float"):
+        return 0.25
+    return "x"
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_TYPES))
+def test_every_event_kind_survives_a_trip_through_json(kind: str) -> None:
+    event = sample(EVENT_TYPES[kind])
+    assert Event.from_json(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_a_resumed_run_start_round_trips_with_its_seeds() -> None:
+    event = RunStarted(
+        run_id="r",
+        program="p",
+        run_dir="d",
+        agents=(("a", 1, "A"), ("b", 2, "B")),
+        seeds={"a": AgentSeed(status="completed", turns=3, searches=4, cost_usd=0.5, report_path="x.md")},
+        parent={"run_id": "q", "checkpoint_id": "000003-a-t003"},
+        started_at=12.0,
+    )
+    assert Event.from_json(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_an_unknown_or_malformed_line_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        Event.from_json({"kind": "no_such_event", "run_id": "r"})
+    with pytest.raises(ValueError):
+        Event.from_json({"kind": "turn_completed", "run_id": "r"})

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from core import events as ev
 from core.api.usage import TokenUsage
 from core.control import AgentStatus
@@ -113,3 +117,71 @@ def test_turn_usage_searches_accumulate() -> None:
             )
         )
     assert model.agents["x"].searches == 6 and model.agents["x"].cost_usd == 1.5
+
+
+def test_a_resumed_run_starts_from_its_seeds_and_adds_only_what_is_new() -> None:
+    view = RunView()
+    view.apply(
+        ev.RunStarted(
+            run_id=RUN_ID,
+            program="p",
+            run_dir="d",
+            agents=(("a", 1, "A"), ("b", 1, "B"), ("c", 2, "C")),
+            seeds={
+                "a": ev.AgentSeed(
+                    status="completed", turns=4, searches=6, cost_usd=0.4, report_path="r/a.md"
+                ),
+                "b": ev.AgentSeed(status="pending", turns=1, searches=2, cost_usd=0.1),
+            },
+            resumed=True,
+            started_at=50.0,
+            at=100.0,
+        )
+    )
+    assert (view.agents["a"].status, view.agents["a"].turn, view.agents["a"].cost_usd) == (
+        AgentStatus.COMPLETED,
+        4,
+        0.4,
+    )
+    assert view.run.started_at == 50.0 and view.run.resumed
+    view.apply(
+        ev.TurnCompleted(
+            run_id=RUN_ID,
+            agent_id="b",
+            layer=1,
+            turn=2,
+            stop_reason="end_turn",
+            usage=TokenUsage(web_search_requests=3),
+            cost_usd=0.2,
+        )
+    )
+    b = view.agents["b"]
+    assert (b.turn, b.searches, b.cost_usd) == (2, 5, pytest.approx(0.3))
+    assert view.spent_usd == pytest.approx(0.7) and view.searches == 11
+
+
+def test_a_pending_agent_paused_then_resumed_is_pending_again_and_a_stopped_one_interrupted() -> None:
+    view = RunView()
+    view.apply(ev.RunStarted(run_id=RUN_ID, program="p", run_dir="d", agents=(("a", 1, "A"), ("b", 1, "B"))))
+    view.apply(ev.AgentPaused(run_id=RUN_ID, agent_id="a", layer=1))
+    assert view.status_of("a") is AgentStatus.PAUSED
+    view.apply(ev.AgentResumed(run_id=RUN_ID, agent_id="a", layer=1))
+    assert view.status_of("a") is AgentStatus.PENDING
+    view.apply(ev.AgentStarted(run_id=RUN_ID, agent_id="b", layer=1))
+    view.apply(ev.AgentBudgetWaitStarted(run_id=RUN_ID, agent_id="b", layer=1, cap="usd", message="waits"))
+    assert view.status_of("b") is AgentStatus.WAITING_FOR_BUDGET and view.agents["b"].note == "waits"
+    view.apply(ev.AgentBudgetWaitEnded(run_id=RUN_ID, agent_id="b", layer=1))
+    assert view.status_of("b") is AgentStatus.RUNNING and view.agents["b"].note is None
+    view.apply(ev.AgentInterrupted(run_id=RUN_ID, agent_id="b", layer=1))
+    assert view.status_of("b") is AgentStatus.INTERRUPTED
+
+
+def test_a_view_folded_from_the_journal_equals_the_live_one() -> None:
+    live = RunView()
+    lines = []
+    for event in sodium_script():
+        live.apply(event)
+        lines.append(json.dumps(event.to_json()))
+    replayed = RunView.of([ev.Event.from_json(json.loads(line)) for line in lines])
+    assert replayed.agents == live.agents and replayed.run == live.run
+    assert list(replayed.incidents) == list(live.incidents)
