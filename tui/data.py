@@ -7,14 +7,13 @@ when the core module it needs is missing or a file is damaged.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.control import RunControl
+from core.persistence.rundir import RunDir
 from tui.format import plural
 
 ControlFactory = Callable[[], Awaitable[RunControl]]
@@ -174,21 +173,21 @@ class Document:
 
 def run_documents(run_dir: Path) -> list[Document]:
     """The final report, each agent's report, and the journal of a run, in that order."""
+    run = RunDir(run_dir)
     docs: list[Document] = []
-    final = run_dir / "report.md"
+    final = run.final_report_path
     if final.is_file():
         docs.append(Document("final report", final))
-    reports = run_dir / "reports"
-    if reports.is_dir():
-        docs.extend(Document(p.stem, p) for p in sorted(reports.glob("*.md")))
-    journal = run_dir / "events.jsonl"
+    if run.reports_dir.is_dir():
+        docs.extend(Document(p.stem, p) for p in sorted(run.reports_dir.glob("*.md")))
+    journal = run.events_path
     if journal.is_file():
         docs.append(Document("journal (events.jsonl)", journal))
     return docs
 
 
 def agent_report_path(run_dir: Path, agent_id: str) -> Path:
-    return run_dir / "reports" / f"{agent_id}.md"
+    return RunDir(run_dir).report_path(agent_id)
 
 
 def read_document(path: Path, *, journal_lines: int = 400) -> str:
@@ -208,11 +207,7 @@ def read_document(path: Path, *, journal_lines: int = 400) -> str:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            return data
-    return {}
+    return RunDir(run_dir).read_summary() or {}
 
 
 # --- estimates and run factories ----------------------------------------------------------------

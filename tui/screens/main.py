@@ -27,6 +27,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from core.control import AgentStatus, RunControl
+from core.persistence.rundir import RunDir
 from core.view import AgentRow, RunInfo
 from tui import messages as msg
 from tui.coalesce import Coalescer, Throttle
@@ -52,7 +53,7 @@ def outcome_text(message: msg.RunEnded) -> str:
     lines = [f"Run {outcome.status.value.replace('_', ' ')} · ${outcome.cost_usd:,.2f}"]
     if outcome.message:
         lines.append(outcome.message)
-    report = Path(outcome.run_dir) / "report.md"
+    report = RunDir(outcome.run_dir).final_report_path
     if report.is_file():
         lines.append(f"Report: {report}   (r opens it)")
     return "\n".join(lines)

@@ -7,7 +7,6 @@ asks for a layout of the screen only when one changed size (a layout is the cost
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
 from rich.cells import cell_len
@@ -18,6 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from core.events import BudgetUpdated
+from tui.coalesce import Throttle
 from tui.format import approx_duration, count, money
 from tui.widgets.colors import style
 
@@ -54,9 +54,7 @@ class BudgetMeter(Widget):
         self._shown: dict[str, tuple[str, int, int]] = {}  # part id -> (text, lines, widest line)
         self.burn_history: deque[float] = deque(maxlen=self.HISTORY)
         self.ended = False
-        self._dirty = False
-        self._timer_armed = False
-        self._last_paint = 0.0
+        self._repaints = Throttle(self, self.REPAINT_INTERVAL, self.repaint)
         self.paints = 0
 
     def compose(self) -> ComposeResult:
@@ -79,19 +77,12 @@ class BudgetMeter(Widget):
     def update_budget(self, budget: BudgetUpdated) -> None:
         self.budget = budget
         self.burn_history.append(budget.burn_usd_per_min)
-        self._dirty = True
-        if self._timer_armed:
-            return
-        self._timer_armed = True
-        wait = max(0.005, self.REPAINT_INTERVAL - (time.monotonic() - self._last_paint))
-        self.set_timer(wait, self.repaint)
+        self._repaints.poke()
 
     def on_resize(self) -> None:
         self.repaint()
 
     def repaint(self) -> None:
-        self._timer_armed, self._dirty = False, False
-        self._last_paint = time.monotonic()
         self.paints += 1
         b = self.budget
         width = max(10, self.content_region.width)
