@@ -77,6 +77,7 @@ async def _assemble(
     parent: dict[str, str] | None = None,
     base_url: str | None = None,
     started_at: float | None = None,
+    store: CheckpointStore | None = None,
 ) -> Orchestrator:
     lock = RunLock(run_dir.path)
     lock.acquire()
@@ -106,7 +107,7 @@ async def _assemble(
         client=handle.client,
         ledger=ledger,
         bus=bus,
-        store=CheckpointStore(run_dir.path),
+        store=store or CheckpointStore(run_dir.path),
         restored=restored,
         parent=parent,
         simulated=simulate,
@@ -176,7 +177,10 @@ async def resume_run(
             parent = parent_record(source.run_id, checkpoint_id)
             started = None  # a fork is a new run
         upto = picked.seq
-    point = await asyncio.to_thread(CheckpointStore(target.path).restore_point, upto)
+    # The store that restores is the one the run saves with: it already knows each agent's chain,
+    # so the first save after the resume reads nothing more (and nothing on the event loop).
+    target_store = CheckpointStore(target.path)
+    point = await asyncio.to_thread(target_store.restore_point, upto)
     restored: dict[str, SessionState] = {}
     for agent_id, checkpoint in point.agents.items():
         restored[agent_id] = SessionState.restore(checkpoint.messages, checkpoint.agent_state)
@@ -194,6 +198,7 @@ async def resume_run(
         parent=parent,
         base_url=base_url,
         started_at=float(started) if isinstance(started, int | float) else None,
+        store=target_store,
     )
 
 
