@@ -112,3 +112,53 @@ def test_headless_simulated_run_through_the_console_script(tmp_path: Path) -> No
         timeout=60,
     )
     assert run_dir.name in listed.stdout and "completed" in listed.stdout
+
+
+def tree_digest(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file under ``root`` with its content hash and mode: what "byte-identical" compares."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_resume_of_a_completed_run_says_so_exits_0_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = programs.write(tmp_path, programs.program([programs.agent("a")], max_turns=1))
+    runs = tmp_path / "runs"
+    assert main(["run", str(config), "--headless", "--simulate", "--runs-dir", str(runs)]) == 0
+    (run_dir,) = runs.iterdir()
+    before = tree_digest(run_dir)
+    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    capsys.readouterr()
+
+    assert main(["resume", run_dir.name, "--headless", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "already complete" in out and "report.md" in out and "started" not in out
+    assert tree_digest(run_dir) == before
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == mtimes
+
+
+def test_runs_lists_a_fork_with_its_parent_run_and_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = programs.write(tmp_path, programs.program([programs.agent("a")], max_turns=3))
+    runs = tmp_path / "runs"
+    assert main(["run", str(config), "--headless", "--simulate", "--runs-dir", str(runs)]) == 0
+    (parent,) = runs.iterdir()
+    first = sorted((parent / "checkpoints").iterdir())[0].stem
+    assert main(["resume", parent.name, "--checkpoint", first, "--headless", "--runs-dir", str(runs)]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    listing = capsys.readouterr().out
+    fork_line = next(line for line in listing.splitlines() if line.split()[0] != parent.name and "@" in line)
+    assert f"{parent.name} @ {first}" in fork_line
+    fork = next(p for p in runs.iterdir() if p != parent)
+    assert json.loads((fork / "summary.json").read_text())["parent"] == {
+        "run_id": parent.name,
+        "checkpoint_id": first,
+    }
