@@ -96,6 +96,16 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     estimate.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)
     runs_dir_option(estimate)
 
+    verify = commands.add_parser(
+        "verify",
+        help="check a run: checkpoints, summary.json against checkpoints and journal, report links",
+        description="Check a run's files agree: every checkpoint verifies; summary.json agrees with the "
+        "checkpoints and events.jsonl; every link in every report was returned by a search in the run. "
+        "Exit 0 when all hold, 1 otherwise.",
+    )
+    verify.add_argument("run", help="run id (or a unique prefix, or its directory)")
+    runs_dir_option(verify)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of research_config.yaml")
     runs_dir_option(schema)
 
@@ -172,6 +182,8 @@ def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
         return _list_runs(args.runs_dir)
     if command == "checkpoints":
         return _list_checkpoints(args.runs_dir, args.run)
+    if command == "verify":
+        return _verify(args.runs_dir, args.run)
     if command == "run":
         from core.config.loader import load_config
         from core.engine.runner import start_run
@@ -284,6 +296,21 @@ def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
             f"{info.cost_usd:>9.4f}  {integrity}"
         )
     return 0
+
+
+def _verify(runs_dir: Path, run_ref: str) -> int:
+    from core.persistence.rundir import RunDir
+    from core.reports.verify import verify_run
+
+    run_dir = RunDir.open(runs_dir, run_ref)
+    result = verify_run(run_dir)
+    print(f"run {run_dir.run_id}")
+    for line in result.checked:
+        print(f"  checked {line}")
+    for problem in result.problems:
+        print(f"  problem {problem}")
+    print("ok: every check holds" if result.ok else f"FAILED: {len(result.problems)} problem(s)")
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ from core.events import (
 from core.persistence.atomic import DiskError, write_atomic_async
 from core.persistence.checkpoints import CheckpointStore
 from core.persistence.rundir import RunDir
-from core.persistence.summary import RunFacts, SummaryWriter
-from core.reports.render import combine_reports
+from core.persistence.summary import RunFacts, SummaryWriter, build_summary
+from core.reports.document import ReportFacts, final_document
 from core.view import RunView
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class Orchestrator:
             return RunStatus.FAILED, failure
         status, message = self._final_status()
         if status is not RunStatus.INTERRUPTED or any(h.report_path for h in self.handles.values()):
-            await self._write_final_report()
+            await self._write_final_report(status)
         return status, message
 
     def _disk_failed(self, error: DiskError) -> str:
@@ -381,7 +381,7 @@ class Orchestrator:
         )
         await self.summary.write(RunStatus.RUNNING, throttle=True)
 
-    async def _write_final_report(self) -> None:
+    async def _write_final_report(self, status: RunStatus) -> None:
         last_layer = len(self.config.layers)
         paths = {
             h.id: Path(h.report_path)
@@ -391,7 +391,8 @@ class Orchestrator:
         if not paths:
             return
         finals = await asyncio.to_thread(lambda: {a: p.read_text(encoding="utf-8") for a, p in paths.items()})
-        text = combine_reports(self.config.program.name, self.config.program.question, finals)
+        summary = build_summary(self.view, self._facts(), status, self.run_dir_ref)
+        text = final_document(ReportFacts.from_summary(summary, self.config.program.question), finals)
         await write_atomic_async(self.run_dir_ref.final_report_path, text.encode("utf-8"))
 
     # --- summary.json -----------------------------------------------------------------------

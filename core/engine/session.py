@@ -47,7 +47,8 @@ from core.events import (
     StopReasonUnhandled,
     TurnCompleted,
 )
-from core.reports.render import build_report
+from core.reports.citethrough import PriorSources
+from core.reports.render import AgentMeta, build_report
 
 T = TypeVar("T")
 CHARS_PER_TOKEN_ESTIMATE = 3.0  # conservative against ~4 chars/token of English: reservations over-cover
@@ -125,6 +126,7 @@ class AgentSession:
         self._sizes = SizeCache()
         self._progress = StreamProgress()
         self.plan = build_plan(agent, config.program, config.defaults, prior_reports)
+        self.prior_sources = PriorSources.of(prior_reports)  # what its report's labels resolve to
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -433,18 +435,28 @@ class AgentSession:
         )
 
     def report(self, *, partial: bool = False) -> str:
-        messages = self.state.messages
-        start = self.state.report_from
+        """The findings of the report turn (or all text, if it never came) with the whole
+        conversation's sources: a report turn that cites nothing still lists every cited page."""
+        state = self.state
+        messages = state.messages
+        start = state.report_from
         use_report_turn = (
             start is not None and not partial and any(m["role"] == "assistant" for m in messages[start:])
         )
-        chosen = messages[start:] if use_report_turn else messages
-        turns = [m["content"] for m in chosen if m["role"] == "assistant"]
         note = None
         if not use_report_turn:
             note = "Partial report: the agent stopped before writing its report; this is the text it had."
+        agent = self.agent
+        meta = AgentMeta(
+            id=agent.id, title=agent.title, layer=agent.layer, model=agent.model,
+            turns=state.api_turns, searches=state.searches, cost_usd=state.cost_usd,
+        )  # fmt: skip
         return build_report(
-            title=self.agent.title, agent_id=self.agent.id, assistant_turns=turns, partial_note=note
+            agent=meta,
+            messages=messages,
+            body_messages=messages[start:] if use_report_turn else messages,
+            partial_note=note,
+            prior=self.prior_sources,
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from core.config.model import AgentDefaults, ProgramInfo, ResolvedAgent
+from core.reports.citethrough import labelled_for_prompt
 
 CONTINUE_PROMPT = (
     "You reached the output limit. Continue exactly where you stopped, without repeating yourself."
@@ -32,10 +33,15 @@ def first_prompt(agent: ResolvedAgent, program: ProgramInfo, prior_reports: Mapp
     if prior_reports:
         parts.append(
             "Earlier agents of this program wrote the reports below. Build on them, check their "
-            "claims where it matters, and cite their sources where you use them."
+            "claims where it matters, and cite their sources where you use them. Each source of "
+            "an earlier report has a label made of the agent's id and the source's number, like "
+            "[market:3]: cite it by writing that label after the claim, for example "
+            '"prices fell 18% [market:3]", or several as [market:3, policy:1]. Do not copy URLs: '
+            "a label is replaced by the original link in your report."
         )
         for agent_id, report in prior_reports.items():
-            parts.append(f'<report agent="{agent_id}">\n{report.strip()}\n</report>')
+            labelled = labelled_for_prompt(agent_id, report)
+            parts.append(f'<report agent="{agent_id}">\n{labelled}\n</report>')
     return "\n\n".join(parts)
 
 

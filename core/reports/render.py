@@ -1,82 +1,209 @@
-"""An agent's report as Markdown: its text with citations as links, then a list of sources."""
+"""An agent's report as Markdown: one title, a header, the findings, one Sources list.
+
+The findings are the text of the turn that writes the report, without the narration that only
+announced searches. The Sources are the whole conversation's: every page cited in any turn,
+numbered once in order of first use in the text (then in order of citation), with the title the
+search gave; pages returned but never cited follow as "also consulted". Labels that cite an
+earlier report's sources (``[market:3]``) resolve to the original URLs.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from core.reports.citethrough import LABELS, PriorSources, label, split_labels
+from core.reports.narration import strip_narration
+from core.reports.sources import ConversationSources, Numbering, link, sources_section
 
-def _citation_links(citations: Iterable[Mapping[str, Any]], numbering: dict[str, int]) -> str:
-    links = []
-    for citation in citations:
-        url = citation.get("url")
-        if not url:
-            continue
-        number = numbering.setdefault(url, len(numbering) + 1)
-        link = f"[[{number}]]({url})"
-        if link not in links:
-            links.append(link)
-    return "".join(links)
+NO_FINDINGS = "_No findings were written._"
+_TOKEN = "\x00cite:{url}\x00"
+_TOKEN_OR_LABEL = re.compile(r"\x00cite:([^\x00]+)\x00|" + LABELS.pattern)
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_OWN_SOURCES = re.compile(
+    r"^(?:#{1,6}\s*|\*\*)(?:sources|references|bibliography|works cited|citations)(?::\*\*|\*\*:?|:)?\s*$",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMeta:
+    """What the header of an agent's report says about the agent."""
+
+    id: str
+    title: str
+    layer: int = 0
+    model: str = ""
+    turns: int = 0
+    searches: int = 0
+    cost_usd: float = 0.0
 
 
 def render_blocks(
     blocks: Sequence[Mapping[str, Any]], numbering: dict[str, int], titles: dict[str, str]
 ) -> str:
-    """Text of the assistant's text blocks, each cited block followed by numbered links."""
+    """Text of the assistant's text blocks, each cited block followed by numbered links.
+
+    The plain form used where no report is built (compaction notes keep the links).
+    """
     out: list[str] = []
     for block in blocks:
-        kind = block.get("type")
-        if kind == "web_search_tool_result":
-            content = block.get("content")
-            if isinstance(content, list):
-                for result in content:
-                    if result.get("url"):
-                        titles.setdefault(result["url"], result.get("title") or result["url"])
-        if kind != "text":
+        if block.get("type") != "text":
             continue
-        text = str(block.get("text", ""))
-        citations = block.get("citations") or []
-        for citation in citations:
-            if citation.get("url"):
-                titles.setdefault(citation["url"], citation.get("title") or citation["url"])
-        links = _citation_links(citations, numbering)
-        out.append(f"{text}{' ' + links if links else ''}")
+        links: list[str] = []
+        for citation in block.get("citations") or []:
+            url = citation.get("url")
+            if not url:
+                continue
+            titles.setdefault(url, citation.get("title") or url)
+            item = link(numbering.setdefault(url, len(numbering) + 1), url)
+            if item not in links:
+                links.append(item)
+        out.append(f"{block.get('text', '')}{' ' + ''.join(links) if links else ''}")
     return "".join(out)
+
+
+def _turns(messages: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Assistant content grouped by turn: a paused turn's continuations belong to it."""
+    turns: list[list[Mapping[str, Any]]] = []
+    previous = None
+    for message in messages:
+        role = message.get("role")
+        content = message.get("content")
+        if role == "assistant" and isinstance(content, list):
+            if previous != "assistant":
+                turns.append([])
+            turns[-1].extend(b for b in content if isinstance(b, Mapping))
+        previous = role
+    return turns
+
+
+def _tokenised(blocks: Sequence[Mapping[str, Any]]) -> str:
+    """Text blocks with each citation as a placeholder, numbered later in reading order."""
+    out: list[str] = []
+    for block in blocks:
+        if block.get("type") != "text":
+            continue
+        urls: list[str] = []
+        for citation in block.get("citations") or []:
+            url = citation.get("url") if isinstance(citation, Mapping) else None
+            if isinstance(url, str) and url and url not in urls:
+                urls.append(url)
+        tokens = "".join(_TOKEN.format(url=u) for u in urls)
+        out.append(f"{block.get('text', '')}{' ' + tokens if tokens else ''}")
+    return "".join(out)
+
+
+def split_own_sources(text: str) -> tuple[str, str]:
+    """The text without a sources list the model wrote itself, and that list (ours replaces it)."""
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if not _OWN_SOURCES.match(line.strip()):
+            continue
+        level = len(line) - len(line.lstrip("#")) if line.startswith("#") else 7
+        end = len(lines)
+        for later in range(index + 1, len(lines)):
+            heading = _HEADING.match(lines[later])
+            if heading and len(heading.group(1)) <= level:
+                end = later
+                break
+        rest, own = lines[:index] + lines[end:], lines[index:end]
+        body, more = split_own_sources("\n".join(rest))
+        return body, "\n".join(own) + ("\n" + more if more else "")
+    return text, ""
+
+
+def demote_headings(text: str) -> str:
+    """One level down when the text has a ``#`` title of its own: the report has one title."""
+    lines = text.split("\n")
+    if not any(line.startswith("# ") for line in lines):
+        return text
+    return "\n".join("#" + line if _HEADING.match(line) and len(line) - len(line.lstrip("#")) < 6 else line
+                     for line in lines)  # fmt: skip
+
+
+class _Resolver:
+    """Turns placeholders and labels into numbered links, numbering in reading order."""
+
+    def __init__(self, found: ConversationSources, prior: PriorSources, numbering: Numbering) -> None:
+        self.found = found
+        self.prior = prior
+        self.numbering = numbering
+
+    def __call__(self, text: str) -> str:
+        return _TOKEN_OR_LABEL.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            url = match.group(1)
+            return link(self.numbering.number(url, self.found.title(url)), url)
+        links = []
+        for agent_id, number in split_labels(match.group(2)):
+            source = self.prior.resolve(agent_id, number)
+            if source is None:
+                links.append(label(agent_id, number))  # unknown: stays as written, visibly unresolved
+            else:
+                links.append(link(self.numbering.number(source.url, source.title), source.url))
+        return "".join(dict.fromkeys(links))
+
+    def keep_known(self, own_list: str) -> None:
+        """Number the pages of the model's own list that a search returned or a report gave."""
+        for match in _TOKEN_OR_LABEL.finditer(own_list):
+            self._replace(match)
+        prior_urls = {s.url: s.title for s in self.prior.by_label.values()}
+        for url in _URL.findall(own_list):
+            url = url.rstrip(".,;:")
+            if url in self.found.titles or url in self.found.cited:
+                self.numbering.number(url, self.found.title(url))
+            elif url in prior_urls:
+                self.numbering.number(url, prior_urls[url])
+
+
+def report_body(
+    messages: Sequence[Mapping[str, Any]],
+    body_messages: Sequence[Mapping[str, Any]],
+    prior: PriorSources | None = None,
+) -> tuple[str, Numbering, ConversationSources]:
+    """The findings of ``body_messages`` with numbered links, and the numbering of the whole report."""
+    found = ConversationSources.of(messages)
+    numbering = Numbering()
+    resolve = _Resolver(found, prior or PriorSources({}), numbering)
+    raw = "\n\n".join(
+        text for text in (_tokenised(strip_narration(turn)).strip() for turn in _turns(body_messages)) if text
+    )
+    body, own_list = split_own_sources(raw)
+    body = demote_headings(resolve(body).strip())
+    resolve.keep_known(own_list)
+    for url in found.cited:  # cited in an earlier turn: still a source of this report
+        numbering.number(url, found.title(url))
+    return body, numbering, found
 
 
 def build_report(
     *,
-    title: str,
-    agent_id: str,
-    assistant_turns: Sequence[Sequence[Mapping[str, Any]]],
+    agent: AgentMeta,
+    messages: Sequence[Mapping[str, Any]],
+    body_messages: Sequence[Mapping[str, Any]] | None = None,
     partial_note: str | None = None,
+    prior: PriorSources | None = None,
 ) -> str:
-    """The report from the assistant's content of the turns that make it (usually the last one).
-
-    Sources are numbered in order of first citation, so ``[3]`` means the same page everywhere.
-    """
-    numbering: dict[str, int] = {}
-    titles: dict[str, str] = {}
-    body = "\n\n".join(
-        text for text in (render_blocks(turn, numbering, titles).strip() for turn in assistant_turns) if text
+    """The report: title, header, findings of ``body_messages`` (default: all), Sources, also consulted."""
+    body, numbering, found = report_body(
+        messages, messages if body_messages is None else body_messages, prior
     )
-    lines = [f"# {title}", "", f"*Agent `{agent_id}`*", ""]
+    facts = [f"Agent `{agent.id}`"]
+    if agent.layer:
+        facts.append(f"layer {agent.layer}")
+    if agent.model:
+        facts.append(agent.model)
+    facts += [f"{agent.turns} turns", f"{agent.searches} searches", f"${agent.cost_usd:.4f}"]
+    lines = [f"# {agent.title}", "", f"*{' · '.join(facts)}*", ""]
     if partial_note:
         lines += [f"> {partial_note}", ""]
-    lines += [body or "_No findings were written._", ""]
-    if numbering:
-        lines += ["## Sources", ""]
-        for url, number in sorted(numbering.items(), key=lambda item: item[1]):
-            lines.append(f"{number}. [{titles.get(url, url)}]({url})")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def combine_reports(program_name: str, question: str, reports: Mapping[str, str]) -> str:
-    """The run's ``report.md``: the final layer's report, or its reports one after another."""
-    if len(reports) == 1:
-        return next(iter(reports.values()))
-    parts = [f"# {program_name}", "", f"**Question:** {question}", ""]
-    for report in reports.values():
-        parts += [report.strip(), "", "---", ""]
-    return "\n".join(parts)
+    lines += [body or NO_FINDINGS, ""]
+    also = [(url, title) for url, title in found.titles.items() if url not in numbering]
+    lines += sources_section(numbering.sources(), also)
+    return "\n".join(lines).rstrip("\n") + "\n"

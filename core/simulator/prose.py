@@ -119,3 +119,118 @@ def report_section(title: str) -> str:
 def sources_section(pages: list[Page]) -> str:
     lines = "\n".join(f"- [{p.title}]({p.url})" for p in pages)
     return f"\n\n## Sources\n\n{lines}\n"
+
+
+# --- reports that follow the conversation (issue 13) -----------------------------------------
+
+_QUESTION_LEAD = re.compile(
+    r"^\s*(?:(?:will|would|can|could|should|shall|may|might|must|do|does|did|is|are|was|were|has|have|had|"
+    r"how|what|why|when|where|which|who|map|assess|trace|survey|analy[sz]e|describe|explain|compare|"
+    r"investigate|summari[sz]e|evaluate|write|find|list|research|review|examine)\s+)+",
+    re.IGNORECASE,
+)
+_PHRASE_STOP = re.compile(
+    r"\b(?:in|on|at|by|for|from|to|of|with|before|after|during|over|under|than|and|or|but|if|whether|as)\b"
+)
+_FILLERS = frozenset(
+    {"is", "are", "was", "were", "be", "been", "fast", "much", "many", "far", "long", "soon", "your", "our"}
+)
+_DOCUMENT = re.compile(
+    r"\b(?:report|brief|analysis|summary|overview|synthesis|review|memo|note|essay)\s*$", re.IGNORECASE
+)
+_SOURCE_LINE = re.compile(r"^\[([a-z0-9][a-z0-9_-]{0,63}:\d+)\] (.+) <https?://\S+>\s*$", re.MULTILINE)
+
+
+def subject_phrase(question: str) -> str:
+    """A noun phrase for what a question is about, so prose can name it grammatically.
+
+    "Will sodium-ion batteries displace LFP in grid storage?" -> "sodium-ion batteries": the words
+    after the question's auxiliaries, up to the first plural-looking noun (the head of the
+    subject, before the main verb), else the first two words, never past a preposition.
+    """
+    text = _QUESTION_LEAD.sub("", question.strip().split("?")[0])
+    clause, *rest = _PHRASE_STOP.split(text, maxsplit=1)
+    if rest and _DOCUMENT.search(clause):  # "your final report on offshore wind": what it is on
+        clause = _PHRASE_STOP.split(rest[0], maxsplit=1)[0]
+    words = [w for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9+\-/']*", clause) if w.lower() not in _FILLERS]
+    if not words:
+        return "the topic"
+    heads = [i for i, w in enumerate(words[:4]) if _plural(w)]
+    end = heads[0] + 1 if heads else 2
+    while end < len(words) and words[end - 1].lower() in ("the", "a", "an"):
+        end += 1
+    phrase = " ".join(words[:end])
+    return phrase if phrase[:2].isupper() else phrase[:1].lower() + phrase[1:]
+
+
+def _plural(word: str) -> bool:
+    low = word.lower()
+    return len(low) > 3 and low.endswith("s") and not low.endswith(("ss", "is", "us"))
+
+
+_UNCITED_SENTENCES = (
+    "Across the sources consulted, {subject} shows clear momentum, but the pace differs by market.",
+    "Cost remains the main lever for {subject}, followed by policy support and supply-chain maturity.",
+    "Figures on {subject} differ between sources, mostly because of definitions and time frames.",
+    "The strongest claims about {subject} rest on a small number of studies and deserve scrutiny.",
+    "For {subject}, the next two years are likely to decide which markets move first.",
+    "Announced plans for {subject} still run well ahead of delivered projects.",
+    "Observers who are cautious about {subject} point to input prices and uncertain demand.",
+)
+_OPEN_QUESTIONS = (
+    "How durable are the recent cost declines for {subject}?",
+    "Which policy changes would most accelerate or delay {subject}?",
+    "How reliable are the projections that the most optimistic sources give for {subject}?",
+)
+_LABEL_SENTENCES = (
+    "The {agent} report relies on {site} for its figures on {subject} {label}.",
+    "{Site}, cited in the {agent} report, points in the same direction {label}.",
+    "Evidence gathered for the {agent} report, notably from {site}, supports this reading {label}.",
+    "The {agent} report also records the caveats that {site} raises {label}.",
+    "On timing, the {agent} report draws on {site} {label}.",
+)
+
+
+def prior_labels(text: str) -> list[tuple[str, str]]:
+    """``(label, source title)`` for every labelled source of the earlier reports in a prompt."""
+    return [(f"[{m.group(1)}]", m.group(2)) for m in _SOURCE_LINE.finditer(text)]
+
+
+def _site(title: str) -> str:
+    return title.rsplit("|", 1)[-1].replace("(simulated)", "").strip() or "one source"
+
+
+def label_sentences(rng: random.Random, labels: list[tuple[str, str]], subject: str, count: int) -> str:
+    """Sentences that cite earlier reports' sources by their labels (a synthesis citing through)."""
+    if not labels:
+        return ""
+    picked = rng.sample(labels, k=min(count, len(labels)))
+    sentences = []
+    for label, title in picked:
+        agent = label[1:].split(":", 1)[0].replace("-", " ").replace("_", " ")
+        site = _site(title)
+        template = rng.choice(_LABEL_SENTENCES)
+        sentences.append(template.format(agent=agent, site=site, Site=site, subject=subject, label=label))
+    return " ".join(sentences)
+
+
+def uncited_report(rng: random.Random, subject: str, labels: list[tuple[str, str]]) -> str:
+    """A report written from what the conversation found: no search, no citation block.
+
+    The real API often answers "write your report" this way; only labels of earlier reports (for a
+    later layer) carry sources in the text.
+    """
+    title = subject[:1].upper() + subject[1:]
+    findings = [s.format(subject=subject) for s in rng.sample(_UNCITED_SENTENCES, k=4)]
+    parts = [
+        f"\n\n# Report: {title}",
+        "## Summary",
+        f"This report brings together what the earlier searches found about {subject}. {findings[0]}",
+        "## Findings",
+        " ".join(findings[1:]),
+    ]
+    through = label_sentences(rng, labels, subject, 6)
+    if through:
+        parts += ["## What the earlier reports show", through]
+    parts += ["## Open questions", "\n".join(f"- {q.format(subject=subject)}" for q in _OPEN_QUESTIONS)]
+    return "\n\n".join(parts)

@@ -21,6 +21,10 @@ from core.simulator.tokens import count_block, count_text
 from core.simulator.validation import ParsedRequest
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+UNCITED_REPORT_PROBABILITY = 0.5
+"""How often a report turn searches nothing and cites nothing, as the real API often answers."""
+UNCITED_REPORT_DIRECTIVE = "[sim:uncited_report]"
+"""In the last user message: this report turn (and every one sent with it) cites nothing."""
 _REPORT = re.compile(r"\breport\b|\bsynthes|\bwrite[- ]up\b", re.IGNORECASE)
 _ANGLES = (
     "overview",
@@ -358,6 +362,9 @@ def build_turn(
     out = _Builder(cap)
     message_id = _make_id(rng, "msg_")
     queries, pause_at = _plan_searches(rng, request, settings, terms)
+    uncited = report_mode and _report_without_sources(rng, request)
+    labels = prose.prior_labels(_first_user_text(request)) if report_mode else []
+    subject = prose.subject_phrase(request.subject or topic)
 
     stop_reason = "end_turn"
     stop_details: dict[str, Any] | None = None
@@ -368,6 +375,8 @@ def build_turn(
         stop_reason = "refusal"
         explanation = "The simulator was asked to refuse ([sim:refusal])."
         stop_details = {"type": "refusal", "category": None, "explanation": explanation}
+    elif uncited:
+        out.text(prose.uncited_report(rng, subject, labels))
     else:
         if request.pending_search is None:
             out.text(prose.intro(rng, topic))
@@ -376,7 +385,7 @@ def build_turn(
         if searches.paused_id is not None:
             stop_reason = "pause_turn"
         elif not out.truncated:
-            _conclude(out, rng, topic, searches.pages, report_mode, target)
+            _conclude(out, rng, topic, searches.pages, report_mode, target, labels=labels, subject=subject)
     if out.truncated:
         stop_reason = cap_reason
 
@@ -398,7 +407,15 @@ def build_turn(
 
 
 def _conclude(
-    out: _Builder, rng: random.Random, topic: str, pages: list[synthweb.Page], report_mode: bool, target: int
+    out: _Builder,
+    rng: random.Random,
+    topic: str,
+    pages: list[synthweb.Page],
+    report_mode: bool,
+    target: int,
+    *,
+    labels: list[tuple[str, str]] | None = None,
+    subject: str = "",
 ) -> None:
     """The closing text: a Markdown report when asked for one, else a summary paragraph."""
     if report_mode:
@@ -411,9 +428,42 @@ def _conclude(
                     return
             else:
                 out.text(prose.filler(rng).lstrip() + prose.filler(rng))
+        if labels:
+            through = prose.label_sentences(rng, labels, subject or topic, 6)
+            if not out.text(prose.report_section("What the earlier reports show") + through):
+                return
         if pages:
             out.text(prose.sources_section(pages[:8]))
         return
     out.text(prose.closer(rng, topic))
     while out.output < target and not out.truncated:
         out.text(prose.filler(rng))
+
+
+def _report_without_sources(rng: random.Random, request: ParsedRequest) -> bool:
+    """Whether a report turn answers from what the conversation holds: no search, no citation.
+
+    Only a report asked for after earlier turns (there is something to write from), and never
+    when a directive asks for a search-dependent behaviour.
+    """
+    directives = request.directives
+    if request.continuation or request.pending_search is not None or not _has_earlier_turns(request):
+        return False
+    if directives.refusal or directives.pause_turn or directives.max_tokens:
+        return False
+    return UNCITED_REPORT_DIRECTIVE in request.last_user_text or rng.random() < UNCITED_REPORT_PROBABILITY
+
+
+def _has_earlier_turns(request: ParsedRequest) -> bool:
+    return any(m.get("role") == "assistant" for m in request.messages[:-1])
+
+
+def _first_user_text(request: ParsedRequest) -> str:
+    """The brief: where a later layer's prompt quotes the earlier reports and their labelled sources."""
+    for message in request.messages:
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return "\n".join(str(b.get("text", "")) for b in content or [] if isinstance(b, dict))
+    return ""

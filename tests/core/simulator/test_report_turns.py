@@ -1,0 +1,77 @@
+"""Report turns that follow the conversation: often uncited, citing earlier reports by label."""
+
+from __future__ import annotations
+
+from anthropic import AsyncAnthropic
+from anthropic.types import Message, ServerToolUseBlock, TextBlock
+
+from core.simulator.prose import prior_labels, subject_phrase
+from core.simulator.responder import UNCITED_REPORT_DIRECTIVE
+from tests.core.simulator.conftest import request
+
+QUESTION = "Question: Will sodium-ion batteries displace LFP in grid storage before 2030?"
+BRIEF = f"{QUESTION}\n\nYour brief: write the synthesis.\n\n"
+EARLIER = (
+    '<report agent="market">\n# Market\n\nPrices fell [market:1].\n\nSources (cite them by label):\n\n'
+    "[market:1] Prices in 2026 | Market Watch (simulated) <https://www.market-watch.example/a>\n"
+    "[market:2] Costs explained | Open Statistics (simulated) <https://data.open-statistics.example/b>\n"
+    "</report>\n\n"
+    '<report agent="policy">\n# Policy\n\nSources (cite them by label):\n\n'
+    "[policy:1] Tenders | Policy Institute (simulated) <https://www.policy-institute.example/c>\n"
+    "[policy:4] Subsidies | The Daily Ledger (simulated) <https://news.daily-ledger.example/d>\n"
+    "</report>"
+)
+
+
+def report_request(report_prompt: str, brief: str = BRIEF) -> dict:
+    messages = [
+        {"role": "user", "content": brief},
+        {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]},
+        {"role": "user", "content": report_prompt},
+    ]
+    return request(messages=messages)
+
+
+def texts(message: Message) -> str:
+    return "".join(b.text for b in message.content if isinstance(b, TextBlock))
+
+
+async def test_the_directive_makes_a_report_turn_search_and_cite_nothing(client: AsyncAnthropic) -> None:
+    message = await client.messages.create(**report_request(f"Write your report. {UNCITED_REPORT_DIRECTIVE}"))
+    assert not any(isinstance(b, ServerToolUseBlock) for b in message.content)
+    assert not any(isinstance(b, TextBlock) and b.citations for b in message.content)
+    assert (
+        message.usage.server_tool_use is not None and message.usage.server_tool_use.web_search_requests == 0
+    )
+    assert "sodium-ion batteries" in texts(message) and message.stop_reason == "end_turn"
+
+
+async def test_report_turns_often_cite_nothing_and_often_search(client: AsyncAnthropic) -> None:
+    uncited = 0
+    for i in range(16):
+        message = await client.messages.create(**report_request(f"Write your report, version {i}."))
+        uncited += not any(isinstance(b, ServerToolUseBlock) for b in message.content)
+    assert 3 <= uncited <= 13, uncited
+
+
+async def test_a_synthesis_cites_the_earlier_reports_by_their_labels(client: AsyncAnthropic) -> None:
+    labels = {"[market:1]", "[market:2]", "[policy:1]", "[policy:4]"}
+    for prompt in ("Write your report.", f"Write your report. {UNCITED_REPORT_DIRECTIVE}"):
+        text = texts(await client.messages.create(**report_request(prompt, BRIEF + EARLIER)))
+        assert sum(label in text for label in labels) >= 3, text
+
+
+def test_labels_are_read_from_the_prompt_as_a_model_would() -> None:
+    assert [label for label, _ in prior_labels(EARLIER)] == [
+        "[market:1]",
+        "[market:2]",
+        "[policy:1]",
+        "[policy:4]",
+    ]
+
+
+def test_the_subject_is_a_noun_phrase_of_the_question() -> None:
+    assert subject_phrase(QUESTION.split(": ", 1)[1]) == "sodium-ion batteries"
+    assert subject_phrase("How fast is solar adoption growing in Africa?") == "solar adoption"
+    assert subject_phrase("What is the market for heat pumps?") == "the market"
+    assert subject_phrase("") == "the topic"
