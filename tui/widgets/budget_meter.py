@@ -94,7 +94,7 @@ class BudgetMeter(Widget):
         self._show("meter-lines", self._lines(b, width))
         if self.ended:
             self._show("burn", "run ended")
-            self.query_one("#burn-spark", Sparkline).data = []
+            self.query_one("#burn-spark", Sparkline).display = False
             self._show("projection", "")
             return
         self._show("burn", f"burn {money(b.burn_usd_per_min)}/min")
