@@ -90,9 +90,20 @@ class SessionResult:
 
 
 class TurnBoundary(Protocol):
-    """Where a session hands control back between API calls (its agent's handle)."""
+    """Where a session hands control back to its agent's handle, which owns the agent's status.
 
-    async def at_turn_boundary(self) -> None: ...
+    A session never publishes status events itself: it tells the handle, which changes the
+    status and publishes the event (so the run's view and ``agent_status`` always agree).
+    """
+
+    async def at_turn_boundary(self) -> None:
+        """Before each API call: a requested pause takes hold here."""
+
+    def waiting_for_budget(self, cap: str, message: str) -> None:
+        """The next call does not fit the caps now but will once calls in flight settle."""
+
+    def budget_wait_over(self) -> None:
+        """The call fits again (or the wait ended): the agent is running."""
 
 
 class AgentSession:
