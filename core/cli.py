@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from core.engine.orchestrator import Orchestrator
 
 Factory = Callable[[], Awaitable["Orchestrator"]]
+logger = logging.getLogger(__name__)
 
 
 class AppOpener(Protocol):
@@ -41,6 +43,7 @@ class AppOpener(Protocol):
 
 DEFAULT_CONFIG = Path("research_config.yaml")
 DEFAULT_RUNS_DIR = Path("runs")
+VERBOSE_HELP = "also show log records on the terminal (a run always logs to run.log in its directory)"
 
 
 def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -54,12 +57,17 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where runs live (default: ./runs)"
     )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def verbose_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
     def runs_dir_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--runs-dir", type=Path, default=argparse.SUPPRESS, help="where runs live (default: ./runs)"
         )
+        verbose_option(sub)
 
     run = commands.add_parser("run", help="start a run (the terminal app unless --headless)")
     run.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG, help="research config (YAML)")
@@ -115,6 +123,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Serve the Anthropic Messages API simulator on loopback. Point the SDK at it with "
         "ANTHROPIC_BASE_URL=http://HOST:PORT and any ANTHROPIC_API_KEY.",
     )
+    verbose_option(simulator)
     if "simulator" in argv:  # a subcommand is named exactly, so no other command needs these options
         from core.simulator.cli import add_cli_arguments
 
@@ -126,8 +135,11 @@ def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None
     """Run one command; ``open_app`` opens the terminal app (absent, those commands exit 2)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = _parser(arguments).parse_args(arguments)
+    from core.logs import command_logging
+
     try:
-        return _dispatch(args, open_app)
+        with command_logging(verbose=args.verbose):
+            return _dispatch(args, open_app)
     except KeyboardInterrupt:
         return 130
     except RunAlreadyComplete as done:
@@ -235,6 +247,7 @@ def _launch(
 
 async def _run_headless(factory: Factory) -> int:
     from core.headless import HeadlessDisplay
+    from core.logs import run_log
 
     orchestrator = await factory()
     display = HeadlessDisplay()
@@ -242,8 +255,9 @@ async def _run_headless(factory: Factory) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, orchestrator.stop)
-    with display:
+    with run_log(orchestrator.run_dir), display:
         outcome = await orchestrator.run()
+        logger.info("run ended: %s", outcome.describe())
     print(outcome.describe())
     if outcome.message:
         print(outcome.message, file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from textual.theme import Theme
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from core.control import EXIT_INVALID, RunControl, RunOutcome
+from core.logs import run_log
 from tui import data
 from tui.bridge import EventBridge
 from tui.commands import ScreenCommands
@@ -31,6 +33,7 @@ from tui.screens.runs import RunsScreen
 from tui.settings import load_settings, save_settings, user_themes_dir
 from tui.themes import BUILTIN_THEMES_DIR, DEFAULT_THEME, load_themes
 
+logger = logging.getLogger(__name__)
 ResumeFactory = Callable[[str, str | None], ControlFactory]
 StartFactory = Callable[[Path], ControlFactory]
 
@@ -151,7 +154,9 @@ class ResearchApp(App[int]):
         EventBridge(screen, sink=screen).attach(control.bus)
         _tune_gc_for_streaming()
         try:
-            outcome = await control.run()
+            with run_log(Path(control.run_dir)):
+                outcome = await control.run()
+                logger.info("run ended: %s", outcome.describe())
         except Exception as error:
             self.run_error = _describe(error)
             screen.post_message(RunEnded(None, self.run_error))

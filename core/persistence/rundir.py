@@ -105,6 +105,10 @@ class RunDir:
     def lock_path(self) -> Path:
         return self.path / "run.lock"
 
+    @property
+    def log_path(self) -> Path:
+        return self.path / "run.log"
+
     def report_path(self, agent_id: str) -> Path:
         return self.reports_dir / f"{agent_id}.md"
 

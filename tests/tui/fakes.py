@@ -8,6 +8,7 @@ still working. Pause/resume/kill change its statuses and publish the events the 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -250,7 +251,9 @@ class FakeRun:
         pause_delay: float = 0.05,
     ) -> None:
         self.run_id = RUN_ID
-        self.run_dir = run_dir or Path("runs") / RUN_ID
+        # a real directory: the app keeps the run's run.log in it while the run is open
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="fake-run-")) / RUN_ID
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.bus = EventBus()
         self.script = sodium_script() if script is None else script
         self.finish = finish

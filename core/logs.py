@@ -1,0 +1,136 @@
+"""Where log records go: a run's ``run.log`` (0600) and, with ``--verbose``, the terminal.
+
+Modules only call ``logging.getLogger(__name__)``; the front ends (the command line, the app) attach
+handlers here, never at import. Handlers write from a listener thread, so logging never blocks the
+event loop, and every line is masked for secrets (the API key, bearer tokens) before it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import queue
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from core.persistence.atomic import PRIVATE_FILE_MODE, as_disk_error
+from core.persistence.rundir import RunDir
+
+#: The packages whose INFO records are kept (third parties: WARNING and above).
+OWN_LOGGERS = ("core", "tui")
+SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+_KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}|(?i:bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*")
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_MASK = "[redacted]"
+logger = logging.getLogger(__name__)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, then masks secrets anywhere in the line (message, arguments, traceback)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__(_FORMAT)
+        self._secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    for secret in secrets:
+        text = text.replace(secret, _MASK)
+    return _KEY_PATTERN.sub(_MASK, text)
+
+
+def environment_secrets() -> list[str]:
+    """The credentials this process holds (values of the SDK's variables), to be masked if logged."""
+    return [value for name in SECRET_VARIABLES if (value := os.environ.get(name))]
+
+
+class _TerminalHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record arrives (the app redirects it while it runs)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+@contextmanager
+def _threaded(handler: logging.Handler) -> Iterator[None]:
+    """``handler`` on the root logger, fed through a queue by a listener thread."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    feeder = logging.handlers.QueueHandler(records)
+    feeder.setLevel(handler.level)
+    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    listener.start()
+    root = logging.getLogger()
+    root.addHandler(feeder)
+    try:
+        yield
+    finally:
+        root.removeHandler(feeder)
+        listener.stop()  # writes what is queued, then joins the thread
+        handler.close()
+
+
+@contextmanager
+def command_logging(*, verbose: bool = False) -> Iterator[None]:
+    """For one command: keep our INFO records (DEBUG with ``verbose``); with ``verbose``, show them on
+    the terminal (standard error). Levels are restored afterwards."""
+    loggers = [logging.getLogger(name) for name in OWN_LOGGERS]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        if verbose:
+            terminal = _TerminalHandler()
+            terminal.setLevel(logging.DEBUG)
+            terminal.setFormatter(RedactingFormatter(environment_secrets()))
+            with _threaded(terminal):
+                yield
+        else:
+            yield
+    finally:
+        for logger, level in zip(loggers, before, strict=True):
+            logger.setLevel(level)
+
+
+@contextmanager
+def run_log(run_dir: Path) -> Iterator[Path]:
+    """Append INFO and above to the run's ``run.log`` (created 0600) while the block runs, and the
+    traceback of an exception that escapes it.
+
+    A run resumed in the same directory appends to the same file. Raises ``DiskError`` when the file
+    cannot be opened, like every other write the run depends on.
+    """
+    path = RunDir(run_dir).log_path
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # an older file keeps no wider mode
+    except OSError as exc:
+        raise as_disk_error(exc, path, creating=True) from exc
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(RedactingFormatter(environment_secrets()))
+    try:
+        with _threaded(handler):
+            logger.info("run %s: logging to %s", path.parent.name, path.name)
+            try:
+                yield path
+            except Exception:
+                logger.exception("the run failed")  # the traceback belongs in the log file
+                raise
+    finally:
+        handler.stream.close()
