@@ -83,6 +83,8 @@ class AgentSeed:
     retries: int = 0
     report_path: str | None = None
     error: str | None = None
+    note: str | None = None  # why it waits (an attached app's snapshot of a live run)
+    started: bool = False  # it started in the owner's current attempt (ditto)
 
 
 # --- run and layer ------------------------------------------------------------------------------

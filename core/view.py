@@ -182,6 +182,8 @@ class RunView:
                 retries=seed.retries,
                 report_path=seed.report_path,
                 error=seed.error,
+                note=seed.note,
+                started=seed.started,
             )
         change.run, change.all_rows = self.run, True
 
