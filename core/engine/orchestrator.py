@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from anthropic import AsyncAnthropic
@@ -66,6 +67,7 @@ class Orchestrator:
         simulated: bool = False,
         started_at: float | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        serve: Callable[[Orchestrator], AbstractAsyncContextManager[object]] | None = None,
     ) -> None:
         self.config = config
         self.run_dir_ref = run_dir
@@ -80,6 +82,7 @@ class Orchestrator:
         self.resumed = bool(restored)
         self.started_at = started_at or time.time()
         self._on_close = on_close
+        self._serve = serve  # what the owner offers while it runs (the control channel)
         self.agents = config.agents()
         restored = restored or {}
         self.handles = {
@@ -141,6 +144,12 @@ class Orchestrator:
         return seeds
 
     async def run(self) -> RunOutcome:
+        if self._serve is None:
+            return await self._run()
+        async with self._serve(self):
+            return await self._run()
+
+    async def _run(self) -> RunOutcome:
         self.bus.publish(
             RunStarted(
                 run_id=self.run_id,

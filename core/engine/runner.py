@@ -26,6 +26,7 @@ from core.persistence.checkpoints import CheckpointStore
 from core.persistence.journal import Journal
 from core.persistence.rundir import RunDir, new_run_id, parent_record
 from core.persistence.runlock import RunLock
+from core.remote.live import LiveState
 from core.simulator import Simulator
 
 SIMULATED_API_KEY = "sk-ant-simulated-not-a-real-key"
@@ -91,8 +92,10 @@ async def _assemble(
     if ledger_state:
         ledger.restore(ledger_state)
     bus = bus or EventBus()
-    journal = Journal(run_dir.events_path)
+    live = LiveState()
+    journal = Journal(run_dir.events_path, on_written=live.written)
     await journal.open()
+    live.offset = journal.offset
     bus.subscribe_batches(journal, name="journal")
 
     async def close() -> None:
@@ -113,6 +116,7 @@ async def _assemble(
         simulated=simulate,
         started_at=started_at,
         on_close=close,
+        serve=lambda owner: live.serving(owner, owner.handles, run_dir.control_socket_path),
     )
 
 
@@ -131,6 +135,12 @@ async def start_run(
     config_bytes = await asyncio.to_thread(config_path.read_bytes)
     run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_bytes)
     return await _assemble(config=config, run_dir=run_dir, simulate=simulate, bus=bus, base_url=base_url)
+
+
+async def open_prepared_run(run_dir: RunDir, *, simulate: bool) -> Orchestrator:
+    """Own a run directory ``run --detach`` created (its background owner: core.remote.detach)."""
+    config = load_config(run_dir.config_copy_path)
+    return await _assemble(config=config, run_dir=run_dir, simulate=simulate, bus=None)
 
 
 async def resume_run(

@@ -1,13 +1,21 @@
 """``events.jsonl``: every event of a run as one JSON line, text deltas coalesced.
 
 A journal line per token would make the file as large as the transcript many times over; text is
-buffered per agent and written as one line when anything else happens to that agent.
+buffered per agent and written as one line when anything else happens to that agent, or once it
+has waited :data:`TEXT_DELAY_SECONDS` (so an app following the journal sees the stream live).
+
+After each write the journal reports the events it wrote and its new size (``on_written``): an
+owner serving attached apps folds exactly what is on disk, so a snapshot and the offset it names
+always agree.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +25,24 @@ from aiofiles.threadpool.text import AsyncTextIOWrapper
 from core.events import Event, TextStreamed
 
 FLUSH_CHARS = 4000
+TEXT_DELAY_SECONDS = 0.1
+
+Written = Callable[[list[Event], int], None]
 
 
 class Journal:
     """An EventBus subscriber appending to ``events.jsonl`` through aiofiles (never blocking the loop)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, on_written: Written | None = None) -> None:
         self.path = path
+        self.on_written = on_written
+        self.offset = 0  # bytes in the file after our last write
         self._file: AsyncTextIOWrapper | None = None
-        self._text: dict[str, tuple[TextStreamed, list[str], int]] = {}
+        self._text: dict[str, tuple[TextStreamed, list[str], int, float]] = {}
 
     async def open(self) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.offset = os.fstat(fd).st_size
         os.close(fd)
         self._file = await aiofiles.open(self.path, "a", encoding="utf-8")
 
@@ -36,37 +50,42 @@ class Journal:
         """Append a batch of events as one write: the journal keeps up with any event rate."""
         if self._file is None:
             await self.open()
-        lines: list[str] = []
+        written: list[Event] = []
         finished = False
         for event in events:
             if isinstance(event, TextStreamed) and event.agent_id is not None:
-                first, parts, size = self._text.get(event.agent_id, (event, [], 0))
+                first, parts, size, since = self._text.get(event.agent_id, (event, [], 0, time.monotonic()))
                 parts.append(event.text)
-                self._text[event.agent_id] = (first, parts, size + len(event.text))
+                self._text[event.agent_id] = (first, parts, size + len(event.text), since)
                 if size + len(event.text) >= FLUSH_CHARS:
-                    lines.append(self._text_line(event.agent_id))
+                    written.append(self._text_event(event.agent_id))
                 continue
             if event.agent_id is not None and event.agent_id in self._text:
-                lines.append(self._text_line(event.agent_id))
-            lines.append(_line(event.to_json()))
+                written.append(self._text_event(event.agent_id))
+            written.append(event)
             finished = finished or event.kind == "run_finished"
-        await self._write(lines)
+        due = time.monotonic() - TEXT_DELAY_SECONDS
+        written.extend(self._text_event(agent) for agent, held in list(self._text.items()) if held[3] <= due)
+        await self._write(written)
         if finished:
             await self.close()
 
-    def _text_line(self, agent_id: str) -> str:
-        first, parts, _ = self._text.pop(agent_id)
-        data = first.to_json()
-        data["text"] = "".join(parts)
-        return _line(data)
+    def _text_event(self, agent_id: str) -> TextStreamed:
+        """The text an agent streamed since its last line, as one event (the first fragment's stamp)."""
+        first, parts, _, _ = self._text.pop(agent_id)
+        return replace(first, text="".join(parts))
 
-    async def _write(self, lines: list[str]) -> None:
-        if lines and self._file is not None:
-            await self._file.write("".join(lines))
+    async def _write(self, events: list[Event]) -> None:
+        if events and self._file is not None:
+            data = "".join(_line(event.to_json()) for event in events)
+            await self._file.write(data)
             await self._file.flush()
+            self.offset += len(data.encode("utf-8"))
+            if self.on_written is not None:
+                self.on_written(events, self.offset)
 
     async def close(self) -> None:
-        await self._write([self._text_line(agent_id) for agent_id in list(self._text)])
+        await self._write([self._text_event(agent_id) for agent_id in list(self._text)])
         if self._file is not None:
             await self._file.close()
             self._file = None

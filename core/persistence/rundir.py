@@ -109,6 +109,21 @@ class RunDir:
     def log_path(self) -> Path:
         return self.path / "run.log"
 
+    @property
+    def control_socket_path(self) -> Path:
+        """Where the run's owner serves its control channel (``core.remote.channel``)."""
+        return self.path / "control.sock"
+
+    @property
+    def owner_log_path(self) -> Path:
+        """A detached owner's stdout and stderr (``run --detach``)."""
+        return self.path / "owner.log"
+
+    @property
+    def owner_pid_path(self) -> Path:
+        """The pid of a detached owner, written when it is started (before it takes the run lock)."""
+        return self.path / "owner.pid"
+
     def report_path(self, agent_id: str) -> Path:
         return self.reports_dir / f"{agent_id}.md"
 

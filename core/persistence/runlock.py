@@ -97,6 +97,18 @@ class RunLock:
         self.release()
 
 
+def owner_pid(run_dir: Path) -> int | None:
+    """The pid the lock file names (who owns, or last owned, the run), or None if it names none."""
+    try:
+        fd = os.open(RunDir(run_dir).lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return _read_holder(fd)[0]
+    finally:
+        os.close(fd)
+
+
 def _read_holder(fd: int) -> tuple[int | None, str | None, float | None]:
     """Who holds the lock, as far as the lock file says (it may be mid-write: then unknown)."""
     try:

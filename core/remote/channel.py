@@ -144,12 +144,13 @@ class ControlChannel:
     def __init__(self, path: Path, control: RunControl, agents: Collection[str], snapshot: Snapshot) -> None:
         self.path = Path(path)
         self.control = control
-        self.agents = frozenset(agents)
+        self.agents = agents  # checked per request (a live view of the owner's agents is fine)
         self.snapshot = snapshot
         self.allowed_uid: int | None = os.getuid()
         self._watchers: dict[_Watcher, asyncio.Task[Any] | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        self._inode: int | None = None
 
     @property
     def watchers(self) -> int:
@@ -193,6 +194,7 @@ class ControlChannel:
             server = await asyncio.start_unix_server(accept, path=address, limit=MAX_REQUEST_BYTES)
         # The run directory is 0700, so nobody else could reach the socket before this chmod.
         os.chmod(self.path, SOCKET_MODE)
+        self._inode = os.stat(self.path).st_ino
         return server
 
     async def _shut(self, server: asyncio.Server) -> None:
@@ -206,7 +208,9 @@ class ControlChannel:
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            # The run lock may be free by now: a socket there that is not ours is the next owner's.
+            if os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -287,6 +291,19 @@ class ControlChannel:
 
 
 # --- the front end's side -----------------------------------------------------------------------
+
+
+def answers(path: Path) -> bool:
+    """Whether a live owner accepts connections on ``path`` (a blocking probe, for the command line)."""
+    if not path.exists():
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX) as sock, socket_address(path) as address:
+            sock.settimeout(2.0)
+            sock.connect(address)
+    except (OSError, ChannelError):
+        return False
+    return True
 
 
 async def connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -1,0 +1,93 @@
+"""Which runs are live: a run is live while a process answers on its control socket.
+
+A detached owner needs a few seconds to start (importing the SDK, starting the simulator) before
+it serves; ``run --detach`` does not wait for it, so its pid is recorded in ``owner.pid`` and a
+front end that attaches meanwhile waits for that process rather than failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.persistence.atomic import write_atomic
+from core.persistence.rundir import RunDir
+from core.persistence.runlock import owner_pid
+from core.remote.channel import OwnerUnreachable, answers
+
+STARTING_WITHIN_SECONDS = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOwner:
+    pid: int | None  # as the run lock (or owner.pid) records it; None if unreadable
+    serving: bool  # False while a detached owner is still starting
+
+
+def record_starting_owner(run_dir: RunDir, pid: int) -> None:
+    write_atomic(run_dir.owner_pid_path, f"{pid}\n".encode())
+
+
+def _starting_pid(run: RunDir) -> int | None:
+    """The detached owner's pid if that process is alive and has not yet written an event."""
+    try:
+        pid = int(run.owner_pid_path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    if run.events_path.exists() or pid <= 0:
+        return None  # it has started (or it is not the process that will)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return None  # a zombie: it has exited
+    return pid
+
+
+def live_owner(run_dir: Path) -> LiveOwner | None:
+    """The process that owns ``run_dir`` now (or is starting to), or None when nobody does."""
+    run = RunDir(run_dir)
+    if answers(run.control_socket_path):
+        return LiveOwner(owner_pid(run.path), serving=True)
+    starting = _starting_pid(run)
+    return LiveOwner(starting, serving=False) if starting is not None else None
+
+
+async def wait_until_serving(run_dir: Path, within: float = STARTING_WITHIN_SECONDS) -> bool:
+    """Wait while a detached owner starts; True once it serves, False if it is not (or no longer) starting."""
+    run = RunDir(run_dir)
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        owner = await asyncio.to_thread(live_owner, run.path)
+        if owner is None or owner.serving:
+            return owner is not None
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)  # polling a starting process's socket; nothing to wait on instead
+
+
+def not_live(run: RunDir) -> OwnerUnreachable:
+    """The error for attaching to a run nobody owns: how to continue it, and why its owner stopped."""
+    message = (
+        f"run {run.run_id} is not live: no process owns it; "
+        f"continue it with: research-orchestrator resume {run.run_id}"
+    )
+    log = _tail(run.owner_log_path) if run.owner_log_path.exists() else ""
+    if log:
+        message += f"\nthe end of its owner's log ({run.owner_log_path}):\n{log}"
+    return OwnerUnreachable(message)
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"(cannot read it: {exc.strerror})"
+    return "\n".join(text.splitlines()[-lines:])
