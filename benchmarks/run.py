@@ -66,6 +66,7 @@ GOALS = (
     Goal("ratelimit_throughput_fraction", ">=", 0.9),
     Goal("caching_input_cost_reduction", ">=", 0.5),
     Goal("simulator_concurrent_streams", ">=", 500),
+    Goal("cli_startup_seconds", "<=", 0.25, " s"),
 )
 
 
@@ -89,6 +90,7 @@ GROUPS = (
           ("ratelimit_429_fraction", "ratelimit_throughput_fraction"), 200, 500),
     Group("caching", "benchmarks.bench_caching:run", ("caching_input_cost_reduction",), 120, 300),
     Group("streams", "benchmarks.bench_components:streams", ("simulator_concurrent_streams",), 180, 400),
+    Group("startup", "benchmarks.bench_startup:run", ("cli_startup_seconds",), 120, 240),
 )  # fmt: skip
 
 

@@ -11,15 +11,11 @@ Each command imports only what it needs, so ``--help``, ``validate`` and ``runs`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-
-from core.control import EXIT_INVALID, RunAlreadyComplete
 
 if TYPE_CHECKING:
     from core.engine.orchestrator import Orchestrator
@@ -142,10 +138,15 @@ def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None
             return _dispatch(args, open_app)
     except KeyboardInterrupt:
         return 130
-    except RunAlreadyComplete as done:
-        print(done)
-        return 0
     except Exception as error:  # user-facing errors only; anything else is a bug worth a traceback
+        from core.control import (
+            EXIT_INVALID,
+            RunAlreadyComplete,
+        )  # imported late: keeps asyncio out of --help
+
+        if isinstance(error, RunAlreadyComplete):
+            print(error)
+            return 0
         message = _user_error(error)
         if message is None:
             raise
@@ -242,10 +243,15 @@ def _launch(
     """The run in the app when ``open_app`` is given, else headless."""
     if open_app is not None:
         return open_app(control_factory=factory, runs_dir=runs_dir, simulate=simulate)
+    import asyncio
+
     return asyncio.run(_run_headless(factory))
 
 
 async def _run_headless(factory: Factory) -> int:
+    import asyncio
+    import signal
+
     from core.headless import HeadlessDisplay
     from core.logs import run_log
 

@@ -8,7 +8,6 @@ event loop, and every line is masked for secrets (the API key, bearer tokens) be
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import queue
 import re
@@ -17,9 +16,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
-
-from core.persistence.atomic import PRIVATE_FILE_MODE, as_disk_error
-from core.persistence.rundir import RunDir
 
 #: The packages whose INFO records are kept (third parties: WARNING and above).
 OWN_LOGGERS = ("core", "tui")
@@ -70,6 +66,8 @@ class _TerminalHandler(logging.StreamHandler[TextIO]):
 @contextmanager
 def _threaded(handler: logging.Handler) -> Iterator[None]:
     """``handler`` on the root logger, fed through a queue by a listener thread."""
+    import logging.handlers  # (sockets, threads) only when a handler is attached: not for --help
+
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     feeder = logging.handlers.QueueHandler(records)
     feeder.setLevel(handler.level)
@@ -115,6 +113,9 @@ def run_log(run_dir: Path) -> Iterator[Path]:
     A run resumed in the same directory appends to the same file. Raises ``DiskError`` when the file
     cannot be opened, like every other write the run depends on.
     """
+    from core.persistence.atomic import PRIVATE_FILE_MODE, as_disk_error
+    from core.persistence.rundir import RunDir
+
     path = RunDir(run_dir).log_path
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)

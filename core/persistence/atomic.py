@@ -7,7 +7,6 @@ worker thread by the async variant so that a slow disk cannot stall the event lo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
@@ -121,6 +120,8 @@ async def write_atomic_async(
     path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE, sync_dir: bool = True
 ) -> None:
     """:func:`write_atomic` in a worker thread: fsync can take a second on a busy disk."""
+    import asyncio  # loaded already under a running loop; kept off the import path of `runs`
+
     await asyncio.to_thread(write_atomic, path, data, mode=mode, sync_dir=sync_dir)
 
 
