@@ -17,7 +17,7 @@ from typing import Any
 
 from core.config.simulator import SimulatorSettings
 from core.simulator import crypto, prose, synthweb
-from core.simulator.tokens import count_block, count_text
+from core.simulator.tokens import count_block, count_text, truncate_to_tokens
 from core.simulator.validation import ParsedRequest
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -140,7 +140,7 @@ class _Builder:
         base_tokens = count_text(base)
         tokens = count_text(base + text) - base_tokens
         if tokens > self.remaining:
-            text = text[: max(0, (base_tokens + self.remaining) * 4 - len(base))]
+            text = truncate_to_tokens(base + text, base_tokens + self.remaining)[len(base) :]
             self.truncated = True
             tokens = count_text(base + text) - base_tokens
             if not text:
