@@ -48,7 +48,14 @@ class SimulatorSettings(BaseModel):
         default=0.15,
         ge=0,
         le=1,
-        description="Chance that a turn with searches pauses (stop_reason pause_turn).",
+        description="Chance that a turn with web search wants more searches than `server_loop_limit` "
+        "allows, so it pauses there (stop_reason pause_turn) with the next search dangling.",
+    )
+    server_loop_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Searches the server-side loop runs in one request before it pauses a turn that "
+        "wants more (the API's iteration limit, about 10; lower by default to keep turns short).",
     )
     searches_per_turn: tuple[int, int] = (1, 3)
     output_tokens_per_turn: tuple[int, int] = (250, 700)

@@ -82,7 +82,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--pause-turn-probability",
         type=float,
         default=defaults.pause_turn_probability,
-        help="chance that a turn with searches ends in pause_turn (default: %(default)s)",
+        help="chance that a turn with web search wants more searches than the server loop runs, so it "
+        "ends in pause_turn (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--server-loop-limit",
+        type=int,
+        default=defaults.server_loop_limit,
+        help="searches the server-side loop runs per request before a turn that wants more pauses "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--searches-per-turn",
@@ -154,6 +162,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
         faults=dict(args.fault),
         slow_first_byte_s=args.slow_first_byte_s,
         pause_turn_probability=args.pause_turn_probability,
+        server_loop_limit=args.server_loop_limit,
         searches_per_turn=args.searches_per_turn,
         output_tokens_per_turn=args.output_tokens_per_turn,
         context_window=args.context_window,

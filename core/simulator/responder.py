@@ -246,25 +246,32 @@ def _output_cap(
 def _plan_searches(
     rng: random.Random, request: ParsedRequest, settings: SimulatorSettings, terms: list[str]
 ) -> tuple[list[str], int | None]:
-    """The queries of the turn (a paused search first) and the index of the search it pauses at."""
-    web_tool, pending = request.web_tool, request.pending_search
+    """The queries of the turn (a paused search first) and the index of the search it pauses at.
+
+    Like the API's server-side loop, a turn pauses only when it wants more searches than the loop runs
+    in one request (``server_loop_limit``): after at least one search, with the next one dangling.
+    ``[sim:max_tokens]`` and ``[sim:refusal]`` win over pausing, so directives never conflict.
+    """
+    web_tool, pending, directives = request.web_tool, request.pending_search, request.directives
     lo, hi = sorted(settings.searches_per_turn)
-    if web_tool is None or request.directives.refusal:
+    limit = settings.server_loop_limit
+    max_uses = web_tool.get("max_uses") if web_tool else None
+    pause_at: int | None = None
+    if web_tool is None or directives.refusal:
         planned = 0
-    elif pending is not None:
-        planned = 1 + rng.randint(0, max(0, hi - 1))
     else:
-        planned = rng.randint(lo, hi)
+        forced = directives.pause_turn and not request.continuation
+        wants_more = forced or rng.random() < settings.pause_turn_probability
+        if wants_more and not directives.max_tokens and (max_uses is None or max_uses > limit):
+            planned, pause_at = limit + 1, limit
+        elif pending is not None:  # the search left dangling, perhaps one more: the rest of the turn
+            planned = min(limit, 1 + rng.randint(0, max(0, min(1, hi - 1))))
+        else:
+            planned = min(limit, rng.randint(lo, hi))
     queries = _queries(rng, terms, planned)
     if pending is not None and queries:
         queries[0] = str((pending.get("input") or {}).get("query", queries[0]))
-    max_uses = web_tool.get("max_uses") if web_tool else None
-    usable = planned if max_uses is None else min(planned, max_uses)
-    forced = request.directives.pause_turn and not request.continuation
-    first = 1 if pending is not None else 0
-    if usable > first and (forced or rng.random() < settings.pause_turn_probability):
-        return queries, rng.randint(first, usable - 1)
-    return queries, None
+    return queries, pause_at
 
 
 def _run_searches(
@@ -386,8 +393,11 @@ def build_turn(
             stop_reason = "pause_turn"
         elif not out.truncated:
             _conclude(out, rng, topic, searches.pages, report_mode, target, labels=labels, subject=subject)
+    while request.directives.max_tokens and not out.truncated:
+        out.text(prose.filler(rng))  # [sim:max_tokens] always ends in max_tokens, whatever else is asked
     if out.truncated:
         stop_reason = cap_reason
+        stop_details = None
 
     output = max(out.output, 1)
     usage_start, usage_delta = _usage(prompt_tokens, cache, searches, output, request.web_tool is not None)

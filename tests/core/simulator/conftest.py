@@ -53,5 +53,6 @@ def sdk(sim: Simulator, api_key: str = "test") -> AsyncAnthropic:
 
 
 @pytest.fixture
-def client(sim: Simulator) -> AsyncAnthropic:
-    return sdk(sim)
+async def client(sim: Simulator) -> AsyncIterator[AsyncAnthropic]:
+    async with sdk(sim) as client:
+        yield client

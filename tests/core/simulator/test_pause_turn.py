@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from typing import Any
 
 import pytest
 from anthropic import AsyncAnthropic, BadRequestError
 from anthropic.types import Message, ServerToolUseBlock, WebSearchToolResultBlock
 
-from core.simulator import Simulator
-from tests.core.simulator.conftest import request
+from core.simulator import Simulator, SimulatorSettings
+from tests.core.simulator.conftest import WEB_SEARCH, StartSimulator, request, sdk
 
 PROMPT = "Research geothermal heating in northern Europe [sim:pause_turn]"
 
@@ -142,3 +144,44 @@ async def test_a_continuation_merged_into_earlier_assistant_content_is_accepted(
     merged["messages"][-1]["content"].insert(0, {"type": "text", "text": "Earlier assistant text."})
 
     assert (await client.messages.create(**merged)).content
+
+
+async def test_over_two_hundred_turns_none_pauses_without_a_search(start_simulator: StartSimulator) -> None:
+    """Turns pause only at the server-loop limit, after searches; directives never conflict."""
+    stops: Counter[str] = Counter()
+    prompts = [
+        "Research offshore wind in the North Sea",
+        "Research lithium prices [sim:pause_turn]",
+        "Research tidal power [sim:max_tokens]",
+        "Research small modular reactors [sim:pause_turn] [sim:max_tokens]",
+        "Research heat pumps [sim:refusal] [sim:pause_turn]",
+    ]
+
+    async def turn(client: AsyncAnthropic, limit: int, i: int) -> None:
+        tools = [{**WEB_SEARCH, "max_uses": 2 + i % 5} if i % 3 == 0 else WEB_SEARCH]
+        params = request(
+            f"{prompts[i % len(prompts)]} (case {i})", tools=tools, max_tokens=[400, 4096][i % 2]
+        )
+        message = await client.messages.create(**params)
+        for _ in range(2):  # the turn, then up to one continuation of it
+            stops[message.stop_reason or ""] += 1
+            assert message.usage.server_tool_use is not None
+            searches = message.usage.server_tool_use.web_search_requests
+            if "[sim:max_tokens]" in params["messages"][0]["content"]:
+                assert message.stop_reason == "max_tokens"
+            if message.stop_reason != "pause_turn":
+                return
+            assert searches == limit >= 1, (searches, limit)
+            assert isinstance(message.content[-1], ServerToolUseBlock)
+            params = continuation(params, message)
+            message = await client.messages.create(**params)
+
+    for seed in range(4):
+        settings = SimulatorSettings(seed=seed, pause_turn_probability=0.3, server_loop_limit=1 + seed % 3)
+        # Closed after use: an unclosed client collected mid-test can stall another client's requests.
+        async with sdk(await start_simulator(settings)) as client, asyncio.TaskGroup() as group:
+            for i in range(50):
+                group.create_task(turn(client, settings.server_loop_limit, i))
+
+    assert stops.total() >= 200
+    assert stops["pause_turn"] >= 20 and stops["end_turn"] >= 20 and stops["max_tokens"] >= 40, stops
