@@ -1,8 +1,8 @@
 """The app's only door to run directories, checkpoints, estimates and run factories in ``core``.
 
 Screens call these functions (or a stand-in with the same shape in tests); when a core API
-changes, only this module changes. Each function degrades to an empty answer, never a crash,
-when the core module it needs is missing or a file is damaged.
+changes, only this module changes. A damaged or unreadable file gives an empty answer, never a
+crash. The engine (and the SDK with it, over a second to import) loads only when a run starts.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.budget.estimate import estimate, format_estimate
+from core.budget.pricing import PriceTable
+from core.config.loader import ConfigError, load_config
 from core.control import RunControl
+from core.persistence.checkpoints import CheckpointCorrupt, CheckpointNotFound, CheckpointStore
 from core.persistence.rundir import RunDir
-from tui.format import plural
+from core.persistence.rundir import list_runs as core_list_runs
 
 ControlFactory = Callable[[], Awaitable[RunControl]]
 
@@ -83,10 +87,6 @@ class DiskRunSource:
 
 
 def list_runs(runs_dir: Path) -> list[RunEntry]:
-    try:
-        from core.persistence.rundir import list_runs as core_list_runs
-    except ImportError:
-        return []
     return [
         RunEntry(r.run_id, r.status, r.cost_usd, r.created, r.program, r.parent, r.path, r.parent_checkpoint)
         for r in core_list_runs(runs_dir)
@@ -94,10 +94,6 @@ def list_runs(runs_dir: Path) -> list[RunEntry]:
 
 
 def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
-    try:
-        from core.persistence.checkpoints import CheckpointStore
-    except ImportError:
-        return []
     try:
         infos = CheckpointStore(run_dir).list()
     except OSError:
@@ -122,12 +118,8 @@ def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
 
 def last_exchange(run_dir: Path, checkpoint_id: str) -> Exchange | None:
     try:
-        from core.persistence.checkpoints import CheckpointStore
-    except ImportError:
-        return None
-    try:
         checkpoint = CheckpointStore(run_dir).load(checkpoint_id)
-    except Exception:  # a corrupt checkpoint has no preview; the browser says so
+    except (CheckpointCorrupt, CheckpointNotFound, OSError):  # no preview; the browser says why
         return None
     return exchange_of(list(checkpoint.messages))
 
@@ -216,31 +208,16 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 def estimate_text(config_path: Path) -> str:
     """The pre-flight estimate shown before a new run starts; an explanation if it cannot be made."""
     try:
-        from core.config.loader import load_config
-
         config = load_config(config_path)
-    except Exception as error:  # a ConfigError is shown to the user as-is
-        formatted = getattr(error, "format", None)
-        return f"Cannot read {config_path}:\n{formatted() if callable(formatted) else error}"
-    try:
-        from core.budget.estimate import estimate, format_estimate
-        from core.budget.pricing import PriceTable
-    except ImportError:
-        agents = config.agents()
-        layers = len(config.layers)
-        return (
-            f"{config.program.name}: {plural(len(agents), 'agent')} in {plural(layers, 'layer')}"
-            " (no estimate available)"
-        )
+    except ConfigError as error:
+        return f"Cannot read {config_path}:\n{error.format()}"
     return str(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
 
 
 def simulate_by_default() -> bool:
     """Without an API key, runs started from the app use the simulator (a fresh machine still works)."""
-    try:
-        from core.engine.runner import api_key_present
-    except ImportError:
-        return True
+    from core.engine.runner import api_key_present
+
     return not api_key_present()
 
 

@@ -22,7 +22,6 @@ from core.persistence.atomic import (
     ensure_private_dir,
     remove_stale_temp_files,
     write_atomic,
-    write_atomic_async,
 )
 
 _ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
@@ -162,15 +161,6 @@ class RunDir:
             )
         shown = ", ".join(candidates[:5]) + (", ..." if len(candidates) > 5 else "")
         raise RunRefError(f"{ref!r} matches {len(candidates)} runs ({shown}); give more of the run id")
-
-    def _summary_bytes(self, summary: dict[str, Any]) -> bytes:
-        return (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        write_atomic(self.summary_path, self._summary_bytes(summary))
-
-    async def write_summary_async(self, summary: dict[str, Any]) -> None:
-        await write_atomic_async(self.summary_path, self._summary_bytes(summary))
 
     def read_summary(self) -> dict[str, Any] | None:
         """The summary, or None when it is missing or unreadable (a listing must not crash on one run)."""
