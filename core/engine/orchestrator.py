@@ -307,7 +307,8 @@ class Orchestrator:
             state = handle.state
             if state is None or not handle.status.is_final or handle.report_path:
                 continue
-            session = self._session(handle.agent, state, handle, {})
+            # Earlier layers come first, so the reports its labels cite are already written.
+            session = self._session(handle.agent, state, handle, await self._prior_reports(handle.agent))
             partial = handle.status is not AgentStatus.COMPLETED
             path = self.run_dir_ref.report_path(handle.id)
             await write_atomic_async(path, session.report(partial=partial).encode("utf-8"))
