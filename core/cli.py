@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from core.engine.orchestrator import Orchestrator
+    from core.control import RunControl
 
-Factory = Callable[[], Awaitable["Orchestrator"]]
+Factory = Callable[[], Awaitable["RunControl"]]
 logger = logging.getLogger(__name__)
 
 
@@ -69,7 +69,18 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG, help="research config (YAML)")
     run.add_argument("--headless", action="store_true", help="no terminal app: a live table and log lines")
     run.add_argument("--simulate", action="store_true", help="use the built-in offline API simulator")
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in a background process that outlives the terminal; prints the run id and exits",
+    )
     runs_dir_option(run)
+
+    attach = commands.add_parser(
+        "attach", help="open the app on a live run owned by another process (e.g. run --detach)"
+    )
+    attach.add_argument("run", help="run id (or a unique prefix, or its directory)")
+    runs_dir_option(attach)
 
     resume = commands.add_parser(
         "resume", help="resume a run from its latest checkpoint, or fork it from one"
@@ -162,10 +173,11 @@ def _user_error(error: Exception) -> str | None:
     from core.persistence.atomic import DiskError
     from core.persistence.rundir import RunRefError
     from core.persistence.runlock import RunLocked
+    from core.remote.channel import ChannelError
 
     if isinstance(error, ConfigError):
         return "invalid config\n" + error.format()
-    if isinstance(error, SetupError | RunLocked | RunRefError | DiskError):
+    if isinstance(error, SetupError | RunLocked | RunRefError | DiskError | ChannelError):
         return str(error)
     return None
 
@@ -199,15 +211,22 @@ def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
         return _verify(args.runs_dir, args.run)
     if command == "run":
         from core.config.loader import load_config
-        from core.engine.runner import start_run
 
         load_config(args.config)  # invalid configs exit 2 before anything is created
+        if args.detach:  # returns at once: the SDK is loaded by the background owner, not here
+            from core.remote.detach import detach_command
+
+            return detach_command(args.config, args.runs_dir, simulate=args.simulate)
+        from core.engine.runner import start_run
+
         return _launch(
             lambda: start_run(args.config, args.runs_dir, simulate=args.simulate),
             open_app=None if args.headless else _app(open_app),
             runs_dir=args.runs_dir,
             simulate=args.simulate,
         )
+    if command == "attach":
+        return _attach(args.runs_dir, args.run, open_app)
     if command == "resume":
         from core.engine.runner import resume_run
 
@@ -270,6 +289,17 @@ async def _run_headless(factory: Factory) -> int:
     return outcome.exit_code
 
 
+def _attach(runs_dir: Path, run_ref: str, open_app: AppOpener | None) -> int:
+    from core.persistence.rundir import RunDir
+    from core.remote.attached import attach_run
+    from core.remote.owner import live_owner, not_live
+
+    run_dir = RunDir.open(runs_dir, run_ref)
+    if live_owner(run_dir.path) is None:
+        raise not_live(run_dir)
+    return _app(open_app)(control_factory=lambda: attach_run(runs_dir, str(run_dir.path)), runs_dir=runs_dir)
+
+
 def _estimate(config_path: Path) -> int:
     from core.budget.estimate import estimate, format_estimate
     from core.budget.pricing import PriceTable
@@ -282,15 +312,20 @@ def _estimate(config_path: Path) -> int:
 
 def _list_runs(runs_dir: Path) -> int:
     from core.persistence.rundir import list_runs
+    from core.remote.owner import live_owner
 
     runs = list_runs(runs_dir)
     if not runs:
         print(f"no runs in {runs_dir}")
         return 0
-    print(f"{'run':<48} {'status':<17} {'cost':>10}  forked from")
+    print(f"{'run':<48} {'status':<17} {'owner':<16} {'cost':>10}  forked from")
     for run in runs:
         parent = f"{run.parent} @ {run.parent_checkpoint}" if run.parent else ""
-        print(f"{run.run_id:<48} {run.status:<17} {run.cost_usd:>10.4f}  {parent}")
+        owner = live_owner(run.path)
+        live = "" if owner is None else ("live" if owner.serving else "starting")
+        if owner is not None and owner.pid:
+            live += f" pid {owner.pid}"
+        print(f"{run.run_id:<48} {run.status:<17} {live:<16} {run.cost_usd:>10.4f}  {parent}")
     return 0
 
 

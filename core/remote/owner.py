@@ -2,7 +2,8 @@
 
 A detached owner needs a few seconds to start (importing the SDK, starting the simulator) before
 it serves; ``run --detach`` does not wait for it, so its pid is recorded in ``owner.pid`` and a
-front end that attaches meanwhile waits for that process rather than failing.
+front end that attaches meanwhile waits for that process rather than failing. The record stays:
+a pid counts only while its process is alive and is the detached owner of this run.
 """
 
 from __future__ import annotations
@@ -32,22 +33,25 @@ def record_starting_owner(run_dir: RunDir, pid: int) -> None:
 
 
 def _starting_pid(run: RunDir) -> int | None:
-    """The detached owner's pid if that process is alive and has not yet written an event."""
+    """The detached owner's pid while that process is alive (it serves once it has started)."""
     try:
         pid = int(run.owner_pid_path.read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return None
-    if run.events_path.exists() or pid <= 0:
-        return None  # it has started (or it is not the process that will)
+    if pid <= 0:
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
     except PermissionError:
         pass  # alive, another user's
+    proc = Path(f"/proc/{pid}")
     with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return None  # a zombie: it has exited
+        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None  # it has exited (a zombie its parent has not reaped)
+        if os.fsencode(run.path.name) not in (proc / "cmdline").read_bytes():
+            return None  # the pid now belongs to another program
     return pid
 
 

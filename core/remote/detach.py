@@ -1,0 +1,101 @@
+"""``run --detach``: the run's owner is a background process that outlives the terminal.
+
+The command creates the run directory (so it can print the run id at once), then starts the
+owner as ``python -m core.remote.detach RUN_DIR`` in a session of its own: no controlling
+terminal (closing the terminal or dropping SSH sends it no SIGHUP), stdin from /dev/null, stdout
+and stderr appended to ``owner.log`` in the run directory. The owner serves the run's control
+channel like any other owner, so ``attach`` watches and steers it from anywhere on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from core.persistence.rundir import RunDir
+from core.remote.owner import record_starting_owner
+
+
+def spawn_owner(run_dir: RunDir, *, simulate: bool) -> subprocess.Popen[bytes]:
+    """Start the run's owner in a new session, detached from this terminal."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    log = os.open(run_dir.owner_log_path, flags, 0o600)
+    command = [sys.executable, "-m", "core.remote.detach", str(run_dir.path.resolve())]
+    if simulate:
+        command.append("--simulate")
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(log)
+
+
+def start_detached(config_path: Path, runs_dir: Path, *, simulate: bool) -> tuple[RunDir, int]:
+    """Create the run and start its owner in the background; returns at once (the owner starts on)."""
+    from core.config.loader import load_config
+    from core.persistence.rundir import new_run_id
+
+    config = load_config(config_path)
+    run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_path.read_bytes())
+    process = spawn_owner(run_dir, simulate=simulate)
+    record_starting_owner(run_dir, process.pid)
+    process.returncode = 0  # nobody here waits for it: it outlives this process (no ResourceWarning)
+    return run_dir, process.pid
+
+
+def detach_command(config_path: Path, runs_dir: Path, *, simulate: bool) -> int:
+    """``run --detach``: create the run, start its owner, say how to attach; exit 0 at once."""
+    run_dir, pid = start_detached(config_path, runs_dir, simulate=simulate)
+    where = "" if Path(runs_dir) == Path("runs") else f" --runs-dir {runs_dir}"
+    print(f"run {run_dir.run_id}")
+    print(f"started in the background (owner pid {pid}); it goes on when this terminal closes")
+    print(f"  watch and steer it: research-orchestrator attach {run_dir.run_id}{where}")
+    print(f"  its log:            {run_dir.owner_log_path}")
+    return 0
+
+
+# --- the owner process ----------------------------------------------------------------------------
+
+
+async def own(run_dir: Path, *, simulate: bool) -> int:
+    """Run a prepared run to its end as its owner; SIGTERM, SIGINT and SIGHUP stop it cleanly."""
+    from core.engine.runner import open_prepared_run
+    from core.logs import run_log
+
+    orchestrator = await open_prepared_run(RunDir(run_dir), simulate=simulate)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(signum, orchestrator.stop)
+    with run_log(Path(run_dir)):
+        outcome = await orchestrator.run()
+    print(outcome.describe(), flush=True)
+    if outcome.message:
+        print(outcome.message, flush=True)
+    return outcome.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.remote.detach", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--simulate", action="store_true")
+    args = parser.parse_args(argv)
+    from core.logs import command_logging
+
+    print(f"owner pid {os.getpid()} of run {args.run_dir.name}", flush=True)
+    with command_logging():  # run.log gets the run's records; owner.log (stderr) what escapes them
+        return asyncio.run(own(args.run_dir, simulate=args.simulate))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

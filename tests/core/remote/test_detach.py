@@ -1,0 +1,160 @@
+"""``run --detach``: the owner outlives the command, serves attachers, and its death is noticed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.control import AgentStatus, RunStatus
+from core.persistence.rundir import RunDir
+from core.remote.attached import attach_run
+from core.remote.channel import OwnerUnreachable
+from core.remote.owner import live_owner, wait_until_serving
+from tests.core import programs
+
+pytestmark = pytest.mark.timeout(120)
+REPO = Path(__file__).resolve().parents[3]
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "core.cli", *args]
+
+
+def detach(config: Path, runs: Path) -> tuple[RunDir, int, float]:
+    """Run ``run --detach --simulate``; the run, its owner's pid and how long the command took."""
+    started = time.monotonic()
+    result = subprocess.run(
+        command("run", str(config), "--detach", "--simulate", "--runs-dir", str(runs)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    run_id = lines[0].removeprefix("run ")
+    assert f"research-orchestrator attach {run_id}" in result.stdout
+    pid = int(result.stdout.split("owner pid ")[1].split(")")[0])
+    return RunDir(runs / run_id), pid, took
+
+
+@pytest.fixture
+def owners() -> Iterator[list[int]]:
+    """Owners a test started: killed at the end if still there, so no test leaves one behind."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, session, tty_nr, …)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return proc_stat(pid)[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def until_not_live(run: RunDir, within: float = 10.0) -> None:
+    """A dead process's sockets close one by one: its listener may outlive a connection by a moment."""
+    deadline = time.monotonic() + within
+    while live_owner(run.path) is not None:
+        assert time.monotonic() < deadline, "the run still looks live"
+        time.sleep(0.02)
+
+
+def streaming_program(tmp_path: Path, max_turns: int = 4) -> Path:
+    data = programs.program(
+        [programs.agent(a) for a in ("alpha", "beta")],
+        [programs.agent("synthesis", reads=["alpha", "beta"])],
+        max_turns=max_turns,
+        simulator={"latency_ms": 50, "tokens_per_second": 150, "output_tokens_per_turn": [150, 250]},
+    )
+    return programs.write(tmp_path, data)
+
+
+async def test_a_detached_owner_is_its_own_session_and_serves_until_it_dies(
+    tmp_path: Path, owners: list[int]
+) -> None:
+    run, pid, took = detach(streaming_program(tmp_path), tmp_path / "runs")
+    owners.append(pid)
+    print(f"run --detach returned in {took:.2f} s")
+    assert os.getsid(pid) == pid  # a session of its own: the terminal's hangup never reaches it
+    assert proc_stat(pid)[4] == "0"  # tty_nr: no controlling terminal
+    assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+
+    assert await wait_until_serving(run.path, within=60)
+    owner = live_owner(run.path)
+    assert owner is not None and owner.serving and owner.pid == pid
+
+    attached = await attach_run(run.path.parent, run.run_id)
+    task = asyncio.create_task(attached.run())
+    changed = asyncio.Event()
+    attached.bus.listen(lambda _e: changed.set())
+    async with asyncio.timeout(60):
+        while not any(e.status is AgentStatus.RUNNING for e in attached.view.agents.values()):
+            await changed.wait()
+            changed.clear()
+
+    os.kill(pid, signal.SIGKILL)  # the owner dies without a word
+    outcome = await asyncio.wait_for(task, 30)
+    assert attached.owner_gone and outcome.status is RunStatus.INTERRUPTED
+    assert f"resume {run.run_id}" in (outcome.message or "")
+    await asyncio.to_thread(until_not_live, run)
+    with pytest.raises(OwnerUnreachable, match="not live"):
+        await attach_run(run.path.parent, run.run_id)
+
+
+def test_a_detached_run_left_alone_completes_and_says_so_in_summary_json(
+    tmp_path: Path, owners: list[int]
+) -> None:
+    data = programs.program([programs.agent("alpha")], max_turns=2)
+    run, pid, _ = detach(programs.write(tmp_path, data), tmp_path / "runs")
+    owners.append(pid)
+    deadline = time.monotonic() + 90
+    while alive(pid):  # the owner is not our child: poll for its exit
+        assert time.monotonic() < deadline, "the detached run did not finish"
+        time.sleep(0.1)
+    assert json.loads(run.summary_path.read_text())["status"] == "completed"
+    assert not run.control_socket_path.exists()
+    assert "completed" in run.owner_log_path.read_text()
+
+
+def test_runs_marks_a_live_run_with_its_owner_and_attach_refuses_a_dead_one(
+    tmp_path: Path, owners: list[int]
+) -> None:
+    runs = tmp_path / "runs"
+    run, pid, _ = detach(streaming_program(tmp_path, max_turns=8), runs)
+    owners.append(pid)
+    assert asyncio.run(wait_until_serving(run.path, within=60))
+    listing = subprocess.run(
+        command("runs", "--runs-dir", str(runs)), capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
+    line = next(line for line in listing.splitlines() if line.startswith(run.run_id))
+    assert f"live pid {pid}" in line
+
+    os.kill(pid, signal.SIGKILL)  # not our child: init reaps it
+    until_not_live(run)
+    refused = subprocess.run(
+        command("attach", run.run_id, "--runs-dir", str(runs)), capture_output=True, text=True, cwd=REPO
+    )
+    assert refused.returncode == 2
+    assert "not live" in refused.stderr and f"resume {run.run_id}" in refused.stderr
+    assert "Traceback" not in refused.stderr
