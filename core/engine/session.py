@@ -49,6 +49,7 @@ from core.events import (
 )
 from core.reports.citethrough import PriorSources
 from core.reports.render import AgentMeta, build_report
+from core.reports.sources import carried_sources_note
 
 T = TypeVar("T")
 CHARS_PER_TOKEN_ESTIMATE = 3.0  # conservative against ~4 chars/token of English: reservations over-cover
@@ -328,6 +329,7 @@ class AgentSession:
         cost = self.ledger.settle(reservation, usage)
         state.cost_usd += cost
         summary = "".join(block.text for block in message.content if block.type == "text")
+        summary += carried_sources_note(state.messages[1 : plan.keep_from])  # the report still lists them
         dropped = plan.keep_from - 1
         state.messages = compacted(state.messages, plan, summary)
         if state.report_from is not None:

@@ -7,11 +7,15 @@ many pages. Titles are the ones the search returned (a citation's title is the f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 Block = Mapping[str, Any]
+CARRIED_HEADING = "Pages cited in the turns compacted above:"
+"""Ends a compaction note: the pages the dropped turns cited, so the report still lists them."""
+_CARRIED = re.compile(r"^- (.*) <(https?://\S+)>\s*$")
 
 
 def assistant_blocks(messages: Iterable[Mapping[str, Any]]) -> list[Block]:
@@ -34,16 +38,6 @@ def search_results(block: Block) -> list[Mapping[str, Any]]:
     return [r for r in content if isinstance(r, Mapping) and isinstance(r.get("url"), str) and r["url"]]
 
 
-def citation_urls(block: Block) -> list[str]:
-    """The pages a text block cites (``web_search_result_location`` and the like), in order."""
-    if block.get("type") != "text":
-        return []
-    citations = block.get("citations") or []
-    return [
-        c["url"] for c in citations if isinstance(c, Mapping) and isinstance(c.get("url"), str) and c["url"]
-    ]
-
-
 @dataclass(slots=True)
 class ConversationSources:
     """Pages the searches returned (with titles) and the pages cited, both in first-seen order."""
@@ -57,12 +51,21 @@ class ConversationSources:
         for block in assistant_blocks(messages):
             for result in search_results(block):
                 found.titles.setdefault(result["url"], str(result.get("title") or result["url"]))
+            if block.get("type") == "text" and CARRIED_HEADING in str(block.get("text", "")):
+                found._carried(str(block["text"]))
             if block.get("type") == "text":
                 for citation in block.get("citations") or []:
                     url = citation.get("url") if isinstance(citation, Mapping) else None
                     if isinstance(url, str) and url:
                         found.cited.setdefault(url, str(citation.get("title") or url))
         return found
+
+    def _carried(self, text: str) -> None:
+        for line in text.split(CARRIED_HEADING, 1)[1].splitlines():
+            match = _CARRIED.match(line)
+            if match:
+                self.titles.setdefault(match.group(2), match.group(1))
+                self.cited.setdefault(match.group(2), match.group(1))
 
     def title(self, url: str) -> str:
         return self.titles.get(url) or self.cited.get(url) or url
@@ -115,3 +118,12 @@ def sources_section(sources: Sequence[Source], also: Sequence[tuple[str, str]] =
 
 def _escape(title: str) -> str:
     return " ".join(title.replace("[", "(").replace("]", ")").split())
+
+
+def carried_sources_note(dropped: Iterable[Mapping[str, Any]]) -> str:
+    """What a compaction note appends: every page the dropped turns cited (and earlier notes carried)."""
+    found = ConversationSources.of(dropped)
+    if not found.cited:
+        return ""
+    lines = [f"- {found.title(url)} <{url}>" for url in found.cited]
+    return "\n\n" + CARRIED_HEADING + "\n" + "\n".join(lines)
