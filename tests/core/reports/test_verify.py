@@ -8,11 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.cli import main
 from core.engine.runner import start_run
 from core.persistence.rundir import RunDir
-from core.reports.verify import report_links, returned_urls, verify_run
+from core.reports.verify import report_files, report_links, returned_urls, verify_run
 from tests.core import programs
 
 
@@ -109,3 +111,26 @@ def test_a_corrupted_checkpoint_is_named(run: Path) -> None:
 def test_an_unknown_run_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "nothing-here", "--runs-dir", str(tmp_path)]) == 2
     assert "no run matches" in capsys.readouterr().err
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_an_invented_link_in_any_form_anywhere_is_named_with_its_file_and_line(
+    finished_run: Path, data: st.DataObject
+) -> None:
+    run = RunDir(finished_run)
+    path = data.draw(st.sampled_from(report_files(run)))
+    original = path.read_text(encoding="utf-8")
+    lines = original.splitlines()
+    at = data.draw(st.integers(0, len(lines)))
+    host = data.draw(st.from_regex(r"[a-z]{3,12}", fullmatch=True))
+    url = f"https://{host}.invented.example/page-{data.draw(st.integers(0, 999))}"
+    form = data.draw(st.sampled_from(["[x]({url})", "<{url}>", "see {url}.", "[[7]]({url})", "{url}"]))
+    lines.insert(at, form.format(url=url))
+    try:
+        path.write_text("\n".join(lines), encoding="utf-8")
+        problems = [str(p) for p in verify_run(run).problems]
+    finally:
+        path.write_text(original, encoding="utf-8")
+    place = str(path.relative_to(run.path))
+    assert problems == [f"{place}:{at + 1}: links {url}, which no search in this run returned"]
