@@ -128,9 +128,14 @@ def test_every_cited_page_is_a_source_once_and_every_link_points_at_its_number(
 def test_a_recorded_real_answer_keeps_its_citations_and_lists_every_result() -> None:
     fixture = Path(__file__).parents[1] / "simulator" / "fixtures" / "web-search-non-streaming.json"
     message = json.loads(fixture.read_text())[0]["response"]["body"]
-    messages = [user("What is the weather in San Francisco?"), {"role": "assistant", "content": message["content"]}]
+    messages = [
+        user("What is the weather in San Francisco?"),
+        {"role": "assistant", "content": message["content"]},
+    ]
     report = parse_report(build_report(agent=META, messages=messages))
-    results = [r["url"] for b in message["content"] if b["type"] == "web_search_tool_result" for r in b["content"]]
+    results = [
+        r["url"] for b in message["content"] if b["type"] == "web_search_tool_result" for r in b["content"]
+    ]
     cited = {c["url"] for b in message["content"] if b["type"] == "text" for c in b.get("citations") or []}
     assert {s.url for s in report.sources} == cited and cited
     assert {url for url, _ in report.also} == set(results) - cited
