@@ -21,11 +21,13 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from core.control import EXIT_INVALID, RunControl, RunOutcome
 from core.logs import run_log
+from core.remote.attached import AttachedRun
 from tui import data
 from tui.bridge import EventBridge
 from tui.commands import ScreenCommands
 from tui.data import ControlFactory, DiskRunSource, RunSource
-from tui.messages import NewRunRequested, ResumeRequested, RunEnded
+from tui.messages import AttachRequested, NewRunRequested, ResumeRequested, RunEnded
+from tui.screens.choice import Choice, ChoiceScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
@@ -145,6 +147,8 @@ class ResearchApp(App[int]):
                 )
             return None
         self.control, self.outcome, self.run_error = control, None, None
+        if isinstance(control, AttachedRun):
+            control.on_refused = self._owner_refused
         screen = MainScreen(
             control, runs_dir=Path(control.run_dir).parent, source=self.run_source, clock=self.clock
         )
@@ -154,7 +158,9 @@ class ResearchApp(App[int]):
         EventBridge(screen, sink=screen).attach(control.bus)
         _tune_gc_for_streaming()
         try:
-            with run_log(Path(control.run_dir)):
+            # An attached app leaves run.log to the run's owner (one writer per log).
+            attached = isinstance(control, AttachedRun)
+            with contextlib.nullcontext() if attached else run_log(Path(control.run_dir)):
                 outcome = await control.run()
                 logger.info("run ended: %s", outcome.describe())
         except Exception as error:
@@ -163,7 +169,42 @@ class ResearchApp(App[int]):
             return None
         self.outcome = outcome
         screen.post_message(RunEnded(outcome))
+        if isinstance(control, AttachedRun) and control.owner_gone:
+            self._offer_resume(control)
         return outcome
+
+    # --- runs owned by another process (attach) -------------------------------------------------
+
+    @property
+    def attached(self) -> bool:
+        return isinstance(self.control, AttachedRun) and self.run_active
+
+    def _owner_refused(self, message: str) -> None:
+        self.notify(message, title="The run's owner refused", severity="warning", markup=False)
+
+    def _offer_resume(self, control: AttachedRun) -> None:
+        """The owner died without ending the run: say so, and offer to continue it here."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.post_message(ResumeRequested(control.run_id))
+
+        self.push_screen(
+            ConfirmScreen(
+                "The process that owned this run is gone",
+                f"{self.outcome.message if self.outcome else ''}\n\nResume the run in this app?",
+                yes="Resume here",
+            ),
+            answered,
+        )
+
+    def _detach(self) -> None:
+        """Stop watching; the run goes on in its owner."""
+        if self._run_worker is not None:
+            self._run_worker.cancel()
+
+    def on_attach_requested(self, message: AttachRequested) -> None:
+        self.request_run(data.attach_factory(self.runs_dir, message.run_id), f"attach to {message.run_id}")
 
     async def stop_run(self) -> None:
         """Ask the run to stop (state is saved) and wait until its worker has returned."""
@@ -175,7 +216,9 @@ class ResearchApp(App[int]):
                 await worker.wait()
 
     def request_run(self, factory: ControlFactory, what: str) -> None:
-        """Open another run; an active one is stopped first, after asking."""
+        """Open another run; an active one is stopped first, after asking (an attached one: detached)."""
+        if self.attached:
+            self._detach()
         if not self.run_active:
             self.open_run(factory)
             return
@@ -204,6 +247,11 @@ class ResearchApp(App[int]):
         )
 
     def on_new_run_requested(self, message: NewRunRequested) -> None:
+        if message.detach:
+            simulate = self.simulate if self.simulate is not None else data.simulate_by_default()
+            factory = data.detached_start_factory(Path(message.config_path), self.runs_dir, simulate)
+            self.request_run(factory, "start a new run")
+            return
         self.request_run(self.start_factory(Path(message.config_path)), "start a new run")
 
     def _default_resume_factory(self, run_id: str, checkpoint_id: str | None) -> ControlFactory:
@@ -226,9 +274,12 @@ class ResearchApp(App[int]):
         if not self.run_active:
             self.exit(self.exit_code, return_code=self.exit_code)
             return
-        if isinstance(self.screen, ConfirmScreen):
+        if isinstance(self.screen, ConfirmScreen | ChoiceScreen):
             return
         run_id = self.control.run_id if self.control else ""
+        if self.attached:
+            self._ask_detach_or_stop(run_id)
+            return
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -240,6 +291,29 @@ class ResearchApp(App[int]):
                 "Agents stop now; every completed turn is saved. "
                 f"Continue later with: research-orchestrator resume {run_id}",
                 yes="Stop and quit",
+            ),
+            answered,
+        )
+
+    def _ask_detach_or_stop(self, run_id: str) -> None:
+        def answered(choice: str | None) -> None:
+            if choice == "detach":
+                self.exit(0, return_code=0)
+            elif choice == "stop":
+                self.run_worker(self._stop_and_exit(), group="quit", exit_on_error=False)
+
+        self.push_screen(
+            ChoiceScreen(
+                "Leave the run?",
+                f"Detach: the run goes on in its own process; come back with "
+                f"`research-orchestrator attach {run_id}`.\n"
+                "Stop: the run stops now; every completed turn is saved.",
+                [
+                    Choice("d", "Detach", "detach", "primary"),
+                    Choice("s", "Stop the run", "stop", "error"),
+                    Choice("escape", "Cancel", "cancel"),
+                ],
+                focus="detach",
             ),
             answered,
         )

@@ -7,6 +7,7 @@ crash. The engine (and the SDK with it, over a second to import) loads only when
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from core.control import RunControl
 from core.persistence.checkpoints import CheckpointCorrupt, CheckpointNotFound, CheckpointStore
 from core.persistence.rundir import RunDir
 from core.persistence.rundir import list_runs as core_list_runs
+from core.remote.owner import live_owner
 
 ControlFactory = Callable[[], Awaitable[RunControl]]
 
@@ -33,6 +35,8 @@ class RunEntry:
     parent: str | None
     path: Path
     parent_checkpoint: str | None = None
+    live: bool = False  # a process owns it now (the app attaches to it)
+    owner_pid: int | None = None
 
     @property
     def forked_from(self) -> str:
@@ -87,10 +91,24 @@ class DiskRunSource:
 
 
 def list_runs(runs_dir: Path) -> list[RunEntry]:
-    return [
-        RunEntry(r.run_id, r.status, r.cost_usd, r.created, r.program, r.parent, r.path, r.parent_checkpoint)
-        for r in core_list_runs(runs_dir)
-    ]
+    entries = []
+    for r in core_list_runs(runs_dir):
+        owner = live_owner(r.path)
+        entries.append(
+            RunEntry(
+                r.run_id,
+                r.status,
+                r.cost_usd,
+                r.created,
+                r.program,
+                r.parent,
+                r.path,
+                r.parent_checkpoint,
+                live=owner is not None,
+                owner_pid=owner.pid if owner else None,
+            )
+        )
+    return entries
 
 
 def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
@@ -226,6 +244,30 @@ def start_factory(config_path: Path, runs_dir: Path, simulate: bool) -> ControlF
         from core.engine.runner import start_run
 
         control: RunControl = await start_run(config_path, runs_dir, simulate=simulate)
+        return control
+
+    return factory
+
+
+def attach_factory(runs_dir: Path, run_ref: str) -> ControlFactory:
+    async def factory() -> RunControl:
+        from core.remote.attached import attach_run
+
+        control: RunControl = await attach_run(runs_dir, run_ref)
+        return control
+
+    return factory
+
+
+def detached_start_factory(config_path: Path, runs_dir: Path, simulate: bool) -> ControlFactory:
+    """Start the run in a background owner (it outlives the app), then attach to it."""
+
+    async def factory() -> RunControl:
+        from core.remote.attached import attach_run
+        from core.remote.detach import start_detached
+
+        run_dir, _pid = await asyncio.to_thread(start_detached, config_path, runs_dir, simulate=simulate)
+        control: RunControl = await attach_run(runs_dir, str(run_dir.path))
         return control
 
     return factory

@@ -102,3 +102,11 @@ class ResumeRequested(Message):
 @dataclass
 class NewRunRequested(Message):
     config_path: str
+    detach: bool = False  # owned by a background process that outlives the app; the app attaches
+
+
+@dataclass
+class AttachRequested(Message):
+    """Watch and steer ``run_id``, a live run owned by another process."""
+
+    run_id: str

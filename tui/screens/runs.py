@@ -13,9 +13,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui.data import RunEntry, RunSource, estimate_text, run_documents
 from tui.format import clock, short
-from tui.messages import NewRunRequested, ResumeRequested
+from tui.messages import AttachRequested, NewRunRequested, ResumeRequested
 from tui.screens.checkpoints import CheckpointBrowserScreen
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.choice import Choice, ChoiceScreen
 from tui.screens.report import ReportViewer
 
 _RESUMABLE = {"running", "interrupted", "failed", "budget_exhausted", "killed", "unknown"}
@@ -72,7 +72,7 @@ class RunsScreen(Screen[None]):
             table.add_row(
                 short(run.run_id, 44),
                 short(run.program, 24),
-                Text(run.status, style=status_style),
+                _status_cell(run, status_style),
                 Text(f"${run.cost_usd:,.2f}", justify="right"),
                 clock(run.created),
                 run.forked_from,
@@ -96,11 +96,17 @@ class RunsScreen(Screen[None]):
         run = self.selected()
         if run is None:
             return
+        if run.live:  # owned by another process: watch and steer it
+            self.app.post_message(AttachRequested(run.run_id))
+            return
         self.app.push_screen(ReportViewer(f"run {run.run_id} ─ {run.status}", run_documents(run.path)))
 
     def action_resume_run(self) -> None:
         run = self.selected()
         if run is None:
+            return
+        if run.live:  # its owner is still running it: attach instead
+            self.app.post_message(AttachRequested(run.run_id))
             return
         if run.status not in _RESUMABLE:
             self.notify(f"{run.run_id} is {run.status}; pick a checkpoint (c) to fork it instead.")
@@ -121,14 +127,33 @@ class RunsScreen(Screen[None]):
             return
         config = self.config_path
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.app.post_message(NewRunRequested(str(config)))
+        def answered(choice: str | None) -> None:
+            if choice in ("here", "detach"):
+                self.app.post_message(NewRunRequested(str(config), detach=choice == "detach"))
 
         self.app.push_screen(
-            ConfirmScreen(f"Start a new run from {config}?", estimate_text(config), yes="Start"), answered
+            ChoiceScreen(
+                f"Start a new run from {config}?",
+                estimate_text(config) + "\n\nDetached: the run is owned by a background process that "
+                "goes on when the app closes; the app attaches to it.",
+                [
+                    Choice("y", "Start", "here", "primary"),
+                    Choice("d", "Start detached", "detach"),
+                    Choice("n", "Cancel", "cancel"),
+                ],
+                focus="here",
+            ),
+            answered,
         )
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
             self.dismiss(None)
+
+
+def _status_cell(run: RunEntry, style: str) -> Text:
+    """The status, and for a live run a marker with its owner (enter attaches to it)."""
+    if not run.live:
+        return Text(run.status, style=style)
+    owner = f" pid {run.owner_pid}" if run.owner_pid else ""
+    return Text.assemble(("● live", "bold cyan"), f"{owner} ", (run.status, style))

@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.tui.fakes import RUN_ID, FakeRun, FakeRunSource
 from tui.app import ResearchApp
 from tui.data import ControlFactory
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.choice import ChoiceScreen
 from tui.screens.main import MainScreen
 from tui.screens.report import ReportViewer
 from tui.screens.runs import RunsScreen
@@ -52,7 +52,7 @@ async def test_new_run_shows_the_estimate_and_starts_only_when_confirmed() -> No
         await pilot.press("n")
         await pilot.pause()
         confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen)
+        assert isinstance(confirm, ChoiceScreen)  # start here, start detached, or cancel
         assert "sodium-ion-2026" in confirm.message or "$" in confirm.message
         await pilot.press("n")
         await pilot.pause()
