@@ -328,9 +328,13 @@ class BudgetUpdated(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BudgetCapReached(Event):
+    """A cap stops the agent's research. ``reason``: "spent" when the call could not fit even with
+    nothing else reserved, "reserved" when other agents' reservations held the room."""
+
     kind: ClassVar[str] = "budget_cap_reached"
     cap: str  # "usd", "searches", "tokens", "agent_usd", "agent_searches"
     message: str = ""
+    reason: str = "spent"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

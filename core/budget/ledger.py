@@ -2,22 +2,31 @@
 
 Why reservations: several agents are in flight at once, so checking the spend only after calls
 finish lets each of them overshoot. Here a call is made only if ``spent + reserved + its worst
-case`` fits every cap, and the check and the record happen in one synchronous method on the one
+case`` fits every cap, and the check and the record happen in one synchronous step on the one
 event loop, so no interleaving of agents can cross a cap.
 
 Why the worst case holds. One call with web search runs a server-side loop: up to ``s`` searches
-(the request's ``max_uses``), each followed by another sampling iteration that re-reads the whole
-prompt so far, and the API bills the input of every iteration. With ``P`` the prompt's tokens,
-``M`` = ``max_tokens`` and ``R`` the tokens one search's results add (``search_input_tokens``),
-the billed input is at most ``(s + 1)·P + s·M + R·s(s + 1)/2`` (each iteration re-reads the
-prompt, the output so far and the results so far), priced at the dearest input rate (a cache
-write can cost 2x); the output is at most ``M``; the searches at most ``s``. ``R`` defaults to
-10,000: a real recorded search (``fixtures/anthropic-recorded/web-search-non-streaming.json``)
-billed 11,306 input tokens for a one-line question. ``P`` is the caller's estimate; if a caller
-under-estimates it, or a search returns more than ``R``, the actual spend is still recorded as
-reported and every later reservation sees it, so at worst one call per agent in flight can
-overshoot by its estimate's error. Callers that want progress under a tight cap pass
-``min_searches``: the reservation then shrinks the call's searches (its ``max_uses``) to fit.
+(the request's ``max_uses``, which the caller must send), each followed by another sampling
+iteration that re-reads the whole prompt so far, and the API bills the input of every iteration.
+With ``P`` a bound of the prompt's tokens, ``M`` = ``max_tokens`` and ``R`` the tokens one
+search's results may add (``search_input_tokens``), the billed input is at most
+``(s + 1)·P + s·M + R·s(s + 1)/2``, priced at the dearest rate the request can be billed at (a
+cache write at its TTL's multiplier when caching is on); the output is at most ``M``; the
+searches at most ``s``. ``R`` defaults to 10,000: a real recorded search
+(``fixtures/anthropic-recorded/web-search-non-streaming.json``) billed 11,306 input tokens for a
+one-line question. ``P`` is the caller's *bound* (UTF-8 bytes of what is sent, or the previous
+call's billed usage plus what was added since): never an average.
+
+Reports are always affordable. A research call also holds, for its agent, the worst case of the
+report call that could follow it (the history after this call, grown by ``M`` and ``s·R``, sent
+with no searches). The hold counts against every cap like a reservation; the agent's report call
+converts it, so a report never waits on, or is refused by, a cap once research has started.
+
+Reservations wait. :meth:`BudgetLedger.acquire` queues a call that does not fit *now* but would
+fit once other agents' calls in flight settle; waiters are served first come, first served. A
+call that cannot fit even with nothing else in flight (or when nothing else is in flight or
+about to be) is refused with :class:`BudgetExhausted`, which says which cap bound and whether
+spending or reservations were the reason.
 
 Reserve for later layers: an agent of layer ``l`` of ``n`` may only fill each run cap up to
 ``cap × (1 − reserve × (n − l)/(n − 1))``, so the synthesis can always be written.
@@ -25,12 +34,13 @@ Reserve for later layers: an agent of layer ``l`` of ``n`` may only fill each ru
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from core.api.usage import TokenUsage
 from core.budget.pricing import PER_MILLION, PriceTable
@@ -47,13 +57,23 @@ RECORDS_KEPT = 100_000
 """Usage records kept in memory (about one per API call; persisted state holds totals only)."""
 STATE_VERSION = 1
 
+CacheWrite = Literal["none", "5m", "1h"]
+"""How a request's input may be written to the cache: its TTL, or not at all (caching off)."""
+Reason = Literal["spent", "reserved"]
+
 
 class BudgetExhausted(Exception):
-    """A call's worst case does not fit a cap: the call must not be made."""
+    """A call's worst case does not fit a cap: the call must not be made.
 
-    def __init__(self, cap: str, message: str) -> None:
+    ``reason`` is ``"spent"`` when the call cannot fit even with nothing else reserved, and
+    ``"reserved"`` when it is other agents' reservations (calls in flight, reports held) that
+    leave no room for it.
+    """
+
+    def __init__(self, cap: str, message: str, reason: Reason = "spent") -> None:
         self.cap = cap  # "usd", "searches", "tokens", "agent_usd", "agent_searches"
         self.message = message
+        self.reason = reason
         super().__init__(message)
 
 
@@ -71,6 +91,9 @@ class WorstCase:
         return self.input_tokens + self.output_tokens
 
 
+NOTHING = WorstCase(0, 0, 0, 0.0)
+
+
 def worst_case(
     prices: PriceTable,
     model: str,
@@ -79,13 +102,40 @@ def worst_case(
     max_tokens: int,
     max_searches: int,
     search_input_tokens: int = SEARCH_INPUT_TOKENS,
+    cache_write: CacheWrite = "1h",
 ) -> WorstCase:
     """Upper bound of one call's usage and dollars (see the module docstring for the formula)."""
     s = max(0, max_searches)
     billed_input = (s + 1) * input_tokens + s * max_tokens + search_input_tokens * s * (s + 1) // 2
     rates = prices.price(model).for_prompt(billed_input)
-    usd = (billed_input * rates.max_input + max_tokens * rates.output) / PER_MILLION + prices.search_cost(s)
+    write = {"none": 0.0, "5m": rates.cache_write_5m, "1h": rates.cache_write_1h}[cache_write]
+    input_rate = max(rates.input, rates.cache_read, write)
+    usd = (billed_input * input_rate + max_tokens * rates.output) / PER_MILLION + prices.search_cost(s)
     return WorstCase(input_tokens=billed_input, output_tokens=max_tokens, searches=s, usd=usd)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """What a caller asks the ledger to hold for one call.
+
+    ``report_input_tokens`` (a research call) is a bound of the input of the report call that
+    could follow this one, before this call's growth; the ledger then holds that report's worst
+    case for the agent. ``None`` keeps the agent's current hold. ``report`` marks the report call
+    itself, which converts the hold.
+    """
+
+    agent_id: str
+    layer: int
+    model: str
+    input_tokens: int
+    max_tokens: int
+    max_searches: int
+    min_searches: int | None = None
+    agent_search_cap: int | None = None
+    purpose: str = "turn"
+    cache_write: CacheWrite = "1h"
+    report_input_tokens: int | None = None
+    report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +167,7 @@ class UsageRecord:
 @dataclass(frozen=True, slots=True)
 class BudgetSnapshot:
     spent_usd: float
-    reserved_usd: float
+    reserved_usd: float  # calls in flight and reports held
     cap_usd: float | None
     remaining_usd: float | None  # what may still be reserved: cap − spent − reserved
     searches: int
@@ -137,6 +187,12 @@ class _Totals:
     usage: TokenUsage = field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     calls: int = 0
+
+
+@dataclass(slots=True)
+class _Waiter:
+    request: CallRequest
+    future: asyncio.Future[Reservation]
 
 
 class BudgetLedger:
@@ -160,6 +216,8 @@ class BudgetLedger:
         self._ids = itertools.count(1)
         self._open: dict[int, Reservation] = {}
         self._open_searches: dict[int, int] = {}
+        self._holds: dict[str, WorstCase] = {}  # per agent: its report's worst case
+        self._waiters: deque[_Waiter] = deque()
         self._agents: dict[str, _Totals] = {}
         self._spent_usd = 0.0
         self._usage = TokenUsage()
@@ -176,139 +234,256 @@ class BudgetLedger:
         return 1.0 - self.settings.reserve_for_later_layers * later / (n - 1)
 
     def _violation(
-        self, agent_id: str, layer: int, need: WorstCase, agent_search_cap: int | None
+        self, r: CallRequest, need: WorstCase, hold: WorstCase, *, others: bool = True
     ) -> BudgetExhausted | None:
+        """The first cap that ``need`` (plus the agent's new ``hold``) would cross, or None.
+
+        Without ``others`` the other agents' calls in flight and report holds count as nothing:
+        the question is then whether the call could ever fit, once they are settled and done.
+        """
         s = self.settings
-        share = self.layer_share(layer)
-        spent, reserved = self._spent_usd, self.reserved_usd
-        where = f"layer {layer} of {self.n_layers} may use {share:.0%} of"
-        if s.max_cost_usd is not None and spent + reserved + need.usd > s.max_cost_usd * share:
+        share = self.layer_share(r.layer)
+        calls = [x for x in self._open.values() if x.agent_id != r.agent_id] if others else []
+        mine = [x for x in self._open.values() if x.agent_id == r.agent_id]
+        held = {a: h for a, h in self._holds.items() if a != r.agent_id} if others else {}
+        flying_usd = sum(x.usd for x in calls)
+        flying_searches = sum(self._open_searches[x.id] for x in calls)
+        flying_tokens = sum(x.tokens for x in calls)
+        where = f"; layer {r.layer} of {self.n_layers} may use {share:.0%} of the cap" if share < 1 else ""
+        flying = bool(calls or held)
+        why: Reason = "reserved" if flying else "spent"
+
+        spent = self._spent_usd
+        reserved = flying_usd + sum(x.usd for x in mine) + sum(h.usd for h in held.values())
+        if s.max_cost_usd is not None and spent + reserved + need.usd + hold.usd > s.max_cost_usd * share:
             return BudgetExhausted(
                 "usd",
-                f"run dollar cap: ${spent:.2f} spent + ${reserved:.2f} reserved + ${need.usd:.2f} for this "
-                f"call exceeds ${s.max_cost_usd * share:.2f} ({where} ${s.max_cost_usd:.2f})",
+                f"run dollar cap ${s.max_cost_usd:.2f}: ${spent:.2f} spent + ${reserved:.2f} reserved by "
+                f"calls in flight and reports held + ${need.usd:.2f} for this call + ${hold.usd:.2f} held "
+                f"for its agent's report exceeds ${s.max_cost_usd * share:.2f}{where}",
+                why,
             )
-        searches, reserved_searches = self._usage.web_search_requests, self.reserved_searches
+        searches = self._usage.web_search_requests
+        reserved_searches = flying_searches + sum(self._open_searches[x.id] for x in mine)
         search_total = searches + reserved_searches + need.searches
         if s.max_searches is not None and search_total > s.max_searches * share:
             return BudgetExhausted(
                 "searches",
-                f"run search cap: {searches} done + {reserved_searches} reserved + {need.searches} for this "
-                f"call exceeds {s.max_searches * share:.0f} ({where} {s.max_searches})",
+                f"run search cap {s.max_searches}: {searches} done + {reserved_searches} reserved + "
+                f"{need.searches} for this call exceeds {s.max_searches * share:.0f}{where}",
+                why,
             )
-        tokens, reserved_tokens = self._usage.total_tokens, self.reserved_tokens
-        if s.max_tokens is not None and tokens + reserved_tokens + need.tokens > s.max_tokens * share:
+        tokens = self._usage.total_tokens
+        reserved_tokens = flying_tokens + sum(x.tokens for x in mine) + sum(h.tokens for h in held.values())
+        token_total = tokens + reserved_tokens + need.tokens + hold.tokens
+        if s.max_tokens is not None and token_total > s.max_tokens * share:
             return BudgetExhausted(
                 "tokens",
-                f"run token cap: {tokens:,} used + {reserved_tokens:,} reserved + {need.tokens:,} for this "
-                f"call exceeds {s.max_tokens * share:,.0f} ({where} {s.max_tokens:,})",
+                f"run token cap {s.max_tokens:,}: {tokens:,} used + {reserved_tokens:,} reserved + "
+                f"{need.tokens + hold.tokens:,} for this call and its agent's report exceeds "
+                f"{s.max_tokens * share:,.0f}{where}",
+                why,
             )
-        usage, cost = self.agent_usage(agent_id)
-        mine = [r for r in self._open.values() if r.agent_id == agent_id]
-        my_usd = sum(r.usd for r in mine)
-        if s.per_agent_max_cost_usd is not None and cost + my_usd + need.usd > s.per_agent_max_cost_usd:
+        usage, cost = self.agent_usage(r.agent_id)
+        my_usd = sum(x.usd for x in mine)
+        agent_total = cost + my_usd + need.usd + hold.usd
+        if s.per_agent_max_cost_usd is not None and agent_total > s.per_agent_max_cost_usd:
             return BudgetExhausted(
                 "agent_usd",
-                f"agent {agent_id} dollar cap: ${cost:.2f} spent + ${my_usd:.2f} reserved + ${need.usd:.2f} "
-                f"for this call exceeds ${s.per_agent_max_cost_usd:.2f}",
+                f"agent {r.agent_id} dollar cap ${s.per_agent_max_cost_usd:.2f}: ${cost:.2f} spent + "
+                f"${my_usd:.2f} reserved + ${need.usd:.2f} for this call + ${hold.usd:.2f} held for its "
+                "report exceeds it",
+                "spent",
             )
-        caps = [c for c in (s.per_agent_max_searches, agent_search_cap) if c is not None]
-        my_searches = sum(self._open_searches[r.id] for r in mine)
+        caps = [c for c in (s.per_agent_max_searches, r.agent_search_cap) if c is not None]
+        my_searches = sum(self._open_searches[x.id] for x in mine)
         if caps and usage.web_search_requests + my_searches + need.searches > min(caps):
             return BudgetExhausted(
                 "agent_searches",
-                f"agent {agent_id} search cap: {usage.web_search_requests} done + {my_searches} reserved + "
-                f"{need.searches} for this call exceeds {min(caps)}",
+                f"agent {r.agent_id} search cap {min(caps)}: {usage.web_search_requests} done + "
+                f"{my_searches} reserved + {need.searches} for this call exceeds it",
+                "spent",
             )
         return None
 
-    def _fitting(
-        self,
-        agent_id: str,
-        layer: int,
-        model: str,
-        input_tokens: int,
-        max_tokens: int,
-        max_searches: int,
-        min_searches: int | None,
-        agent_search_cap: int | None,
-    ) -> tuple[WorstCase, BudgetExhausted | None]:
-        """The call with the most searches (from ``max_searches`` down to ``min_searches``) that fits."""
-        lowest = max_searches if min_searches is None else max(0, min(min_searches, max_searches))
-        need = None
-        problem: BudgetExhausted | None = None
-        for searches in range(max_searches, lowest - 1, -1):
-            need = worst_case(
-                self.prices,
-                model,
-                input_tokens=input_tokens,
-                max_tokens=max_tokens,
-                max_searches=searches,
-                search_input_tokens=self.search_input_tokens,
-            )
-            problem = self._violation(agent_id, layer, need, agent_search_cap)
-            if problem is None:
-                return need, None
-        assert need is not None
-        return need, problem
-
-    def reserve(
-        self,
-        *,
-        agent_id: str,
-        layer: int,
-        model: str,
-        input_tokens: int,
-        max_tokens: int,
-        max_searches: int,
-        agent_search_cap: int | None = None,
-        purpose: str = "turn",
-        min_searches: int | None = None,
-    ) -> Reservation:
-        """Hold the call's worst case, or raise :class:`BudgetExhausted` naming the binding cap.
-
-        With ``min_searches`` the call may be shrunk: the returned ``max_searches`` is then the
-        most searches that fit, and the caller must send it as the request's ``max_uses``.
-        """
-        need, problem = self._fitting(
-            agent_id, layer, model, input_tokens, max_tokens, max_searches, min_searches, agent_search_cap
+    def _report_hold(self, r: CallRequest, searches: int) -> WorstCase:
+        """The worst case of the report after this call: its input grown by this call's output
+        and results, no searches, ``max_tokens`` of output."""
+        if r.report:
+            return NOTHING
+        if r.report_input_tokens is None:
+            return self._holds.get(r.agent_id, NOTHING)
+        return worst_case(
+            self.prices,
+            r.model,
+            input_tokens=r.report_input_tokens + r.max_tokens + searches * self.search_input_tokens,
+            max_tokens=r.max_tokens,
+            max_searches=0,
+            cache_write=r.cache_write,
         )
-        if problem is not None:
-            raise problem
+
+    def _need(self, r: CallRequest, searches: int) -> WorstCase:
+        return worst_case(
+            self.prices,
+            r.model,
+            input_tokens=r.input_tokens,
+            max_tokens=r.max_tokens,
+            max_searches=searches,
+            search_input_tokens=self.search_input_tokens,
+            cache_write=r.cache_write,
+        )
+
+    def _fitting(
+        self, r: CallRequest, *, others: bool = True
+    ) -> tuple[WorstCase, WorstCase, BudgetExhausted | None]:
+        """The call with the most searches (``max_searches`` down to ``min_searches``) that fits,
+        with the report hold it brings."""
+        highest = max(0, r.max_searches)
+        lowest = highest if r.min_searches is None else max(0, min(r.min_searches, highest))
+        if r.report:
+            need = self._need(r, 0)
+            held = self._holds.get(r.agent_id)
+            if held is not None and need.usd <= held.usd and need.tokens <= held.tokens:
+                return need, NOTHING, None  # converts the hold: it was counted against every cap
+        need, hold = NOTHING, NOTHING
+        problem: BudgetExhausted | None = None
+        for searches in range(highest, lowest - 1, -1):
+            need, hold = self._need(r, searches), self._report_hold(r, searches)
+            problem = self._violation(r, need, hold, others=others)
+            if problem is None:
+                return need, hold, None
+        return need, hold, problem
+
+    def _never_fits(self, r: CallRequest) -> BudgetExhausted | None:
+        """Why waiting cannot help: the call does not fit even with nothing else reserved."""
+        return self._fitting(r, others=False)[2]
+
+    def _others_progressing(self, agent_id: str) -> bool:
+        """Whether another agent holds budget and is not waiting: it will settle, end or report,
+        and that may make room."""
+        waiting = {w.request.agent_id for w in self._waiters if not w.future.done()}
+        active = {x.agent_id for x in self._open.values()} | set(self._holds)
+        return bool(active - waiting - {agent_id})
+
+    def _open_reservation(self, r: CallRequest, need: WorstCase, hold: WorstCase) -> Reservation:
         reservation = Reservation(
             id=next(self._ids),
-            agent_id=agent_id,
-            layer=layer,
-            model=model,
-            purpose=purpose,
-            input_tokens=input_tokens,
-            max_tokens=max_tokens,
+            agent_id=r.agent_id,
+            layer=r.layer,
+            model=r.model,
+            purpose=r.purpose,
+            input_tokens=r.input_tokens,
+            max_tokens=r.max_tokens,
             max_searches=need.searches,
             usd=need.usd,
             tokens=need.tokens,
         )
         self._open[reservation.id] = reservation
         self._open_searches[reservation.id] = need.searches
-        self._agents.setdefault(agent_id, _Totals(layer))
+        if r.report:
+            self._holds.pop(r.agent_id, None)
+        elif r.report_input_tokens is not None:
+            self._holds[r.agent_id] = hold
+        self._agents.setdefault(r.agent_id, _Totals(r.layer))
         return reservation
 
-    def fits(
-        self,
-        *,
-        agent_id: str,
-        layer: int,
-        model: str,
-        input_tokens: int,
-        max_tokens: int,
-        max_searches: int,
-        agent_search_cap: int | None = None,
-        min_searches: int | None = None,
-    ) -> bool:
-        """Whether :meth:`reserve` with these arguments would succeed now (e.g. a last report turn)."""
-        _, problem = self._fitting(
-            agent_id, layer, model, input_tokens, max_tokens, max_searches, min_searches, agent_search_cap
-        )
-        return problem is None
+    def reserve_request(self, r: CallRequest) -> Reservation:
+        """Hold the call's worst case now, or raise :class:`BudgetExhausted` naming the binding cap."""
+        need, hold, problem = self._fitting(r)
+        if problem is not None:
+            raise problem
+        return self._open_reservation(r, need, hold)
+
+    def reserve(self, *, agent_id: str, layer: int, model: str, **kw: Any) -> Reservation:
+        """:meth:`reserve_request` with the request's fields as keywords.
+
+        With ``min_searches`` the call may be shrunk: the returned ``max_searches`` is then the
+        most searches that fit, and the caller must send it as the request's ``max_uses``.
+        """
+        return self.reserve_request(CallRequest(agent_id=agent_id, layer=layer, model=model, **kw))
+
+    def fits(self, *, agent_id: str, layer: int, model: str, **kw: Any) -> bool:
+        """Whether :meth:`reserve` with these arguments would succeed now."""
+        r = CallRequest(agent_id=agent_id, layer=layer, model=model, **kw)
+        return self._fitting(r)[2] is None
+
+    async def acquire(
+        self, r: CallRequest, *, on_wait: Callable[[BudgetExhausted], None] | None = None
+    ) -> Reservation:
+        """Reserve, waiting (first come, first served) while other agents' calls in flight hold
+        the room this call needs; raise :class:`BudgetExhausted` when waiting cannot help."""
+        need, hold, problem = self._fitting(r)
+        if problem is None and (r.report or not self._waiters):
+            return self._open_reservation(r, need, hold)  # a report spends its own hold: no queue
+        never = self._never_fits(r)
+        if never is not None:
+            raise never
+        waiter = _Waiter(r, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        self._serve()
+        if on_wait is not None and not waiter.future.done():
+            on_wait(problem or BudgetExhausted("usd", "other agents wait for budget first", "reserved"))
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled() and waiter.future.exception() is None:
+                self.release(waiter.future.result())  # granted as we were cancelled: give it back
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                self._serve()
+
+    def _serve(self) -> None:
+        """Grant waiters in arrival order; the first that must keep waiting blocks the rest while
+        other agents make progress. When none does (everyone left is waiting), the first waiter
+        that fits goes ahead; if none fits, one is refused (an agent holding a report first: it
+        writes the report and frees what it held beyond it)."""
+        while self._waiters:
+            waiter = self._waiters[0]
+            if waiter.future.done():
+                self._waiters.popleft()
+                continue
+            if self._grant(waiter):
+                continue
+            never = self._never_fits(waiter.request)
+            if never is not None:
+                self._refuse(waiter, never)
+                continue
+            if self._others_progressing(waiter.request.agent_id):
+                return
+            live = [w for w in self._waiters if not w.future.done()]
+            if any(self._grant(w) for w in live[1:]):
+                continue
+            holding = next((w for w in live if w.request.agent_id in self._holds), waiter)
+            problem = self._fitting(holding.request)[2]
+            self._refuse(holding, problem or BudgetExhausted("usd", "no budget left to wait for"))
+
+    def _grant(self, waiter: _Waiter) -> bool:
+        need, hold, problem = self._fitting(waiter.request)
+        if problem is not None:
+            return False
+        self._waiters.remove(waiter)
+        waiter.future.set_result(self._open_reservation(waiter.request, need, hold))
+        return True
+
+    def _refuse(self, waiter: _Waiter, problem: BudgetExhausted) -> None:
+        self._waiters.remove(waiter)
+        waiter.future.set_exception(problem)
+
+    @property
+    def waiting(self) -> int:
+        """Calls queued for budget."""
+        return sum(1 for w in self._waiters if not w.future.done())
+
+    def end_agent(self, agent_id: str) -> None:
+        """The agent is done (or stopped): release its report hold, let waiters in."""
+        if self._holds.pop(agent_id, None) is not None:
+            self._serve()
+
+    def held_usd(self, agent_id: str) -> float:
+        hold = self._holds.get(agent_id)
+        return hold.usd if hold is not None else 0.0
 
     # --- settling -----------------------------------------------------------------------------
 
@@ -326,12 +501,14 @@ class BudgetLedger:
         self._spent_usd += cost
         r = reservation
         self.records.append(UsageRecord(r.agent_id, r.layer, r.model, usage, cost, self._clock()))
+        self._serve()
         return cost
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call failed without usage (idempotent, safe in ``finally``)."""
-        self._open.pop(reservation.id, None)
-        self._open_searches.pop(reservation.id, None)
+        if self._open.pop(reservation.id, None) is not None:
+            self._open_searches.pop(reservation.id, None)
+            self._serve()
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -341,7 +518,8 @@ class BudgetLedger:
 
     @property
     def reserved_usd(self) -> float:
-        return sum(r.usd for r in self._open.values())
+        """Calls in flight and reports held."""
+        return sum(r.usd for r in self._open.values()) + sum(h.usd for h in self._holds.values())
 
     @property
     def reserved_searches(self) -> int:
@@ -349,7 +527,7 @@ class BudgetLedger:
 
     @property
     def reserved_tokens(self) -> int:
-        return sum(r.tokens for r in self._open.values())
+        return sum(r.tokens for r in self._open.values()) + sum(h.tokens for h in self._holds.values())
 
     def agent_usage(self, agent_id: str) -> tuple[TokenUsage, float]:
         totals = self._agents.get(agent_id)

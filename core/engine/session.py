@@ -26,7 +26,8 @@ from core.api.retry import (
 )
 from core.api.streaming import AgentContext, CallResult, StreamProgress, stream_call
 from core.api.usage import TokenUsage
-from core.budget.ledger import BudgetExhausted, BudgetLedger, Reservation
+from core.budget.bounds import SEAM_TOKENS, conversation_bound, grown_bound, tools_bound, utf8_bytes
+from core.budget.ledger import BudgetExhausted, BudgetLedger, CacheWrite, CallRequest, Reservation
 from core.config.model import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus
 from core.engine.compaction import (
@@ -39,6 +40,8 @@ from core.engine.compaction import (
 )
 from core.engine.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.events import (
+    AgentBudgetWaitEnded,
+    AgentBudgetWaitStarted,
     ApiErrorRaised,
     AttemptAbandoned,
     BudgetCapReached,
@@ -52,7 +55,9 @@ from core.reports.render import AgentMeta, build_report
 from core.reports.sources import carried_sources_note
 
 T = TypeVar("T")
-CHARS_PER_TOKEN_ESTIMATE = 3.0  # conservative against ~4 chars/token of English: reservations over-cover
+DEFAULT_MAX_USES = 5
+"""Searches per request when the config sets no ``max_uses`` (absent or null): every request
+carries a ``max_uses`` its reservation covers."""
 
 
 @dataclass(slots=True)
@@ -69,6 +74,7 @@ class SessionState:
     continuations: int = 0  # within the current user turn
     tools: list[dict[str, Any]] | None = None  # frozen per user turn: continuations resend the same
     report_from: int | None = None  # index of the first message of the report turn
+    input_bound: int | None = None  # tokens of the system prompt + messages, at most (None: measure)
     status: str = AgentStatus.PENDING.value
 
     def counters(self) -> dict[str, Any]:
@@ -147,27 +153,30 @@ class AgentSession:
         so does cancellation (a kill or a stop), which the agent's handle turns into an outcome."""
         state = self.state
         state.status = AgentStatus.RUNNING.value
-        while True:
-            if not state.pending and state.plan_index >= len(self.plan):
-                return self._finish(AgentStatus.COMPLETED)
-            await self.control.at_turn_boundary()
-            if not state.pending:
-                self._begin_user_turn(self.plan[state.plan_index])
-            try:
-                result = await self._call_within_window()
-            except BudgetExhausted as exhausted:
-                return await self._finish_on_budget(exhausted)
-            outcome = self._absorb(result)
-            if self.save is not None:
-                await self.save(self.agent, state)
-            if outcome is not None:
-                return self._finish(outcome)
+        try:
+            while True:
+                if not state.pending and state.plan_index >= len(self.plan):
+                    return self._finish(AgentStatus.COMPLETED)
+                await self.control.at_turn_boundary()
+                if not state.pending:
+                    self._begin_user_turn(self.plan[state.plan_index])
+                try:
+                    result = await self._call_within_window()
+                except BudgetExhausted as exhausted:
+                    return await self._finish_on_budget(exhausted)
+                outcome = self._absorb(result)
+                if self.save is not None:
+                    await self.save(self.agent, state)
+                if outcome is not None:
+                    return self._finish(outcome)
+        finally:
+            self.ledger.end_agent(self.agent.id)  # its report hold goes back to the others
 
     def _begin_user_turn(self, prompt: str) -> None:
         state = self.state
         if state.plan_index == len(self.plan) - 1:
             state.report_from = len(state.messages)
-        state.messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
+        self._append_user(prompt)
         state.plan_index += 1
         state.continuations = 0
         state.tools = None  # chosen by the first call's reservation, then kept for continuations
@@ -179,7 +188,8 @@ class AgentSession:
         stop = result.stop_reason
         if stop == "pause_turn":
             state.continuations += 1
-            if state.continuations <= self.config.defaults.max_pause_continuations:
+            searches_left = self.agent.max_searches is None or state.searches < self.agent.max_searches
+            if searches_left and state.continuations <= self.config.defaults.max_pause_continuations:
                 state.pending = "pause_turn"
                 return None
             state.pending = None  # cap reached: treat what we have as the answer
@@ -188,9 +198,7 @@ class AgentSession:
             state.continuations += 1
             if state.continuations <= self.config.defaults.max_tokens_continuations:
                 state.pending = "max_tokens"
-                state.messages.append(
-                    {"role": "user", "content": [{"type": "text", "text": CONTINUE_PROMPT}]}
-                )
+                self._append_user(CONTINUE_PROMPT)
                 return None
             state.pending = None
             return None
@@ -207,6 +215,7 @@ class AgentSession:
     # --- one API call, budgeted and retried -------------------------------------------------
 
     def request_params(self) -> dict[str, Any]:
+        """The request for the next call; its ``tools`` are settled by :meth:`_reserve`."""
         defaults = self.config.defaults
         caching = defaults.caching
         cache_control: dict[str, Any] = {"type": "ephemeral"}
@@ -217,23 +226,33 @@ class AgentSession:
         if caching.enabled:
             system[0]["cache_control"] = cache_control
             messages = _with_breakpoints(messages, cache_control)
-        return {
+        params: dict[str, Any] = {
             "model": self.agent.model,
             "max_tokens": self.agent.max_tokens,
             "system": system,
-            "tools": self.state.tools or [self._search_tool()],
             "messages": messages,
         }
+        tools = self.state.tools
+        if tools is None:
+            wanted = self._searches_wanted()
+            tools = [self._search_tool(wanted)] if wanted else []
+        if tools:
+            params["tools"] = tools
+        return params
 
-    def _search_tool(self) -> dict[str, Any]:
-        search = self.config.defaults.web_search
-        tool: dict[str, Any] = {"type": search.version, "name": "web_search"}
-        max_uses = search.max_uses
+    def _searches_wanted(self) -> int:
+        """The search allowance a new research turn asks for: ``max_uses`` (its default when the
+        config gives none), no more than the agent has left; none for a report."""
+        if self._writing_report:
+            return 0  # the report turn sends no search allowance: a search cap never blocks it
+        wanted = self.config.defaults.web_search.max_uses or DEFAULT_MAX_USES
         if self.agent.max_searches is not None:
-            remaining = max(1, self.agent.max_searches - self.state.searches)
-            max_uses = min(max_uses, remaining) if max_uses else remaining
-        if max_uses:
-            tool["max_uses"] = max_uses
+            wanted = min(wanted, self.agent.max_searches - self.state.searches)
+        return max(0, wanted)
+
+    def _search_tool(self, max_uses: int) -> dict[str, Any]:
+        search = self.config.defaults.web_search
+        tool: dict[str, Any] = {"type": search.version, "name": "web_search", "max_uses": max(1, max_uses)}
         if search.allowed_domains:
             tool["allowed_domains"] = list(search.allowed_domains)
         if search.blocked_domains:
@@ -244,40 +263,105 @@ class AgentSession:
             tool["allowed_callers"] = ["direct"]
         return tool
 
-    def _reserve(self, params: dict[str, Any]) -> Reservation:
-        """Hold the call's worst case. A new user turn may shrink its search allowance to fit.
+    @property
+    def _writing_report(self) -> bool:
+        """In the report turn (a one-turn plan's only turn is research as well)."""
+        start = self.state.report_from
+        return start is not None and (len(self.plan) > 1 or start > 0)
 
-        A continuation must resend the same tools, so its allowance is fixed; a new turn asks
-        for up to ``max_uses`` searches and accepts as few as one, then sends what was granted.
+    @property
+    def _cache_write(self) -> CacheWrite:
+        caching = self.config.defaults.caching
+        return caching.ttl if caching.enabled else "none"
+
+    def _history_bound(self) -> int:
+        state = self.state
+        if state.input_bound is None:
+            state.input_bound = conversation_bound(self.config.defaults.system_prompt, state.messages)
+        return state.input_bound
+
+    def _append_user(self, text: str) -> None:
+        message = _user_message(text)
+        if self.state.input_bound is not None:
+            self.state.input_bound += utf8_bytes(message)
+        self.state.messages.append(message)
+
+    def _pop_user(self) -> None:
+        message = self.state.messages.pop()
+        if self.state.input_bound is not None:
+            self.state.input_bound -= utf8_bytes(message)
+
+    def _report_prompt_bound(self) -> int:
+        """Tokens the report's prompt may add (the plan's report turn, or "write it now")."""
+        prompts = (self.plan[-1], REPORT_NOW_PROMPT)
+        return max(utf8_bytes(_user_message(p)) for p in prompts) + SEAM_TOKENS
+
+    async def _reserve(self, params: dict[str, Any]) -> tuple[Reservation, int]:
+        """Hold the call's worst case (waiting for room while others' calls hold it); return it
+        with the call's input bound.
+
+        The search allowance asked for is the turn's ``max_uses``, no more than the agent has left;
+        the ledger may shrink it to fit (to one search at least), and the request then carries
+        exactly what was granted: no allowance means no tool. A continuation resends the turn's
+        tool with the allowance granted to it.
         """
-        tool = params["tools"][0]
-        wanted = int(tool.get("max_uses") or 0)
-        chars = self._sizes.chars(self.state.messages)
-        input_estimate = int(chars / CHARS_PER_TOKEN_ESTIMATE) + 2000
-        reservation = self.ledger.reserve(
+        state = self.state
+        tools: list[dict[str, Any]] = params.get("tools", [])
+        wanted = int(tools[0].get("max_uses") or 0) if tools else 0
+        if self.agent.max_searches is not None:
+            wanted = min(wanted, self.agent.max_searches - state.searches)
+        wanted = max(0, wanted)
+        call_input = self._history_bound() + tools_bound(tools)
+        report = self._writing_report
+        request = CallRequest(
             agent_id=self.agent.id,
             layer=self.agent.layer,
             model=self.agent.model,
-            input_tokens=input_estimate,
+            input_tokens=call_input,
             max_tokens=self.agent.max_tokens,
             max_searches=wanted,
+            min_searches=min(1, wanted),
             agent_search_cap=self.agent.max_searches,
-            min_searches=None if self.state.tools is not None else min(1, wanted),
+            cache_write=self._cache_write,
+            report_input_tokens=None if report else call_input + self._report_prompt_bound(),
+            report=report,
+            purpose="report" if report else "turn",
         )
-        if self.state.tools is None:
-            if reservation.max_searches and reservation.max_searches < wanted:
-                tool = {**tool, "max_uses": reservation.max_searches}
-            self.state.tools = [tool]
-            params["tools"] = self.state.tools
-        return reservation
+        reservation = await self._acquire(request)
+        if state.tools is None:
+            state.tools = tools[:1]  # the turn's tool: its continuations resend it
+        granted = reservation.max_searches
+        if granted and tools:
+            params["tools"] = [{**tools[0], "max_uses": granted}]
+        else:
+            params.pop("tools", None)
+        return reservation, call_input
+
+    async def _acquire(self, request: CallRequest) -> Reservation:
+        """The ledger's reservation; while it waits for budget, the agent's status says so."""
+        waited = False
+
+        def on_wait(problem: BudgetExhausted) -> None:
+            nonlocal waited
+            waited = True
+            self.context.publish(
+                AgentBudgetWaitStarted, turn=self.state.api_turns, cap=problem.cap, message=str(problem)
+            )
+
+        try:
+            return await self.ledger.acquire(request, on_wait=on_wait)
+        finally:
+            if waited:
+                self.context.publish(AgentBudgetWaitEnded, turn=self.state.api_turns)
 
     async def _call(self) -> CallResult:
         params = self.request_params()
-        reservation = self._reserve(params)
+        reservation, call_input = await self._reserve(params)
         turn = self.state.api_turns + 1
         size = RequestCost(input_tokens=reservation.input_tokens)  # paces the gate near token limits
         result = await self._retried(reservation, lambda: self._attempt(params, turn), turn, size)
         cost = self.ledger.settle(reservation, result.usage)
+        self.state.input_bound = grown_bound(call_input, result.usage, self.ledger.search_input_tokens)
         self.state.api_turns = turn
         self.state.cost_usd += cost
         self.state.searches += result.usage.web_search_requests
@@ -317,10 +401,12 @@ class AgentSession:
             return False
         before = estimate_tokens(state.messages)
         params = summary_request(self.agent.model, plan.notes)
-        reservation = self.ledger.reserve(
-            agent_id=self.agent.id, layer=self.agent.layer, model=self.agent.model,
-            input_tokens=int(len(plan.notes) / CHARS_PER_TOKEN_ESTIMATE) + 500,
-            max_tokens=params["max_tokens"], max_searches=0, purpose="compaction",
+        reservation = await self._acquire(
+            CallRequest(
+                agent_id=self.agent.id, layer=self.agent.layer, model=self.agent.model,
+                input_tokens=conversation_bound(params["system"], params["messages"]),
+                max_tokens=params["max_tokens"], max_searches=0, purpose="compaction", cache_write="none",
+            )
         )  # fmt: skip
         message = await self._retried(
             reservation, lambda: self.client.messages.create(**params), state.api_turns
@@ -332,6 +418,7 @@ class AgentSession:
         summary += carried_sources_note(state.messages[1 : plan.keep_from])  # the report still lists them
         dropped = plan.keep_from - 1
         state.messages = compacted(state.messages, plan, summary)
+        state.input_bound = None  # measured again from the compacted conversation
         if state.report_from is not None:
             state.report_from = max(2, state.report_from - dropped + 1)
         self.context.publish(
@@ -394,24 +481,37 @@ class AgentSession:
     # --- endings ----------------------------------------------------------------------------
 
     async def _finish_on_budget(self, exhausted: BudgetExhausted) -> SessionResult:
-        """A cap binds: one last "write your report now" call if it fits, else the text we have."""
+        """A cap stops the research: the agent writes its report now (its report hold pays for
+        it), else keeps the text it has."""
         state = self.state
         self.context.publish(
-            BudgetCapReached, turn=state.api_turns, cap=exhausted.cap, message=str(exhausted)
+            BudgetCapReached,
+            turn=state.api_turns,
+            cap=exhausted.cap,
+            message=str(exhausted),
+            reason=exhausted.reason,
         )
-        if state.messages and state.messages[-1]["role"] == "user" and not state.pending:
-            state.messages.pop()  # the prompt that could not be sent: a resume sends it again
+        if state.pending == "max_tokens" and state.messages and state.messages[-1]["role"] == "user":
+            self._pop_user()  # the "continue" prompt that could not be sent
+        elif state.messages and state.messages[-1]["role"] == "user" and not state.pending:
+            self._pop_user()  # the prompt that could not be sent: a resume sends it again
             state.plan_index -= 1
             if state.report_from == len(state.messages):
                 state.report_from = None
+        state.pending = None  # a paused turn's dangling search is dropped on the wire
+        if state.report_from is not None:
+            # The report turn had begun: what it wrote is the report, cut short.
+            written = any(m["role"] == "assistant" for m in state.messages[state.report_from :])
+            return self._finish(AgentStatus.BUDGET_EXHAUSTED, partial=not written)
         wrote_report = False
-        if state.report_from is None and state.messages and not state.pending:
+        if state.messages:
             state.report_from = len(state.messages)
-            state.messages.append({"role": "user", "content": [{"type": "text", "text": REPORT_NOW_PROMPT}]})
+            state.tools = None
+            self._append_user(REPORT_NOW_PROMPT)
             try:
                 result = await self._call()
             except BudgetExhausted:
-                state.messages.pop()
+                self._pop_user()
                 state.report_from = None
             else:
                 state.messages.append({"role": "assistant", "content": result.content})
@@ -473,6 +573,10 @@ class AgentSession:
         )
 
 
+def _user_message(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
 def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The conversation as the API wants it: a paused turn and its continuations are one message.
 
@@ -486,7 +590,21 @@ def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             merged[-1] = {"role": "assistant", "content": [*merged[-1]["content"], *message["content"]]}
         else:
             merged.append(message)
+    for index, message in enumerate(merged[:-1]):
+        if message["role"] == "assistant":
+            merged[index] = _without_dangling_searches(message)
     return merged
+
+
+def _without_dangling_searches(message: dict[str, Any]) -> dict[str, Any]:
+    """A paused turn that was not continued (a cap stopped it) ends with a search that never ran;
+    followed by a new user turn it is invalid, so the wire form leaves it out."""
+    blocks = message["content"]
+    answered = {b.get("tool_use_id") for b in blocks if str(b.get("type", "")).endswith("_tool_result")}
+    kept = [b for b in blocks if b.get("type") != "server_tool_use" or b.get("id") in answered]
+    if len(kept) == len(blocks):
+        return message
+    return {"role": "assistant", "content": kept or [{"type": "text", "text": "(search not run)"}]}
 
 
 def _with_breakpoints(messages: list[dict[str, Any]], cache_control: dict[str, Any]) -> list[dict[str, Any]]:

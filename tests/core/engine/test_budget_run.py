@@ -67,3 +67,74 @@ async def test_the_default_programs_simulated_cost_falls_within_its_estimate(tmp
     assert outcome.status is RunStatus.COMPLETED
     assert predicted.usd.low <= summary["cost_usd"] <= predicted.usd.high
     assert predicted.searches.low <= summary["searches"] <= predicted.searches.high
+
+
+def _reports(outcome, summary: dict) -> dict[str, str]:
+    return {
+        a["id"]: (outcome.run_dir / a["report"]).read_text()
+        for a in summary["agents"]
+        if a["turns"] > 0 and a["report"]
+    }
+
+
+async def test_a_per_agent_search_cap_of_two_completes_with_full_reports(tmp_path: Path) -> None:
+    config = programs.default_program_fast(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["defaults"]["max_searches"] = 2
+    _, outcome, summary = await run_config(programs.write(tmp_path / "two", data), tmp_path / "runs")
+    assert outcome.status is RunStatus.COMPLETED and outcome.exit_code == 0
+    assert all(a["searches"] <= 2 for a in summary["agents"])
+    reports = _reports(outcome, summary)
+    assert len(reports) == len(summary["agents"])
+    assert not [agent for agent, text in reports.items() if "Partial report" in text]
+
+
+async def test_fifty_agents_use_at_least_ninety_percent_of_a_binding_dollar_cap(tmp_path: Path) -> None:
+    agents = [programs.agent(f"a{i}", brief=f"Research angle {i} of sodium-ion storage.") for i in range(50)]
+    data = programs.program(agents, max_turns=4, execution={"max_concurrent_agents": 50})
+    _, full, full_summary = await run_config(programs.write(tmp_path / "full", data), tmp_path / "runs")
+    assert full.status is RunStatus.COMPLETED
+    cap = round(full_summary["cost_usd"] / 4, 4)
+    data["execution_settings"]["budget"] = {"max_cost_usd": cap}
+    _, outcome, summary = await run_config(programs.write(tmp_path / "capped", data), tmp_path / "runs")
+
+    assert outcome.status is RunStatus.BUDGET_EXHAUSTED
+    assert 0.9 * cap <= summary["cost_usd"] <= cap
+    reports = _reports(outcome, summary)
+    assert reports and not [agent for agent, text in reports.items() if "Partial report" in text]
+    journal = [json.loads(line) for line in (outcome.run_dir / "events.jsonl").read_text().splitlines()]
+    stops = [e for e in journal if e["kind"] == "budget_cap_reached"]
+    assert stops and all(e["cap"] == "usd" and e["reason"] in ("spent", "reserved") for e in stops)
+    assert all("run dollar cap" in e["message"] for e in stops if e["reason"] == "spent")
+    waits = [e for e in journal if e["kind"] == "agent_budget_wait_started"]
+    assert waits, "agents waited for calls in flight instead of stopping"
+    ended = {e["agent_id"] for e in journal if e["kind"] == "agent_budget_wait_ended"}
+    assert {e["agent_id"] for e in waits} <= ended
+
+
+async def test_every_request_carries_a_max_uses_whatever_the_config_says(tmp_path: Path) -> None:
+    from core.simulator import Simulator, SimulatorSettings
+
+    for max_uses in ("absent", None, 1, 40):
+        web_search = {} if max_uses == "absent" else {"max_uses": max_uses}
+        data = programs.program(
+            [programs.agent("solo")],
+            max_turns=3,
+            defaults={"web_search": web_search},
+            simulator={"searches_per_turn": [0, 6]},
+            execution={"budget": {"max_searches": 4}},
+        )
+        settings = SimulatorSettings(seed=5, latency_ms=0, tokens_per_second=0, searches_per_turn=(0, 6))
+        async with Simulator(settings, record_bodies=True) as sim:
+            orchestrator = await start_run(
+                programs.write(tmp_path / str(max_uses), data), tmp_path / "runs", simulate=True,
+                base_url=sim.base_url,
+            )  # fmt: skip
+            outcome = await orchestrator.run()
+            bodies = list(sim.stats.bodies)
+        summary = json.loads((outcome.run_dir / "summary.json").read_text())
+        assert summary["searches"] <= 4, max_uses
+        for body in bodies:
+            for tool in body.get("tools", []):
+                assert 1 <= tool["max_uses"] <= 4, (max_uses, tool)
+        assert "tools" not in bodies[-1], "the report turn sends no search allowance"
