@@ -7,10 +7,11 @@ silently ignored. Loading, line numbers and error formatting live in :mod:`core.
 from __future__ import annotations
 
 import difflib
+import types
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from core.config.simulator import SimulatorSettings
 
@@ -45,8 +46,44 @@ DEFAULT_REPORT_PROMPT = (
 )
 
 
+# Upper bounds of the numbers a config may hold: what the API accepts and the product can run.
+# A limit beyond them is a typo (a max_turns of 10^9 would freeze the run, not research longer).
+MAX_TURNS = 500
+MAX_USES = 20
+"""Searches per request: the API's server loop runs about 10 iterations per request."""
+MAX_OUTPUT_TOKENS = 128_000
+MAX_CONTINUATIONS = 100
+MAX_AGENT_SEARCHES = 10_000
+MAX_RUN_SEARCHES = 10_000_000
+MAX_RUN_TOKENS = 10**12
+MAX_USD = 1_000_000.0
+MAX_PRICE_PER_MTOK = 10_000.0
+MAX_CONTEXT_WINDOW = 100_000_000
+MAX_AGENTS = 1_000
+MAX_SECONDS = 86_400.0
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_accepts_bool(arg) for arg in get_args(annotation))
+    return False
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors; numbers are finite (no ``.inf``/``.nan``) and never ``true``/``false``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and not _accepts_bool(field.annotation):
+                raise ValueError(f"expected a number, not {str(value).lower()}")
+        return value
 
 
 class UserLocation(Strict):
@@ -59,7 +96,9 @@ class UserLocation(Strict):
 
 class WebSearchSettings(Strict):
     version: WebSearchVersion = "web_search_20250305"
-    max_uses: int | None = Field(default=5, gt=0, description="Searches allowed per API request.")
+    max_uses: int | None = Field(
+        default=5, gt=0, le=MAX_USES, description="Searches allowed per API request (null: the default, 5)."
+    )
     allowed_domains: list[str] | None = None
     blocked_domains: list[str] | None = None
     user_location: UserLocation | None = None
@@ -78,9 +117,15 @@ class CachingSettings(Strict):
 
 class AgentDefaults(Strict):
     model: str = Field(default="claude-sonnet-5", description="Model id for agents that name none.")
-    max_tokens: int = Field(default=4096, gt=0, le=128_000, description="Output tokens per API request.")
-    max_turns: int = Field(default=4, gt=0, description="User turns, the final report turn included.")
-    max_searches: int | None = Field(default=None, gt=0, description="Searches per agent over its run.")
+    max_tokens: int = Field(
+        default=4096, gt=0, le=MAX_OUTPUT_TOKENS, description="Output tokens per API request."
+    )
+    max_turns: int = Field(
+        default=4, gt=0, le=MAX_TURNS, description="User turns, the final report turn included."
+    )
+    max_searches: int | None = Field(
+        default=None, gt=0, le=MAX_AGENT_SEARCHES, description="Searches per agent over its run."
+    )
     web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     follow_up_prompts: tuple[str, ...] = Field(
@@ -88,10 +133,13 @@ class AgentDefaults(Strict):
     )
     report_prompt: str = Field(default=DEFAULT_REPORT_PROMPT, description="The final turn's instruction.")
     max_pause_continuations: int = Field(
-        default=8, ge=0, description="How often one turn may resume after stop_reason pause_turn."
+        default=8, ge=0, le=MAX_CONTINUATIONS, description="How often one turn may resume after pause_turn."
     )
     max_tokens_continuations: int = Field(
-        default=2, ge=0, description="How often one answer cut off by max_tokens is continued."
+        default=2,
+        ge=0,
+        le=MAX_CONTINUATIONS,
+        description="How often an answer cut off by max_tokens continues.",
     )
     caching: CachingSettings = Field(default_factory=CachingSettings)
 
@@ -102,10 +150,14 @@ class AgentConfig(Strict):
     brief: str = Field(min_length=1, description="The agent's research assignment (its first user turn).")
     model: str | None = Field(default=None, description="Overrides defaults.model.")
     max_tokens: int | None = Field(
-        default=None, gt=0, le=128_000, description="Overrides defaults.max_tokens."
+        default=None, gt=0, le=MAX_OUTPUT_TOKENS, description="Overrides defaults.max_tokens."
     )
-    max_turns: int | None = Field(default=None, gt=0, description="Overrides defaults.max_turns.")
-    max_searches: int | None = Field(default=None, gt=0, description="Overrides defaults.max_searches.")
+    max_turns: int | None = Field(
+        default=None, gt=0, le=MAX_TURNS, description="Overrides defaults.max_turns."
+    )
+    max_searches: int | None = Field(
+        default=None, gt=0, le=MAX_AGENT_SEARCHES, description="Overrides defaults.max_searches."
+    )
     reads: list[str] | None = Field(
         default=None,
         description="Agent ids or layer names whose reports this agent reads; default: the previous layer.",
@@ -115,7 +167,9 @@ class AgentConfig(Strict):
 class LayerConfig(Strict):
     name: str = Field(pattern=AGENT_ID_PATTERN, description="Unique layer name; `reads` may name it.")
     description: str = ""
-    agents: list[AgentConfig] = Field(min_length=1, description="Agents run concurrently within the layer.")
+    agents: list[AgentConfig] = Field(
+        min_length=1, max_length=MAX_AGENTS, description="Agents run concurrently within the layer."
+    )
 
 
 class ProgramInfo(Strict):
@@ -125,21 +179,27 @@ class ProgramInfo(Strict):
 
 
 class BudgetSettings(Strict):
-    max_cost_usd: float | None = Field(default=None, gt=0, description="Hard cap on the run's dollars.")
-    max_searches: int | None = Field(default=None, gt=0, description="Hard cap on the run's web searches.")
-    max_tokens: int | None = Field(default=None, gt=0, description="Hard cap on the run's tokens.")
-    per_agent_max_cost_usd: float | None = Field(default=None, gt=0)
-    per_agent_max_searches: int | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, le=MAX_USD, description="Hard cap on the run's dollars."
+    )
+    max_searches: int | None = Field(
+        default=None, gt=0, le=MAX_RUN_SEARCHES, description="Hard cap on the run's web searches."
+    )
+    max_tokens: int | None = Field(
+        default=None, gt=0, le=MAX_RUN_TOKENS, description="Hard cap on the run's tokens."
+    )
+    per_agent_max_cost_usd: float | None = Field(default=None, gt=0, le=MAX_USD)
+    per_agent_max_searches: int | None = Field(default=None, gt=0, le=MAX_AGENT_SEARCHES)
     reserve_for_later_layers: float = Field(
         default=0.15, ge=0, lt=1, description="Share of each cap held back so later layers can always run."
     )
 
 
 class RetrySettings(Strict):
-    max_attempts: int = Field(default=8, gt=0)
-    max_total_seconds: float = Field(default=900.0, gt=0)
-    base_delay_s: float = Field(default=1.0, ge=0)
-    max_delay_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=8, gt=0, le=100)
+    max_total_seconds: float = Field(default=900.0, gt=0, le=MAX_SECONDS)
+    base_delay_s: float = Field(default=1.0, ge=0, le=3_600)
+    max_delay_s: float = Field(default=60.0, gt=0, le=3_600)
 
 
 class CheckpointSettings(Strict):
@@ -150,31 +210,51 @@ class ContextSettings(Strict):
     compact_at_fraction: float = Field(
         default=0.85, gt=0.1, le=1, description="Compact the conversation beyond this share of the window."
     )
-    keep_recent_turns: int = Field(default=2, ge=1)
+    keep_recent_turns: int = Field(default=2, ge=1, le=MAX_TURNS)
 
 
 class ExecutionSettings(Strict):
-    max_concurrent_agents: int = Field(default=8, gt=0, description="Agents running at the same time.")
+    max_concurrent_agents: int = Field(
+        default=8, gt=0, le=MAX_AGENTS, description="Agents running at the same time."
+    )
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
 
+    @model_validator(mode="after")
+    def _capped_runs_keep_their_spend(self) -> ExecutionSettings:
+        """A cap counts the spend of every attempt of a run, which is saved with its checkpoints."""
+        b = self.budget
+        caps = (
+            b.max_cost_usd,
+            b.max_searches,
+            b.max_tokens,
+            b.per_agent_max_cost_usd,
+            b.per_agent_max_searches,
+        )
+        if not self.checkpoints.enabled and any(cap is not None for cap in caps):
+            raise ValueError(
+                "checkpoints.enabled: false cannot be used with budget caps: the spend a cap counts across "
+                "interrupts and resumes is saved with the checkpoints. Enable checkpoints or remove the caps"
+            )
+        return self
+
 
 class ModelPrice(Strict):
     """Dollars per million tokens; cache prices default to the API's multipliers of ``input``."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_write_5m: float | None = Field(default=None, ge=0)
-    cache_write_1h: float | None = Field(default=None, ge=0)
-    cache_read: float | None = Field(default=None, ge=0)
-    context_window: int | None = Field(default=None, gt=0)
+    input: float = Field(gt=0, le=MAX_PRICE_PER_MTOK)
+    output: float = Field(gt=0, le=MAX_PRICE_PER_MTOK)
+    cache_write_5m: float | None = Field(default=None, gt=0, le=MAX_PRICE_PER_MTOK)
+    cache_write_1h: float | None = Field(default=None, gt=0, le=MAX_PRICE_PER_MTOK)
+    cache_read: float | None = Field(default=None, gt=0, le=MAX_PRICE_PER_MTOK)
+    context_window: int | None = Field(default=None, gt=0, le=MAX_CONTEXT_WINDOW)
 
 
 class PricingSettings(Strict):
     models: dict[str, ModelPrice] = Field(default_factory=dict)
-    web_search_per_1000: float = Field(default=10.0, ge=0)
+    web_search_per_1000: float = Field(default=10.0, gt=0, le=MAX_PRICE_PER_MTOK)
 
 
 class ResolvedAgent(Strict):

@@ -171,6 +171,7 @@ class AgentSession:
                     return self._finish(outcome)
         finally:
             self.ledger.end_agent(self.agent.id)  # its report hold goes back to the others
+            self.context.bus.publish(self.ledger.to_event(self.context.run_id))
 
     def _begin_user_turn(self, prompt: str) -> None:
         state = self.state

@@ -115,7 +115,7 @@ async def test_fifty_agents_use_at_least_ninety_percent_of_a_binding_dollar_cap(
 async def test_every_request_carries_a_max_uses_whatever_the_config_says(tmp_path: Path) -> None:
     from core.simulator import Simulator, SimulatorSettings
 
-    for max_uses in ("absent", None, 1, 40):
+    for max_uses in ("absent", None, 1, 20):
         web_search = {} if max_uses == "absent" else {"max_uses": max_uses}
         data = programs.program(
             [programs.agent("solo")],
