@@ -67,6 +67,7 @@ GOALS = (
     Goal("caching_input_cost_reduction", ">=", 0.5),
     Goal("simulator_concurrent_streams", ">=", 500),
     Goal("cli_startup_seconds", "<=", 0.25, " s"),
+    Goal("cap_utilisation_50_agents", ">=", 0.9),
 )
 
 
@@ -91,6 +92,7 @@ GROUPS = (
     Group("caching", "benchmarks.bench_caching:run", ("caching_input_cost_reduction",), 120, 300),
     Group("streams", "benchmarks.bench_components:streams", ("simulator_concurrent_streams",), 180, 400),
     Group("startup", "benchmarks.bench_startup:run", ("cli_startup_seconds",), 120, 240),
+    Group("budget", "benchmarks.bench_budget:run", ("cap_utilisation_50_agents",), 180, 500),
 )  # fmt: skip
 
 
