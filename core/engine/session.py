@@ -40,8 +40,6 @@ from core.engine.compaction import (
 )
 from core.engine.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.events import (
-    AgentBudgetWaitEnded,
-    AgentBudgetWaitStarted,
     ApiErrorRaised,
     AttemptAbandoned,
     BudgetCapReached,
@@ -339,21 +337,19 @@ class AgentSession:
         return reservation, call_input
 
     async def _acquire(self, request: CallRequest) -> Reservation:
-        """The ledger's reservation; while it waits for budget, the agent's status says so."""
+        """The ledger's reservation; while it waits for budget, the agent's handle says so."""
         waited = False
 
         def on_wait(problem: BudgetExhausted) -> None:
             nonlocal waited
             waited = True
-            self.context.publish(
-                AgentBudgetWaitStarted, turn=self.state.api_turns, cap=problem.cap, message=str(problem)
-            )
+            self.control.waiting_for_budget(problem.cap, str(problem))
 
         try:
             return await self.ledger.acquire(request, on_wait=on_wait)
         finally:
             if waited:
-                self.context.publish(AgentBudgetWaitEnded, turn=self.state.api_turns)
+                self.control.budget_wait_over()
 
     async def _call(self) -> CallResult:
         params = self.request_params()

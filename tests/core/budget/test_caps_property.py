@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,20 @@ def user_programs(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
+def stop_after(orchestrator: Any, turns: int | None) -> Callable[[Event], None]:
+    """A listener that stops the run once ``turns`` API calls have completed (between turns)."""
+    seen = 0
+
+    def listener(event: Event) -> None:
+        nonlocal seen
+        if isinstance(event, TurnCompleted) and turns is not None:
+            seen += 1
+            if seen == turns:
+                orchestrator.stop()
+
+    return listener
+
+
 async def run_attempts(tmp_path: Path, data: dict[str, Any]) -> tuple[Path, list[RunStatus]]:
     """Start the program, stop it after the drawn numbers of completed turns, resume it each time."""
     interrupts = list(data.pop("_interrupts"))
@@ -120,17 +135,7 @@ async def run_attempts(tmp_path: Path, data: dict[str, Any]) -> tuple[Path, list
     orchestrator = await start_run(config, runs, simulate=True)
     statuses: list[RunStatus] = []
     while True:
-        after = interrupts.pop(0) if interrupts else None
-        turns = 0
-
-        def stop_after(event: Event, orchestrator: Any = orchestrator) -> None:
-            nonlocal turns
-            if isinstance(event, TurnCompleted) and after is not None:
-                turns += 1
-                if turns == after:
-                    orchestrator.stop()
-
-        orchestrator.bus.listen(stop_after)
+        orchestrator.bus.listen(stop_after(orchestrator, interrupts.pop(0) if interrupts else None))
         outcome = await orchestrator.run()
         statuses.append(outcome.status)
         if outcome.status is not RunStatus.INTERRUPTED:
@@ -172,7 +177,11 @@ def check(run_dir: Path, data: dict[str, Any]) -> None:
     max_examples=60 if DEEP else 10,
     deadline=None,
     derandomize=not DEEP,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
 )
 @given(data=user_programs())
 def test_no_cap_is_crossed_across_attempts_and_the_cost_is_the_usage_recomputed(
