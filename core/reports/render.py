@@ -20,7 +20,8 @@ from core.reports.sources import ConversationSources, Numbering, link, sources_s
 
 NO_FINDINGS = "_No findings were written._"
 _TOKEN = "\x00cite:{url}\x00"
-_TOKEN_OR_LABEL = re.compile(r"\x00cite:([^\x00]+)\x00|" + LABELS.pattern)
+_CITE_TOKEN = re.compile(r"\x00cite:([^\x00]+)\x00")
+_TOKEN_OR_LABEL = re.compile(_CITE_TOKEN.pattern + "|" + LABELS.pattern)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _OWN_SOURCES = re.compile(
     r"^(?:#{1,6}\s*|\*\*)(?:sources|references|bibliography|works cited|citations)(?::\*\*|\*\*:?|:)?\s*$",
@@ -49,21 +50,18 @@ def render_blocks(
 
     The plain form used where no report is built (compaction notes keep the links).
     """
-    out: list[str] = []
     for block in blocks:
         if block.get("type") != "text":
             continue
-        links: list[str] = []
         for citation in block.get("citations") or []:
-            url = citation.get("url")
-            if not url:
-                continue
-            titles.setdefault(url, citation.get("title") or url)
-            item = link(numbering.setdefault(url, len(numbering) + 1), url)
-            if item not in links:
-                links.append(item)
-        out.append(f"{block.get('text', '')}{' ' + ''.join(links) if links else ''}")
-    return "".join(out)
+            if isinstance(citation, Mapping) and citation.get("url"):
+                titles.setdefault(citation["url"], citation.get("title") or citation["url"])
+
+    def number(match: re.Match[str]) -> str:
+        url = match.group(1)
+        return link(numbering.setdefault(url, len(numbering) + 1), url)
+
+    return _CITE_TOKEN.sub(number, _tokenised(blocks))
 
 
 def _turns(messages: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
@@ -121,8 +119,11 @@ def demote_headings(text: str) -> str:
     lines = text.split("\n")
     if not any(line.startswith("# ") for line in lines):
         return text
-    return "\n".join("#" + line if _HEADING.match(line) and len(line) - len(line.lstrip("#")) < 6 else line
-                     for line in lines)  # fmt: skip
+    demoted = []
+    for line in lines:
+        heading = _HEADING.match(line)
+        demoted.append("#" + line if heading and len(heading.group(1)) < 6 else line)
+    return "\n".join(demoted)
 
 
 class _Resolver:
