@@ -94,7 +94,9 @@ def cited_pieces(rng: random.Random, pages: list[Page], budget_tokens: int) -> l
         sentence = rng.choice(_sentences(page.text) or [page.title])
         site = page.title.rsplit("|", 1)[-1].replace("(simulated)", "").strip()
         lead = rng.choice(_LEADS).format(site=site, Site=site)
-        body = sentence[0].lower() + sentence[1:] if sentence[:2] != "A " else "a " + sentence[2:]
+        body = restate(sentence, page) or (
+            sentence[0].lower() + sentence[1:] if sentence[:2] != "A " else "a " + sentence[2:]
+        )
         if len(pieces) > 1:
             connector = rng.choice(_CONNECTORS)
             pieces.append((connector, []))
@@ -155,11 +157,7 @@ def subject_phrase(question: str) -> str:
     words = [w for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9+\-/']*", clause) if w.lower() not in _FILLERS]
     if not words:
         return "the topic"
-    heads = [i for i, w in enumerate(words[:4]) if _plural(w)]
-    end = heads[0] + 1 if heads else 2
-    while end < len(words) and words[end - 1].lower() in ("the", "a", "an"):
-        end += 1
-    phrase = " ".join(words[:end])
+    phrase = noun_phrase(words)
     return phrase if phrase[:2].isupper() else phrase[:1].lower() + phrase[1:]
 
 
@@ -234,3 +232,57 @@ def uncited_report(rng: random.Random, subject: str, labels: list[tuple[str, str
         parts += ["## What the earlier reports show", through]
     parts += ["## Open questions", "\n".join(f"- {q.format(subject=subject)}" for q in _OPEN_QUESTIONS)]
     return "\n\n".join(parts)
+
+
+_PAGE_TOPIC = re.compile(r"This article examines (.+?) using the latest")
+_RESTATEMENTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), template)
+    for pattern, template in (
+        (r"activity grew by (\d+)%", "activity around {np} grew by {0}% over the past year."),
+        (r"main drivers cited are cost", "cost and regulatory clarity are the main drivers for {np}."),
+        (
+            r"survey of (\d+) organisations found that (\d+)%",
+            "{1}% of {0} organisations surveyed plan to expand their work on {np} within two years.",
+        ),
+        (r"pointing to ([a-z ]+)\.", "claims about {np} often outrun the evidence, resting on {0}."),
+        (r"fell to about (\d+) per unit in (\d{4})", "prices for {np} fell to about {0} per unit in {1}."),
+        (
+            r"([A-Z][A-Za-z ]+) accounts for roughly (\d+)%",
+            "{0} accounts for roughly {1}% of the market for {np}.",
+        ),
+        (
+            r"to (mature|consolidate|accelerate|stabilise) before (\d{4})",
+            "{np} {be} expected to {0} before {1}, with uncertainty about supply and demand.",
+        ),
+    )
+)
+"""Page sentences (as ``synthweb`` writes them) and how to say each again about a noun phrase."""
+
+
+def noun_phrase(words: list[str]) -> str:
+    """The words up to the first plural-looking noun among the first four (else the first two)."""
+    heads = [i for i, w in enumerate(words[:4]) if _plural(w)]
+    end = heads[0] + 1 if heads else 2
+    while end < len(words) and words[end - 1].lower() in ("the", "a", "an"):
+        end += 1
+    return " ".join(words[:end])
+
+
+def restate(sentence: str, page: Page) -> str | None:
+    """A page's sentence said again, grammatically, about the page's subject (None: no pattern fits).
+
+    The synthetic page text joins query words ("sodium-ion batteries displace lithium"); the
+    restatement names the subject as a noun phrase and keeps the page's figures, so the cited
+    text still supports it.
+    """
+    topic = _PAGE_TOPIC.search(page.text)
+    if topic is None:
+        return None
+    words = topic.group(1).split()
+    phrase = noun_phrase(words)
+    be = "are" if _plural(phrase.split()[-1]) else "is"
+    for pattern, template in _RESTATEMENTS:
+        match = pattern.search(sentence)
+        if match:
+            return template.format(*match.groups(), np=phrase, be=be)
+    return None

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 from anthropic import AsyncAnthropic
 from anthropic.types import Message, ServerToolUseBlock, TextBlock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.simulator.prose import prior_labels, subject_phrase
+from core.simulator import synthweb
+from core.simulator.prose import cited_pieces, prior_labels, subject_phrase
 from core.simulator.responder import UNCITED_REPORT_DIRECTIVE
 from tests.core.simulator.conftest import request
 
@@ -75,3 +81,27 @@ def test_the_subject_is_a_noun_phrase_of_the_question() -> None:
     assert subject_phrase("How fast is solar adoption growing in Africa?") == "solar adoption"
     assert subject_phrase("What is the market for heat pumps?") == "the market"
     assert subject_phrase("") == "the topic"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            "sodium-ion batteries displace lithium overview",
+            "heat pumps cold climates outlook",
+            "offshore wind costs policy",
+            "solid-state electrolytes forecast 2030",
+        ]
+    ),
+    st.integers(0, 2**16),
+)
+def test_cited_sentences_name_a_noun_phrase_and_keep_the_cited_figures(query: str, seed: int) -> None:
+    pages = synthweb.search(query, seed, count=6)
+    pieces = cited_pieces(random.Random(seed), pages, 400)
+    cited = [(text, cites[0]) for text, cites in pieces if cites]
+    assert cited
+    for text, citation in cited:
+        for figure in re.findall(r"\d+", text):
+            assert figure in citation["cited_text"], (text, citation["cited_text"])
+    joined = " ".join(text for text, _ in cited)
+    assert "associated with displace" not in joined and "batteries displace lithium" not in joined
