@@ -39,7 +39,11 @@ def main(repo: Path, work: Path) -> int:
     names = sorted(theme.name for theme in themes)
     shipped = sorted(p.name for p in (repo / "themes").iterdir() if p.suffix in (".yaml", ".yml", ".toml"))
     assert len(names) == len(shipped) >= 3 and DEFAULT_THEME in names, (names, shipped)
-    assert (files("core.config") / "schema.json").is_file()
+    for top in ("core", "tui"):  # every data file of the source tree is in the installed package
+        for data in sorted((repo / top).rglob("*")):
+            if data.is_file() and data.suffix not in (".py", ".pyc"):
+                relative = data.relative_to(repo / top).parts
+                assert files(top).joinpath(*relative).is_file(), f"{data.relative_to(repo)} not in the wheel"
     by_name = {theme.name: theme for theme in themes}
 
     script = Path(sys.executable).with_name("research-orchestrator")
