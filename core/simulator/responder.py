@@ -403,7 +403,7 @@ def build_turn(
     usage_start, usage_delta = _usage(prompt_tokens, cache, searches, output, request.web_tool is not None)
     return Turn(
         message_id=message_id,
-        model=request.model,
+        model=request.snapshot or request.model,
         blocks=out.blocks,
         stop_reason=stop_reason,
         stop_details=stop_details,

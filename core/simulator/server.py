@@ -2,7 +2,7 @@
 ``GET /_simulator/stats``, on aiohttp.
 
 One ``SimulatorState`` holds what requests share (cache, rate limiter, fault counters, stats). A
-request goes: auth, JSON, validation, paused-turn integrity, context window, rate limit, injected
+request goes: auth, JSON, validation (paused-turn integrity included), context window, rate limit, injected
 faults, cache accounting, the turn, then the response (paced) with the request's headers.
 """
 
@@ -27,8 +27,8 @@ from core.simulator.models import context_window
 from core.simulator.ratelimit import RateLimiter
 from core.simulator.responder import Turn, build_turn, request_digest
 from core.simulator.stats import RequestRecord, SimulatorStats
-from core.simulator.tokens import Segment, prompt_segments
-from core.simulator.validation import InvalidRequest, ParsedRequest, parse_request
+from core.simulator.tokens import prompt_segments
+from core.simulator.validation import InvalidRequest, check_headers, parse_request
 
 _ERROR_STATUS = {"rate_limit": 429, "overloaded": 529, "server_error": 500, "invalid_request": 400}
 _ERROR_TYPE = {
@@ -39,7 +39,6 @@ _ERROR_TYPE = {
     500: "api_error",
     529: "overloaded_error",
 }
-_MAX_PAUSED = 50_000
 logger = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -70,8 +69,6 @@ class SimulatorState:
         self.limiter = RateLimiter(settings.rate_limits, clock)
         self.faults = FaultInjector(settings)
         self.stats = SimulatorStats(record_bodies)
-        self.paused: dict[str, tuple[str, int]] = {}
-        """Pending ``srvtoolu_`` id of a paused turn -> (digest, count) of the blocks it was returned with."""
 
 
 def new_request_id() -> str:
@@ -187,6 +184,10 @@ class _Handlers:
                 else "invalid x-api-key",
             )
         try:
+            check_headers(request.headers)
+        except InvalidRequest as exc:
+            return self._error(outcome, exc.status, str(exc), error_type=exc.error_type)
+        try:
             outcome.body = json.loads(raw)
         except ValueError:
             return self._error(
@@ -208,7 +209,7 @@ class _Handlers:
         try:
             parsed = parse_request(outcome.body, count_tokens=True)
         except InvalidRequest as exc:
-            return self._error(outcome, 400, str(exc))
+            return self._error(outcome, exc.status, str(exc), error_type=exc.error_type)
         tokens = sum(s.tokens for s in prompt_segments(parsed.body))
         self._log(outcome, 200)
         return web.json_response({"input_tokens": tokens}, headers=self._headers(outcome.request_id))
@@ -223,12 +224,9 @@ class _Handlers:
         try:
             parsed = parse_request(outcome.body)
         except InvalidRequest as exc:
-            return self._error(outcome, 400, str(exc))
+            return self._error(outcome, exc.status, str(exc), error_type=exc.error_type)
         outcome.stream = parsed.body.get("stream") is True
         segments = prompt_segments(parsed.body)
-        altered = self._altered_pause(parsed, segments)
-        if altered:
-            return self._error(outcome, 400, altered)
         prompt_tokens = sum(s.tokens for s in segments)
         window = context_window(parsed.model, state.settings.context_window)
         if prompt_tokens > window:
@@ -264,8 +262,6 @@ class _Handlers:
         )
         state.limiter.settle(turn.output_tokens)
         outcome.stop_reason = turn.stop_reason
-        if turn.paused_search_id:
-            self._remember_pause(turn)
         await self._first_byte_wait(plan)
         if plan.kind == "disconnect" and not outcome.stream:
             self._log(outcome, 0)
@@ -277,30 +273,6 @@ class _Handlers:
         return web.json_response(turn.message(), headers=self._headers(outcome.request_id))
 
     # --- pieces of /v1/messages ---------------------------------------------------------------------
-
-    def _altered_pause(self, parsed: ParsedRequest, segments: list[Segment]) -> str | None:
-        pending = parsed.pending_search
-        if pending is None:
-            return None
-        expected = self.state.paused.get(str(pending.get("id")))
-        if expected is None:
-            return None  # paused by another simulator instance: the encrypted fields were already verified
-        last = len(parsed.messages) - 1
-        # The paused blocks must end the last message (clients may merge it with earlier assistant content).
-        if _content_digest(segments, last, expected[1]) != expected[0]:
-            return (
-                f"messages.{last}: the content of a paused turn must be passed back unchanged; it differs "
-                "from the response that paused"
-            )
-        return None
-
-    def _remember_pause(self, turn: Turn) -> None:
-        if len(self.state.paused) >= _MAX_PAUSED:
-            self.state.paused.clear()
-        message = {"role": "assistant", "content": [b.final for b in turn.blocks]}
-        segments = prompt_segments({"messages": [message]})
-        count = len(turn.blocks)
-        self.state.paused[str(turn.paused_search_id)] = (_content_digest(segments, 0, count), count)
 
     async def _injected_error(self, outcome: _Outcome, plan: FaultPlan) -> web.Response:
         await self._first_byte_wait(plan)
@@ -382,15 +354,6 @@ def _with_pings(frames: list[sse.Frame]) -> list[bytes]:
             out.append(sse.PING)
         out.append(frame.data)
     return out
-
-
-def _content_digest(segments: list[Segment], message_index: int, last_blocks: int) -> str:
-    """Digest of the last ``last_blocks`` blocks of a message (as canonical JSON)."""
-    digest = hashlib.sha256()
-    blocks = [s for s in segments if s.message_index == message_index][-last_blocks:]
-    for segment in blocks:
-        digest.update(segment.canonical)
-    return digest.hexdigest()
 
 
 def _abort(request: web.Request) -> None:

@@ -1,17 +1,24 @@
-"""Request validation: the 400s the real API gives, with API-like messages.
+"""Request validation: the 4xx answers the real API gives, with API-like messages.
 
 ``parse_request`` turns a JSON body into a ``ParsedRequest`` the responder can trust, or raises
-``InvalidRequest`` whose message mirrors the API's (field path first, then the problem).
+``InvalidRequest`` whose status, type and message mirror the API's (field path first, then the problem).
+The conversation itself is checked by ``conversation``; ``check_headers`` covers ``anthropic-version``
+and ``anthropic-beta``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.simulator import crypto
+from core.simulator.conversation import check_messages, pending_search
+from core.simulator.errors import InvalidRequest
+from core.simulator.models import model_info
 from core.simulator.tokens import message_blocks
+
+__all__ = ["InvalidRequest", "ParsedRequest", "check_headers", "parse_request"]
 
 WEB_SEARCH_TYPES = frozenset({"web_search_20250305", "web_search_20260209", "web_search_20260318"})
 WEB_FETCH_TYPES = frozenset(
@@ -19,7 +26,6 @@ WEB_FETCH_TYPES = frozenset(
 )
 OTHER_TOOL_TYPES = frozenset(
     {
-        "custom",
         "memory_20250818",
         "code_execution_20250522",
         "code_execution_20250825",
@@ -30,13 +36,40 @@ OTHER_TOOL_TYPES = frozenset(
         "text_editor_20250728",
     }
 )
+MESSAGES_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "service_tier",
+        "cache_control",
+        "container",
+        "context_management",
+        "mcp_servers",
+        "output_config",
+        "output_format",
+        "inference_geo",
+        "speed",
+    }
+)
+COUNT_TOKENS_FIELDS = MESSAGES_FIELDS - {"max_tokens", "stream", "stop_sequences", "metadata", "service_tier"}
+_API_VERSION = re.compile(r"^20(2[3-9]|[3-9]\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+"""Dated versions from 2023 on (``2023-06-01``; newer SDKs send newer dates)."""
 MAX_CACHE_BREAKPOINTS = 4
 _DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([a-z_]+)(?::(\d+))?)?\]")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(/[^\s*]*\*?)?$")
-
-
-class InvalidRequest(Exception):
-    """A request the API would answer with 400 ``invalid_request_error``."""
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_BETA = re.compile(r"^[a-z0-9][a-z0-9-]*-\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(slots=True)
@@ -66,34 +99,70 @@ class ParsedRequest:
     """The dangling ``server_tool_use`` of a paused turn being continued."""
     continuation: bool = False
     directives: Directives = field(default_factory=Directives)
+    client_tools: list[dict[str, Any]] = field(default_factory=list)
+    """Custom tools (name, input_schema) the model may call with ``tool_use``."""
+    tool_choice: dict[str, Any] | None = None
+    snapshot: str = ""
+    """The dated model id responses report."""
 
 
-def _fail(message: str) -> InvalidRequest:
-    return InvalidRequest(message)
+def check_headers(headers: Mapping[str, str]) -> None:
+    """``anthropic-version`` is required and known; every ``anthropic-beta`` value looks like a beta."""
+    version = headers.get("anthropic-version")
+    if version is None:
+        raise InvalidRequest("anthropic-version: header is required")
+    if not _API_VERSION.match(version.strip()):
+        raise InvalidRequest(f"anthropic-version: '{version}' is not a valid version")
+    betas = [b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip()]
+    unknown = [b for b in betas if not _BETA.match(b)]
+    if unknown:
+        raise InvalidRequest(
+            f"Unexpected value(s) `{', '.join(unknown)}` for the `anthropic-beta` header. Please consult our "
+            "documentation at docs.claude.com or try again without the header."
+        )
 
 
 def parse_request(body: Any, *, count_tokens: bool = False) -> ParsedRequest:
     """Validate ``body`` like ``POST /v1/messages`` (or ``count_tokens``, which needs no max_tokens)."""
     if not isinstance(body, dict):
-        raise _fail("Request body must be a JSON object")
+        raise InvalidRequest("Request body must be a JSON object")
+    allowed = COUNT_TOKENS_FIELDS if count_tokens else MESSAGES_FIELDS
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise InvalidRequest(f"{extra[0]}: Extra inputs are not permitted")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise _fail("model: Field required")
+        raise InvalidRequest("model: Field required")
     max_tokens = body.get("max_tokens", 0)
     if not count_tokens:
         if "max_tokens" not in body:
-            raise _fail("max_tokens: Field required")
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise _fail("max_tokens: Input should be greater than or equal to 1")
+            raise InvalidRequest("max_tokens: Field required")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise InvalidRequest("max_tokens: Input should be a valid integer")
+        if max_tokens < 1:
+            raise InvalidRequest("max_tokens: Input should be greater than or equal to 1")
     messages = body.get("messages")
     if not isinstance(messages, list):
-        raise _fail("messages: Field required")
+        raise InvalidRequest("messages: Field required")
     if not messages:
-        raise _fail("messages: at least one message is required")
-    web_tool = _check_tools(body.get("tools"))
-    _check_messages(messages)
+        raise InvalidRequest("messages: at least one message is required")
+    _check_sampling(body)
+    _check_system(body.get("system"))
+    _check_misc(body)
+    web_tool, client_tools, server_tools = _check_tools(body.get("tools"))
+    tool_choice = _check_tool_choice(body.get("tool_choice"), body.get("tools"), client_tools)
+    check_messages(messages)
     _check_cache_breakpoints(body)
-    pending = _pending_search(messages, web_tool)
+    info = model_info(model)
+    if info is None:
+        raise InvalidRequest(f"model: {model}", status=404, error_type="not_found_error")
+    if not count_tokens and max_tokens > info.max_output_tokens:
+        raise InvalidRequest(
+            f"max_tokens: {max_tokens} > {info.max_output_tokens}, which is the maximum allowed number of "
+            f"output tokens for {info.snapshot}"
+        )
+    _check_thinking(body.get("thinking"), int(max_tokens), count_tokens)
+    pending = pending_search(messages, server_tools)
     text = last_user_text(messages)
     return ParsedRequest(
         body=body,
@@ -106,6 +175,9 @@ def parse_request(body: Any, *, count_tokens: bool = False) -> ParsedRequest:
         pending_search=pending,
         continuation=messages[-1].get("role") == "assistant",
         directives=parse_directives(text),
+        client_tools=client_tools,
+        tool_choice=tool_choice,
+        snapshot=info.snapshot,
     )
 
 
@@ -146,164 +218,213 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _check_tools(tools: Any) -> dict[str, Any] | None:
+def _number(body: dict[str, Any], key: str, low: float, high: float | None) -> None:
+    value = body.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest(f"{key}: Input should be a valid number")
+    if value < low:
+        raise InvalidRequest(f"{key}: Input should be greater than or equal to {low:g}")
+    if high is not None and value > high:
+        raise InvalidRequest(f"{key}: Input should be less than or equal to {high:g}")
+
+
+def _check_sampling(body: dict[str, Any]) -> None:
+    _number(body, "temperature", 0, 1)
+    _number(body, "top_p", 0, 1)
+    top_k = body.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
+        raise InvalidRequest("top_k: Input should be a valid integer")
+    _number(body, "top_k", 0, None)
+    stops = body.get("stop_sequences")
+    if stops is None:
+        return
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise InvalidRequest("stop_sequences: Input should be a valid list of strings")
+    if any(not s.strip() for s in stops):
+        raise InvalidRequest("stop_sequences: each stop sequence must contain non-whitespace")
+
+
+def _check_system(system: Any) -> None:
+    if system is None or isinstance(system, str):
+        return
+    if not isinstance(system, list):
+        raise InvalidRequest("system: Input should be a valid string or a list of text blocks")
+    for j, block in enumerate(system):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise InvalidRequest(f"system.{j}.type: Input should be 'text'")
+        if not isinstance(block.get("text"), str) or not block["text"]:
+            raise InvalidRequest("system: text content blocks must be non-empty")
+
+
+def _check_misc(body: dict[str, Any]) -> None:
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("stream: Input should be a valid boolean")
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise InvalidRequest("metadata: Input should be a valid dictionary")
+        extra = sorted(set(metadata) - {"user_id"})
+        if extra:
+            raise InvalidRequest(f"metadata.{extra[0]}: Extra inputs are not permitted")
+        user_id = metadata.get("user_id")
+        if user_id is not None and (not isinstance(user_id, str) or len(user_id) > 256):
+            raise InvalidRequest("metadata.user_id: String should have at most 256 characters")
+    tier = body.get("service_tier")
+    if tier is not None and tier not in ("auto", "standard_only"):
+        raise InvalidRequest("service_tier: Input should be 'auto' or 'standard_only'")
+
+
+def _check_thinking(thinking: Any, max_tokens: int, count_tokens: bool) -> None:
+    if thinking is None:
+        return
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "disabled", "adaptive"):
+        raise InvalidRequest(
+            f"thinking: Input tag '{kind}' found using 'type' does not match any of the expected tags: "
+            "'enabled', 'disabled', 'adaptive'"
+        )
+    if kind != "enabled":
+        return
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int):
+        raise InvalidRequest("thinking.enabled.budget_tokens: Field required")
+    if budget < 1024:
+        raise InvalidRequest("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+    if not count_tokens and budget >= max_tokens:
+        raise InvalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+
+
+def _check_tools(tools: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]], set[str]]:
+    """The web search tool, the client tools and the names of the server tools."""
     if tools is None:
-        return None
+        return None, [], set()
     if not isinstance(tools, list):
-        raise _fail("tools: Input should be a valid list")
+        raise InvalidRequest("tools: Input should be a valid list")
     web_tool: dict[str, Any] | None = None
+    client: list[dict[str, Any]] = []
+    server: set[str] = set()
+    names: set[str] = set()
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
-            raise _fail(f"tools.{i}: Input should be a valid dictionary")
+            raise InvalidRequest(f"tools.{i}: Input should be a valid dictionary")
         kind = tool.get("type")
         if kind in WEB_SEARCH_TYPES:
             _check_web_search(i, tool)
             web_tool = tool
-        elif kind in WEB_FETCH_TYPES or kind in OTHER_TOOL_TYPES or (kind is None and "input_schema" in tool):
-            if kind in (None, "custom") and not tool.get("name"):
-                raise _fail(f"tools.{i}.custom.name: Field required")
-        else:
+            server.add("web_search")
+        elif kind in WEB_FETCH_TYPES:
+            server.add("web_fetch")
+        elif kind in (None, "custom"):
+            _check_custom(i, tool)
+            client.append(tool)
+        elif kind not in OTHER_TOOL_TYPES:
             expected = ", ".join(f"'{t}'" for t in sorted(WEB_SEARCH_TYPES | WEB_FETCH_TYPES | {"custom"}))
-            raise _fail(
+            raise InvalidRequest(
                 f"tools.{i}: Input tag '{kind}' found using 'type' does not match any of the expected tags: "
                 f"{expected}"
             )
-    return web_tool
+        name = str(tool.get("name"))
+        if name in names:
+            raise InvalidRequest("tools: Tool names must be unique.")
+        names.add(name)
+    return web_tool, client, server
+
+
+def _check_custom(i: int, tool: dict[str, Any]) -> None:
+    name = tool.get("name")
+    if not name:
+        raise InvalidRequest(f"tools.{i}.custom.name: Field required")
+    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+        raise InvalidRequest(f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+    schema = tool.get("input_schema")
+    if schema is None:
+        raise InvalidRequest(f"tools.{i}.custom.input_schema: Field required")
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise InvalidRequest(f"tools.{i}.custom.input_schema.type: Input should be 'object'")
+
+
+def _check_tool_choice(choice: Any, tools: Any, client: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or kind not in ("auto", "any", "tool", "none"):
+        raise InvalidRequest(
+            f"tool_choice: Input tag '{kind}' found using 'type' does not match any of the expected tags: "
+            "'auto', 'any', 'tool', 'none'"
+        )
+    if not tools and kind != "none":
+        raise InvalidRequest("tool_choice: tool_choice may only be specified while providing tools.")
+    parallel = choice.get("disable_parallel_tool_use")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise InvalidRequest(f"tool_choice.{kind}.disable_parallel_tool_use: Input should be a valid boolean")
+    if kind == "tool":
+        name = choice.get("name")
+        if not isinstance(name, str):
+            raise InvalidRequest("tool_choice.tool.name: Field required")
+        if name not in {str(t.get("name")) for t in tools or [] if isinstance(t, dict)}:
+            raise InvalidRequest(f"tool_choice.tool.name: Tool '{name}' not found in provided tools")
+    return choice
 
 
 def _check_web_search(i: int, tool: dict[str, Any]) -> None:
     kind = tool["type"]
     if tool.get("name") != "web_search":
-        raise _fail(f"tools.{i}.{kind}.name: Input should be 'web_search'")
+        raise InvalidRequest(f"tools.{i}.{kind}.name: Input should be 'web_search'")
     allowed, blocked = tool.get("allowed_domains"), tool.get("blocked_domains")
     if allowed is not None and blocked is not None:
-        raise _fail(f"tools.{i}.{kind}: cannot specify both allowed_domains and blocked_domains")
+        raise InvalidRequest(f"tools.{i}.{kind}: cannot specify both allowed_domains and blocked_domains")
     for key, domains in (("allowed_domains", allowed), ("blocked_domains", blocked)):
         if domains is None:
             continue
         if not isinstance(domains, list):
-            raise _fail(f"tools.{i}.{kind}.{key}: Input should be a valid list")
+            raise InvalidRequest(f"tools.{i}.{kind}.{key}: Input should be a valid list")
         for domain in domains:
             if not isinstance(domain, str) or not _DOMAIN.match(domain):
-                raise _fail(
+                raise InvalidRequest(
                     f"tools.{i}.{kind}.{key}: invalid domain {domain!r}: give a bare domain without "
                     "scheme; `*` is only allowed in the path"
                 )
     max_uses = tool.get("max_uses")
     if max_uses is not None and (isinstance(max_uses, bool) or not isinstance(max_uses, int) or max_uses < 1):
-        raise _fail(f"tools.{i}.{kind}.max_uses: Input should be greater than or equal to 1")
+        raise InvalidRequest(f"tools.{i}.{kind}.max_uses: Input should be greater than or equal to 1")
     callers = tool.get("allowed_callers")
     if callers is not None and not isinstance(callers, list):
-        raise _fail(f"tools.{i}.{kind}.allowed_callers: Input should be a valid list")
-
-
-def _check_messages(messages: list[Any]) -> None:
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _fail(f"messages.{i}: Input should be a valid dictionary")
-        if message.get("role") not in ("user", "assistant"):
-            raise _fail(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        content = message.get("content")
-        if not isinstance(content, (str, list)):
-            raise _fail(f"messages.{i}.content: Field required")
-        if isinstance(content, list) and not content and i != len(messages) - 1:
-            raise _fail(
-                f"messages.{i}: all messages must have non-empty content except for the optional "
-                "final assistant message"
-            )
-        if message["role"] == "assistant":
-            _check_assistant_blocks(i, message_blocks(message))
-    if messages[0].get("role") != "user":
-        raise _fail('messages.0.role: the first message must use the "user" role')
-
-
-def _check_assistant_blocks(i: int, blocks: list[dict[str, Any]]) -> None:
-    """Every encrypted field must be one this simulator issued, unaltered."""
-    for j, block in enumerate(blocks):
-        kind = block.get("type")
-        if kind == "web_search_tool_result" and isinstance(block.get("content"), list):
-            for k, result in enumerate(block["content"]):
-                if isinstance(result, dict) and crypto.unseal(result.get("encrypted_content")) is None:
-                    raise _fail(
-                        f"messages.{i}.content.{j}.content.{k}.encrypted_content: invalid encrypted "
-                        "content; web search results must be passed back exactly as received"
-                    )
-        elif kind == "text":
-            for k, cite in enumerate(block.get("citations") or []):
-                if (
-                    isinstance(cite, dict)
-                    and cite.get("type") == "web_search_result_location"
-                    and crypto.unseal(cite.get("encrypted_index")) is None
-                ):
-                    raise _fail(
-                        f"messages.{i}.content.{j}.citations.{k}.encrypted_index: invalid encrypted "
-                        "index; citations must be passed back exactly as received"
-                    )
-
-
-def _pending_search(messages: list[dict[str, Any]], web_tool: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The trailing dangling ``server_tool_use`` of a paused turn; other dangling ones are errors."""
-    last = len(messages) - 1
-    pending: dict[str, Any] | None = None
-    assistant = [(i, message_blocks(m)) for i, m in enumerate(messages) if m.get("role") == "assistant"]
-    # A continuation may come back as its own assistant message, so results can follow in a later one.
-    answered = {
-        b.get("tool_use_id")
-        for _, blocks in assistant
-        for b in blocks
-        if str(b.get("type", "")).endswith("_tool_result")
-    }
-    for i, blocks in assistant:
-        for j, block in enumerate(blocks):
-            if block.get("type") != "server_tool_use" or block.get("id") in answered:
-                continue
-            if i != last or j != len(blocks) - 1:
-                raise _fail(
-                    f"messages.{i}.content.{j}: `server_tool_use` block with id `{block.get('id')}` "
-                    "has no corresponding `web_search_tool_result` block"
-                )
-            name = block.get("name", "web_search")
-            if name == "web_search" and web_tool is None:
-                raise _fail(
-                    f"messages.{i}.content.{j}: the paused turn ends with a `server_tool_use` block "
-                    "for `web_search`, but no `web_search` tool was provided"
-                )
-            pending = block
-    return pending
+        raise InvalidRequest(f"tools.{i}.{kind}.allowed_callers: Input should be a valid list")
 
 
 def count_cache_breakpoints(body: dict[str, Any]) -> int:
     """``cache_control`` markers on tools, system and message blocks, plus the request-level one."""
     count = 1 if isinstance(body.get("cache_control"), dict) else 0
-    system = body.get("system")
-    groups: list[Any] = [body.get("tools") or [], system if isinstance(system, list) else []]
-    groups += [message_blocks(m) for m in body.get("messages") or [] if isinstance(m, dict)]
-    for group in groups:
+    for group in _cacheable_groups(body):
         count += sum(
             1 for block in group if isinstance(block, dict) and isinstance(block.get("cache_control"), dict)
         )
     return count
 
 
+def _cacheable_groups(body: dict[str, Any]) -> list[list[Any]]:
+    system = body.get("system")
+    groups: list[list[Any]] = [body.get("tools") or [], system if isinstance(system, list) else []]
+    return groups + [message_blocks(m) for m in body.get("messages") or [] if isinstance(m, dict)]
+
+
 def _check_cache_breakpoints(body: dict[str, Any]) -> None:
     found = count_cache_breakpoints(body)
     if found > MAX_CACHE_BREAKPOINTS:
-        raise _fail(
+        raise InvalidRequest(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {found}."
         )
     top = body.get("cache_control")
     if top is not None and (not isinstance(top, dict) or top.get("type") != "ephemeral"):
-        raise _fail("cache_control.type: Input should be 'ephemeral'")
-    for ttl in _ttls(body):
-        if ttl not in ("5m", "1h"):
-            raise _fail(f"cache_control.ttl: Input should be '5m' or '1h', got {ttl!r}")
-
-
-def _ttls(body: dict[str, Any]) -> list[Any]:
-    markers: list[Any] = [body.get("cache_control")]
-    system = body.get("system")
-    for group in [body.get("tools") or [], system if isinstance(system, list) else []] + [
-        message_blocks(m) for m in body.get("messages") or [] if isinstance(m, dict)
-    ]:
-        markers += [b.get("cache_control") for b in group if isinstance(b, dict)]
-    return [m.get("ttl", "5m") for m in markers if isinstance(m, dict)]
+        raise InvalidRequest("cache_control.type: Input should be 'ephemeral'")
+    markers: list[Any] = [top] + [
+        b.get("cache_control") for g in _cacheable_groups(body) for b in g if isinstance(b, dict)
+    ]
+    for marker in markers:
+        if isinstance(marker, dict) and marker.get("ttl", "5m") not in ("5m", "1h"):
+            raise InvalidRequest(
+                f"cache_control.ttl: Input should be '5m' or '1h', got {marker.get('ttl')!r}"
+            )

@@ -42,7 +42,11 @@ async def test_the_sdk_without_its_authorization_header_gets_an_authentication_e
 async def test_x_api_key_is_accepted_too(sim: Simulator) -> None:
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{sim.base_url}/v1/messages", json=request(), headers={"x-api-key": "k"}) as response,
+        session.post(
+            f"{sim.base_url}/v1/messages",
+            json=request(),
+            headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+        ) as response,
     ):
         assert response.status == 200
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from typing import Any
 
@@ -84,14 +85,76 @@ async def test_tampered_encrypted_content_is_rejected(client: AsyncAnthropic) ->
         await client.messages.create(**tampered)
 
 
-async def test_altered_paused_text_is_rejected(client: AsyncAnthropic) -> None:
+def _drop_caller(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in b.items() if k != "caller"} for b in blocks]
+
+
+def _drop_blank_text(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in blocks if not (b["type"] == "text" and not b["text"].strip())]
+
+
+def _empty_citations(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Uncited text gets ``citations: []`` (or ``None``), as some clients' conversions write it."""
+    return [
+        {**b, "citations": [] if i % 2 else None} if b["type"] == "text" and not b.get("citations") else b
+        for i, b in enumerate(blocks)
+    ]
+
+
+TOLERATED = {"caller": _drop_caller, "blank text": _drop_blank_text, "citations": _empty_citations}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [c for n in range(1, 4) for c in itertools.combinations(TOLERATED, n)],
+    ids=lambda c: "+".join(c),
+)
+async def test_a_continuation_with_what_clients_change_is_accepted(
+    client: AsyncAnthropic, changes: tuple[str, ...]
+) -> None:
+    """What the schema lets a client change (LangChain, LiteLLM, pydantic-ai do) is not an alteration."""
     params, message = await paused(client)
     follow_up = editable_continuation(params, message)
     blocks = follow_up["messages"][-1]["content"]
-    text_block = next(b for b in blocks if b["type"] == "text")
+    for change in changes:
+        blocks = TOLERATED[change](blocks)
+    follow_up["messages"][-1]["content"] = blocks
+
+    resumed = await client.messages.create(**follow_up)
+    first = resumed.content[0]
+    assert isinstance(first, WebSearchToolResultBlock) and first.tool_use_id == blocks[-1]["id"]
+
+
+async def test_edited_paused_text_is_accepted_like_the_api_which_keeps_no_copy(
+    client: AsyncAnthropic,
+) -> None:
+    params, message = await paused(client)
+    follow_up = editable_continuation(params, message)
+    text_block = next(b for b in follow_up["messages"][-1]["content"] if b["type"] == "text")
     text_block["text"] += " (edited)"
 
-    with pytest.raises(BadRequestError, match="unchanged"):
+    resumed = await client.messages.create(**follow_up)
+    assert isinstance(resumed.content[0], WebSearchToolResultBlock)
+
+
+async def test_a_tampered_citation_in_the_paused_content_is_rejected(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    follow_up = editable_continuation(params, message)
+    cited = next(
+        b for b in follow_up["messages"][-1]["content"] if b["type"] == "text" and b.get("citations")
+    )
+    cited["citations"][0]["encrypted_index"] = cited["citations"][0]["encrypted_index"][:-4] + "AAAA"
+
+    with pytest.raises(BadRequestError, match="encrypted_index"):
+        await client.messages.create(**follow_up)
+
+
+async def test_a_paused_search_that_is_not_last_is_rejected(client: AsyncAnthropic) -> None:
+    params, message = await paused(client)
+    follow_up = editable_continuation(params, message)
+    follow_up["messages"][-1]["content"].append({"type": "text", "text": "Trailing text."})
+
+    with pytest.raises(BadRequestError, match="without a corresponding `web_search_tool_result`"):
         await client.messages.create(**follow_up)
 
 

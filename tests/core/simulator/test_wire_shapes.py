@@ -15,7 +15,7 @@ from tests.core.simulator.conftest import request
 FIXTURES = Path(__file__).parent / "fixtures"  # copies of real recordings, see fixtures/README.md
 
 FRAME = re.compile(r"event: ([a-z_]+)\ndata: (.*)\n\n")
-AUTH = {"authorization": "Bearer test"}
+AUTH = {"authorization": "Bearer test", "anthropic-version": "2023-06-01"}
 
 
 def parse_sse(text: str) -> list[tuple[str, dict[str, Any], str]]:
