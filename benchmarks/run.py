@@ -68,6 +68,7 @@ GOALS = (
     Goal("simulator_concurrent_streams", ">=", 500),
     Goal("cli_startup_seconds", "<=", 0.25, " s"),
     Goal("cap_utilisation_50_agents", ">=", 0.9),
+    Goal("attach_lag_p95_ms", "<=", 250, " ms"),
 )
 
 
@@ -93,6 +94,7 @@ GROUPS = (
     Group("streams", "benchmarks.bench_components:streams", ("simulator_concurrent_streams",), 180, 400),
     Group("startup", "benchmarks.bench_startup:run", ("cli_startup_seconds",), 120, 240),
     Group("budget", "benchmarks.bench_budget:run", ("cap_utilisation_50_agents",), 180, 500),
+    Group("attach", "benchmarks.bench_attach:run", ("attach_lag_p95_ms",), 180, 300),
 )  # fmt: skip
 
 
