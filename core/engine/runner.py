@@ -93,7 +93,7 @@ async def _assemble(
         ledger.restore(ledger_state)
     bus = bus or EventBus()
     live = LiveState()
-    journal = Journal(run_dir.events_path, on_written=live.written)
+    journal = Journal(run_dir.events_path, on_written=live.written, prompt=live.watched)
     await journal.open()
     live.offset = journal.offset
     bus.subscribe_batches(journal, name="journal")

@@ -1,8 +1,9 @@
 """``events.jsonl``: every event of a run as one JSON line, text deltas coalesced.
 
 A journal line per token would make the file as large as the transcript many times over; text is
-buffered per agent and written as one line when anything else happens to that agent, or once it
-has waited :data:`TEXT_DELAY_SECONDS` (so an app following the journal sees the stream live).
+buffered per agent and written as one line when anything else happens to that agent. While an app
+follows the journal (``prompt()`` is true), text also goes out once it has waited
+:data:`TEXT_DELAY_SECONDS`, so the follower sees the stream live; nobody watching, nothing changes.
 
 After each write the journal reports the events it wrote and its new size (``on_written``): an
 owner serving attached apps folds exactly what is on disk, so a snapshot and the offset it names
@@ -25,7 +26,7 @@ from aiofiles.threadpool.text import AsyncTextIOWrapper
 from core.events import Event, TextStreamed
 
 FLUSH_CHARS = 4000
-TEXT_DELAY_SECONDS = 0.1
+TEXT_DELAY_SECONDS = 0.05
 
 Written = Callable[[list[Event], int], None]
 
@@ -33,9 +34,12 @@ Written = Callable[[list[Event], int], None]
 class Journal:
     """An EventBus subscriber appending to ``events.jsonl`` through aiofiles (never blocking the loop)."""
 
-    def __init__(self, path: Path, *, on_written: Written | None = None) -> None:
+    def __init__(
+        self, path: Path, *, on_written: Written | None = None, prompt: Callable[[], bool] | None = None
+    ) -> None:
         self.path = path
         self.on_written = on_written
+        self.prompt = prompt
         self.offset = 0  # bytes in the file after our last write
         self._file: AsyncTextIOWrapper | None = None
         self._text: dict[str, tuple[TextStreamed, list[str], int, float]] = {}
@@ -64,8 +68,9 @@ class Journal:
                 written.append(self._text_event(event.agent_id))
             written.append(event)
             finished = finished or event.kind == "run_finished"
-        due = time.monotonic() - TEXT_DELAY_SECONDS
-        written.extend(self._text_event(agent) for agent, held in list(self._text.items()) if held[3] <= due)
+        if self._text and self.prompt is not None and self.prompt():
+            due = time.monotonic() - TEXT_DELAY_SECONDS
+            written.extend(self._text_event(a) for a, held in list(self._text.items()) if held[3] <= due)
         await self._write(written)
         if finished:
             await self.close()

@@ -34,6 +34,11 @@ class LiveState:
         self.listeners: list[Callable[[int], None]] = []
         self._incidents: deque[ev.Event] = deque(maxlen=INCIDENTS_KEPT)
         self._tails: dict[str, str] = {}
+        self._channel: ControlChannel | None = None
+
+    def watched(self) -> bool:
+        """Whether an app follows the run now (the journal then writes the stream out promptly)."""
+        return self._channel is not None and self._channel.watchers > 0
 
     def written(self, events: list[ev.Event], offset: int) -> None:
         """The journal wrote ``events`` and now holds ``offset`` bytes (called inline, cheap)."""
@@ -56,10 +61,12 @@ class LiveState:
         """Serve the run's control channel (snapshots from this state) while the block runs."""
         channel = ControlChannel(socket_path, control, agents, self.snapshot)
         self.listeners.append(channel.journal_advanced)
+        self._channel = channel
         try:
             async with channel.serving():
                 yield channel
         finally:
+            self._channel = None
             self.listeners.remove(channel.journal_advanced)
 
     def snapshot(self) -> dict[str, Any]:
