@@ -11,14 +11,25 @@ the web search tool's hidden instructions, is bounded by ``TOOL_HIDDEN_TOKENS``.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from anthropic import AsyncAnthropic
+
 from core.api.usage import TokenUsage
+
+log = logging.getLogger(__name__)
 
 TOOL_HIDDEN_TOKENS = 1_000
 """The web search tool's hidden instructions (~280-350 tokens measured; bounded with room)."""
 SEAM_TOKENS = 64
 """Added to every bound: tokens that form across the seams where texts are joined."""
+COUNT_WORTH_ASKING = 16_000
+"""Below this many bytes the byte bound is tight enough; above it the API's free token count is
+asked for (prior reports, long system prompts: text whose bytes overstate its tokens ~4x)."""
+COUNT_MARGIN = 1.02
+"""The API calls its counts estimates: a count is raised by 2% before it serves as a bound."""
+COUNT_TIMEOUT_S = 30.0
 
 
 def utf8_bytes(value: Any) -> int:
@@ -52,3 +63,22 @@ def grown_bound(call_input_bound: int, usage: TokenUsage, search_input_tokens: i
         call_input_bound + usage.web_search_requests * search_input_tokens,
     )
     return read + usage.output_tokens + SEAM_TOKENS
+
+
+async def counted_bound(
+    client: AsyncAnthropic, model: str, system: Any, messages: list[dict[str, Any]], byte_bound: int
+) -> int:
+    """The tighter of ``byte_bound`` and the ``count_tokens`` endpoint's count (with its margin).
+
+    Asked only when the bytes are large enough for it to matter; any failure (the endpoint
+    unreachable, rate limited, or absent) keeps the byte bound, which is always safe.
+    """
+    if byte_bound < COUNT_WORTH_ASKING:
+        return byte_bound
+    try:
+        request: dict[str, Any] = {"model": model, "system": system, "messages": messages}
+        counted = await client.messages.count_tokens(**request, timeout=COUNT_TIMEOUT_S)
+    except Exception as error:  # an optional refinement: the byte bound stands (logged, not lost)
+        log.warning("count_tokens failed, bounding input by its bytes instead: %s", error)
+        return byte_bound
+    return min(byte_bound, int(counted.input_tokens * COUNT_MARGIN) + SEAM_TOKENS)

@@ -26,7 +26,14 @@ from core.api.retry import (
 )
 from core.api.streaming import AgentContext, CallResult, StreamProgress, stream_call
 from core.api.usage import TokenUsage
-from core.budget.bounds import SEAM_TOKENS, conversation_bound, grown_bound, tools_bound, utf8_bytes
+from core.budget.bounds import (
+    SEAM_TOKENS,
+    conversation_bound,
+    counted_bound,
+    grown_bound,
+    tools_bound,
+    utf8_bytes,
+)
 from core.budget.ledger import BudgetExhausted, BudgetLedger, CacheWrite, CallRequest, Reservation
 from core.config.model import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus
@@ -273,10 +280,15 @@ class AgentSession:
         caching = self.config.defaults.caching
         return caching.ttl if caching.enabled else "none"
 
-    def _history_bound(self) -> int:
+    async def _history_bound(self) -> int:
+        """Tokens of the system prompt and messages, at most: kept up to date from each call's
+        usage; measured (bytes, or the API's count when that is much tighter) when unknown."""
         state = self.state
         if state.input_bound is None:
-            state.input_bound = conversation_bound(self.config.defaults.system_prompt, state.messages)
+            system = self.config.defaults.system_prompt
+            wire = wire_messages(state.messages)
+            bound = conversation_bound(system, state.messages)
+            state.input_bound = await counted_bound(self.client, self.agent.model, system, wire, bound)
         return state.input_bound
 
     def _append_user(self, text: str) -> None:
@@ -310,7 +322,7 @@ class AgentSession:
         if self.agent.max_searches is not None:
             wanted = min(wanted, self.agent.max_searches - state.searches)
         wanted = max(0, wanted)
-        call_input = self._history_bound() + tools_bound(tools)
+        call_input = await self._history_bound() + tools_bound(tools)
         report = self._writing_report
         request = CallRequest(
             agent_id=self.agent.id,
