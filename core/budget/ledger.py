@@ -218,6 +218,7 @@ class BudgetLedger:
         self._open_searches: dict[int, int] = {}
         self._holds: dict[str, WorstCase] = {}  # per agent: its report's worst case
         self._waiters: deque[_Waiter] = deque()
+        self._stops: dict[str, BudgetExhausted] = {}
         self._agents: dict[str, _Totals] = {}
         self._spent_usd = 0.0
         self._usage = TokenUsage()
@@ -480,6 +481,36 @@ class BudgetLedger:
         """The agent is done (or stopped): release its report hold, let waiters in."""
         if self._holds.pop(agent_id, None) is not None:
             self._serve()
+
+    def record_stop(self, agent_id: str, exhausted: BudgetExhausted) -> None:
+        """An agent stopped researching because of ``exhausted`` (for the run's closing message)."""
+        self._stops[agent_id] = exhausted
+
+    def stop_message(self) -> str:
+        """Which caps stopped which agents, and why, with the spend against each run cap."""
+        labels = {
+            "usd": "the run dollar cap",
+            "searches": "the run search cap",
+            "tokens": "the run token cap",
+            "agent_usd": "the per-agent dollar cap",
+            "agent_searches": "the per-agent search cap",
+        }
+        by_cap: dict[str, list[str]] = {}
+        for agent_id, stop in self._stops.items():
+            by_cap.setdefault(stop.cap, []).append(agent_id)
+        s, parts = self.settings, []
+        for cap, agents in sorted(by_cap.items()):
+            waited = sum(1 for a in agents if self._stops[a].reason == "reserved")
+            why = f", {waited} of them for lack of room beside others' reservations" if waited else ""
+            names = ", ".join(agents[:5]) + (f" and {len(agents) - 5} more" if len(agents) > 5 else "")
+            parts.append(f"{labels.get(cap, cap)} stopped {names}{why}")
+        spend = []
+        if s.max_cost_usd is not None:
+            spend.append(f"${self._spent_usd:.2f} of ${s.max_cost_usd:.2f} spent")
+        if s.max_searches is not None:
+            spend.append(f"{self._usage.web_search_requests} of {s.max_searches} searches")
+        lead = "a budget cap was reached" + (f" ({'; '.join(spend)})" if spend else "")
+        return f"{lead}: {'; '.join(parts) or 'no agent could start'}; results saved"
 
     def held_usd(self, agent_id: str) -> float:
         hold = self._holds.get(agent_id)

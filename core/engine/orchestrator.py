@@ -244,7 +244,7 @@ class Orchestrator:
             return RunStatus.INTERRUPTED, self._interrupted_message("stopped")
         statuses = {h.status for h in self.handles.values()}
         if AgentStatus.BUDGET_EXHAUSTED in statuses:
-            return RunStatus.BUDGET_EXHAUSTED, "a budget cap was reached: partial results saved"
+            return RunStatus.BUDGET_EXHAUSTED, self.ledger.stop_message()
         if AgentStatus.FAILED in statuses:
             failed = [h.id for h in self.handles.values() if h.status is AgentStatus.FAILED]
             return RunStatus.FAILED, f"agents failed: {', '.join(failed)}"

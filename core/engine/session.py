@@ -493,6 +493,7 @@ class AgentSession:
         """A cap stops the research: the agent writes its report now (its report hold pays for
         it), else keeps the text it has."""
         state = self.state
+        self.ledger.record_stop(self.agent.id, exhausted)
         self.context.publish(
             BudgetCapReached,
             turn=state.api_turns,

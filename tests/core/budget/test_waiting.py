@@ -156,3 +156,14 @@ class TestWaiting:
         assert ledger.waiting == 0
         ledger.settle(first, TokenUsage())
         assert ledger.reserved_usd == pytest.approx(REPORT)
+
+
+def test_the_closing_message_names_each_binding_cap_its_agents_and_why() -> None:
+    ledger = book(max_cost_usd=1.0, per_agent_max_searches=2)
+    ledger.record_stop("a", BudgetExhausted("usd", "run dollar cap", "reserved"))
+    ledger.record_stop("b", BudgetExhausted("usd", "run dollar cap", "spent"))
+    ledger.record_stop("c", BudgetExhausted("agent_searches", "agent c search cap", "spent"))
+    message = ledger.stop_message()
+    assert message.startswith("a budget cap was reached ($0.00 of $1.00 spent)")
+    assert "the run dollar cap stopped a, b, 1 of them for lack of room beside others' reserv" in message
+    assert "the per-agent search cap stopped c" in message
