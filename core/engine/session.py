@@ -238,6 +238,8 @@ class AgentSession:
             "system": system,
             "messages": messages,
         }
+        if not defaults.system_prompt.strip():
+            del params["system"]  # the API rejects an empty text block: no system prompt at all
         tools = self.state.tools
         if tools is None:
             wanted = self._searches_wanted()

@@ -138,3 +138,9 @@ async def test_every_request_carries_a_max_uses_whatever_the_config_says(tmp_pat
             for tool in body.get("tools", []):
                 assert 1 <= tool["max_uses"] <= 4, (max_uses, tool)
         assert "tools" not in bodies[-1], "the report turn sends no search allowance"
+
+
+async def test_an_empty_system_prompt_sends_none(tmp_path: Path) -> None:
+    data = programs.program([programs.agent("solo")], max_turns=2, defaults={"system_prompt": "  "})
+    _, outcome, summary = await run_config(programs.write(tmp_path, data), tmp_path / "runs")
+    assert outcome.status is RunStatus.COMPLETED and summary["cost_usd"] > 0
