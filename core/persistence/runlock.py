@@ -33,7 +33,10 @@ class RunLocked(Exception):
             where += f" on {host}"
         if since is not None:
             where += " since " + time.strftime("%H:%M", time.localtime(since))
-        super().__init__(f"run {run_id} is already open in another process ({where}); close it first")
+        super().__init__(
+            f"run {run_id} is already open in another process ({where}); close it first, "
+            f"or watch and steer it with: research-orchestrator attach {run_id}"
+        )
 
 
 class RunLock:

@@ -38,7 +38,9 @@ def test_second_lock_in_the_same_process_is_refused_with_pid_and_time(run_dir: P
     assert message.startswith(
         f"run {run_dir.name} is already open in another process (pid {os.getpid()} since "
     )
-    assert message.endswith("); close it first")
+    assert message.endswith(
+        f"); close it first, or watch and steer it with: research-orchestrator attach {run_dir.name}"
+    )
     assert caught.value.pid == os.getpid()
     assert (run_dir / "run.lock").stat().st_mode & 0o777 == 0o600
 
