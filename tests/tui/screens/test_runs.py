@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from tests.tui.fakes import RUN_ID, FakeRun, FakeRunSource
@@ -82,3 +83,24 @@ async def test_r_resumes_the_highlighted_run_and_enter_opens_its_documents(tmp_p
         await pilot.pause(0.2)
         assert resumed == [(RUN_ID, None)]
         assert isinstance(app.screen, MainScreen)
+
+
+async def test_a_live_run_is_marked_with_its_owner_and_opening_it_attaches(tmp_path: Path) -> None:
+    source = FakeRunSource()
+    live = tmp_path / "runs" / RUN_ID
+    live.mkdir(parents=True)
+    (live / "config.yaml").write_text("program: {}\n")
+    source.runs[0] = replace(source.runs[0], status="running", path=live, live=True, owner_pid=4242)
+    app = ResearchApp(runs_dir=tmp_path / "runs", config_path=CONFIG, run_source=source)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one("DataTable")
+        cells = [str(cell) for cell in table.get_row_at(0)]  # type: ignore[attr-defined]
+        assert any("● live pid 4242" in cell and "running" in cell for cell in cells), cells
+        await pilot.press("enter")  # attaches (here nobody serves the run: the app says so)
+        for _ in range(50):
+            if app.start_error:
+                break
+            await pilot.pause(0.05)
+        assert app.start_error is not None and f"run {RUN_ID} is not live" in app.start_error
+        assert not isinstance(app.screen, ReportViewer)  # not the documents of a finished run
