@@ -11,11 +11,15 @@ Each command imports only what it needs, so ``--help``, ``validate`` and ``runs`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from core.safe_text import printable
 
 if TYPE_CHECKING:
     from core.control import RunControl
@@ -88,11 +92,25 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     resume.add_argument("run", help="run id (or a unique prefix, or its directory)")
     resume.add_argument("--checkpoint", metavar="ID", help="fork a new run from this checkpoint")
     resume.add_argument("--headless", action="store_true")
-    resume.add_argument(
+    endpoint = resume.add_mutually_exclusive_group()
+    endpoint.add_argument(
         "--simulate",
-        action="store_true",
+        action="store_const",
+        const=True,
         default=None,
-        help="use the simulator (default: as the run was started)",
+        help="continue on the simulator (default: where the run was started, from its run.json)",
+    )
+    endpoint.add_argument(
+        "--api",
+        dest="simulate",
+        action="store_const",
+        const=False,
+        help="continue on the real, paid API at ANTHROPIC_BASE_URL (default: where the run was started)",
+    )
+    resume.add_argument(
+        "--start-over",
+        action="store_true",
+        help="when no checkpoint of the run is usable, start it over (pays for every turn again)",
     )
     runs_dir_option(resume)
 
@@ -138,6 +156,9 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_PIPE_CLOSED = 141  # as a shell reports a process ended by SIGPIPE (`... | head -1`)
+
+
 def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None) -> int:
     """Run one command; ``open_app`` opens the terminal app (absent, those commands exit 2)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -146,7 +167,12 @@ def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None
 
     try:
         with command_logging(verbose=args.verbose):
-            return _dispatch(args, open_app)
+            code = _dispatch(args, open_app)
+            sys.stdout.flush()  # a reader that went away is noticed here, not in a shutdown traceback
+            return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_PIPE_CLOSED
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # user-facing errors only; anything else is a bug worth a traceback
@@ -165,6 +191,14 @@ def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None
         return EXIT_INVALID
 
 
+def _discard_stdout() -> None:
+    """The reader of our output is gone (``| head``): send the rest, and the final flush, nowhere."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _user_error(error: Exception) -> str | None:
     if isinstance(error, AppUnavailable):
         return str(error)
@@ -178,7 +212,7 @@ def _user_error(error: Exception) -> str | None:
     if isinstance(error, ConfigError):
         return "invalid config\n" + error.format()
     if isinstance(error, SetupError | RunLocked | RunRefError | DiskError | ChannelError):
-        return str(error)
+        return printable(str(error), keep_newlines=True)
     return None
 
 
@@ -223,16 +257,24 @@ def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
             lambda: start_run(args.config, args.runs_dir, simulate=args.simulate),
             open_app=None if args.headless else _app(open_app),
             runs_dir=args.runs_dir,
-            simulate=args.simulate,
+            # Runs resumed from the app keep the endpoint they were started on unless told.
+            simulate=True if args.simulate else None,
         )
     if command == "attach":
         return _attach(args.runs_dir, args.run, open_app)
     if command == "resume":
         from core.engine.runner import resume_run
+        from core.persistence.rundir import check_run_ref
 
+        check_run_ref(args.run)  # before the app opens: a bad reference is one line, exit 2
         return _launch(
             lambda: resume_run(
-                args.runs_dir, args.run, checkpoint_id=args.checkpoint, simulate=args.simulate
+                args.runs_dir,
+                args.run,
+                checkpoint_id=args.checkpoint,
+                simulate=args.simulate,
+                start_over=args.start_over,
+                on_notice=_notice,
             ),
             open_app=None if args.headless else _app(open_app),
             runs_dir=args.runs_dir,
@@ -267,19 +309,38 @@ def _launch(
     return asyncio.run(_run_headless(factory))
 
 
+def _notice(message: str) -> None:
+    print(f"note: {printable(message)}", file=sys.stderr)
+
+
 async def _run_headless(factory: Factory) -> int:
+    """Run to the end; INT, TERM and HUP stop it with its state saved (exit 130), at any moment."""
     import asyncio
     import signal
 
     from core.headless import HeadlessDisplay
     from core.logs import run_log
 
-    orchestrator = await factory()
+    loop = asyncio.get_running_loop()
+    setup = asyncio.current_task()
+    started: list[RunControl] = []
+
+    def stop() -> None:
+        if started:
+            started[0].stop()
+        elif setup is not None:
+            setup.cancel()  # still assembling: nothing has been sent yet
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal was closed
+        loop.add_signal_handler(signum, stop)
+    try:
+        started.append(await factory())
+    except asyncio.CancelledError:
+        print("interrupted before the run started: nothing was sent", file=sys.stderr)
+        return 130
+    orchestrator = started[0]
     display = HeadlessDisplay()
     orchestrator.bus.listen(display)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, orchestrator.stop)
     with run_log(orchestrator.run_dir), display:
         outcome = await orchestrator.run()
         logger.info("run ended: %s", outcome.describe())
@@ -320,12 +381,13 @@ def _list_runs(runs_dir: Path) -> int:
         return 0
     print(f"{'run':<48} {'status':<17} {'owner':<16} {'cost':>10}  forked from")
     for run in runs:
-        parent = f"{run.parent} @ {run.parent_checkpoint}" if run.parent else ""
+        parent = printable(f"{run.parent} @ {run.parent_checkpoint}" if run.parent else "")
         owner = live_owner(run.path)
         live = "" if owner is None else ("live" if owner.serving else "starting")
         if owner is not None and owner.pid:
             live += f" pid {owner.pid}"
-        print(f"{run.run_id:<48} {run.status:<17} {live:<16} {run.cost_usd:>10.4f}  {parent}")
+        run_id, status = printable(run.run_id), printable(run.status)
+        print(f"{run_id:<48} {status:<17} {live:<16} {run.cost_usd:>10.4f}  {parent}")
     return 0
 
 
@@ -345,7 +407,7 @@ def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
     )
     for info in infos:
         when = datetime.datetime.fromtimestamp(info.created_at).strftime("%H:%M:%S")
-        integrity = info.status if info.status == "ok" else f"corrupt ({info.problem})"
+        integrity = info.status if info.status == "ok" else f"corrupt ({printable(info.problem or '')})"
         print(
             f"{info.id:<28} {info.agent_id:<16} {info.turn:>4}  {when:<8} {info.tokens:>9} "
             f"{info.cost_usd:>9.4f}  {integrity}"

@@ -113,14 +113,15 @@ def run_log(run_dir: Path) -> Iterator[Path]:
     A run resumed in the same directory appends to the same file. Raises ``DiskError`` when the file
     cannot be opened, like every other write the run depends on.
     """
-    from core.persistence.atomic import PRIVATE_FILE_MODE, as_disk_error
+    from core.persistence.atomic import PRIVATE_FILE_MODE, as_disk_error, open_in_run
     from core.persistence.rundir import RunDir
 
     path = RunDir(run_dir).log_path
+    fd = open_in_run(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, kind="run log")  # never via a link
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
         os.fchmod(fd, PRIVATE_FILE_MODE)  # an older file keeps no wider mode
     except OSError as exc:
+        os.close(fd)
         raise as_disk_error(exc, path, creating=True) from exc
     handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
     handler.setLevel(logging.INFO)

@@ -7,8 +7,10 @@ The YAML is composed into nodes first so that each key path can be traced back t
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Mapping
+import stat
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -19,8 +21,15 @@ from pydantic import ValidationError
 from core.budget.pricing import has_default_price
 from core.config.messages import describe, plain_message, trim_loc
 from core.config.model import SKIP_REFERENCE_CHECK, AgentDefaults, Loc, ResearchConfig, reference_issues
+from core.safe_text import first_control, printable
 
 PriceKnown = Callable[[str], bool]
+
+# Bounds that keep a hostile or broken file from exhausting time or memory before validation:
+# a real program is a few kilobytes, a few levels deep and a few thousand values.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_DEPTH = 40
+MAX_VALUES = 50_000  # counted with every alias expanded (a "billion laughs" file is tiny until then)
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,8 @@ class ConfigError(Exception):
         super().__init__(self.format())
 
     def format(self) -> str:
-        """One line per issue, ``file:line: key.path: message``, like a compiler."""
-        return "\n".join(issue.format(self.source) for issue in self.issues)
+        """One line per issue, ``file:line: key.path: message``, like a compiler (controls escaped)."""
+        return "\n".join(printable(issue.format(self.source)) for issue in self.issues)
 
     def __str__(self) -> str:
         return self.format()
@@ -65,7 +74,7 @@ def load_config(path: str | Path, *, known_models: PriceKnown | None = None) -> 
     if not file.is_file():
         raise _file_error(source, f"not a file: {source} — pass the path of a YAML config")
     try:
-        text = file.read_text(encoding="utf-8-sig")
+        text = _read_bounded(file).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _file_error(source, f"the file is not UTF-8 text (byte {exc.start}): {source}") from None
     except OSError as exc:
@@ -73,17 +82,39 @@ def load_config(path: str | Path, *, known_models: PriceKnown | None = None) -> 
     return parse_config(text, source=source, known_models=known_models)
 
 
+def _read_bounded(file: Path) -> bytes:
+    """The file's bytes, refusing FIFOs and devices (a read would never end) and oversized files."""
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file")
+        data = b""
+        while len(data) <= MAX_CONFIG_BYTES and (chunk := os.read(fd, 1 << 16)):
+            data += chunk
+        if len(data) > MAX_CONFIG_BYTES:
+            raise OSError(0, f"larger than {MAX_CONFIG_BYTES // 1024} KiB, the most a config may be")
+        return data
+    finally:
+        os.close(fd)
+
+
 def parse_config(
     text: str, *, source: str = "<config>", known_models: PriceKnown | None = None
 ) -> ResearchConfig:
     """Validate config text (for example the copy saved in a run directory); see :func:`load_config`."""
+    if len(text) > MAX_CONFIG_BYTES:
+        limit = MAX_CONFIG_BYTES // 1024
+        raise _file_error(
+            source, f"the config is {len(text) // 1024} KiB; a config may be at most {limit} KiB"
+        )
     data, lines, duplicates = _parse_yaml(text, source)
     if not isinstance(data, dict):
         got = "nothing" if data is None else describe(data)
         raise ConfigError(source, [ConfigIssue("", 1, _top_level_message(got))])
 
     config: ResearchConfig | None = None
-    found = list(duplicates)
+    found = list(duplicates) + [_issue(loc, message, lines) for loc, message in _control_issues(data, ())]
     try:
         config = ResearchConfig.model_validate(data, context={SKIP_REFERENCE_CHECK: True})
     except ValidationError as exc:
@@ -138,10 +169,79 @@ def _compact_reads(config: ResearchConfig, reads: tuple[str, ...]) -> str:
 # --- YAML with positions ---------------------------------------------------------------------------
 
 
+class _Limited(Exception):
+    """The document is too deep or expands to too much; ``line`` is where (1-based), if known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting limit (its composer recurses once per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _Limited(f"nested more than {MAX_DEPTH} levels deep", mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+    elif isinstance(node, yaml.SequenceNode):
+        yield from node.value
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse recursive aliases and documents that expand past :data:`MAX_VALUES` or :data:`MAX_DEPTH`.
+
+    Aliases share nodes, so a tiny file can stand for 10^9 values that validation would walk one
+    by one. Sizes are summed over the node graph once (memoised, iteratively), so checking is
+    linear in the file, whatever the expansion.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        key = id(node)
+        if leaving:
+            kids = list(_children(node))
+            size[key] = min(MAX_VALUES + 1, 1 + sum(size[id(kid)] for kid in kids))
+            depth[key] = 1 + max((depth[id(kid)] for kid in kids), default=0)
+            line = node.start_mark.line + 1
+            if size[key] > MAX_VALUES:
+                raise _Limited(
+                    f"the document expands to more than {MAX_VALUES} values (check its aliases)", line
+                )
+            if depth[key] > MAX_DEPTH:
+                raise _Limited(f"aliases nest the document more than {MAX_DEPTH} levels deep", line)
+            continue
+        if key in size:
+            continue
+        if key in depth:  # entered, not left: the node contains itself
+            raise _Limited("a recursive alias (a value that contains itself)", node.start_mark.line + 1)
+        depth[key] = -1
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node))
+
+
 def _parse_yaml(text: str, source: str) -> tuple[object, dict[Loc, int], list[ConfigIssue]]:
     """The document, the 1-based line of every key path, and duplicate keys (YAML keeps the last silently)."""
     try:
-        loader = yaml.SafeLoader(text)  # checks the characters of the whole text up front
+        loader = _BoundedLoader(text)  # checks the characters of the whole text up front
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, max(exc.position, 0)) + 1
         message = f"YAML syntax error: {exc.reason} (character {_codepoint(exc.character)})"
@@ -150,10 +250,16 @@ def _parse_yaml(text: str, source: str) -> tuple[object, dict[Loc, int], list[Co
         node = loader.get_single_node()
         if node is None:
             raise _file_error(source, f"the file is empty: {source}")
+        _check_expansion(node)
         lines: dict[Loc, int] = {}
         duplicates: list[ConfigIssue] = []
         _index(node, (), lines, duplicates, set())
         data = loader.construct_document(node)
+    except _Limited as exc:
+        raise ConfigError(source, [ConfigIssue("", exc.line, f"refused: {exc}")]) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of 5,000 digits
+        reason = str(exc).split(";")[0]
+        raise ConfigError(source, [ConfigIssue("", None, f"a value cannot be read ({reason})")]) from None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(source, [_syntax_issue(exc)]) from None
     except yaml.YAMLError as exc:
@@ -161,6 +267,23 @@ def _parse_yaml(text: str, source: str) -> tuple[object, dict[Loc, int], list[Co
     finally:
         loader.dispose()
     return data, lines, duplicates
+
+
+def _control_issues(value: object, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    """Every key or text holding a control character (ESC, BEL...): names are shown on terminals."""
+    if isinstance(value, str):
+        char = first_control(value)
+        if char is not None:
+            yield loc, f"contains the control character {_codepoint(ord(char))}; remove it"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            key_loc = (*loc, str(key))
+            if isinstance(key, str) and first_control(key) is not None:
+                yield from _control_issues(key, key_loc)
+            yield from _control_issues(item, key_loc)
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            yield from _control_issues(item, (*loc, number))
 
 
 def _codepoint(character: object) -> str:

@@ -91,6 +91,7 @@ class Orchestrator:
         self.view = RunView()
         self.bus.listen(self.view.apply, name="run view")  # first: summary.json reads it
         self._stopping = False
+        self._failure: str | None = None  # set by abort(): the run stops as failed
         self.policy = RetryPolicy(config.execution_settings.retry)
         self.gate = RequestGate(config.execution_settings.max_concurrent_agents)
         self.current_layer = 0
@@ -122,6 +123,11 @@ class Orchestrator:
         self._stopping = True
         for handle in self.handles.values():
             handle.interrupt()
+
+    def abort(self, message: str) -> None:
+        """Stop the run as failed (exit 4) with ``message``: e.g. the disk filled up, state is saved."""
+        self._failure = self._failure or message
+        self.stop()
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -240,6 +246,8 @@ class Orchestrator:
             await self._on_close()
 
     def _final_status(self) -> tuple[RunStatus, str | None]:
+        if self._failure is not None:
+            return RunStatus.FAILED, self._failure
         if self._stopping:
             return RunStatus.INTERRUPTED, self._interrupted_message("stopped")
         statuses = {h.status for h in self.handles.values()}

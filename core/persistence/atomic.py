@@ -1,26 +1,46 @@
-"""Crash-safe file writes and the one place disk failures become plain-words errors.
+"""Crash-safe file writes inside a run directory, and the one place disk failures become plain words.
 
 A run holds hours of paid work, so every file it keeps is replaced atomically: a crash at any
 instant leaves either the previous file or the new one, never a torn mix. Writes are done in a
 worker thread by the async variant so that a slow disk cannot stall the event loop's streams.
+
+A run directory may come from someone else, so nothing written here follows a symbolic link:
+files are created relative to a directory descriptor opened with ``O_NOFOLLOW``, and a link
+where a file or directory should be is refused with :class:`UnsafePathError`, naming the path.
+
+A full disk must not lose a turn that was paid for: a run keeps a :class:`SpaceReserve`, a
+pre-allocated file released on the first ``ENOSPC`` so that the write that failed (and the last
+checkpoints, summary and journal lines after it) still fit; the run is then told to stop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
-import tempfile
+import secrets
+import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
+RESERVE_NAME = ".space-reserve"
+RESERVE_BYTES = 8 * 1024 * 1024  # room for a checkpoint per agent, the summary and the journal's tail
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM}
 # File systems that cannot fsync a directory say so with one of these; the data is still safe.
 _DIR_FSYNC_UNSUPPORTED = {errno.EINVAL, errno.ENOTSUP, errno.EBADF}
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+log = logging.getLogger(__name__)
 
 
 class DiskError(Exception):
@@ -31,6 +51,10 @@ class DiskError(Exception):
         self.path = path
         self.message = message
         self.errno = errno_
+
+
+class UnsafePathError(DiskError):
+    """A path inside a run directory is a symbolic link or the wrong kind of file: refused."""
 
 
 def _run_name_for(path: Path) -> str:
@@ -60,29 +84,157 @@ def as_disk_error(exc: OSError, path: Path, *, creating: bool = False) -> DiskEr
             f"{path.parent} is not writable by this user, so {path.name} cannot be {what}; "
             f"fix its permissions (or pick another --runs-dir) and resume the run: {resume}"
         )
+    elif code == errno.EISDIR:
+        message = f"{path} is a directory, not a file; move it out of the run directory and resume: {resume}"
     else:
         reason = exc.strerror or str(exc)
         message = f"{path} could not be {what} ({reason}); fix the cause and resume the run: {resume}"
     return DiskError(path, message, code)
 
 
+def refuse_unsafe(path: Path, kind: str) -> UnsafePathError:
+    """The refusal for a link (or a directory, a device...) where the run keeps its own ``kind``."""
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISLNK(mode):
+        try:
+            found = f"a symbolic link to {os.readlink(path)}"
+        except OSError:
+            found = "a symbolic link"
+    elif stat.S_ISDIR(mode):
+        found = "a directory"
+    else:
+        found = "not a regular file"
+    message = (
+        f"{path} is {found}, where the run keeps its {kind}; refusing to use it so that nothing "
+        "outside the run directory is read or written. If you trust this run directory, replace it "
+        "with a real one (or remove it) and try again"
+    )
+    return UnsafePathError(path, message, errno.ELOOP)
+
+
+def _open_dir(directory: Path) -> int:
+    """A descriptor of ``directory`` itself, never of what a link there points to."""
+    try:
+        return os.open(directory, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.lexists(directory):
+            raise refuse_unsafe(directory, "files") from None
+        raise
+
+
+def open_in_run(path: Path, flags: int, *, kind: str, mode: int = PRIVATE_FILE_MODE) -> int:
+    """``os.open`` for a run's own file: links refused, and it must be a regular file."""
+    path = Path(path)
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO) and os.path.lexists(path):
+            raise refuse_unsafe(path, kind) from None
+        raise as_disk_error(exc, path, creating=bool(flags & os.O_CREAT)) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise refuse_unsafe(path, kind)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path, *, limit: int, kind: str = "files") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; links, FIFOs and devices refused.
+
+    Raises :class:`UnsafePathError` for the wrong kind of file, :class:`OSError` (``EFBIG``) for a
+    larger one and other :class:`OSError` as they come (a missing file is ``FileNotFoundError``).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO) and os.path.lexists(path):
+            raise refuse_unsafe(Path(path), kind) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse_unsafe(Path(path), kind)
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename inside ``directory`` durable (the entry lives in the directory, not the file)."""
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    fd = _open_dir(Path(directory))
+    try:
+        _fsync_dir_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir_fd(fd: int) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
         if exc.errno not in _DIR_FSYNC_UNSUPPORTED:
             raise
-    finally:
-        os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _create_temp(dir_fd: int, name: str) -> tuple[str, int]:
+    """A new 0600 temporary file next to ``name`` (``O_EXCL``: never an existing file or link)."""
+    for _ in range(100):
+        temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+            return temp, os.open(temp, flags, PRIVATE_FILE_MODE, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "no free temporary file name", name)
+
+
+def _replace_once(path: Path, data: bytes, mode: int, sync_dir: bool) -> None:
+    dir_fd = _open_dir(path.parent)
+    try:
+        temp: str | None = None
+        try:
+            temp, fd = _create_temp(dir_fd, path.name)
+            try:
+                if mode != PRIVATE_FILE_MODE:
+                    os.fchmod(fd, mode)
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            # rename() replaces a link at the destination rather than following it.
+            os.replace(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            temp = None
+            if sync_dir:
+                _fsync_dir_fd(dir_fd)
+        finally:
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE, sync_dir: bool = True) -> None:
@@ -90,30 +242,19 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE, sync
 
     The temporary file is created 0600 in the same directory (``os.replace`` is atomic only
     within one file system) and removed on failure. ``sync_dir=False`` lets a caller writing many
-    files fsync the directory once at the end with :func:`fsync_directory`.
+    files fsync the directory once at the end with :func:`fsync_directory`. On a full disk the
+    run's space reserve is released and the write tried once more.
     """
     path = Path(path)
-    temp: Path | None = None
     try:
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-        temp = Path(temp_name)
-        try:
-            if mode != PRIVATE_FILE_MODE:
-                os.fchmod(fd, mode)
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-        temp = None
-        if sync_dir:
-            fsync_directory(path.parent)
+        _replace_once(path, data, mode, sync_dir)
     except OSError as exc:
-        raise as_disk_error(exc, path) from exc
-    finally:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                temp.unlink()
+        if not (exc.errno in _FULL and release_reserve_for(path, exc)):
+            raise as_disk_error(exc, path) from exc
+        try:
+            _replace_once(path, data, mode, sync_dir)
+        except OSError as again:
+            raise as_disk_error(again, path) from again
 
 
 async def write_atomic_async(
@@ -123,6 +264,23 @@ async def write_atomic_async(
     import asyncio  # loaded already under a running loop; kept off the import path of `runs`
 
     await asyncio.to_thread(write_atomic, path, data, mode=mode, sync_dir=sync_dir)
+
+
+def append(fd: int, data: bytes, path: Path) -> None:
+    """Append ``data`` to an open file of the run (``O_APPEND``), using the reserve on a full disk.
+
+    A short write on a full disk leaves part of a line: the caller starts its next write on a
+    new line (see :mod:`core.persistence.journal`).
+    """
+    try:
+        write_all(fd, data)
+    except OSError as exc:
+        if not (exc.errno in _FULL and release_reserve_for(path, exc)):
+            raise as_disk_error(exc, path) from exc
+        try:
+            write_all(fd, b"\n" + data)
+        except OSError as again:
+            raise as_disk_error(again, path) from again
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -143,10 +301,103 @@ def ensure_private_dir(path: Path) -> None:
 def remove_stale_temp_files(directory: Path) -> int:
     """Delete temporary files a killed writer left behind; call it only while owning the run."""
     removed = 0
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in Path(directory).iterdir():
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX) and entry.is_file():
-                with contextlib.suppress(OSError):
+            if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+                continue
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(entry.lstat().st_mode):
                     entry.unlink()
                     removed += 1
     return removed
+
+
+# --- the space reserve -----------------------------------------------------------------------
+
+
+class SpaceReserve:
+    """Bytes held on the run's disk, given back the first time a write finds the disk full.
+
+    ``on_release(error)`` is called once, from whichever thread hit the full disk, with the
+    error that write would have raised: the run should stop, since the reserve is now spent.
+    """
+
+    def __init__(self, directory: Path, size: int = RESERVE_BYTES) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / RESERVE_NAME
+        self.size = size
+        self.on_release: Callable[[DiskError], None] | None = None
+        self._released = False
+        self._lock = threading.Lock()
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def create(self) -> None:
+        """Allocate the reserve (fails with a DiskError when the disk cannot spare it)."""
+        fd = open_in_run(self.path, os.O_WRONLY | os.O_CREAT, kind="space reserve")
+        try:
+            try:
+                os.posix_fallocate(fd, 0, self.size)
+            except OSError as exc:
+                if exc.errno in _FULL:
+                    raise
+                write_all(fd, bytes(self.size))  # a file system without fallocate
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            if exc.errno in _FULL:
+                raise DiskError(
+                    self.path,
+                    f"not enough free space in {self.directory.parent} to run safely (a run keeps "
+                    f"{self.size // (1024 * 1024)} MiB in reserve so that a full disk never loses a "
+                    "paid turn); free some space and try again",
+                    exc.errno,
+                ) from exc
+            raise as_disk_error(exc, self.path, creating=True) from exc
+        finally:
+            os.close(fd)
+        self._released = False
+        _RESERVES[_key(self.directory)] = self
+
+    def release(self, cause: OSError | None = None, path: Path | None = None) -> bool:
+        """Give the space back; True if it was held (now or before: a write may retry)."""
+        with self._lock:
+            if _RESERVES.get(_key(self.directory)) is not self:
+                return False
+            first = not self._released
+            self._released = True
+        if first:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            error = as_disk_error(cause or OSError(errno.ENOSPC, "full"), path or self.path)
+            log.warning("disk full: released the %d-byte space reserve of %s", self.size, self.directory)
+            if self.on_release is not None:
+                self.on_release(error)
+        return True
+
+    def close(self) -> None:
+        """Stop reserving (the run ended): the file goes, the space is free again."""
+        with self._lock:
+            if _RESERVES.get(_key(self.directory)) is self:
+                del _RESERVES[_key(self.directory)]
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+_RESERVES: dict[str, SpaceReserve] = {}
+
+
+def _key(directory: Path) -> str:
+    return os.path.abspath(directory)
+
+
+def release_reserve_for(path: Path, cause: OSError | None = None) -> bool:
+    """Release the reserve of the run ``path`` belongs to (a file of it, or of a subdirectory)."""
+    for directory in Path(path).parents[:2]:
+        reserve = _RESERVES.get(_key(directory))
+        if reserve is not None:
+            return reserve.release(cause, Path(path))
+    return False

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.persistence.atomic import ensure_private_dir, fsync_directory, write_atomic, write_atomic_async
+from core.persistence.atomic import (
+    UnsafePathError,
+    ensure_private_dir,
+    fsync_directory,
+    read_regular,
+    write_atomic,
+    write_atomic_async,
+)
 from core.persistence.rundir import RunDir
 
 FORMAT = 1
@@ -40,6 +47,7 @@ _PREFIX_LEN = len(_HEAD) + _HEX_LEN + len(_MID)
 _NAME_RE = re.compile(r"^(\d{6,})-([a-z0-9][a-z0-9_-]{0,63})-t(\d+)\.json$")
 _AGENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EMPTY_CHAIN = "0" * _HEX_LEN
+MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024  # a full 1M-token conversation is a few MB
 _RECALL_TRIES = 3  # past a few corrupt checkpoints in a row, a full base is the simpler answer
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "format": int, "id": str, "seq": int, "agent_id": str, "layer": int, "turn": int,
@@ -337,16 +345,7 @@ class CheckpointStore:
     # --- reading ----------------------------------------------------------------------------
 
     def _scan(self) -> builtins.list[tuple[tuple[int, str, int], Path]]:
-        try:
-            entries = builtins.list(self.directory.iterdir())
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        found = []
-        for path in entries:
-            match = _NAME_RE.match(path.name)
-            if match:
-                found.append(((int(match.group(1)), match.group(2), int(match.group(3))), path))
-        return sorted(found)
+        return _scan(self.directory)
 
     def _path_of(self, checkpoint_id: str) -> Path:
         path = self.directory / f"{checkpoint_id}.json"
@@ -356,10 +355,7 @@ class CheckpointStore:
 
     def _read_body(self, checkpoint_id: str) -> tuple[dict[str, Any], Path, int]:
         path = self._path_of(checkpoint_id)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CheckpointCorrupt(checkpoint_id, f"cannot be read ({exc.strerror})") from exc
+        data = _read_checkpoint_file(path, checkpoint_id)
         return decode_checkpoint(data, checkpoint_id), path, len(data)
 
     def list(self) -> builtins.list[CheckpointInfo]:
@@ -474,5 +470,41 @@ class CheckpointStore:
         ensure_private_dir(target)
         for name, path in self._scan():
             if name[0] <= upto:
-                write_atomic(target / path.name, path.read_bytes(), sync_dir=False)
+                data = _read_checkpoint_file(path, path.stem)
+                write_atomic(target / path.name, data, sync_dir=False)
         fsync_directory(target)
+
+
+def _scan(directory: Path) -> list[tuple[tuple[int, str, int], Path]]:
+    """Checkpoint files by (seq, agent, turn), from their names."""
+    try:
+        entries = list(directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for path in entries:
+        match = _NAME_RE.match(path.name)
+        if match:
+            found.append(((int(match.group(1)), match.group(2), int(match.group(3))), path))
+    return sorted(found)
+
+
+def _read_checkpoint_file(path: Path, checkpoint_id: str) -> bytes:
+    """A checkpoint's bytes; a link, a FIFO or an oversized file is a corrupt checkpoint."""
+    try:
+        return read_regular(path, limit=MAX_CHECKPOINT_BYTES, kind="checkpoints")
+    except UnsafePathError:
+        raise CheckpointCorrupt(checkpoint_id, "not a regular file (a link or a device): not read") from None
+    except OSError as exc:
+        raise CheckpointCorrupt(checkpoint_id, f"cannot be read ({exc.strerror or exc})") from exc
+
+
+def latest_spend(run_dir: Path) -> float | None:
+    """The run's spend as its newest readable checkpoint recorded it (for a run whose summary lags)."""
+    for _, path in reversed(_scan(RunDir(run_dir).checkpoints_dir)):
+        try:
+            body = decode_checkpoint(_read_checkpoint_file(path, path.stem), path.stem)
+        except CheckpointCorrupt:
+            continue
+        return float(body["cost_usd"])
+    return None

@@ -8,10 +8,15 @@ follows the journal (``prompt()`` is true), text also goes out once it has waite
 After each write the journal reports the events it wrote and its new size (``on_written``): an
 owner serving attached apps folds exactly what is on disk, so a snapshot and the offset it names
 always agree.
+
+A crash can tear the last line; the next process to open the journal ends that line first, so
+its own first event starts on a line of its own and is never glued to the torn one. The file is
+opened without following links (a run directory may come from someone else).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -20,10 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiofiles
-from aiofiles.threadpool.text import AsyncTextIOWrapper
-
 from core.events import Event, TextStreamed
+from core.persistence.atomic import append, as_disk_error, open_in_run
 
 FLUSH_CHARS = 4000
 TEXT_DELAY_SECONDS = 0.05
@@ -32,7 +35,7 @@ Written = Callable[[list[Event], int], None]
 
 
 class Journal:
-    """An EventBus subscriber appending to ``events.jsonl`` through aiofiles (never blocking the loop)."""
+    """An EventBus subscriber appending to ``events.jsonl`` from a worker thread (never blocking the loop)."""
 
     def __init__(
         self, path: Path, *, on_written: Written | None = None, prompt: Callable[[], bool] | None = None
@@ -41,18 +44,30 @@ class Journal:
         self.on_written = on_written
         self.prompt = prompt
         self.offset = 0  # bytes in the file after our last write
-        self._file: AsyncTextIOWrapper | None = None
+        self._fd: int | None = None
         self._text: dict[str, tuple[TextStreamed, list[str], int, float]] = {}
 
     async def open(self) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.offset = os.fstat(fd).st_size
-        os.close(fd)
-        self._file = await aiofiles.open(self.path, "a", encoding="utf-8")
+        """Open for appending (a link or a directory there is refused); mend a torn last line."""
+        self._fd, self.offset = await asyncio.to_thread(self._open)
+
+    def _open(self) -> tuple[int, int]:
+        fd = open_in_run(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, kind="journal")
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                append(fd, b"\n", self.path)
+            return fd, os.fstat(fd).st_size
+        except OSError as exc:
+            os.close(fd)
+            raise as_disk_error(exc, self.path) from exc
+        except BaseException:
+            os.close(fd)
+            raise
 
     async def __call__(self, events: list[Event]) -> None:
         """Append a batch of events as one write: the journal keeps up with any event rate."""
-        if self._file is None:
+        if self._fd is None:
             await self.open()
         written: list[Event] = []
         finished = False
@@ -81,19 +96,25 @@ class Journal:
         return replace(first, text="".join(parts))
 
     async def _write(self, events: list[Event]) -> None:
-        if events and self._file is not None:
-            data = "".join(_line(event.to_json()) for event in events)
-            await self._file.write(data)
-            await self._file.flush()
-            self.offset += len(data.encode("utf-8"))
+        if events and self._fd is not None:
+            data = "".join(_line(event.to_json()) for event in events).encode("utf-8", "surrogatepass")
+            self.offset = await asyncio.to_thread(_append, self._fd, data, self.path)
             if self.on_written is not None:
                 self.on_written(events, self.offset)
 
     async def close(self) -> None:
-        await self._write([self._text_event(agent_id) for agent_id in list(self._text)])
-        if self._file is not None:
-            await self._file.close()
-            self._file = None
+        try:
+            await self._write([self._text_event(agent_id) for agent_id in list(self._text)])
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _append(fd: int, data: bytes, path: Path) -> int:
+    """Append, and the file's size after it (the one writer appends: that is where we ended)."""
+    append(fd, data, path)
+    return os.fstat(fd).st_size
 
 
 def _line(data: dict[str, Any]) -> str:
@@ -105,7 +126,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     if not path.exists():
         return events
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError:

@@ -7,9 +7,13 @@ the config the run started with, so a run can be resumed after the user's config
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import re
 import secrets
+import shutil
+import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,15 +22,31 @@ from typing import Any
 
 from core.persistence.atomic import (
     PRIVATE_DIR_MODE,
+    RESERVE_NAME,
+    DiskError,
     as_disk_error,
     ensure_private_dir,
+    fsync_directory,
+    read_regular,
+    refuse_unsafe,
     remove_stale_temp_files,
     write_atomic,
 )
+from core.safe_text import is_control, printable
 
 _ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
 _ID_RE = re.compile(r"^(\d{8}-\d{6})-(.+)-([0-9a-f]{4})$")
 _SLUG_MAX = 40
+_REF_MAX_CHARS = 1024
+_NAME_MAX_BYTES = 255  # one path component, as most file systems allow
+SUMMARY_MAX_BYTES = 64 * 1024 * 1024
+# What the run writes by name: none of these may be a link, and each must be of its kind.
+_OWN_FILES = (
+    "summary.json", "events.jsonl", "report.md", "config.yaml", "run.lock", "run.json", "run.log",
+    "owner.log", "owner.pid", RESERVE_NAME,
+)  # fmt: skip
+_OWN_SOCKETS = ("control.sock",)
+_OWN_DIRS = ("checkpoints", "reports", "reports/.stale")
 
 
 class RunRefError(LookupError):
@@ -123,29 +143,58 @@ class RunDir:
         """The pid of a detached owner, written when it is started (before it takes the run lock)."""
         return self.path / "owner.pid"
 
+    @property
+    def metadata_path(self) -> Path:
+        """``run.json``: where the run runs (simulator or API base URL), written at creation."""
+        return self.path / "run.json"
+
     def report_path(self, agent_id: str) -> Path:
         return self.reports_dir / f"{agent_id}.md"
 
     @classmethod
-    def create(cls, runs_dir: Path, run_id: str, config_text: str | bytes) -> RunDir:
-        """Make a new, private run directory holding the config the run starts with."""
+    def create(
+        cls, runs_dir: Path, run_id: str, config_text: str | bytes, *, metadata: dict[str, Any] | None = None
+    ) -> RunDir:
+        """Make a new, private run directory holding the config the run starts with.
+
+        It is built under a hidden name and renamed into place whole, so a crash never leaves
+        a run directory without its config or its ``run.json`` (``metadata``).
+        """
         ensure_private_dir(runs_dir)
         run = cls(Path(runs_dir) / run_id)
+        staging = cls(Path(runs_dir) / f".{run_id}.creating")
         try:
-            run.path.mkdir(mode=PRIVATE_DIR_MODE)
-            run.path.chmod(PRIVATE_DIR_MODE)
+            staging.path.mkdir(mode=PRIVATE_DIR_MODE)
+            staging.path.chmod(PRIVATE_DIR_MODE)
         except OSError as exc:
             raise as_disk_error(exc, run.path, creating=True) from exc
-        ensure_private_dir(run.checkpoints_dir)
-        ensure_private_dir(run.reports_dir)
-        data = config_text.encode("utf-8") if isinstance(config_text, str) else config_text
-        write_atomic(run.config_copy_path, data)
+        try:
+            ensure_private_dir(staging.checkpoints_dir)
+            ensure_private_dir(staging.reports_dir)
+            data = config_text.encode("utf-8") if isinstance(config_text, str) else config_text
+            write_atomic(staging.config_copy_path, data, sync_dir=False)
+            if metadata is not None:
+                staging.write_metadata(metadata)
+            if os.path.lexists(run.path):
+                raise FileExistsError(errno.EEXIST, "a run with this id exists", str(run.path))
+            os.rename(staging.path, run.path)
+            fsync_directory(Path(runs_dir))
+        except OSError as exc:
+            shutil.rmtree(staging.path, ignore_errors=True)
+            raise as_disk_error(exc, run.path, creating=True) from exc
+        except BaseException:
+            shutil.rmtree(staging.path, ignore_errors=True)
+            raise
         return run
+
+    def write_metadata(self, record: dict[str, Any]) -> None:
+        write_atomic(self.metadata_path, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
 
     @classmethod
     def open(cls, runs_dir: Path, run_ref: str | Path) -> RunDir:
         """Find a run by id, unique id prefix, or path; the error says which runs exist or clash."""
         ref = str(run_ref)
+        check_run_ref(ref)
         runs_dir = Path(runs_dir)
         if ref and ref not in {".", ".."} and "/" not in ref and (runs_dir / ref).is_dir():
             return cls(runs_dir / ref)
@@ -157,22 +206,75 @@ class RunDir:
             return cls(runs_dir / candidates[0])
         if not candidates:
             raise RunRefError(
-                f"no run matches {ref!r} in {runs_dir}; list them with: research-orchestrator runs"
+                f"no run matches {printable(repr(ref))} in {printable(str(runs_dir))}; "
+                "list them with: research-orchestrator runs"
             )
         shown = ", ".join(candidates[:5]) + (", ..." if len(candidates) > 5 else "")
-        raise RunRefError(f"{ref!r} matches {len(candidates)} runs ({shown}); give more of the run id")
+        raise RunRefError(
+            f"{printable(repr(ref))} matches {len(candidates)} runs ({printable(shown)}); "
+            "give more of the run id"
+        )
 
     def read_summary(self) -> dict[str, Any] | None:
         """The summary, or None when it is missing or unreadable (a listing must not crash on one run)."""
         try:
-            value = json.loads(self.summary_path.read_bytes())
-        except (OSError, ValueError):
+            value = json.loads(read_regular(self.summary_path, limit=SUMMARY_MAX_BYTES, kind="summary"))
+        except (OSError, DiskError, ValueError, RecursionError):
             return None
         return value if isinstance(value, dict) else None
+
+    def check_sandbox(self) -> None:
+        """Refuse a run directory in which a write could land outside it, naming the path.
+
+        A run directory may come from someone else: a link where the run keeps a file or a
+        directory (``run.lock`` to your ``~/.bashrc``, ``reports/`` to ``/etc``) would make
+        resuming it write there. Only what the run itself reads and writes is checked.
+        """
+        _require(self.path, directory=True, kind="run directory")
+        for name in _OWN_DIRS:
+            if os.path.lexists(self.path / name):
+                _require(self.path / name, directory=True, kind=f"{name}/ directory")
+        for name in _OWN_FILES:
+            if os.path.lexists(self.path / name):
+                _require(self.path / name, directory=False, kind=name)
+        for name in _OWN_SOCKETS:
+            if os.path.islink(self.path / name):
+                raise refuse_unsafe(self.path / name, name)
+        for directory in (self.checkpoints_dir, self.reports_dir, self.reports_dir / ".stale"):
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(directory):
+                    if entry.name == ".stale" and directory == self.reports_dir:
+                        continue
+                    _require(Path(entry.path), directory=False, kind=f"{directory.name}/ files")
 
     def sweep_temp_files(self) -> int:
         """Remove temp files left by a killed writer; only the process holding the run lock may."""
         return sum(remove_stale_temp_files(d) for d in (self.path, self.checkpoints_dir, self.reports_dir))
+
+
+def _require(path: Path, *, directory: bool, kind: str) -> None:
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)):
+        raise refuse_unsafe(path, kind)
+
+
+def check_run_ref(ref: str) -> None:
+    """A run reference is an id, a prefix or a path: refuse what no run could be called."""
+    if not ref:
+        raise RunRefError("the run reference is empty; list runs with: research-orchestrator runs")
+    parts = ref.split("/")
+    if len(ref) > _REF_MAX_CHARS or any(
+        len(p.encode("utf-8", "surrogateescape")) > _NAME_MAX_BYTES for p in parts
+    ):
+        raise RunRefError(
+            f"the run reference is too long ({len(ref)} characters) to name a run; give its id, "
+            "a unique prefix of it, or its directory (list runs with: research-orchestrator runs)"
+        )
+    if any(is_control(char) for char in ref):
+        raise RunRefError(
+            f"the run reference {printable(repr(ref))} contains a control character; "
+            "give the run id as `research-orchestrator runs` prints it"
+        )
 
 
 def _looks_like_run(path: Path) -> bool:
@@ -228,12 +330,21 @@ def _parent(summary: dict[str, Any]) -> tuple[str | None, str | None]:
 def _listing(run: RunDir) -> RunListing:
     summary = run.read_summary() or {}
     status = summary.get("status")
-    cost = summary.get("cost_usd")
     parent, parent_checkpoint = _parent(summary)
+    value = summary.get("cost_usd")
+    cost = float(value) if isinstance(value, int | float) else 0.0
+    if status == "running":
+        from core.persistence.checkpoints import latest_spend
+        from core.persistence.runlock import owner_alive
+
+        if not owner_alive(run.path):
+            # Its process is gone (killed, crashed, the disk filled): the summary could not say so.
+            status = "interrupted"
+            cost = max(cost, latest_spend(run.path) or 0.0)
     return RunListing(
         run_id=run.run_id,
         status=status if isinstance(status, str) else "unknown",
-        cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
+        cost_usd=cost,
         created=_created(run, summary),
         program=_program(run, summary),
         parent=parent,

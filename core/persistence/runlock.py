@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from core.persistence.atomic import as_disk_error
+from core.persistence.atomic import DiskError, as_disk_error, open_in_run, read_regular
 from core.persistence.rundir import RunDir
 
 
@@ -55,10 +55,7 @@ class RunLock:
         if self._fd is not None:
             raise RuntimeError("this RunLock is already held")
         path = self.run.lock_path
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        except OSError as exc:
-            raise as_disk_error(exc, path, creating=True) from exc
+        fd = open_in_run(path, os.O_RDWR | os.O_CREAT, kind="lock file")  # a link there is refused
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -103,20 +100,68 @@ class RunLock:
 def owner_pid(run_dir: Path) -> int | None:
     """The pid the lock file names (who owns, or last owned, the run), or None if it names none."""
     try:
-        fd = os.open(RunDir(run_dir).lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+        data = read_regular(RunDir(run_dir).lock_path, limit=4096, kind="lock file")
+    except (OSError, DiskError):
         return None
+    return _parse_holder(data)[0]
+
+
+def owner_alive(run_dir: Path) -> bool:
+    """Whether a live process holds the run: a ``running`` summary without one is stale.
+
+    The pid in the lock file answers cheaply (a pid that is gone settles it); a live pid may have
+    been reused by another program, so the lock itself is then probed. Without read access to
+    the lock file, or for an owner on another host, the answer is "alive": it cannot be disproved.
+    """
+    path = RunDir(run_dir).lock_path
     try:
-        return _read_holder(fd)[0]
+        data = read_regular(path, limit=4096, kind="lock file")
+    except FileNotFoundError:
+        return False
+    except (OSError, DiskError):
+        return True
+    pid, host, _ = _parse_holder(data)
+    if host is not None and host != socket.gethostname():
+        return True
+    if pid is not None and pid > 0:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass  # alive, owned by another user
+    return _lock_held(path)
+
+
+def _lock_held(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True
     finally:
-        os.close(fd)
+        os.close(fd)  # closing drops the probe's shared lock at once
+    return False
 
 
 def _read_holder(fd: int) -> tuple[int | None, str | None, float | None]:
     """Who holds the lock, as far as the lock file says (it may be mid-write: then unknown)."""
     try:
-        record = json.loads(os.pread(fd, 4096, 0))
-    except (OSError, ValueError):
+        data = os.pread(fd, 4096, 0)
+    except OSError:
+        return None, None, None
+    return _parse_holder(data)
+
+
+def _parse_holder(data: bytes) -> tuple[int | None, str | None, float | None]:
+    try:
+        record = json.loads(data)
+    except ValueError:
         return None, None, None
     if not isinstance(record, dict):
         return None, None, None

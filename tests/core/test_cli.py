@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import os
 import subprocess
@@ -162,3 +164,85 @@ def test_runs_lists_a_fork_with_its_parent_run_and_checkpoint(
         "run_id": parent.name,
         "checkpoint_id": first,
     }
+
+
+@pytest.mark.parametrize(
+    ("ref", "phrase"),
+    [
+        ("x" * 5000, "too long"),
+        ("a/" * 600 + "b", "too long"),
+        ("run\x1b[2J", "control character"),
+        ("run\nid", "control character"),
+        ("", "empty"),
+    ],
+    ids=["5000 chars", "1200 components", "escape", "newline", "empty"],
+)
+@pytest.mark.parametrize("command", ["resume", "checkpoints"])
+def test_hostile_run_references_get_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ref: str, phrase: str, command: str
+) -> None:
+    assert main([command, ref, "--runs-dir", str(tmp_path)]) == 2  # resume: refused before the app opens
+    err = capsys.readouterr().err
+    assert phrase in err and "Traceback" not in err
+    assert "\x1b" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_ids_with_terminal_escapes_are_printed_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.persistence.rundir import RunDir
+
+    RunDir.create(tmp_path, "evil\x1b]0;pwned\x07", "program: {}\n")
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b]0;pwned\\x07" in out
+
+
+F_SETPIPE_SZ = 1031
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "{config}"],
+        ["estimate", "{config}"],
+        ["schema"],
+        ["runs", "--runs-dir", "{runs}"],
+        ["checkpoints", "{run}", "--runs-dir", "{runs}"],
+    ],
+)
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path, argv: list[str]) -> None:
+    """``research-orchestrator ... | head -1``: no BrokenPipeError traceback, whatever the command."""
+    from core.persistence.checkpoints import CheckpointStore
+    from core.persistence.rundir import RunDir
+
+    config = programs.write(tmp_path, programs.program(*[[programs.agent(f"a{i}")] for i in range(120)]))
+    runs = tmp_path / "runs"
+    for i in range(100 if "runs" in argv else 0):
+        RunDir.create(runs, f"20261124-1000{i:03d}-r-aaaa", "program: {}\n")
+    run = RunDir.create(runs, "20261124-090000-c-bbbb", "program: {}\n")
+    store = CheckpointStore(run.path)
+    for turn in range(100 if "checkpoints" in argv else 0):
+        asyncio.run(
+            store.save(
+                agent_id="a", layer=1, turn=turn, messages=[], agent_state={}, ledger_state={},
+                cost_usd=0.0, tokens=0, agent_status="running",
+            )
+        )  # fmt: skip
+    args = [a.format(config=config, runs=runs, run=run.path.name) for a in argv]
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, F_SETPIPE_SZ, 4096)  # the output must overflow the pipe: a real EPIPE
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", *args], stdout=write_end, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    os.close(write_end)
+    assert process.stderr is not None
+    with os.fdopen(read_end, "rb") as reader:
+        first = reader.readline()
+    # what `head -1` does after its line: the pipe's reader is gone
+    err = process.stderr.read().decode()
+    code = process.wait(timeout=60)
+    assert first
+    assert err == "", err
+    assert code in (0, 141)

@@ -43,7 +43,8 @@ async def test_a_full_disk_mid_run_stops_it_with_a_clear_message_and_keeps_check
     assert outcome.status is RunStatus.FAILED and outcome.exit_code == 4
     assert outcome.message and "disk is full" in outcome.message and "resume" in outcome.message
     infos = CheckpointStore(outcome.run_dir).list()
-    assert {i.id for i in infos} == set(saved), "every checkpoint announced is on disk, nothing else"
+    # A save that was landing when the run stopped is on disk though never announced: kept, intact.
+    assert set(saved) <= {i.id for i in infos}, "every checkpoint announced is on disk"
     assert all(i.status == "ok" for i in infos), "the last good checkpoints are intact"
     assert not list((outcome.run_dir / "checkpoints").glob("*.tmp*")), "no temporary files left"
 

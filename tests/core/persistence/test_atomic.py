@@ -99,11 +99,11 @@ def test_disk_full_is_reported_with_the_path_and_the_resume_command(
 def test_each_cause_has_its_own_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, phrase: str
 ) -> None:
-    """The runs directory refusing files (mkstemp fails) must read as what it is, not a traceback."""
+    """The runs directory refusing files (the temp file fails) must read as what it is, not a traceback."""
     target = tmp_path / "checkpoints" / "000001-a-t001.json"
     target.parent.mkdir()
     with monkeypatch.context() as m, pytest.raises(DiskError) as caught:
-        m.setattr(atomic.tempfile, "mkstemp", _raise(code))
+        m.setattr(atomic, "_create_temp", _raise(code))
         write_atomic(target, b"x")
     assert phrase in str(caught.value)
     assert str(target.parent) in str(caught.value)

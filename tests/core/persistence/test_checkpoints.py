@@ -400,7 +400,7 @@ async def test_an_unwritable_checkpoints_dir_raises_disk_error(
 
     agent = Agent(CheckpointStore(tmp_path), "market")
     await agent.step()
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic, "_create_temp", refuse)
     with pytest.raises(DiskError, match="is not writable"):
         await agent.step()
 

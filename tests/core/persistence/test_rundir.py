@@ -13,6 +13,7 @@ import pytest
 from core.persistence import atomic
 from core.persistence.atomic import DiskError
 from core.persistence.rundir import RunDir, RunRefError, list_runs, new_run_id, parent_record
+from core.persistence.runlock import RunLock
 
 CONFIG = "program:\n  name: Sodium-ion 2026  # ünïcode stays byte-identical\n\r\n"
 
@@ -115,7 +116,8 @@ def test_list_runs_newest_first_with_status_cost_program_parent(tmp_path: Path) 
     broken.summary_path.write_text("{torn")
     (runs / "not-a-run").mkdir()
 
-    listing = list_runs(runs)
+    with RunLock(fork.path):  # "running" only while a live process owns it
+        listing = list_runs(runs)
     assert [r.run_id for r in listing] == [fork.run_id, broken.run_id, old.run_id]
     newest, damaged, oldest = listing
     assert (oldest.status, oldest.cost_usd, oldest.program) == ("completed", 3.25, "Alpha")
