@@ -201,6 +201,11 @@ def _body_request_id(body: object) -> str | None:
     return None
 
 
+def is_rate_limit(info: ErrorInfo) -> bool:
+    """A 429 (or a mid-stream ``rate_limit_error``): the server will take the request later."""
+    return info.kind == "rate_limit" or info.error_type == "rate_limit_error"
+
+
 # --- how long to wait ---------------------------------------------------------------------------
 
 
@@ -229,12 +234,15 @@ class RetryPolicy:
     def should_retry(self, info: ErrorInfo, attempt: int, elapsed_s: float, wait_s: float = 0.0) -> bool:
         """Retry after failed ``attempt`` unless it is permanent or a bound would be crossed.
 
+        A rate limit is the server saying "later", not "broken": its retries are bounded by time
+        only (``max_total_seconds``, each wait as ``retry-after`` asks), never by a count.
+
         ``elapsed_s`` counts from the first attempt; with ``wait_s`` given, a wait that would end
         past ``max_total_seconds`` is refused now rather than slept through in vain.
         """
         if not info.retryable:
             return False
-        if attempt >= self.settings.max_attempts:
+        if attempt >= self.settings.max_attempts and not is_rate_limit(info):
             return False
         return elapsed_s + wait_s < self.settings.max_total_seconds
 
