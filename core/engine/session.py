@@ -315,8 +315,10 @@ class AgentSession:
 
         The search allowance asked for is the turn's ``max_uses``, no more than the agent has left;
         the ledger may shrink it to fit (to one search at least), and the request then carries
-        exactly what was granted: no allowance means no tool. A continuation resends the turn's
-        tool with the allowance granted to it.
+        exactly what was granted. A call granted no search (a report, an agent whose searches are
+        spent) sends no tool, or, when the conversation already holds searches (the API wants the
+        tool defined then), the tool with ``tool_choice: none``, under which no search can run. A
+        continuation resends the turn's tool with the allowance granted to it.
         """
         state = self.state
         tools: list[dict[str, Any]] = params.get("tools", [])
@@ -324,7 +326,8 @@ class AgentSession:
         if self.agent.max_searches is not None:
             wanted = min(wanted, self.agent.max_searches - state.searches)
         wanted = max(0, wanted)
-        call_input = await self._history_bound() + tools_bound(tools)
+        restricted = [] if tools or not _holds_searches(state.messages) else [self._search_tool(1)]
+        call_input = await self._history_bound() + tools_bound(tools or restricted)
         report = self._writing_report
         request = CallRequest(
             agent_id=self.agent.id,
@@ -344,8 +347,12 @@ class AgentSession:
         if state.tools is None:
             state.tools = tools[:1]  # the turn's tool: its continuations resend it
         granted = reservation.max_searches
+        params.pop("tool_choice", None)
         if granted and tools:
             params["tools"] = [{**tools[0], "max_uses": granted}]
+        elif tools or restricted:
+            params["tools"] = [{**(tools or restricted)[0], "max_uses": 1}]
+            params["tool_choice"] = {"type": "none"}
         else:
             params.pop("tools", None)
         return reservation, call_input
@@ -583,6 +590,15 @@ class AgentSession:
             partial_note=note,
             prior=self.prior_sources,
         )
+
+
+def _holds_searches(messages: list[dict[str, Any]]) -> bool:
+    return any(
+        block.get("type") == "server_tool_use"
+        for message in messages
+        if message["role"] == "assistant"
+        for block in message["content"]
+    )
 
 
 def _user_message(text: str) -> dict[str, Any]:

@@ -257,7 +257,8 @@ def _plan_searches(
     limit = settings.server_loop_limit
     max_uses = web_tool.get("max_uses") if web_tool else None
     pause_at: int | None = None
-    if web_tool is None or directives.refusal:
+    no_tools = (request.tool_choice or {}).get("type") == "none"  # the model may call no tool at all
+    if web_tool is None or directives.refusal or no_tools:
         planned = 0
     else:
         forced = directives.pause_turn and not request.continuation

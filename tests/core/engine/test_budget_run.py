@@ -137,7 +137,8 @@ async def test_every_request_carries_a_max_uses_whatever_the_config_says(tmp_pat
         for body in bodies:
             for tool in body.get("tools", []):
                 assert 1 <= tool["max_uses"] <= 4, (max_uses, tool)
-        assert "tools" not in bodies[-1], "the report turn sends no search allowance"
+        report = bodies[-1]  # the report turn sends no search allowance: no tool, or none usable
+        assert "tools" not in report or report["tool_choice"] == {"type": "none"}
 
 
 async def test_an_empty_system_prompt_sends_none(tmp_path: Path) -> None:
