@@ -212,20 +212,25 @@ def label_sentences(rng: random.Random, labels: list[tuple[str, str]], subject: 
     return " ".join(sentences)
 
 
-def uncited_report(rng: random.Random, subject: str, labels: list[tuple[str, str]]) -> str:
+def uncited_report(
+    rng: random.Random, subject: str, labels: list[tuple[str, str]], earlier: list[str] | None = None
+) -> str:
     """A report written from what the conversation found: no search, no citation block.
 
-    The real API often answers "write your report" this way; only labels of earlier reports (for a
-    later layer) carry sources in the text.
+    The real API often answers "write your report" this way: its findings repeat what the earlier
+    turns found (``earlier``: their cited sentences), now without citations; only labels of
+    earlier reports (for a later layer) carry sources in the text.
     """
     title = subject[:1].upper() + subject[1:]
     findings = [s.format(subject=subject) for s in rng.sample(_UNCITED_SENTENCES, k=4)]
+    found = rng.sample(earlier, k=min(4, len(earlier))) if earlier else []
+    found = [s[:1].upper() + s[1:] for s in found]
     parts = [
         f"\n\n# Report: {title}",
         "## Summary",
         f"This report brings together what the earlier searches found about {subject}. {findings[0]}",
         "## Findings",
-        " ".join(findings[1:]),
+        " ".join([*found, *findings[1:]]),
     ]
     through = label_sentences(rng, labels, subject, 6)
     if through:

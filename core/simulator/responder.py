@@ -384,7 +384,7 @@ def build_turn(
         explanation = "The simulator was asked to refuse ([sim:refusal])."
         stop_details = {"type": "refusal", "category": None, "explanation": explanation}
     elif uncited:
-        out.text(prose.uncited_report(rng, subject, labels))
+        out.text(prose.uncited_report(rng, subject, labels, earlier=_earlier_findings(request)))
     else:
         if request.pending_search is None:
             out.text(prose.intro(rng, topic))
@@ -466,6 +466,19 @@ def _report_without_sources(rng: random.Random, request: ParsedRequest) -> bool:
     if not _has_earlier_turns(request) or directives.pause_turn or directives.max_tokens:
         return False
     return UNCITED_REPORT_DIRECTIVE in request.last_user_text or rng.random() < UNCITED_REPORT_PROBABILITY
+
+
+def _earlier_findings(request: ParsedRequest) -> list[str]:
+    """The cited sentences of the conversation's earlier answers: what a report repeats."""
+    found: list[str] = []
+    for message in request.messages:
+        content = message.get("content")
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        for block in content:
+            if isinstance(block, dict) and block.get("citations") and str(block.get("text", "")).strip():
+                found.append(str(block["text"]).strip())
+    return list(dict.fromkeys(found))
 
 
 def _has_earlier_turns(request: ParsedRequest) -> bool:

@@ -105,3 +105,15 @@ def test_cited_sentences_name_a_noun_phrase_and_keep_the_cited_figures(query: st
             assert figure in citation["cited_text"], (text, citation["cited_text"])
     joined = " ".join(text for text, _ in cited)
     assert "associated with displace" not in joined and "batteries displace lithium" not in joined
+
+
+async def test_an_uncited_report_repeats_what_the_earlier_turns_found(client: AsyncAnthropic) -> None:
+    research = await client.messages.create(**request(BRIEF))
+    earlier = [b.text.strip() for b in research.content if isinstance(b, TextBlock) and b.citations]
+    assert earlier
+    params = report_request(f"Write your report. {UNCITED_REPORT_DIRECTIVE}")
+    params["messages"][1]["content"] = [b.model_dump(exclude_none=True) for b in research.content]
+    message = await client.messages.create(**params)
+    text = texts(message)
+    assert sum(sentence[1:] in text for sentence in earlier) >= min(2, len(earlier))
+    assert not any(isinstance(b, TextBlock) and b.citations for b in message.content)
