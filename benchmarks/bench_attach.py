@@ -16,12 +16,14 @@ turns, so nobody finishes inside the window). This process runs the real app att
   is matched on the text before that word.
 * ``attach.received_p95_ms``: the same, up to the moment the attached process folds the fragment
   (before the pane and the frame): the part of the lag the journal and the socket account for.
+* ``attach.hosted_lag_p95_ms``: the same figure for the app hosting the same run itself (the
+  default mode), measured right after: what attaching adds is the difference, whatever the load.
 * ``attach.owner_cpu_share_*``: the owner's CPU seconds per second over a window with no app
   attached and over the measured window with the app attached (an attached app should add
   nothing measurable to the owner's work).
 
-Quick: 3 s warm-up, a 4 s window unattached, then (after the app's own 3 s warm-up) 10 s attached.
-Full: 5 s warm-ups, 20 s windows.
+Quick: 3 s warm-up, a 4 s window unattached, then (after the app's own 3 s warm-up) 10 s attached,
+then the hosted baseline (3 s warm-up, 10 s). Full: 5 s warm-ups, 20 s windows.
 """
 
 from __future__ import annotations
@@ -91,93 +93,130 @@ def marker_of(text: str) -> str | None:
     return marker if len(marker) >= 8 else None
 
 
-async def _measure(
+class FrameLag:
+    """Publish -> first frame showing it, for the stream fragments an app's run publishes."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.measuring = False
+        self.pending: list[tuple[str, str, float]] = []  # (agent, marker, published at)
+        self.received: list[float] = []
+        self.lags: list[float] = []
+        self.frames = 0
+        self._display = app._display
+        app._display = self.display
+
+    def on_event(self, event: Any) -> None:
+        from core import events as ev
+
+        if self.measuring and isinstance(event, ev.TextStreamed) and event.agent_id:
+            marker = marker_of(event.text)
+            if marker is not None:
+                self.pending.append((event.agent_id, marker, event.at))
+                self.received.append((time.time() - event.at) * 1000)
+
+    def display(self, screen: Any, renderable: Any) -> None:
+        from tui.screens.main import MainScreen
+
+        self._display(screen, renderable)
+        main = self.app.screen
+        if renderable is None or not self.pending or not isinstance(main, MainScreen):
+            return
+        self.frames += 1
+        now = time.time()
+        keep = []
+        for agent, marker, at in self.pending:
+            pane = main.pane(agent)
+            if pane is not None and marker in pane.text:
+                self.lags.append((now - at) * 1000)
+            else:
+                keep.append((agent, marker, at))
+        self.pending[:] = keep
+
+    async def window(self, pilot: Any, warmup_s: float, window_s: float) -> float:
+        """Wait for every agent's row, warm up, then measure for ``window_s``; the seconds measured."""
+        from tui.screens.main import MainScreen
+
+        deadline = time.monotonic() + 60
+        while not isinstance(self.app.screen, MainScreen) or self.app.screen.table.row_count < AGENTS:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the app did not show the agents")
+            await pilot.pause(0.1)
+        await asyncio.sleep(warmup_s)
+        self.measuring = True
+        started = time.monotonic()
+        await asyncio.sleep(window_s)
+        self.measuring = False
+        measured = time.monotonic() - started
+        await asyncio.sleep(1.0)  # the window's last fragments reach a frame
+        return measured
+
+
+async def _attached(
     runs: Path, run_id: str, owner_pid: int, warmup_s: float, unattached_s: float, window_s: float
 ) -> dict[str, Any]:
-    from core import events as ev
     from core.remote.attached import attach_run
     from core.remote.channel import call
     from tui.app import ResearchApp
-    from tui.screens.main import MainScreen
 
     await asyncio.sleep(warmup_s)  # every agent streaming, nobody attached
     cpu_before = process_cpu_seconds(owner_pid)
     await asyncio.sleep(unattached_s)
     cpu_unattached = (process_cpu_seconds(owner_pid) or 0.0) - (cpu_before or 0.0)
 
-    measuring = False
-    pending: list[tuple[str, str, float]] = []  # (agent, marker, published at)
-    received: list[float] = []
-    lags: list[float] = []
-    unmatched = 0
-
-    def on_event(event: ev.Event) -> None:
-        if measuring and isinstance(event, ev.TextStreamed) and event.agent_id:
-            marker = marker_of(event.text)
-            if marker is not None:
-                pending.append((event.agent_id, marker, event.at))
-                received.append((time.time() - event.at) * 1000)
-
     async def factory() -> Any:
         control = await attach_run(runs, run_id)
-        control.bus.listen(on_event)
+        control.bus.listen(meter.on_event)
         return control
 
     app = ResearchApp(control_factory=factory, runs_dir=runs)
-    original_display = app._display
-    frames = 0
-
-    def display(screen: Any, renderable: Any) -> None:
-        nonlocal frames
-        original_display(screen, renderable)
-        if renderable is None or not pending or not isinstance(app.screen, MainScreen):
-            return
-        frames += 1
-        now = time.time()
-        main = app.screen
-        keep = []
-        for agent, marker, at in pending:
-            pane = main.pane(agent)
-            if pane is not None and marker in pane.text:
-                lags.append((now - at) * 1000)
-            else:
-                keep.append((agent, marker, at))
-        pending[:] = keep
-
-    app._display = display  # type: ignore[method-assign]
+    meter = FrameLag(app)
     async with app.run_test(size=(160, 48)) as pilot:
-        deadline = time.monotonic() + 60
-        while not isinstance(app.screen, MainScreen) or app.screen.table.row_count < AGENTS:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the attached app did not show the agents")
-            await pilot.pause(0.1)
-        await asyncio.sleep(warmup_s)
-        measuring = True
         cpu_start = process_cpu_seconds(owner_pid)
-        started = time.monotonic()
-        await asyncio.sleep(window_s)
-        measuring = False
-        measured_s = time.monotonic() - started
+        measured_s = await meter.window(pilot, warmup_s, window_s)
         cpu_attached = (process_cpu_seconds(owner_pid) or 0.0) - (cpu_start or 0.0)
-        await asyncio.sleep(1.0)  # let the last fragments of the window reach a frame
-        unmatched = len(pending)
         await call(runs / run_id / "control.sock", {"op": "stop"})
         await app.stop_run()
+    lags = meter.lags
     return {
         "attach_lag_p95_ms": percentile(lags, 0.95),
         "attach.lag_p50_ms": percentile(lags, 0.5),
-        "attach.received_p50_ms": percentile(received, 0.5),
-        "attach.received_p95_ms": percentile(received, 0.95),
         "attach.lag_p99_ms": percentile(lags, 0.99),
         "attach.lag_max_ms": max(lags) if lags else None,
+        "attach.received_p50_ms": percentile(meter.received, 0.5),
+        "attach.received_p95_ms": percentile(meter.received, 0.95),
         "attach.fragments_measured": len(lags),
-        "attach.fragments_never_shown": unmatched,
+        "attach.fragments_never_shown": len(meter.pending),
         "attach.agents": AGENTS,
         "attach.tokens_per_second_each": TOKENS_PER_SECOND,
         "attach.window_s": measured_s,
-        "attach.frames_checked": frames,
+        "attach.frames_checked": meter.frames,
         "attach.owner_cpu_share_unattached": cpu_unattached / unattached_s,
-        "attach.owner_cpu_share_attached": cpu_attached / measured_s,
+        "attach.owner_cpu_share_attached": cpu_attached / (measured_s + 1.0),
+    }
+
+
+async def _hosted(
+    program: Path, runs: Path, base_url: str, warmup_s: float, window_s: float
+) -> dict[str, Any]:
+    """The same figure for an app that hosts the run itself (the default): the baseline."""
+    from core.engine.runner import start_run
+    from tui.app import ResearchApp
+
+    async def factory() -> Any:
+        control = await start_run(program, runs, simulate=True, base_url=base_url)
+        control.bus.listen(meter.on_event)
+        return control
+
+    app = ResearchApp(control_factory=factory, runs_dir=runs)
+    meter = FrameLag(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await meter.window(pilot, warmup_s, window_s)
+        await app.stop_run()
+    return {
+        "attach.hosted_lag_p50_ms": percentile(meter.lags, 0.5),
+        "attach.hosted_lag_p95_ms": percentile(meter.lags, 0.95),
+        "attach.hosted_fragments_measured": len(meter.lags),
     }
 
 
@@ -191,7 +230,7 @@ def run(quick: bool) -> dict[str, Any]:
             owner, run_id = start_owner(program, tmp / "runs", sim.base_url)
             try:
                 figures = asyncio.run(
-                    _measure(tmp / "runs", run_id, owner.pid, warmup_s, unattached_s, window_s)
+                    _attached(tmp / "runs", run_id, owner.pid, warmup_s, unattached_s, window_s)
                 )
             except Exception as error:
                 return {"attach_lag_p95_ms": None, "attach.note": f"benchmark failed: {error!r}",
@@ -201,6 +240,12 @@ def run(quick: bool) -> dict[str, Any]:
                     owner.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     owner.kill()
+            try:  # the baseline: the same run hosted by the app itself
+                figures.update(
+                    asyncio.run(_hosted(program, tmp / "hosted-runs", sim.base_url, warmup_s, window_s))
+                )
+            except Exception as error:
+                figures["attach.hosted_note"] = f"baseline failed: {error!r}"
     figures["attach.lag_note"] = (
         "owner publishes a stream fragment -> first frame with it in the attached pane"
     )
