@@ -45,7 +45,15 @@ class ResearchApp(App[int]):
     TITLE = "research-orchestrator"
     COMMANDS = App.COMMANDS | {ScreenCommands}
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit", show=True),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            priority=True,
+            id="quit",
+            show=True,
+            tooltip="quit (an active run is stopped cleanly after asking; resume it later)",
+        ),
     ]
 
     def __init__(
@@ -265,7 +273,7 @@ class ResearchApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.screen))
 
     async def action_quit(self) -> None:
         if self._stopping:  # a second ctrl+q while stopping: leave now

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.budget.estimate import estimate, format_estimate
+from core.budget.estimate import Estimate, estimate
 from core.budget.pricing import PriceTable
 from core.config.loader import ConfigError, load_config
 from core.control import RunControl
@@ -53,10 +53,11 @@ class CheckpointEntry:
     turn: int
     created_at: float
     status: str  # "ok" | "corrupt"
-    cost_usd: float
+    cost_usd: float  # the run's spend so far
     tokens: int
     agent_status: str = ""
     problem: str | None = None
+    agent_cost_usd: float = 0.0  # the agent's own spend so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
             tokens=i.tokens,
             agent_status=str(i.agent_status or ""),
             problem=i.problem,
+            agent_cost_usd=i.agent_cost_usd,
         )
         for i in infos
     ]
@@ -223,13 +225,13 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 # --- estimates and run factories ----------------------------------------------------------------
 
 
-def estimate_text(config_path: Path) -> str:
-    """The pre-flight estimate shown before a new run starts; an explanation if it cannot be made."""
+def load_estimate(config_path: Path) -> Estimate | str:
+    """The pre-flight estimate shown before a new run starts, or why it cannot be made."""
     try:
         config = load_config(config_path)
     except ConfigError as error:
         return f"Cannot read {config_path}:\n{error.format()}"
-    return str(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
+    return estimate(config, PriceTable.from_config(config.pricing))
 
 
 def simulate_by_default() -> bool:

@@ -52,3 +52,13 @@ def clock(at: float) -> str:
 
 def short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def middle(text: str, width: int) -> str:
+    """Cut from the middle: ``20261124-1002…ion-2026-3f2a`` keeps a run id's date and its suffix."""
+    if len(text) <= width:
+        return text
+    if width < 3:
+        return text[:width]
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[-tail:]

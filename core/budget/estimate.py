@@ -270,7 +270,12 @@ def format_estimate(est: Estimate) -> str:
         for agent in (a for a in est.agents if a.layer == layer.layer):
             lines.append(row(f"   {agent.agent_id}", agent.usd, agent.searches))
     lines += ["-" * len(header), row("total", est.usd, est.searches), ""]
+    lines += estimate_notes(est)
+    return "\n".join(lines)
 
+
+def estimate_notes(est: Estimate) -> list[str]:
+    """What goes under the table: the caps, warnings when the expected run exceeds one, the bound."""
     caps = []
     if est.cap_usd is not None:
         caps.append(f"${est.cap_usd:,.2f}")
@@ -282,7 +287,7 @@ def format_estimate(est: Estimate) -> str:
         caps.append(f"${est.per_agent_cap_usd:,.2f} per agent")
     if est.per_agent_search_cap is not None:
         caps.append(f"{est.per_agent_search_cap:,} searches per agent")
-    lines.append("Budget caps: " + (", ".join(caps) if caps else "none (the run is not capped)"))
+    lines = ["Budget caps: " + (", ".join(caps) if caps else "none (the run is not capped)")]
     if est.cap_usd is not None and est.usd.expected > est.cap_usd:
         lines.append(
             f"WARNING: the expected cost ${est.usd.expected:,.2f} exceeds the ${est.cap_usd:,.2f} cap: "
@@ -296,4 +301,4 @@ def format_estimate(est: Estimate) -> str:
     lines.append("High assumes max_tokens on every call and every search and continuation allowed.")
     if est.cap_usd is not None and est.usd.high > est.cap_usd:
         lines.append(f"The budget ledger stops the run at ${est.cap_usd:,.2f} whatever happens.")
-    return "\n".join(lines)
+    return lines

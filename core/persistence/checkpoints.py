@@ -92,6 +92,7 @@ class CheckpointInfo:
     prev: str | None = None
     message_count: int = 0
     size_bytes: int = 0
+    agent_cost_usd: float = 0.0  # this agent's own spend so far (from its agent_state)
 
     @property
     def ok(self) -> bool:
@@ -183,7 +184,13 @@ def _info(body: dict[str, Any], path: Path, size: int) -> CheckpointInfo:
         cost_usd=float(body["cost_usd"]), tokens=body["tokens"], agent_status=body["agent_status"],
         path=path, problem=None, base=body["base"], prev=body.get("prev"),
         message_count=body["count"], size_bytes=size,
+        agent_cost_usd=_agent_cost(body.get("agent_state")),
     )  # fmt: skip
+
+
+def _agent_cost(agent_state: object) -> float:
+    cost = agent_state.get("cost_usd") if isinstance(agent_state, dict) else None
+    return float(cost) if isinstance(cost, (int, float)) else 0.0
 
 
 def _corrupt_info(name: tuple[int, str, int], path: Path, problem: str) -> CheckpointInfo:

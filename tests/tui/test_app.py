@@ -233,3 +233,69 @@ async def test_a_run_that_cannot_start_shows_the_runs_screen_and_exits_2(
         assert type(app.screen).__name__ == "RunsScreen"
         await pilot.press("ctrl+q")
     assert app.exit_code == 2
+
+
+class PendingPausableRun(FakeRun):
+    """Pauses a pending agent the way the orchestrator does: quietly, until its layer starts."""
+
+    def pause(self, agent_id: str) -> bool:
+        if self.agent_status(agent_id) is AgentStatus.PENDING:
+            self.calls.append(("pause", agent_id))
+            self.statuses[agent_id] = AgentStatus.PAUSED
+            return True
+        return super().pause(agent_id)
+
+    def resume(self, agent_id: str) -> bool:
+        if self.agent_status(agent_id) is AgentStatus.PAUSED and agent_id.startswith("cross"):
+            self.calls.append(("resume", agent_id))
+            self.statuses[agent_id] = AgentStatus.PENDING
+            return True
+        return super().resume(agent_id)
+
+
+async def test_p_on_a_pending_agent_says_it_will_start_paused_and_p_again_undoes_it(
+    make_app: Callable[..., ResearchApp], tmp_path: Path
+) -> None:
+    run = PendingPausableRun(run_dir=tmp_path / "run")
+    notes: list[str] = []
+
+    async def factory() -> FakeRun:
+        return run
+
+    app = make_app(control_factory=factory)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, run)
+        app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        screen.table.select_agent("cross-tech")
+        await pilot.press("p")
+        assert run.agent_status("cross-tech") is AgentStatus.PAUSED
+        assert any("cross-tech has not started yet: it will start paused" in note for note in notes)
+        await pilot.press("p")
+        assert run.agent_status("cross-tech") is AgentStatus.PENDING
+        assert any("cross-tech will start normally" in note for note in notes)
+
+
+async def test_the_kill_dialog_says_what_happens_to_an_agent_in_its_state(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        for agent, expected in (
+            ("cross-tech", "has not started"),
+            ("market", "API call in flight is cancelled"),
+        ):
+            screen.table.select_agent(agent)
+            await pilot.press("k")
+            await pilot.pause()
+            dialog = app.screen
+            assert isinstance(dialog, ConfirmScreen)
+            assert expected in str(dialog.message)
+            if agent == "cross-tech":
+                assert "call in flight" not in str(dialog.message)
+            await pilot.press("n")
+            await pilot.pause()

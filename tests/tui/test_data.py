@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui.data import Exchange, estimate_text, exchange_of, list_runs, read_document, run_documents
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tui.data import (
+    CheckpointEntry,
+    Exchange,
+    exchange_of,
+    list_runs,
+    load_estimate,
+    read_document,
+    run_documents,
+)
+from tui.format import middle, plural
+from tui.screens.checkpoints import distinct
 
 CONFIG = Path(__file__).resolve().parents[2] / "research_config.yaml"
 
@@ -27,14 +40,17 @@ def test_the_last_exchange_is_the_last_user_text_and_the_replies_after_it() -> N
     assert exchange_of([]) is None
 
 
-def test_estimate_text_for_the_sample_config_names_dollars() -> None:
-    assert "$" in estimate_text(CONFIG)
+def test_the_estimate_of_the_sample_config_has_every_agent() -> None:
+    estimate = load_estimate(CONFIG)
+    assert not isinstance(estimate, str)
+    assert len(estimate.agents) == 8 and estimate.usd.expected > 0
 
 
-def test_estimate_text_of_a_broken_config_explains_instead_of_raising(tmp_path: Path) -> None:
+def test_the_estimate_of_a_broken_config_explains_instead_of_raising(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("program: {name: x}\n")
-    assert estimate_text(bad).startswith(f"Cannot read {bad}")
+    explained = load_estimate(bad)
+    assert isinstance(explained, str) and explained.startswith(f"Cannot read {bad}")
 
 
 def test_runs_and_documents_of_an_empty_or_missing_dir(tmp_path: Path) -> None:
@@ -47,3 +63,52 @@ def test_runs_and_documents_of_an_empty_or_missing_dir(tmp_path: Path) -> None:
     docs = run_documents(run)
     assert [d.title for d in docs] == ["final report", "market", "journal (events.jsonl)"]
     assert "```json" in read_document(docs[-1].path)
+
+
+@given(st.text(max_size=60), st.integers(min_value=3, max_value=50))
+def test_a_middle_cut_keeps_both_ends_and_fits(text: str, width: int) -> None:
+    cut = middle(text, width)
+    assert len(cut) <= width
+    if len(text) <= width:
+        assert cut == text
+    else:
+        head, tail = cut.split("…")[0], cut.rsplit("…", 1)[-1]
+        assert text.startswith(head) and text.endswith(tail) and len(cut) == width
+
+
+@given(st.integers(min_value=0, max_value=10_000))
+def test_counts_take_the_right_number(n: int) -> None:
+    assert plural(n, "search") == (f"{n} search" if n == 1 else f"{n} searches")
+    assert plural(n, "agent") == (f"{n} agent" if n == 1 else f"{n} agents")
+
+
+entries = st.builds(
+    CheckpointEntry,
+    id=st.uuids().map(str),
+    seq=st.integers(1, 50),
+    agent_id=st.sampled_from(["market", "policy"]),
+    layer=st.just(1),
+    turn=st.integers(1, 4),
+    created_at=st.just(0.0),
+    status=st.sampled_from(["ok", "corrupt"]),
+    cost_usd=st.just(1.0),
+    tokens=st.sampled_from([100, 200]),
+)
+
+
+@given(st.lists(entries, max_size=20))
+def test_distinct_checkpoints_keep_the_latest_of_each_state_in_seq_order(
+    items: list[CheckpointEntry],
+) -> None:
+    shown = distinct(items)
+    keys = [(e.agent_id, e.turn, e.tokens, e.status) for e in shown]
+    assert len(keys) == len(set(keys)) == len({(e.agent_id, e.turn, e.tokens, e.status) for e in items})
+    assert [e.seq for e in shown] == sorted(e.seq for e in shown)
+    for entry in shown:
+        same = [
+            e
+            for e in items
+            if (e.agent_id, e.turn, e.tokens, e.status)
+            == (entry.agent_id, entry.turn, entry.tokens, entry.status)
+        ]
+        assert entry.seq == max(e.seq for e in same)

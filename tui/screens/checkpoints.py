@@ -18,11 +18,21 @@ from textual.widgets import Button, DataTable, Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from tui.data import CheckpointEntry, RunEntry, RunSource
-from tui.format import clock, count, money, short
+from tui.format import clock, count, middle, money, short
 from tui.messages import ResumeRequested
 
 NodeData = tuple[str, str | None]  # (run id, agent id or None for the whole run)
 PREVIEW_CHARS = 1200
+TREE_WIDTH, TREE_SHARE = 38, 0.45  # the run tree's width: as in checkpoints.tcss
+
+
+def distinct(entries: list[CheckpointEntry]) -> list[CheckpointEntry]:
+    """Checkpoints in seq order, one per state: an agent's final checkpoint repeats its last turn's
+    conversation (only its status differs), so the later of two identical ones stands for both."""
+    latest: dict[tuple[str, int, int, str], CheckpointEntry] = {}
+    for entry in sorted(entries, key=lambda e: e.seq):
+        latest[(entry.agent_id, entry.turn, entry.tokens, entry.status)] = entry
+    return sorted(latest.values(), key=lambda e: e.seq)
 
 
 class CheckpointBrowserScreen(Screen[None]):
@@ -62,13 +72,13 @@ class CheckpointBrowserScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in (
-            ("agent", "agent"),
-            ("turn", "turn"),
-            ("time", "time"),
-            ("tokens", "tokens"),
-            ("cost", "$ so far"),
+        for key, label in (  # integrity first: it must never be the column cut off
             ("state", "state"),
+            ("turn", "turn"),
+            ("agent", "agent"),
+            ("time", "time"),
+            ("cost", "agent $"),
+            ("tokens", "run tokens"),
         ):
             table.add_column(label, key=key)
         table.border_title = "Checkpoints"
@@ -77,9 +87,13 @@ class CheckpointBrowserScreen(Screen[None]):
         self.query_one("#preview-scroll").border_title = "Last exchange"
         run_id, agent_id = self.initial
         selected: TreeNode[NodeData] | None = None
+        # a run id cut in the middle keeps its start (date, time) and its end (the distinguishing suffix)
+        label_width = max(16, min(TREE_WIDTH, int(self.app.size.width * TREE_SHARE)) - 6)
         for run in self.source.list_runs(self.runs_dir):
             self.runs[run.run_id] = run
-            run_label = Text(short(run.run_id, 28), style="" if run.status != "completed" else "dim")
+            run_label = Text(
+                middle(run.run_id, label_width), style="" if run.status != "completed" else "dim"
+            )
             node = tree.root.add(run_label, data=(run.run_id, None), expand=run.run_id == run_id)
             if run.run_id == run_id:
                 selected = node
@@ -104,7 +118,7 @@ class CheckpointBrowserScreen(Screen[None]):
     def _checkpoints_of(self, run_id: str) -> list[CheckpointEntry]:
         if run_id not in self.checkpoints:
             run = self.runs.get(run_id)
-            self.checkpoints[run_id] = self.source.list_checkpoints(run.path) if run else []
+            self.checkpoints[run_id] = distinct(self.source.list_checkpoints(run.path)) if run else []
         return self.checkpoints[run_id]
 
     @on(Tree.NodeExpanded)
@@ -130,12 +144,12 @@ class CheckpointBrowserScreen(Screen[None]):
             ok = entry.status == "ok"
             state = Text("ok", style="green") if ok else Text("corrupt", style="bold red")
             table.add_row(
-                short(entry.agent_id, 16),
-                f"t{entry.turn}",
-                clock(entry.created_at),
-                count(entry.tokens),
-                f"{entry.cost_usd:.2f}",
                 state,
+                f"t{entry.turn}",
+                short(entry.agent_id, 14),
+                clock(entry.created_at),
+                Text(f"{entry.agent_cost_usd:.2f}", justify="right"),
+                Text(count(entry.tokens), justify="right"),
                 key=entry.id,
             )
         if self.shown:
@@ -182,8 +196,9 @@ class CheckpointBrowserScreen(Screen[None]):
         run = self.runs.get(self.current_run or "")
         exchange = self.source.last_exchange(run.path, entry.id) if run else None
         head = (
-            f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {count(entry.tokens)} tokens"
-            f" · {money(entry.cost_usd)} so far · {entry.agent_status or 'ok'}\n\n"
+            f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {entry.agent_status or 'ok'}"
+            f" · agent {money(entry.agent_cost_usd)} · run {money(entry.cost_usd)},"
+            f" {count(entry.tokens)} tokens so far\n\n"
         )
         if exchange is None:
             body = "(no preview of the last exchange)"

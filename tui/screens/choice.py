@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.console import RenderableType
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -27,15 +28,24 @@ class ChoiceScreen(ModalScreen[str | None]):
     DEFAULT_CSS = "ChoiceScreen { align: center middle; background: $background 60%; }"
     BINDINGS = [Binding("escape", "pick(None)", "Cancel", id="choice-cancel")]
 
-    def __init__(self, title: str, message: str, choices: list[Choice], *, focus: str | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        message: str | RenderableType,
+        choices: list[Choice],
+        *,
+        focus: str | None = None,
+        wide: bool = False,
+    ) -> None:
         super().__init__()
+        self.wide = wide
         self.title_text = title
         self.message = message
         self.choices = choices
         self.focus_value = focus
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with Vertical(id="dialog", classes="-wide" if self.wide else ""):
             yield Static(self.title_text, id="question")
             with VerticalScroll(id="message-scroll"):
                 yield Static(self.message, id="message", markup=False)

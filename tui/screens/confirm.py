@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,7 +21,14 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(
-        self, title: str, message: str, *, yes: str = "Yes", no: str = "No", danger: bool = False
+        self,
+        title: str,
+        message: str | RenderableType,
+        *,
+        yes: str = "Yes",
+        no: str = "No",
+        danger: bool = False,
+        wide: bool = False,
     ) -> None:
         super().__init__()
         self.title_text = title
@@ -28,9 +36,11 @@ class ConfirmScreen(ModalScreen[bool]):
         self.yes_label = yes
         self.no_label = no
         self.danger = danger
+        self.wide = wide
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="-danger" if self.danger else ""):
+        classes = " ".join(name for name, on in (("-danger", self.danger), ("-wide", self.wide)) if on)
+        with Vertical(id="dialog", classes=classes):
             yield Static(self.title_text, id="question")
             with VerticalScroll(id="message-scroll"):
                 yield Static(self.message, id="message", markup=False)

@@ -22,7 +22,7 @@ from core.view import Incident
 def incident_fields(incident: Incident) -> list[tuple[str, str]]:
     """(label, value) rows for every field the incident has."""
     rows = [
-        ("time", datetime.fromtimestamp(incident.at).astimezone().isoformat(timespec="seconds")),
+        ("time", datetime.fromtimestamp(incident.at).isoformat(sep=" ", timespec="seconds")),  # local
         ("agent", incident.agent_id or "(the run)"),
         ("kind", incident.kind),
     ]

@@ -13,7 +13,6 @@ at once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -32,6 +31,7 @@ from core.view import AgentRow, RunInfo
 from tui import messages as msg
 from tui.coalesce import Coalescer, Throttle
 from tui.data import Document, RunSource, agent_report_path, run_documents
+from tui.format import plural
 from tui.screens.checkpoints import CheckpointBrowserScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.report import ReportViewer
@@ -69,23 +69,67 @@ class MainScreen(Screen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
         Binding(
-            "p", "pause_resume", "Pause", id="pause-resume", tooltip="Pause or resume the selected agent"
+            "p",
+            "pause_resume",
+            "Pause",
+            id="pause-resume",
+            tooltip="pause the selected agent (its turn in flight finishes) or resume it",
         ),
-        Binding("k", "kill", "Kill", id="kill"),
-        Binding("enter", "focus_pane", "Focus", id="focus-pane"),
-        Binding("f", "maximize_pane", "Maximize", id="maximize"),
-        Binding("c", "checkpoints", "Checkpoints", id="checkpoints"),
+        Binding("k", "kill", "Kill", id="kill", tooltip="kill the selected agent (asks first)"),
+        Binding("enter", "focus_pane", "Focus", id="focus-pane", tooltip="focus the selected agent's pane"),
         Binding(
-            "l", "retry_log", "Log", id="retry-log", tooltip="Retries and errors: enter shows one in full"
+            "f",
+            "maximize_pane",
+            "Max",
+            id="maximize",
+            tooltip="maximize the selected agent's pane (esc restores)",
         ),
-        Binding("r", "report", "Report", id="report"),
-        Binding("t", "app.change_theme", "Theme", id="theme", show=False),
-        Binding("o", "runs", "Runs", id="runs", show=False),
-        Binding("question_mark", "app.help", "Help", id="help", key_display="?"),
-        Binding("escape", "unfocus", "Back", show=False, id="unfocus"),
+        Binding(
+            "c",
+            "checkpoints",
+            "Checkpoints",
+            id="checkpoints",
+            tooltip="checkpoints: resume or fork from one",
+        ),
+        Binding(
+            "r", "report", "Report", id="report", tooltip="the selected agent's report, or the final report"
+        ),
+        Binding(
+            "l",
+            "retry_log",
+            "Log",
+            id="retry-log",
+            show=False,
+            tooltip="retries and errors: enter shows one in full, with its request id to copy",
+        ),
+        Binding("o", "runs", "Runs", id="runs", tooltip="the runs in the runs directory"),
+        Binding("t", "app.change_theme", "Theme", id="theme", tooltip="choose a theme (remembered)"),
+        Binding("question_mark", "app.help", "Help", id="help", key_display="?", tooltip="this help"),
+        Binding(
+            "escape",
+            "unfocus",
+            "Back",
+            show=False,
+            id="unfocus",
+            tooltip="back to the agent list (restores a pane)",
+        ),
     ]
+    HELP_TITLE = "Keys on the run screen"
+    HELP_KEYS = (
+        ("↑ ↓ home end", "select an agent in the list (its pane is shown)"),
+        ("tab", "move between the list, the panes and the log"),
+    )
+    HELP_LEGEND = (
+        ("L1 ● market", "layer 1, status, agent id"),
+        ("t8", "turn 8 (turns completed so far)"),
+        ("17s", "17 web searches"),
+        ("$0.39", "dollars this agent has spent"),
+        ("0r", "retries of its API calls"),
+        ("● ‖ ✓ ✗ ○ ☠ $", "running, paused, done, failed, pending, killed, budget exhausted"),
+    )
     ESCAPE_TO_MINIMIZE = False  # esc is ``action_unfocus``: restore *and* give the keys back to the table
     MIN_PANE_HEIGHT = 8
+    ROTATE_INTERVAL = 3.0  # seconds between checks for a hidden pane that became active
     COUNTERS_INTERVAL = 0.25  # turns, searches and dollars in the table and pane borders
     EARLY_LIMIT = 2000  # items kept for an agent whose pane is not there yet
 
@@ -108,6 +152,8 @@ class MainScreen(Screen[None]):
         self._pane_flusher = Coalescer(self, AgentPane.FLUSH_INTERVAL)
         self._pending_rows: dict[str, AgentRow] = {}
         self._counters = Throttle(self, self.COUNTERS_INTERVAL, self._show_pending_rows)
+        self._activity: dict[str, int] = {}  # agent -> tick of its last streamed item
+        self._tick = 0
 
     # --- layout ---------------------------------------------------------------------------------
 
@@ -121,11 +167,12 @@ class MainScreen(Screen[None]):
             with Container(id="bottom"):
                 yield self.meter
                 yield self.retry_log
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p is in help; ^q must fit 80 columns
 
     def on_mount(self) -> None:
         self.query_one("#agents").border_title = "Agents"
         self.table.focus()
+        self.set_interval(self.ROTATE_INTERVAL, self._rotate_panes)
 
     @property
     def panes(self) -> dict[str, AgentPane]:
@@ -138,17 +185,59 @@ class MainScreen(Screen[None]):
     def on_resize(self) -> None:
         self._layout_panes()
 
+    def pane_slots(self) -> int:
+        """How many panes fit the pane area at their minimum height (at least one)."""
+        grid = self.query_one("#panes", Container)
+        width = grid.size.width or self.size.width
+        return pane_columns(width) * max(1, grid.size.height // self.MIN_PANE_HEIGHT)
+
+    def shown_panes(self) -> list[AgentPane]:
+        """The panes on screen: the selected agent's, then the most recently active, in roster order.
+
+        With more live agents than fit (a small terminal, a layer of 100 agents) the others stay
+        mounted and keep their text, hidden until selected or active again.
+        """
+        slots = self.pane_slots()
+        panes = list(self._panes.values())
+        if len(panes) <= slots:
+            return panes
+        selected = self.table.selected_agent
+        ranked = sorted(
+            panes,
+            key=lambda pane: (pane.agent_id != selected, -self._activity.get(pane.agent_id, -1)),
+        )
+        chosen = {pane.agent_id for pane in ranked[:slots]}
+        return [pane for pane in panes if pane.agent_id in chosen]
+
     def _layout_panes(self) -> None:
         grid = self.query_one("#panes", Container)
-        n = len(self._panes)
-        self.query_one("#no-panes").display = n == 0
-        if n == 0:
+        self.query_one("#no-panes").display = not self._panes
+        if not self._panes:
             return
-        columns = min(n, pane_columns(grid.size.width or self.size.width))
-        rows = math.ceil(n / columns)
-        grid.styles.grid_size_columns = columns
-        fits = rows * self.MIN_PANE_HEIGHT <= max(1, grid.size.height)
-        grid.styles.grid_rows = "1fr" if fits else str(self.MIN_PANE_HEIGHT + 2)
+        shown = self.shown_panes()
+        visible = {pane.agent_id for pane in shown}
+        with self.app.batch_update():
+            for pane in self._panes.values():
+                pane.display = pane.agent_id in visible
+        columns = min(len(shown), pane_columns(grid.size.width or self.size.width))
+        grid.styles.grid_size_columns = max(1, columns)
+        grid.styles.grid_rows = "1fr"
+        hidden = len(self._panes) - len(shown)
+        subtitle = f"{plural(hidden, 'pane')} hidden: select to show" if hidden else ""
+        agents = self.query_one("#agents")
+        if agents.border_subtitle != subtitle:
+            agents.border_subtitle = subtitle
+
+    def _rotate_panes(self) -> None:
+        """Every few seconds, hidden panes that became active take the place of quiet ones."""
+        if len(self._panes) > self.pane_slots():
+            self._layout_panes()
+
+    @on(AgentTable.RowHighlighted)
+    def _agent_highlighted(self, _event: AgentTable.RowHighlighted) -> None:
+        pane = self._panes.get(self.table.selected_agent or "")
+        if pane is not None and not pane.display:
+            self._layout_panes()
 
     # --- messages from the bridge ----------------------------------------------------------------
 
@@ -210,6 +299,8 @@ class MainScreen(Screen[None]):
         self._stream(agent_id, "end", continues)
 
     def _stream(self, agent_id: str, kind: str, value: str | bool) -> None:
+        self._tick += 1
+        self._activity[agent_id] = self._tick
         pane = self._panes.get(agent_id)
         if pane is not None:
             self._route(pane, kind, value)
@@ -310,18 +401,28 @@ class MainScreen(Screen[None]):
         if status.is_final:
             self.notify(f"{agent} has already finished ({status.value}).", severity="warning")
             return
+        started = self._has_started(agent)
         if status in (AgentStatus.PAUSED, AgentStatus.PAUSING):
             done, verb = self.control.resume(agent), "resume"
+            if done and not started:
+                self.notify(f"{agent} will start normally when its layer begins.")
         else:
             done, verb = self.control.pause(agent), "pause"
+            if done and not started:
+                self.notify(f"{agent} has not started yet: it will start paused (p again undoes this).")
         if not done:
             self.notify(f"Could not {verb} {agent} now ({status.value}).", severity="warning")
+
+    def _has_started(self, agent: str) -> bool:
+        row = self.table.rows_by_id.get(agent)
+        return row is not None and (row.status is not AgentStatus.PENDING or row.turn > 0)
 
     def action_kill(self) -> None:
         agent = self._selected_or_warn()
         if agent is None:
             return
-        if self.control.agent_status(agent).is_final:
+        status = self.control.agent_status(agent)
+        if status.is_final:
             self.notify(f"{agent} has already finished.", severity="warning")
             return
 
@@ -329,11 +430,16 @@ class MainScreen(Screen[None]):
             if yes and not self.control.kill(agent):
                 self.notify(f"Could not kill {agent}.", severity="warning")
 
+        if not self._has_started(agent):
+            what = "It has not started: it will not run, and writes no report."
+        elif status is AgentStatus.PAUSED:
+            what = "It is paused (no call in flight); its report so far is kept as a partial report."
+        else:
+            what = "The API call in flight is cancelled; what it wrote so far is kept as a partial report."
         self.app.push_screen(
             ConfirmScreen(
                 f"Kill agent {agent}?",
-                "The API call in flight is cancelled; what it wrote so far is kept as a partial report. "
-                "The agent cannot be resumed in this run.",
+                f"{what} The agent cannot be resumed in this run.",
                 yes="Kill",
                 danger=True,
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Group
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -11,12 +12,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.data import RunEntry, RunSource, estimate_text, run_documents
+from tui.data import RunEntry, RunSource, load_estimate, run_documents
 from tui.format import clock, short
 from tui.messages import AttachRequested, NewRunRequested, ResumeRequested
 from tui.screens.checkpoints import CheckpointBrowserScreen
 from tui.screens.choice import Choice, ChoiceScreen
 from tui.screens.report import ReportViewer
+from tui.widgets.estimate_view import estimate_view
 
 _RESUMABLE = {"running", "interrupted", "failed", "budget_exhausted", "killed", "unknown"}
 
@@ -24,15 +26,36 @@ _RESUMABLE = {"running", "interrupted", "failed", "budget_exhausted", "killed", 
 class RunsScreen(Screen[None]):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
-        Binding("enter,o", "open_run", "Open", id="runs-open"),
-        Binding("r", "resume_run", "Resume", id="runs-resume"),
-        Binding("n", "new_run", "New run", id="runs-new"),
-        Binding("c", "checkpoints", "Checkpoints", id="runs-checkpoints"),
-        Binding("g", "reload", "Refresh", id="runs-refresh"),
-        Binding("escape", "back", "Back", id="runs-back"),
-        Binding("t", "app.change_theme", "Theme", id="runs-theme"),
-        Binding("question_mark", "app.help", "Help", id="runs-help"),
+        Binding("enter,o", "open_run", "Open", id="runs-open", tooltip="open the run's reports and journal"),
+        Binding("r", "resume_run", "Resume", id="runs-resume", tooltip="resume the run where it stopped"),
+        Binding(
+            "n",
+            "new_run",
+            "New run",
+            id="runs-new",
+            tooltip="start a new run (shows its cost estimate first)",
+        ),
+        Binding(
+            "c", "checkpoints", "Checkpoints", id="runs-checkpoints", tooltip="fork the run from a checkpoint"
+        ),
+        Binding("g", "reload", "Refresh", id="runs-refresh", tooltip="read the runs directory again"),
+        Binding("escape", "back", "Back", id="runs-back", tooltip="back to the active run"),
+        Binding("t", "app.change_theme", "Theme", id="runs-theme", tooltip="choose a theme (remembered)"),
+        Binding("question_mark", "app.help", "Help", id="runs-help", key_display="?", tooltip="this help"),
     ]
+    HELP_TITLE = "Keys on the runs screen"
+    HELP_KEYS = (("↑ ↓", "select a run"),)
+    HELP_LEGEND = (
+        ("status", "running, interrupted (resumable), completed, failed, killed, budget_exhausted"),
+        ("cost", "dollars the run has spent"),
+        ("forked from", "the run whose checkpoint this run started from"),
+    )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":  # only over another screen (the run's), not as the first screen
+            stack = self.app.screen_stack
+            return self in stack and stack.index(self) >= 2
+        return True
 
     def __init__(self, runs_dir: Path, source: RunSource, *, config_path: Path | None) -> None:
         super().__init__()
@@ -45,7 +68,7 @@ class RunsScreen(Screen[None]):
         yield Static(f"research-orchestrator ─ runs in {self.runs_dir}", id="runs-title")
         yield DataTable(id="runs-table", cursor_type="row")
         yield Static("", id="runs-hint")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p is in help; ^q must fit 80 columns
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -131,23 +154,31 @@ class RunsScreen(Screen[None]):
             if choice in ("here", "detach"):
                 self.app.post_message(NewRunRequested(str(config), detach=choice == "detach"))
 
+        estimate = load_estimate(config)
+        body = Text(estimate) if isinstance(estimate, str) else estimate_view(estimate)  # no markup
         self.app.push_screen(
             ChoiceScreen(
                 f"Start a new run from {config}?",
-                estimate_text(config) + "\n\nDetached: the run is owned by a background process that "
-                "goes on when the app closes; the app attaches to it.",
+                Group(
+                    body,
+                    Text(
+                        "\nDetached: the run is owned by a background process that goes on when the app "
+                        "closes; the app attaches to it."
+                    ),
+                ),
                 [
                     Choice("y", "Start", "here", "primary"),
                     Choice("d", "Start detached", "detach"),
                     Choice("n", "Cancel", "cancel"),
                 ],
                 focus="here",
+                wide=True,
             ),
             answered,
         )
 
     def action_back(self) -> None:
-        if len(self.app.screen_stack) > 2:
+        if self.check_action("back", ()):
             self.dismiss(None)
 
 

@@ -3,7 +3,7 @@
 Fragments are buffered and flushed by a :class:`~tui.coalesce.Coalescer` (the screen shares one
 across all panes, so every dirty pane reaches the screen in the same frame; a pane on its own
 makes its own). The pane keeps a bounded tail of the transcript (the full one is in the run
-directory) and wraps it to its width, re-wrapping that tail when resized.
+directory); its view wraps that tail at the width it is drawn at, whatever width it arrived at.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from tui.coalesce import Coalescer
 from tui.format import money, plural
 from tui.widgets.colors import style
 from tui.widgets.stream_view import StreamView
-from tui.wrap import StreamWrapper
 
 _STATUS_WORDS = {
     AgentStatus.PAUSING: "pausing…",
@@ -106,7 +105,6 @@ class AgentPane(Widget):
         self._held = ""
         self._release_held = False
         self._raw = ""
-        self._wrapper = StreamWrapper(40)
         self._coalescer = coalescer
         self._highlighter = NoteHighlighter()
         self._class_word = ""
@@ -213,12 +211,12 @@ class AgentPane(Widget):
             self.view.write(written)
 
     def _feed(self, raw: str) -> str:
-        """Remember ``raw`` (unwrapped, bounded) and return it wrapped to the pane's width."""
+        """Remember ``raw`` (bounded) and return it for the view, which wraps it at its width."""
         self._raw += raw
         if len(self._raw) > self.TAIL_CHARS * 3 // 2:
             cut = self._raw.find("\n", len(self._raw) - self.TAIL_CHARS)
             self._raw = self._raw[cut + 1 :] if cut >= 0 else self._raw[-self.TAIL_CHARS :]
-        return self._wrapper.feed(raw)
+        return raw
 
     def _take_held(self, *, all_of_it: bool) -> str:
         """The buffered text up to its last whitespace (the rest may be half a word)."""
@@ -228,12 +226,3 @@ class AgentPane(Widget):
             cut = len(text)
         self._held = text[cut:]
         return text[:cut]
-
-    def on_resize(self) -> None:
-        width = self.content_region.width - 1
-        if width <= 0 or width == self._wrapper.width:
-            return
-        self._wrapper.reset(width)
-        self.view.clear()
-        if self._raw:
-            self.view.write(self._wrapper.feed(self._raw))

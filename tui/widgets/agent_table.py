@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.theme import Theme
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist, RowKey
@@ -28,6 +29,10 @@ class AgentTable(DataTable[Text]):
     AgentTable { background: $surface; scrollbar-size-vertical: 1; }
     AgentTable > .datatable--header { background: $surface; color: $text-muted; text-style: none; }
     """
+    BINDINGS = [
+        Binding("home", "scroll_top", "First agent", show=False),
+        Binding("end", "scroll_bottom", "Last agent", show=False),
+    ]
     ID_WIDTH = 13
     # DataTable keys its render caches by an update counter, so every cell update strands what
     # was cached; at the default sizes (10,000 cells) the dead entries were tens of thousands of

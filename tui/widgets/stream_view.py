@@ -1,4 +1,4 @@
-"""The text area of an agent pane: a bounded tail of pre-wrapped lines, cheap to append to.
+"""The text area of an agent pane: a bounded tail of lines, wrapped at the width it is drawn at.
 
 Textual's ``Log`` changes its ``virtual_size`` on every new line, and ``virtual_size`` is a layout
 reactive: with 20 streaming panes that made every frame a layout of the whole screen plus a
@@ -7,6 +7,10 @@ container. It draws the last lines that fit (or, once the user scrolls back, a f
 caches each rendered line, and a write only repaints the view itself. Scrolling back (keys,
 mouse wheel) and mouse selection are kept; instead of a scrollbar the view reports how far back
 it is (:class:`StreamView.Scrolled`) so its pane can say so in its border.
+
+Lines are kept as written (unwrapped) and wrapped to the view's current width when drawn: a write
+re-wraps only the line it continues, and a new width (a pane maximised, restored, or a terminal
+resized) re-wraps the bounded tail, so text streamed at one width never shows cut at another.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from textual.message import Message
 from textual.selection import Selection
 from textual.strip import Strip
 from textual.widget import Widget
+
+from tui.wrap import wrap_all
 
 _CONTROL = re.compile("[\u0000-\u0014]")
 
@@ -56,7 +62,10 @@ class StreamView(Widget, can_focus=True):
         super().__init__(id=id)
         self.max_lines = max_lines
         self.highlighter: Highlighter | None = None
-        self._lines: list[str] = []
+        self._logical: list[str] = []  # as written; the last one is still open
+        self._counts: list[int] = []  # rows each logical line wraps to at ``_wrap_width``
+        self._wrap_width = 0  # 0: not drawn yet, lines are not wrapped
+        self._lines: list[str] = []  # the rows: logical lines wrapped at ``_wrap_width``
         self._top: int | None = None  # first line shown when scrolled back; None: follow the end
         self._cache: dict[int, Strip] = {}
         self._cache_width = -1
@@ -66,7 +75,7 @@ class StreamView(Widget, can_focus=True):
 
     @property
     def lines(self) -> Sequence[str]:
-        """The lines held (wrapped by the writer), oldest first; read only."""
+        """The rows held (wrapped at the width last drawn at), oldest first; read only."""
         return self._lines
 
     @property
@@ -75,24 +84,36 @@ class StreamView(Widget, can_focus=True):
         lines = self._lines
         return len(lines) - (1 if lines and lines[-1] == "" else 0)
 
+    def _wrap(self, line: str) -> list[str]:
+        if self._wrap_width <= 0 or len(line) < self._wrap_width // 2:  # short lines cannot wrap
+            return [line]
+        return wrap_all(line, self._wrap_width).split("\n")
+
     def write(self, data: str) -> None:
         """Append ``data``; its first piece continues the last line, each newline starts another."""
         if not data:
             return
-        lines = self._lines
-        if not lines:
+        logical, counts, lines = self._logical, self._counts, self._lines
+        if not logical:
+            logical.append("")
+            counts.append(1)
             lines.append("")
         pieces = data.split("\n")
-        first = len(lines) - 1
-        lines[-1] += pieces[0]
-        lines.extend(pieces[1:])
-        self._cache.pop(first, None)
+        first = len(lines) - counts[-1]
+        del lines[first:]
+        logical[-1] += pieces[0]
+        rows = self._wrap(logical[-1])
+        lines.extend(rows)
+        counts[-1] = len(rows)
+        for piece in pieces[1:]:
+            rows = self._wrap(piece)
+            logical.append(piece)
+            counts.append(len(rows))
+            lines.extend(rows)
+        for stale in [key for key in self._cache if key >= first]:
+            del self._cache[stale]
         if len(lines) > self.max_lines:
-            drop = len(lines) - self.max_lines + min(self.PRUNE_STEP, self.max_lines // 4)
-            del lines[:drop]
-            self._cache.clear()
-            if self._top is not None:
-                self._top = max(0, self._top - drop)
+            self._prune(len(lines) - self.max_lines + min(self.PRUNE_STEP, self.max_lines // 4))
         if self._top is None:
             self.refresh()
         else:
@@ -100,8 +121,35 @@ class StreamView(Widget, can_focus=True):
             if first < self._top + self.size.height:
                 self.refresh()
 
+    def _prune(self, rows: int) -> None:
+        """Drop whole logical lines from the start, at least ``rows`` rows (never the open line)."""
+        drop_lines = drop_rows = 0
+        while drop_rows < rows and drop_lines < len(self._logical) - 1:
+            drop_rows += self._counts[drop_lines]
+            drop_lines += 1
+        if not drop_lines:
+            return
+        del self._logical[:drop_lines], self._counts[:drop_lines], self._lines[:drop_rows]
+        self._cache.clear()
+        if self._top is not None:
+            self._top = max(0, self._top - drop_rows)
+
+    def _rewrap(self, width: int) -> None:
+        """Wrap every held line at ``width`` (a new width: maximised, restored, resized)."""
+        self._wrap_width = width
+        self._lines, self._counts = [], []
+        for line in self._logical:
+            rows = self._wrap(line)
+            self._counts.append(len(rows))
+            self._lines.extend(rows)
+        self._cache.clear()
+        if self._top is not None:
+            self._top = min(self._top, max(0, self.line_count - self.size.height))
+
     def clear(self) -> None:
         self._lines.clear()
+        self._logical.clear()
+        self._counts.clear()
         self._cache.clear()
         self._top = None
         self._report_position()
@@ -180,6 +228,9 @@ class StreamView(Widget, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
+        wrap_at = max(8, width - 1)  # a free column at the right, so text never touches the border
+        if wrap_at != self._wrap_width and width > 0:
+            self._rewrap(wrap_at)
         if width != self._cache_width:
             self._cache.clear()
             self._cache_width = width

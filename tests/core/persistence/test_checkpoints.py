@@ -508,3 +508,13 @@ async def test_a_cancelled_save_still_lands_before_the_cancellation_propagates(
     assert second.ok and second.turn == 2
     third = await agent.step()
     assert third.prev == second.id  # the store knows the cancelled save landed
+
+
+async def test_each_checkpoint_lists_its_agents_own_spend_beside_the_runs(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    market, policy = Agent(store, "market"), Agent(store, "policy")
+    await market.step(agent_state={"cost_usd": 0.25}, cost_usd=0.25)
+    await policy.step(agent_state={"cost_usd": 0.5}, cost_usd=0.75)
+    await market.step(agent_state={}, cost_usd=0.9)  # an older checkpoint format: no agent cost
+    listed = {(i.agent_id, i.turn): (i.agent_cost_usd, i.cost_usd) for i in store.list()}
+    assert listed == {("market", 1): (0.25, 0.25), ("policy", 1): (0.5, 0.75), ("market", 2): (0.0, 0.9)}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
+from core import events as ev
 from core.control import AgentStatus
 from core.view import AgentRow
 from tests.tui.conftest import settle
-from tests.tui.fakes import FakeRun
+from tests.tui.fakes import RUN_ID, FakeRun, at
 from tui import messages as msg
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
@@ -129,3 +131,63 @@ async def test_lines_streamed_while_maximised_fit_the_restored_pane(
         assert all(len(line) <= narrow for line in shown)
         assert any("word39" in line for line in shown)
         assert not any(line.endswith("-") or line.startswith("wide") for line in shown), shown
+
+
+async def test_a_small_terminal_shows_the_table_and_the_selected_agents_pane(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        assert [pane.agent_id for pane in screen.shown_panes()] == ["market"]
+        assert screen.panes["market"].display and not screen.panes["chemistry"].display
+        await pilot.press("down")
+        await pilot.pause()
+        assert [pane.agent_id for pane in screen.shown_panes()] == ["chemistry"]
+        assert screen.panes["chemistry"].display and not screen.panes["market"].display
+        assert "hidden" in str(screen.query_one("#agents").border_subtitle)
+
+
+def many_agents_script(n: int) -> list[ev.Event]:
+    agents = tuple((f"agent-{i:03d}", 1, f"Topic {i}") for i in range(n))
+    script: list[ev.Event] = [
+        ev.RunStarted(run_id=RUN_ID, at=at(0), program="wide", run_dir="runs/x", agents=agents),
+        ev.LayerStarted(run_id=RUN_ID, at=at(0), layer=1, agent_ids=tuple(a for a, _, _ in agents)),
+    ]
+    script += [
+        ev.AgentStarted(run_id=RUN_ID, agent_id=a, layer=1, turn=1, at=at(1), title=t) for a, _, t in agents
+    ]
+    return script
+
+
+async def test_a_layer_of_100_agents_shows_what_fits_selected_and_most_active_first(
+    make_app: Callable[..., ResearchApp], tmp_path: Path
+) -> None:
+    fake = FakeRun(many_agents_script(100), run_dir=tmp_path / RUN_ID)
+    app = make_app(control_factory=_returning(fake))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        assert len(screen.panes) == 100
+        shown = screen.shown_panes()
+        assert 1 <= len(shown) <= screen.pane_slots() < 100
+        assert sum(pane.display for pane in screen.panes.values()) == len(shown)
+        screen.stream_text("agent-077", "news ")
+        screen._rotate_panes()
+        await pilot.pause()
+        assert screen.panes["agent-077"].display
+        await pilot.press("end")  # the table scrolls to its last row
+        await pilot.pause()
+        assert screen.table.selected_agent == "agent-099"
+        assert screen.panes["agent-099"].display
+        assert all(pane.region.height >= MainScreen.MIN_PANE_HEIGHT for pane in screen.shown_panes())
+
+
+def _returning(fake: FakeRun) -> Callable[[], Awaitable[FakeRun]]:
+    async def factory() -> FakeRun:
+        return fake
+
+    return factory

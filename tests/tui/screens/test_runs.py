@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 
+from rich.console import Console, RenderableType
+
 from tests.tui.fakes import RUN_ID, FakeRun, FakeRunSource
 from tui.app import ResearchApp
-from tui.data import ControlFactory
+from tui.data import ControlFactory, load_estimate
 from tui.screens.choice import ChoiceScreen
 from tui.screens.main import MainScreen
 from tui.screens.report import ReportViewer
 from tui.screens.runs import RunsScreen
+from tui.widgets.estimate_view import estimate_view
 
 CONFIG = Path(__file__).resolve().parents[3] / "research_config.yaml"
+
+
+def plain(renderable: RenderableType, width: int) -> str:
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_estimate_fits_an_80_column_dialog_without_wrapping_a_row() -> None:
+    estimate = load_estimate(CONFIG)
+    assert not isinstance(estimate, str)
+    text = plain(estimate_view(estimate), 74)  # the dialog's inside at 80 columns
+    lines = text.splitlines()
+    for agent in estimate.agents:
+        row = next(line for line in lines if line.strip().startswith(agent.agent_id))
+        assert f"{agent.usd.expected:,.2f}" in row and f"{agent.searches.high:.0f}" in row
+    assert all(len(line.rstrip()) <= 74 for line in lines)
+    table_rows = [line for line in lines if "." in line and line[:1] in (" ", "L", "t")]
+    assert len(table_rows) >= len(estimate.agents) + len(estimate.layers) + 1
 
 
 def runs_app(started: list[Path], resumed: list[tuple[str, str | None]], run: FakeRun) -> ResearchApp:
@@ -54,7 +77,7 @@ async def test_new_run_shows_the_estimate_and_starts_only_when_confirmed() -> No
         await pilot.pause()
         confirm = app.screen
         assert isinstance(confirm, ChoiceScreen)  # start here, start detached, or cancel
-        assert "sodium-ion-2026" in confirm.message or "$" in confirm.message
+        assert "Cost estimate for sodium-ion-2026" in plain(confirm.message, 76)
         await pilot.press("n")
         await pilot.pause()
         assert started == []

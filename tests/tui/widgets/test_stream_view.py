@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from textual import events
 from textual.app import App, ComposeResult
 from textual.geometry import Offset
@@ -129,3 +133,33 @@ async def test_selected_text_can_be_copied() -> None:
         await pilot.pause()
         selected = view.get_selection(Selection.from_offsets(Offset(0, 0), Offset(3, 1)))
         assert selected == ("Sodium-ion cells\nare", "\n")
+
+
+words_st = st.lists(st.text(alphabet="abcdefghij", min_size=1, max_size=8), min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    words=words_st,
+    newline_every=st.integers(min_value=3, max_value=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=20),
+    first=st.integers(min_value=8, max_value=120),
+    second=st.integers(min_value=8, max_value=120),
+)
+def test_text_written_at_one_width_is_wrapped_whole_at_another(
+    words: list[str], newline_every: int, cuts: list[int], first: int, second: int
+) -> None:
+    text = "".join(w + ("\n" if i % newline_every == newline_every - 1 else " ") for i, w in enumerate(words))
+    view = StreamView(max_lines=10_000)
+    view._rewrap(first)
+    bounds = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    for start, end in itertools.pairwise(bounds):  # fragments that end mid-word
+        view.write(text[start:end])
+    view._rewrap(second)
+    at_once = StreamView(max_lines=10_000)
+    at_once._rewrap(second)
+    at_once.write(text)
+    assert list(view.lines) == list(at_once.lines)
+    assert all(len(row) <= second for row in view.lines)
+    shown_words = " ".join(view.lines).split()
+    assert shown_words == text.split()  # no word cut in two (every word here fits the width)
