@@ -6,9 +6,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from core import events as ev
 from core.control import AgentStatus
 from tests.tui.conftest import settle
-from tests.tui.fakes import FakeRun
+from tests.tui.fakes import RUN_ID, FakeRun, at
 from tui.app import ResearchApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -241,16 +242,9 @@ class PendingPausableRun(FakeRun):
     def pause(self, agent_id: str) -> bool:
         if self.agent_status(agent_id) is AgentStatus.PENDING:
             self.calls.append(("pause", agent_id))
-            self.statuses[agent_id] = AgentStatus.PAUSED
+            self._publish(ev.AgentPaused(run_id=RUN_ID, agent_id=agent_id, at=at(2400)))
             return True
         return super().pause(agent_id)
-
-    def resume(self, agent_id: str) -> bool:
-        if self.agent_status(agent_id) is AgentStatus.PAUSED and agent_id.startswith("cross"):
-            self.calls.append(("resume", agent_id))
-            self.statuses[agent_id] = AgentStatus.PENDING
-            return True
-        return super().resume(agent_id)
 
 
 async def test_p_on_a_pending_agent_says_it_will_start_paused_and_p_again_undoes_it(
@@ -270,9 +264,12 @@ async def test_p_on_a_pending_agent_says_it_will_start_paused_and_p_again_undoes
         assert isinstance(screen, MainScreen)
         screen.table.select_agent("cross-tech")
         await pilot.press("p")
+        await pilot.pause()
         assert run.agent_status("cross-tech") is AgentStatus.PAUSED
+        assert screen.table.rows_by_id["cross-tech"].status is AgentStatus.PAUSED
         assert any("cross-tech has not started yet: it will start paused" in note for note in notes)
         await pilot.press("p")
+        await pilot.pause()
         assert run.agent_status("cross-tech") is AgentStatus.PENDING
         assert any("cross-tech will start normally" in note for note in notes)
 

@@ -415,7 +415,7 @@ class MainScreen(Screen[None]):
 
     def _has_started(self, agent: str) -> bool:
         row = self.table.rows_by_id.get(agent)
-        return row is not None and (row.status is not AgentStatus.PENDING or row.turn > 0)
+        return row is not None and row.started
 
     def action_kill(self) -> None:
         agent = self._selected_or_warn()
