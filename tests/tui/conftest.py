@@ -10,6 +10,7 @@ from textual.pilot import Pilot
 
 from tests.tui.fakes import NOW, FakeRun, FakeRunSource
 from tui.app import ResearchApp
+from tui.screens.main import MainScreen
 
 
 @pytest.fixture(autouse=True)
@@ -47,4 +48,7 @@ async def settle(pilot: Pilot[object], fake: FakeRun, delay: float = 0.35) -> No
     """Wait until the script is published and every coalescing timer has flushed."""
     await fake.script_done.wait()
     await pilot.pause(delay)
+    screen = pilot.app.screen
+    if isinstance(screen, MainScreen):  # which panes show follows activity every few seconds: now
+        screen.rotate_panes()
     await pilot.pause()

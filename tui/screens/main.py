@@ -172,7 +172,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#agents").border_title = "Agents"
         self.table.focus()
-        self.set_interval(self.ROTATE_INTERVAL, self._rotate_panes)
+        self.set_interval(self.ROTATE_INTERVAL, self.rotate_panes)
 
     @property
     def panes(self) -> dict[str, AgentPane]:
@@ -228,7 +228,7 @@ class MainScreen(Screen[None]):
         if agents.border_subtitle != subtitle:
             agents.border_subtitle = subtitle
 
-    def _rotate_panes(self) -> None:
+    def rotate_panes(self) -> None:
         """Every few seconds, hidden panes that became active take the place of quiet ones."""
         if len(self._panes) > self.pane_slots():
             self._layout_panes()

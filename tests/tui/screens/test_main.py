@@ -176,7 +176,7 @@ async def test_a_layer_of_100_agents_shows_what_fits_selected_and_most_active_fi
         assert 1 <= len(shown) <= screen.pane_slots() < 100
         assert sum(pane.display for pane in screen.panes.values()) == len(shown)
         screen.stream_text("agent-077", "news ")
-        screen._rotate_panes()
+        screen.rotate_panes()
         await pilot.pause()
         assert screen.panes["agent-077"].display
         await pilot.press("end")  # the table scrolls to its last row
