@@ -90,7 +90,11 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "resume", help="resume a run from its latest checkpoint, or fork it from one"
     )
     resume.add_argument("run", help="run id (or a unique prefix, or its directory)")
-    resume.add_argument("--checkpoint", metavar="ID", help="fork a new run from this checkpoint")
+    resume.add_argument(
+        "--checkpoint",
+        metavar="ID",
+        help="fork a new run from this checkpoint (its id or a unique prefix of it)",
+    )
     resume.add_argument("--headless", action="store_true")
     endpoint = resume.add_mutually_exclusive_group()
     endpoint.add_argument(

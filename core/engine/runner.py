@@ -28,7 +28,14 @@ from core.engine.orchestrator import Orchestrator
 from core.engine.session import SessionState
 from core.events import EventBus
 from core.persistence.atomic import DiskError, SpaceReserve
-from core.persistence.checkpoints import CheckpointInfo, CheckpointStore, RestorePoint, canonical_json
+from core.persistence.checkpoints import (
+    CheckpointInfo,
+    CheckpointNotFound,
+    CheckpointStore,
+    RestorePoint,
+    canonical_json,
+    find_checkpoint,
+)
 from core.persistence.journal import Journal
 from core.persistence.rundir import RunDir, new_run_id, parent_record
 from core.persistence.runlock import RunLock
@@ -278,12 +285,14 @@ async def resume_run(
     parent = summary.get("parent")
     upto: int | None = None
     if checkpoint_id is not None:
-        picked = next((i for i in infos if i.id == checkpoint_id), None)
-        if picked is None:
+        try:
+            picked = find_checkpoint(infos, checkpoint_id)
+        except CheckpointNotFound as missing:
             raise SetupError(
-                f"no checkpoint {printable(repr(checkpoint_id))} in run {source.run_id}: "
+                f"{printable(str(missing))} in run {source.run_id}: "
                 f"see `research-orchestrator checkpoints {source.run_id}`"
-            )
+            ) from None
+        checkpoint_id = picked.id  # a unique prefix names the whole id from here on
         if picked.status != "ok":
             raise SetupError(f"checkpoint {checkpoint_id} is corrupt ({picked.problem}); pick another")
         if good and picked.seq != good[-1].seq:

@@ -24,6 +24,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,22 @@ class CheckpointCorrupt(Exception):
 
 class CheckpointNotFound(LookupError):
     """No checkpoint with that id exists in the run."""
+
+
+def find_checkpoint(infos: Iterable[CheckpointInfo], ref: str) -> CheckpointInfo:
+    """The checkpoint whose id is ``ref`` or starts with it (``000019`` for ``000019-market-t005``).
+
+    Raises :class:`CheckpointNotFound` naming the candidates when no id, or more than one, matches.
+    """
+    listed = builtins.list(infos)
+    exact = [info for info in listed if info.id == ref]
+    matches = exact or [info for info in listed if ref and info.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise CheckpointNotFound(f"no checkpoint id starts with {ref!r}")
+    shown = ", ".join(info.id for info in matches[:5]) + (", …" if len(matches) > 5 else "")
+    raise CheckpointNotFound(f"{ref!r} matches {len(matches)} checkpoints ({shown}): give more of the id")
 
 
 @dataclass(frozen=True)

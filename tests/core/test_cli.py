@@ -246,3 +246,20 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path, argv
     assert first
     assert err == "", err
     assert code in (0, 141)
+
+
+def test_resume_checkpoint_accepts_a_unique_prefix_of_its_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = programs.write(tmp_path, programs.program([programs.agent("a")], max_turns=3))
+    runs = tmp_path / "runs"
+    assert main(["run", str(config), "--headless", "--simulate", "--runs-dir", str(runs)]) == 0
+    (parent,) = runs.iterdir()
+    first = sorted((parent / "checkpoints").iterdir())[0].stem  # 000001-a-t001
+    capsys.readouterr()
+    assert main(["resume", parent.name, "--checkpoint", "0000", "--headless", "--runs-dir", str(runs)]) == 2
+    assert "matches" in capsys.readouterr().err  # ambiguous: every id starts with 0000
+    prefix = first.split("-")[0]
+    assert main(["resume", parent.name, "--checkpoint", prefix, "--headless", "--runs-dir", str(runs)]) == 0
+    fork = next(p for p in runs.iterdir() if p != parent)
+    assert json.loads((fork / "summary.json").read_text())["parent"]["checkpoint_id"] == first

@@ -24,7 +24,9 @@ from core.persistence.checkpoints import (
     CheckpointInfo,
     CheckpointNotFound,
     CheckpointStore,
+    _corrupt_info,
     canonical_json,
+    find_checkpoint,
 )
 
 Message = dict[str, Any]
@@ -518,3 +520,20 @@ async def test_each_checkpoint_lists_its_agents_own_spend_beside_the_runs(tmp_pa
     await market.step(agent_state={}, cost_usd=0.9)  # an older checkpoint format: no agent cost
     listed = {(i.agent_id, i.turn): (i.agent_cost_usd, i.cost_usd) for i in store.list()}
     assert listed == {("market", 1): (0.25, 0.25), ("policy", 1): (0.5, 0.75), ("market", 2): (0.0, 0.9)}
+
+
+@given(
+    ids=st.lists(st.from_regex(r"\A\d{6}-[a-z]{1,3}-t\d{3}\Z"), min_size=1, max_size=8, unique=True),
+    data=st.data(),
+)
+def test_a_checkpoint_is_found_by_any_prefix_that_only_it_has(ids: list[str], data: st.DataObject) -> None:
+    infos = [_corrupt_info((int(i[:6]), i.split("-")[1], int(i[-3:])), Path(f"{i}.json"), "x") for i in ids]
+    target = data.draw(st.sampled_from(infos))
+    cut = data.draw(st.integers(min_value=0, max_value=len(target.id)))
+    prefix = target.id[:cut]
+    sharing = [i for i in infos if i.id.startswith(prefix)]
+    if prefix and (len(sharing) == 1 or prefix == target.id):
+        assert find_checkpoint(infos, prefix) is target
+    else:
+        with pytest.raises(CheckpointNotFound):
+            find_checkpoint(infos, prefix)
