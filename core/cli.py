@@ -203,20 +203,28 @@ def _discard_stdout() -> None:
         os.close(devnull)
 
 
+#: The errors a user can cause, by module and class. An error's class is loaded when the error exists,
+#: so only modules already imported are looked at: a mistyped run id must not import the SDK (over a
+#: second) just to be told apart from a SetupError.
+USER_ERRORS = (
+    ("core.config.loader", "ConfigError"),
+    ("core.engine.runner", "SetupError"),
+    ("core.persistence.atomic", "DiskError"),
+    ("core.persistence.rundir", "RunRefError"),
+    ("core.persistence.runlock", "RunLocked"),
+    ("core.remote.channel", "ChannelError"),
+)
+
+
 def _user_error(error: Exception) -> str | None:
     if isinstance(error, AppUnavailable):
         return str(error)
-    from core.config.loader import ConfigError
-    from core.engine.runner import SetupError
-    from core.persistence.atomic import DiskError
-    from core.persistence.rundir import RunRefError
-    from core.persistence.runlock import RunLocked
-    from core.remote.channel import ChannelError
-
-    if isinstance(error, ConfigError):
-        return "invalid config\n" + error.format()
-    if isinstance(error, SetupError | RunLocked | RunRefError | DiskError | ChannelError):
-        return printable(str(error), keep_newlines=True)
+    for module_name, class_name in USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(error, getattr(module, class_name)):
+            if class_name == "ConfigError":
+                return f"invalid config\n{error.format()}"
+            return printable(str(error), keep_newlines=True)
     return None
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from core import cli
 from tests.core.test_import_hygiene import heavy_in, loaded_after
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,8 @@ def command_modules(argv: list[str]) -> set[str]:
         ["validate", "research_config.yaml"],
         ["runs", "--runs-dir", "no-such-dir"],
         ["run", "--help"],
+        ["verify", "no-such-run", "--runs-dir", "no-such-dir"],  # a user error, told without the SDK
+        ["checkpoints", "no-such-run", "--runs-dir", "no-such-dir"],
     ],
     ids=" ".join,
 )
@@ -56,3 +60,9 @@ def test_core_command_line_without_the_app_says_to_use_headless(tmp_path: Path) 
     assert result.returncode == 2
     assert "--headless" in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("module", "name"), cli.USER_ERRORS)
+def test_every_user_error_named_by_the_command_line_exists(module: str, name: str) -> None:
+    error = getattr(importlib.import_module(module), name)
+    assert isinstance(error, type) and issubclass(error, Exception)
