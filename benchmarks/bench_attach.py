@@ -16,6 +16,8 @@ turns, so nobody finishes inside the window). This process runs the real app att
   is matched on the text before that word.
 * ``attach.received_p95_ms``: the same, up to the moment the attached process folds the fragment
   (before the pane and the frame): the part of the lag the journal and the socket account for.
+* ``attach.path_p95_ms``: publish -> folded by an ``AttachedRun`` with no app (the journal, the
+  socket and the read alone), measured before the app attaches.
 * ``attach.hosted_lag_p95_ms``: the same figure for the app hosting the same run itself (the
   default mode), measured right after: what attaching adds is the difference, whatever the load.
 * ``attach.owner_cpu_share_*``: the owner's CPU seconds per second over a window with no app
@@ -152,6 +154,30 @@ class FrameLag:
         return measured
 
 
+async def _path_only(runs: Path, run_id: str, window_s: float) -> dict[str, Any]:
+    """Publish -> folded by an AttachedRun with no app around it: the journal and the socket alone."""
+    from core import events as ev
+    from core.remote.attached import attach_run
+
+    attached = await attach_run(runs, run_id)
+    lags: list[float] = []
+    measuring = [False]
+
+    def on_event(event: ev.Event) -> None:
+        if measuring[0] and isinstance(event, ev.TextStreamed):
+            lags.append((time.time() - event.at) * 1000)
+
+    attached.bus.listen(on_event)
+    task = asyncio.create_task(attached.run())
+    await asyncio.sleep(2.0)
+    measuring[0] = True
+    await asyncio.sleep(window_s)
+    measuring[0] = False
+    task.cancel()  # detach
+    await asyncio.gather(task, return_exceptions=True)
+    return {"attach.path_p50_ms": percentile(lags, 0.5), "attach.path_p95_ms": percentile(lags, 0.95)}
+
+
 async def _attached(
     runs: Path, run_id: str, owner_pid: int, warmup_s: float, unattached_s: float, window_s: float
 ) -> dict[str, Any]:
@@ -163,6 +189,7 @@ async def _attached(
     cpu_before = process_cpu_seconds(owner_pid)
     await asyncio.sleep(unattached_s)
     cpu_unattached = (process_cpu_seconds(owner_pid) or 0.0) - (cpu_before or 0.0)
+    path = await _path_only(runs, run_id, unattached_s)
 
     async def factory() -> Any:
         control = await attach_run(runs, run_id)
@@ -193,6 +220,7 @@ async def _attached(
         "attach.frames_checked": meter.frames,
         "attach.owner_cpu_share_unattached": cpu_unattached / unattached_s,
         "attach.owner_cpu_share_attached": cpu_attached / (measured_s + 1.0),
+        **path,
     }
 
 
