@@ -3,11 +3,14 @@
 Usage: ``VENV/bin/python .ci/wheel_smoke.py REPO WORKDIR``. From WORKDIR (outside the source tree, so
 ``core`` and ``tui`` come from site-packages), it types ``research-orchestrator run research_config.yaml
 --simulate`` in a real terminal (tmux), checks the app opens in the default theme's colours, picks
-every shipped theme with ``t`` as a person would and checks its colours, then quits.
+every shipped theme with ``t`` as a person would and checks its colours, then quits. Where tmux
+cannot be installed, the same app is driven in-process by Textual's pilot instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shlex
 import shutil
@@ -50,10 +53,17 @@ def main(repo: Path, work: Path) -> int:
     help_text = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
     assert "usage: research-orchestrator" in help_text
 
+    shutil.copy(repo / "research_config.yaml", work / "research_config.yaml")
+    if shutil.which("tmux") is None:
+        print("wheel smoke: no tmux here; the app is driven in-process instead (Textual's pilot)")
+        os.environ["XDG_CONFIG_HOME"] = str(work / "config")
+        outcome = asyncio.run(pilot_smoke(work, names))
+        print(f"wheel smoke: ok ({', '.join(names)}; {outcome})")
+        return 0
+
     sys.path.append(str(repo))  # after site-packages: only the tmux helper comes from the source tree
     from tests.tui.tmux import TmuxServer, wait_for_file
 
-    shutil.copy(repo / "research_config.yaml", work / "research_config.yaml")
     exit_file = work / "exit"
     command = f"{shlex.quote(str(script))} run research_config.yaml --simulate; echo EXIT=$? > exit; sleep 60"
     env = {"XDG_CONFIG_HOME": str(work / "config"), "COLORTERM": "truecolor", "TERM": "xterm-256color"}
@@ -93,6 +103,33 @@ def main(repo: Path, work: Path) -> int:
         tmux.kill()
     print(f"wheel smoke: ok ({', '.join(names)}; {code})")
     return 0
+
+
+async def pilot_smoke(work: Path, names: list[str]) -> str:
+    """The same checks without a terminal: the app on the simulator, its default theme, every theme picked."""
+    from tui.app import ResearchApp
+    from tui.data import start_factory
+    from tui.themes import DEFAULT_THEME
+
+    app = ResearchApp(
+        control_factory=start_factory(work / "research_config.yaml", work / "runs", simulate=True),
+        runs_dir=work / "runs",
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        deadline = time.monotonic() + 60
+        while app.control is None:
+            assert time.monotonic() < deadline, f"the run did not start: {app.start_error}"
+            await pilot.pause(0.1)
+        assert app.theme == DEFAULT_THEME, app.theme
+        print(f"wheel smoke: the app opened in the default theme {DEFAULT_THEME}", flush=True)
+        for name in names:
+            app.theme = name
+            await pilot.pause()
+            assert app.current_theme.name == name
+            print(f"wheel smoke: picked {name}", flush=True)
+        await app.stop_run()
+    assert app.outcome is not None, app.run_error
+    return app.outcome.status.value
 
 
 if __name__ == "__main__":
