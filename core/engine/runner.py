@@ -36,7 +36,7 @@ from core.persistence.checkpoints import (
     canonical_json,
     find_checkpoint,
 )
-from core.persistence.journal import Journal
+from core.persistence.journal import Journal, read_journal
 from core.persistence.rundir import RunDir, new_run_id, parent_record
 from core.persistence.runlock import RunLock
 from core.persistence.runmeta import (
@@ -312,7 +312,7 @@ async def resume_run(
     lock.acquire()
     try:
         if target is source and checkpoint_id is None and not start_over:
-            _refuse_to_rebuy(source, config, infos, summary)
+            await asyncio.to_thread(_refuse_to_rebuy, source, config, infos, summary)
         # The store that restores is the one the run saves with: it already knows each agent's
         # chain, so the first save after the resume reads nothing more (and nothing on the loop).
         target_store = CheckpointStore(target.path)
@@ -345,6 +345,14 @@ async def resume_run(
         raise
 
 
+def _journaled_checkpoints(run: RunDir) -> int:
+    """How many checkpoints the run's journal says were saved (0 if it cannot be read)."""
+    try:
+        return sum(1 for event in read_journal(run.events_path) if event.get("kind") == "checkpoint_saved")
+    except (OSError, DiskError):
+        return 0
+
+
 def _skipped_notices(point: RestorePoint) -> list[str]:
     lines = []
     for info in point.skipped:
@@ -364,8 +372,9 @@ def _refuse_to_rebuy(
         return
     spent = summary.get("cost_usd")
     spent_usd = float(spent) if isinstance(spent, int | float) and math.isfinite(spent) else 0.0
-    if not infos and spent_usd <= 0:
-        return  # nothing was saved and nothing was paid for: starting over loses nothing
+    journaled = _journaled_checkpoints(run) if not infos else 0
+    if not infos and not journaled:
+        return  # no checkpoint was ever saved (stopped before its first turn landed): nothing to lose
     from core.budget.estimate import estimate
 
     cost = estimate(config, PriceTable.from_config(config.pricing)).usd
@@ -373,7 +382,7 @@ def _refuse_to_rebuy(
         names = ", ".join(info.id for info in infos[:5]) + (", ..." if len(infos) > 5 else "")
         what = f"none of its {len(infos)} checkpoints is usable (all corrupt: {names})"
     else:
-        what = "it has no checkpoints"
+        what = f"its checkpoints are gone (events.jsonl records {journaled} saved)"
     raise SetupError(
         f"run {run.run_id}: {what}, so resuming it would start over and pay for every turn again: "
         f"about ${cost.expected:.2f} (${cost.low:.2f} to ${cost.high:.2f}), on top of the "

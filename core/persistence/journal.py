@@ -122,11 +122,17 @@ def _line(data: dict[str, Any]) -> str:
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
-    """The events of a journal; a torn last line (a crash mid-write) is skipped."""
+    """The events of a journal; a torn last line (a crash mid-write) is skipped.
+
+    Raises :class:`~core.persistence.atomic.UnsafePathError` when the journal is a link or not a file.
+    """
     events: list[dict[str, Any]] = []
-    if not path.exists():
+    if not os.path.lexists(path):
         return events
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    fd = open_in_run(path, os.O_RDONLY, kind="journal")  # a link or a directory there: refused
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as file:
+        text = file.read()
+    for line in text.splitlines():
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError:

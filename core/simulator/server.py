@@ -88,6 +88,7 @@ class _Outcome:
         self.stop_reason: str | None = None
         self.body: Any = None
         self.received_at = time.time()
+        self.usage: dict[str, Any] | None = None
 
 
 @web.middleware
@@ -162,6 +163,7 @@ class _Handlers:
                 stop_reason=outcome.stop_reason,
                 at=time.time(),
                 received_at=outcome.received_at,
+                usage=outcome.usage,
             ),
             outcome.body,
         )
@@ -262,6 +264,7 @@ class _Handlers:
         )
         state.limiter.settle(turn.output_tokens)
         outcome.stop_reason = turn.stop_reason
+        outcome.usage = turn.message()["usage"]
         await self._first_byte_wait(plan)
         if plan.kind == "disconnect" and not outcome.stream:
             self._log(outcome, 0)

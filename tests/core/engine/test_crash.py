@@ -1,4 +1,4 @@
-"""SIGKILL a headless run at random moments, resume each time: nothing paid for is lost or redone.
+"""KILL, TERM, INT or HUP a headless run at random moments, resume each time: nothing paid is lost or redone.
 
 The simulator runs in its own process so it outlives every crash and sees every request.
 """
@@ -23,7 +23,8 @@ from core.persistence.checkpoints import CheckpointStore
 from tests.core import programs
 
 ROOT = Path(__file__).resolve().parents[3]
-KILLS = 20
+KILLS = 24
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def free_port() -> int:
@@ -77,7 +78,7 @@ def conversation_of(text: str) -> str:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_loses_and_redoes_nothing(
+def test_signals_of_every_kind_at_random_moments_then_resume_loses_and_redoes_nothing(
     tmp_path: Path, simulator_process: str
 ) -> None:
     data = programs.program(
@@ -90,32 +91,47 @@ def test_sigkill_at_random_moments_then_resume_loses_and_redoes_nothing(
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-crash-test", "ANTHROPIC_BASE_URL": simulator_process}
     rng = random.Random(20261124)
     kills: list[float] = []
+    sent: list[int] = []
     command = [sys.executable, "-m", "core.cli", "run", str(config), "--headless", "--runs-dir", str(runs)]
     finished = None
     for attempt in range(KILLS + 40):
         process = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,  # a SIGINT or SIGHUP for it alone, as from its own terminal
+        )  # fmt: skip
+        signum = rng.choice(SIGNALS)
         if len(kills) < KILLS:
             try:
                 process.wait(timeout=rng.uniform(0.4, 2.0))
             except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
+                process.send_signal(signum)
+                process.wait(timeout=60)
                 kills.append(time.time())
+                sent.append(signum)
         else:
             process.wait(timeout=180)
+        err = process.stderr.read().decode() if process.stderr else ""
         if process.returncode == 0:
             finished = attempt
             break
-        assert process.returncode == -signal.SIGKILL, process.stderr.read().decode() if process.stderr else ""
-        run_dirs = list(runs.iterdir()) if runs.exists() else []
+        # KILL ends it at once; INT, TERM and HUP stop it with its state saved (130), or end it
+        # before it has anything to save (still starting): never a traceback.
+        assert process.returncode in (
+            -signal.SIGKILL,
+            130,
+            -signal.SIGTERM,
+            -signal.SIGHUP,
+            -signal.SIGINT,
+        ), err
+        assert "Traceback" not in err, err
+        run_dirs = [p for p in runs.iterdir() if not p.name.startswith(".")] if runs.exists() else []
         if run_dirs:
             command = [sys.executable, "-m", "core.cli", "resume", run_dirs[0].name, "--headless",
                        "--runs-dir", str(runs)]  # fmt: skip
     assert finished is not None and len(kills) >= KILLS
+    assert set(sent) == set(SIGNALS), "every kind of signal was sent"
 
-    [run_dir] = list(runs.iterdir())
+    [run_dir] = [p for p in runs.iterdir() if not p.name.startswith(".")]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert all(a["status"] == "completed" for a in summary["agents"])
