@@ -202,7 +202,7 @@ def label_sentences(rng: random.Random, labels: list[tuple[str, str]], subject: 
     """Sentences that cite earlier reports' sources by their labels (a synthesis citing through)."""
     if not labels:
         return ""
-    picked = rng.sample(labels, k=min(count, len(labels)))
+    picked = _spread(rng, labels, count)
     sentences = []
     for label, title in picked:
         agent = label[1:].split(":", 1)[0].replace("-", " ").replace("_", " ")
@@ -210,6 +210,21 @@ def label_sentences(rng: random.Random, labels: list[tuple[str, str]], subject: 
         template = rng.choice(_LABEL_SENTENCES)
         sentences.append(template.format(agent=agent, site=site, Site=site, subject=subject, label=label))
     return " ".join(sentences)
+
+
+def _spread(rng: random.Random, labels: list[tuple[str, str]], count: int) -> list[tuple[str, str]]:
+    """Up to ``count`` labels, one report at a time: a synthesis draws on every report it read."""
+    by_report: dict[str, list[tuple[str, str]]] = {}
+    for item in labels:
+        by_report.setdefault(item[0][1:].split(":", 1)[0], []).append(item)
+    pools = [rng.sample(pool, k=len(pool)) for pool in by_report.values()]
+    rng.shuffle(pools)
+    picked: list[tuple[str, str]] = []
+    while len(picked) < count and any(pools):
+        for pool in pools:
+            if pool and len(picked) < count:
+                picked.append(pool.pop())
+    return picked
 
 
 def uncited_report(

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.simulator import synthweb
-from core.simulator.prose import cited_pieces, prior_labels, subject_phrase
+from core.simulator.prose import cited_pieces, label_sentences, prior_labels, subject_phrase
 from core.simulator.responder import UNCITED_REPORT_DIRECTIVE
 from tests.core.simulator.conftest import request
 
@@ -117,3 +117,11 @@ async def test_an_uncited_report_repeats_what_the_earlier_turns_found(client: As
     text = texts(message)
     assert sum(sentence[1:] in text for sentence in earlier) >= min(2, len(earlier))
     assert not any(isinstance(b, TextBlock) and b.citations for b in message.content)
+
+
+def test_a_synthesis_draws_on_every_report_it_read_before_citing_one_twice() -> None:
+    labels = [(f"[r{r}:{n}]", f"T | Site {r}") for r in range(5) for n in range(1, 30)]
+    for seed in range(50):
+        text = label_sentences(random.Random(seed), labels, "the topic", 6)
+        reports = set(re.findall(r"\[(r\d):\d+\]", text))
+        assert len(reports) == 5, text
