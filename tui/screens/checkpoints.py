@@ -6,6 +6,7 @@ it forks a new run (the core decides; the button says which will happen).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from rich.text import Text
@@ -70,7 +71,7 @@ class CheckpointBrowserScreen(Screen[None]):
                     yield Button("Resume from here", id="resume", variant="primary", disabled=True)
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for key, label in (  # integrity first: it must never be the column cut off
             ("state", "state"),
@@ -89,7 +90,8 @@ class CheckpointBrowserScreen(Screen[None]):
         selected: TreeNode[NodeData] | None = None
         # a run id cut in the middle keeps its start (date, time) and its end (the distinguishing suffix)
         label_width = max(16, min(TREE_WIDTH, int(self.app.size.width * TREE_SHARE)) - 6)
-        for run in self.source.list_runs(self.runs_dir):
+        # Listing and verifying checkpoints reads and hashes files: never on the UI's event loop.
+        for run in await asyncio.to_thread(self.source.list_runs, self.runs_dir):
             self.runs[run.run_id] = run
             run_label = Text(
                 middle(run.run_id, label_width), style="" if run.status != "completed" else "dim"
@@ -97,6 +99,7 @@ class CheckpointBrowserScreen(Screen[None]):
             node = tree.root.add(run_label, data=(run.run_id, None), expand=run.run_id == run_id)
             if run.run_id == run_id:
                 selected = node
+                await self._load(run.run_id)
                 for agent in self._agents(run.run_id):
                     child = node.add_leaf(agent, data=(run.run_id, agent))
                     if agent == agent_id:
@@ -104,6 +107,7 @@ class CheckpointBrowserScreen(Screen[None]):
         if selected is None and tree.root.children:
             selected = tree.root.children[0]
         if selected is not None:
+            await self._load(selected.data[0] if selected.data else "")
             self._show(*(selected.data or ("", None)))
             # after the tree's own first highlight (of its top line), so the pick is what stays shown
             self.call_after_refresh(tree.move_cursor, selected)
@@ -116,22 +120,30 @@ class CheckpointBrowserScreen(Screen[None]):
         return sorted(first_seen, key=first_seen.__getitem__)  # layer order, then order of start
 
     def _checkpoints_of(self, run_id: str) -> list[CheckpointEntry]:
-        if run_id not in self.checkpoints:
-            run = self.runs.get(run_id)
-            self.checkpoints[run_id] = distinct(self.source.list_checkpoints(run.path)) if run else []
-        return self.checkpoints[run_id]
+        """A run's checkpoints once :meth:`_load` has read them (empty before)."""
+        return self.checkpoints.get(run_id, [])
+
+    async def _load(self, run_id: str) -> None:
+        """Read and verify a run's checkpoints in a worker thread, once."""
+        run = self.runs.get(run_id)
+        if run_id in self.checkpoints or run is None:
+            return
+        entries = await asyncio.to_thread(self.source.list_checkpoints, run.path)
+        self.checkpoints[run_id] = distinct(entries)
 
     @on(Tree.NodeExpanded)
-    def _expanded(self, event: Tree.NodeExpanded[NodeData]) -> None:
+    async def _expanded(self, event: Tree.NodeExpanded[NodeData]) -> None:
         node = event.node
         if node.data is None or node.data[1] is not None or node.children:
             return
+        await self._load(node.data[0])
         for agent in self._agents(node.data[0]):
             node.add_leaf(agent, data=(node.data[0], agent))
 
     @on(Tree.NodeHighlighted)
-    def _highlighted(self, event: Tree.NodeHighlighted[NodeData]) -> None:
+    async def _highlighted(self, event: Tree.NodeHighlighted[NodeData]) -> None:
         if event.node.data is not None:
+            await self._load(event.node.data[0])
             self._show(*event.node.data)
 
     def _show(self, run_id: str, agent_id: str | None) -> None:
@@ -193,13 +205,25 @@ class CheckpointBrowserScreen(Screen[None]):
             hint.update("")
             button.disabled = True
             return
-        run = self.runs.get(self.current_run or "")
-        exchange = self.source.last_exchange(run.path, entry.id) if run else None
         head = (
             f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {entry.agent_status or 'ok'}"
             f" · agent {money(entry.agent_cost_usd)} · run {money(entry.cost_usd)},"
             f" {count(entry.tokens)} tokens so far\n\n"
         )
+        preview.update(head + "(reading the checkpoint…)")
+        run = self.runs.get(self.current_run or "")
+        if run is not None:
+            self.run_worker(self._show_exchange(run.path, entry, head), group="preview", exclusive=True)
+        latest = self.is_latest(entry)
+        button.label = "Resume in place" if latest else "Fork from here"
+        hint.update(
+            "latest checkpoint: the run continues" if latest else "earlier checkpoint: a new run is forked"
+        )
+        button.disabled = False
+
+    async def _show_exchange(self, run_dir: Path, entry: CheckpointEntry, head: str) -> None:
+        """The checkpoint's last exchange, loaded (its whole chain verified) in a worker thread."""
+        exchange = await asyncio.to_thread(self.source.last_exchange, run_dir, entry.id)
         if exchange is None:
             body = "(no preview of the last exchange)"
         else:
@@ -209,13 +233,8 @@ class CheckpointBrowserScreen(Screen[None]):
                 else "…" + exchange.reply[-PREVIEW_CHARS:]
             )
             body = f"▸ {short(exchange.prompt, 400)}\n\n◂ {reply or '(no text)'}"
-        preview.update(head + body)
-        latest = self.is_latest(entry)
-        button.label = "Resume in place" if latest else "Fork from here"
-        hint.update(
-            "latest checkpoint: the run continues" if latest else "earlier checkpoint: a new run is forked"
-        )
-        button.disabled = False
+        if self.selected() == entry:
+            self.query_one("#preview", Static).update(head + body)
 
     @on(Button.Pressed, "#resume")
     def _resume_pressed(self) -> None:
