@@ -56,7 +56,12 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument(
         "--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where runs live (default: ./runs)"
     )
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="the config the app opens with no command (default: %(default)s)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -71,7 +76,11 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start a run (the terminal app unless --headless)")
     run.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG, help="research config (YAML)")
-    run.add_argument("--headless", action="store_true", help="no terminal app: a live table and log lines")
+    run.add_argument(
+        "--headless",
+        action="store_true",
+        help="no terminal app: a live table on a terminal, log lines elsewhere",
+    )
     run.add_argument("--simulate", action="store_true", help="use the built-in offline API simulator")
     run.add_argument(
         "--detach",
@@ -95,7 +104,11 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         metavar="ID",
         help="fork a new run from this checkpoint (its id or a unique prefix of it)",
     )
-    resume.add_argument("--headless", action="store_true")
+    resume.add_argument(
+        "--headless",
+        action="store_true",
+        help="no terminal app: a live table on a terminal, log lines elsewhere",
+    )
     endpoint = resume.add_mutually_exclusive_group()
     endpoint.add_argument(
         "--simulate",
@@ -122,15 +135,27 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     runs_dir_option(runs)
 
     checkpoints = commands.add_parser("checkpoints", help="list a run's checkpoints with their integrity")
-    checkpoints.add_argument("run")
+    checkpoints.add_argument("run", help="run id (or a unique prefix, or its directory)")
     runs_dir_option(checkpoints)
 
     validate = commands.add_parser("validate", help="validate a config (exit 0 valid, 2 invalid)")
-    validate.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)
+    validate.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="research config (YAML; default: %(default)s)",
+    )
     runs_dir_option(validate)
 
     estimate = commands.add_parser("estimate", help="pre-flight cost estimate (low / expected / high)")
-    estimate.add_argument("config", nargs="?", type=Path, default=DEFAULT_CONFIG)
+    estimate.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="research config (YAML; default: %(default)s)",
+    )
     runs_dir_option(estimate)
 
     verify = commands.add_parser(
@@ -356,9 +381,7 @@ async def _run_headless(factory: Factory) -> int:
     with run_log(orchestrator.run_dir), display:
         outcome = await orchestrator.run()
         logger.info("run ended: %s", outcome.describe())
-    print(outcome.describe())
-    if outcome.message:
-        print(outcome.message, file=sys.stderr)
+    display.finish(outcome)  # the table or summary once, the outcome, and the report's path last
     return outcome.exit_code
 
 

@@ -1,14 +1,25 @@
-"""The headless front end: a live Rich table on a terminal, plain log lines elsewhere (CI, pipes)."""
+"""The headless front end: a live Rich table on a terminal, log lines elsewhere (CI, pipes, files).
+
+On a terminal the table is redrawn four times a second on standard error, and when the run ends it
+gives way to the final table, printed once on standard output. Anywhere else the output follows
+common log conventions: one event a line, each starting with an ISO 8601 timestamp, never wrapped
+(whatever the width a pipe reports), events on standard error; at the end a summary on standard
+output, once, whose last line names the final report.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
 import time
+from datetime import datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from core.control import GLYPHS
+from core.control import GLYPHS, RunOutcome
 from core.events import (
     AgentFailed,
     AgentFinished,
@@ -24,7 +35,34 @@ from core.events import (
     SubscriberFailed,
     TextStreamed,
 )
+from core.safe_text import printable
 from core.view import RunView
+
+ACTIVITY_CHARS = 60
+_URL = re.compile(r"\(?https?://([^/\s)\]]+)[^\s)\]]*\)?")
+_MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\((?:[^)\s]*)\)?")
+
+
+def timestamp(at: float | None = None) -> str:
+    """ISO 8601 with milliseconds and the local offset: ``2026-11-24T10:02:12.345+01:00``."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at).astimezone()
+    return moment.isoformat(timespec="milliseconds")
+
+
+def activity_text(tail: str) -> str:
+    """The end of what an agent wrote, readable in a narrow column: links shown as their domain."""
+    text = _MARKDOWN_LINK.sub(r"\1", tail)
+    text = _URL.sub(lambda match: f"({match.group(1)})", text)
+    text = " ".join(printable(text).split())
+    if len(text) <= ACTIVITY_CHARS:
+        return text
+    cut = text[-ACTIVITY_CHARS:]
+    space = cut.find(" ")
+    return "…" + (cut[space + 1 :] if 0 <= space < ACTIVITY_CHARS // 2 else cut)
+
+
+def _status(code: int | None) -> str:
+    return f"HTTP {code}" if code is not None else "no response"
 
 
 class HeadlessDisplay:
@@ -34,58 +72,77 @@ class HeadlessDisplay:
     from; only the "last activity" column (a display detail) is kept here.
     """
 
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+    TAIL_CHARS = 400  # text kept per agent to find the last activity in (links included)
+
+    def __init__(self, console: Console | None = None, out: Console | None = None) -> None:
+        # soft_wrap: a line is never folded at the width a pipe or CI log reports (80 by default)
+        self.console = console or Console(stderr=True, soft_wrap=True)
+        self.out = out or Console(soft_wrap=True)
         self.view = RunView()
         self.activity: dict[str, str] = {}
+        self._tails: dict[str, str] = {}
         self.started = time.monotonic()
         self._live: Live | None = None
+
+    @property
+    def live(self) -> bool:
+        """A live table (a terminal) rather than log lines."""
+        return self.console.is_terminal
 
     # --- event intake -----------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
         self.view.apply(event)
         agent = event.agent_id
+        at = event.at
         if isinstance(event, RunStarted):
             verb = "resumed" if event.resumed else "started"
-            self._log(f"run {event.run_id} {verb} in {event.run_dir}")
+            self._log(at, f"run {event.run_id} {verb} in {event.run_dir}")
         elif isinstance(event, SubscriberFailed):
-            self._log(f"internal error in {event.subscriber}: {event.message}")
+            self._log(at, f"internal error in {event.subscriber}: {event.message}")
         if agent is None:
             if isinstance(event, RunFinished):
-                self._log(f"run finished: {event.status}, ${event.cost_usd:.4f}")
+                self._log(at, f"run finished: {event.status}, ${event.cost_usd:.4f}")
             return
         if isinstance(event, AgentStarted):
             self.activity[agent] = "started"
+            self._log(at, f"{agent}: started (layer {event.layer})")
         elif isinstance(event, TextStreamed):
-            self.activity[agent] = ("…" + event.text.replace("\n", " ").strip())[-60:]
+            tail = (self._tails.get(agent, "") + event.text)[-self.TAIL_CHARS :]
+            self._tails[agent] = tail
+            self.activity[agent] = activity_text(tail)
         elif isinstance(event, SearchIssued):
-            self.activity[agent] = f'🔍 "{event.query}"'
+            self.activity[agent] = f'🔍 "{printable(event.query)}"'
         elif isinstance(event, RetryScheduled):
-            status = event.status_code or ""
-            self.activity[agent] = (
-                f"retry {event.attempt}: {event.error_kind} {status} wait {event.wait_s:.1f}s"
-            )
-            self._log(
-                f"{agent}: {event.error_kind} ({event.status_code}) {event.request_id or ''} "
-                f"attempt {event.attempt}, waiting {event.wait_s:.1f}s"
-            )
+            what = f"{event.error_kind} ({_status(event.status_code)})"
+            self.activity[agent] = f"retry {event.attempt}: {what}, wait {event.wait_s:.1f}s"
+            request = f", request {event.request_id}" if event.request_id else ""
+            self._log(at, f"{agent}: {what}{request}; retry {event.attempt} in {event.wait_s:.1f}s")
         elif isinstance(event, ApiErrorRaised):
-            self._log(f"{agent}: {event.error_kind} ({event.status_code}) {event.message}")
+            request = f", request {event.request_id}" if event.request_id else ""
+            self._log(
+                at, f"{agent}: {event.error_kind} ({_status(event.status_code)}){request}: {event.message}"
+            )
         elif isinstance(event, BudgetCapReached):
-            self._log(f"{agent}: budget cap reached ({event.cap})")
+            self._log(at, f"{agent}: budget cap reached ({event.cap})")
         elif isinstance(event, AgentFinished):
             row = self.view.agents[agent]
-            self._log(f"{agent}: {event.status} after {row.turn} turns, ${row.cost_usd:.4f}")
+            self._log(at, f"{agent}: {event.status} after {row.turn} turns, ${row.cost_usd:.4f}")
         elif isinstance(event, AgentFailed):
-            self.activity[agent] = event.error[:60]
-            self._log(f"{agent}: failed: {event.error}")
+            self.activity[agent] = activity_text(event.error)
+            self._log(at, f"{agent}: failed: {event.error}")
         elif isinstance(event, AgentInterrupted):
-            self._log(f"{agent}: interrupted (its last completed turn is saved)")
+            self._log(at, f"{agent}: interrupted (its last completed turn is saved)")
 
-    def _log(self, line: str) -> None:
-        if not self.console.is_terminal:
-            self.console.print(line, highlight=False, markup=False)
+    def _log(self, at: float | None, line: str) -> None:
+        if not self.live:
+            self._line(self.console, at, line)
+
+    @staticmethod
+    def _line(console: Console, at: float | None, line: str) -> None:
+        """One log line: a timestamp, then the text on one line (breaks and controls escaped)."""
+        text = printable(line.replace("\r\n", "\n").replace("\n", " ⏎ "))
+        console.print(f"{timestamp(at)} {text}", highlight=False, markup=False, emoji=False)
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -115,9 +172,42 @@ class HeadlessDisplay:
             )
         return table
 
+    def summary_lines(self) -> list[str]:
+        """The end of a run as log lines: the run's totals, then one line per agent."""
+        run = self.view.run
+        lines = [
+            f"summary: run {run.run_id} {run.status}, ${self.view.spent_usd:.4f} spent, "
+            f"{self.view.searches} searches, {len(self.view.agents)} agents"
+        ]
+        for row in self.view.agents.values():
+            lines.append(
+                f"summary: {row.agent_id} (layer {row.layer}) {row.status.value}, {row.turn} turns, "
+                f"{row.searches} searches, ${row.cost_usd:.4f}, {row.retries} retries"
+            )
+        return lines
+
+    def finish(self, outcome: RunOutcome) -> None:
+        """The run's end, once on standard output: the table (or summary lines), the outcome, the report."""
+        report = self.view.run.report_path or str(outcome.run_dir / "report.md")
+        closing = [outcome.describe()]
+        if outcome.message and self.live:
+            print(printable(outcome.message, keep_newlines=True), file=sys.stderr)
+        elif outcome.message:
+            self._line(self.console, None, outcome.message)
+        closing.append(f"report: {report}" if Path(report).is_file() else f"no final report yet ({report})")
+        if self.live:
+            self.out.print(self.render())
+            for line in closing:
+                self.out.print(line, highlight=False, markup=False)
+            return
+        for line in [*self.summary_lines(), *closing]:
+            self._line(self.out, None, line)
+
     def __enter__(self) -> HeadlessDisplay:
-        if self.console.is_terminal:
-            self._live = Live(get_renderable=self.render, console=self.console, refresh_per_second=4)
+        if self.live:  # transient: the final table is printed once, by ``finish``
+            self._live = Live(
+                get_renderable=self.render, console=self.console, refresh_per_second=4, transient=True
+            )
             self._live.__enter__()
         return self
 
@@ -125,4 +215,3 @@ class HeadlessDisplay:
         if self._live is not None:
             self._live.__exit__(None, None, None)
             self._live = None
-        self.console.print(self.render())
