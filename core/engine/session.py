@@ -227,9 +227,11 @@ class AgentSession:
         cache_control: dict[str, Any] = {"type": "ephemeral"}
         if caching.ttl == "1h":
             cache_control["ttl"] = "1h"
-        system: list[dict[str, Any]] = [{"type": "text", "text": defaults.system_prompt}]
+        # The API refuses an empty text block (400), so an empty system prompt sends no block.
+        prompt = defaults.system_prompt
+        system: list[dict[str, Any]] = [{"type": "text", "text": prompt}] if prompt else []
         messages = wire_messages(self.state.messages)
-        if caching.enabled:
+        if caching.enabled and system:
             system[0]["cache_control"] = cache_control
             messages = _with_breakpoints(messages, cache_control)
         params: dict[str, Any] = {
