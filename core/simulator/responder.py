@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config.simulator import SimulatorSettings
-from core.simulator import crypto, prose, synthweb
-from core.simulator.tokens import count_block, count_text, truncate_to_tokens
+from core.simulator import answers, client_tools, crypto, prose, synthweb
+from core.simulator.schema_values import generate
+from core.simulator.tokens import count_block, count_text, json_text, truncate_to_tokens
 from core.simulator.validation import ParsedRequest
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -153,6 +154,20 @@ class _Builder:
         else:
             self._add({"type": "text", "text": text})
         return not self.truncated
+
+    def fits(self, text: str) -> bool:
+        """Whether ``text`` fits in what is left (a model finishing early stops before the cap)."""
+        return not self.truncated and count_text(text) <= self.remaining
+
+    def tool_use(self, block: dict[str, Any]) -> bool:
+        """A client ``tool_use`` block; one that does not fit ends the turn at the cap."""
+        tokens = count_text(json_text(block["input"])) + 8
+        if tokens > self.remaining:
+            self.truncated = True
+            return False
+        self.output += tokens
+        self._add(block)
+        return True
 
     def pieces(self, pieces: list[prose.Piece]) -> bool:
         return all(self.text(text, cites) for text, cites in pieces)
@@ -383,6 +398,8 @@ def build_turn(
         stop_reason = "refusal"
         explanation = "The simulator was asked to refuse ([sim:refusal])."
         stop_details = {"type": "refusal", "category": None, "explanation": explanation}
+    elif _client_answer(out, request, settings, digest, terms, topic, report_mode):
+        stop_reason = "tool_use" if any(b.final["type"] == "tool_use" for b in out.blocks) else stop_reason
     elif uncited:
         out.text(prose.uncited_report(rng, subject, labels, earlier=_earlier_findings(request)))
     else:
@@ -415,6 +432,60 @@ def build_turn(
         seed=rng.getrandbits(32),
         paused_search_id=searches.paused_id,
     )
+
+
+def _client_answer(
+    out: _Builder,
+    request: ParsedRequest,
+    settings: SimulatorSettings,
+    digest: bytes,
+    terms: list[str],
+    topic: str,
+    report_mode: bool,
+) -> bool:
+    """Answers that are not research: client tool calls, structured output, answers to tool results
+    and plain answers sized to the prompt. False when the turn is a research turn instead.
+
+    Draws from its own generator, so research turns stay what they were for a seed.
+    """
+    if request.pending_search is not None:
+        return False
+    rng = _rng_for(settings, digest + b"client")
+    words = [t.lower() for t in terms]
+    calls = client_tools.plan_calls(request, rng, words)
+    if calls:
+        for call in calls:
+            if not out.tool_use(call):
+                break
+        return True
+    schema = client_tools.output_schema(request)
+    if schema is not None:
+        out.text(json_text(generate(schema, rng, words)))
+        return True
+    results = client_tools.answers_tool_results(request)
+    if results:
+        out.text(answers.from_tool_results(rng, results, _tool_names(request)))
+        return True
+    if request.web_tool is not None or report_mode or request.continuation:
+        return False
+    target = answers.target_tokens(request.last_user_text, rng, settings.output_tokens_per_turn)
+    early = out.cap == request.max_tokens  # the model sees its max_tokens, not the context window
+    for i, part in enumerate(answers.plain(rng, topic, target)):
+        if i > 0 and early and not out.fits(part):
+            break
+        out.text(part)
+    return True
+
+
+def _tool_names(request: ParsedRequest) -> dict[str, str]:
+    """``tool_use`` id -> tool name over the conversation (to name the tools whose results came back)."""
+    names: dict[str, str] = {}
+    for message in request.messages:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                names[str(block.get("id"))] = str(block.get("name"))
+    return names
 
 
 def _conclude(

@@ -98,7 +98,7 @@ def render(turn: Turn) -> list[Frame]:
                         tokens=count_text(chunk),
                     )
                 )
-        elif kind == "server_tool_use":
+        elif kind in ("server_tool_use", "tool_use"):
             frames.append(
                 enc(
                     "content_block_start",
@@ -106,7 +106,9 @@ def render(turn: Turn) -> list[Frame]:
                     search_wait=block.after_search,
                 )
             )
-            raw = json.dumps(final["input"])
+            if index == 0:
+                frames.append(Frame(PING))
+            raw = json.dumps(final["input"], ensure_ascii=False)
             for chunk in json_chunks(raw):
                 frames.append(
                     enc(
