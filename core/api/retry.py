@@ -649,7 +649,6 @@ async def call_with_retries(
     policy: RetryPolicy,
     gate: RequestGate,
     on_retry: Callable[[ErrorInfo, int, float], None],
-    on_give_up: Callable[[ErrorInfo], None] | None = None,
     cost: RequestCost = ONE_REQUEST,
 ) -> T:
     """Run ``attempt_fn(attempt)`` inside ``gate.slot(cost)`` until it succeeds or retrying must stop.
@@ -663,7 +662,7 @@ async def call_with_retries(
     cancellation, at once, mid-attempt or mid-wait.
 
     Raises :class:`NonRetryableError` for a permanent error and :class:`RetriesExhausted` when the
-    attempt or time bound is reached; ``on_give_up`` is called just before either.
+    attempt or time bound is reached; both carry the last attempt's :class:`ErrorInfo`.
     """
     started = gate.clock()
     attempt = 1
@@ -681,14 +680,10 @@ async def call_with_retries(
             if info is None:
                 raise
             if not info.retryable:
-                if on_give_up is not None:
-                    on_give_up(info)
                 raise NonRetryableError(info) from exc
             wait = policy.delay_for(info, attempt)
             gate.record_failure(info, wait)  # even when we give up: the others must still wait
             if not policy.should_retry(info, attempt, gate.clock() - started, wait):
-                if on_give_up is not None:
-                    on_give_up(info)
                 raise RetriesExhausted(info, attempt) from exc
             on_retry(info, attempt, wait)
             await gate.sleep(wait)

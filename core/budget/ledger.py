@@ -403,11 +403,6 @@ class BudgetLedger:
         """
         return self.reserve_request(CallRequest(agent_id=agent_id, layer=layer, model=model, **kw))
 
-    def fits(self, *, agent_id: str, layer: int, model: str, **kw: Any) -> bool:
-        """Whether :meth:`reserve` with these arguments would succeed now."""
-        r = CallRequest(agent_id=agent_id, layer=layer, model=model, **kw)
-        return self._fitting(r)[2] is None
-
     async def acquire(
         self, r: CallRequest, *, on_wait: Callable[[BudgetExhausted], None] | None = None
     ) -> Reservation:

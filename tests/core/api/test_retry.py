@@ -330,13 +330,9 @@ class Script:
 class Recorder:
     def __init__(self) -> None:
         self.retries: list[tuple[ErrorInfo, int, float]] = []
-        self.gave_up: list[ErrorInfo] = []
 
     def on_retry(self, error: ErrorInfo, attempt: int, wait: float) -> None:
         self.retries.append((error, attempt, wait))
-
-    def on_give_up(self, error: ErrorInfo) -> None:
-        self.gave_up.append(error)
 
 
 async def run(
@@ -351,7 +347,6 @@ async def run(
         policy=RetryPolicy(retry, rng=random.Random(0)),
         gate=gate or RequestGate(4, clock=clock, sleep=clock.sleep),
         on_retry=recorder.on_retry,
-        on_give_up=recorder.on_give_up,
     )
     return result, recorder
 
@@ -373,7 +368,6 @@ async def test_retryable_errors_are_retried_until_success() -> None:
         ("stream_broken", 3),
     ]
     assert clock.sleeps == [wait for _, _, wait in recorder.retries]
-    assert recorder.gave_up == []
 
 
 async def test_retry_after_is_honoured_before_the_next_attempt() -> None:
@@ -429,13 +423,11 @@ async def test_a_non_retryable_error_is_raised_at_once_without_sleeping() -> Non
             policy=RetryPolicy(settings()),
             gate=gate,
             on_retry=recorder.on_retry,
-            on_give_up=recorder.on_give_up,
         )
     assert raised.value.info.kind == "bad_request"
     assert raised.value.info.message == "messages: bad shape"
     assert "req_1" in str(raised.value)
     assert len(script.started) == 1 and clock.sleeps == [] and recorder.retries == []
-    assert [i.kind for i in recorder.gave_up] == ["bad_request"]
     assert gate.in_flight == 0
 
 
@@ -1094,7 +1086,6 @@ async def sdk_call(client: anthropic.AsyncAnthropic) -> tuple[str, Recorder]:
         policy=RetryPolicy(settings(base_delay_s=0.01, max_delay_s=0.05)),
         gate=gate,
         on_retry=recorder.on_retry,
-        on_give_up=recorder.on_give_up,
     )
     return text, recorder
 

@@ -160,19 +160,16 @@ class TestCaps:
         book.settle(reserve(book, max_searches=5), TokenUsage(web_search_requests=8))
         r = reserve(book, max_searches=5, min_searches=1)
         assert r.max_searches == 2  # the request must go out with max_uses=2
-        call = {"layer": 1, "model": SONNET, "input_tokens": 1, "max_tokens": 1}
-        assert not book.fits(agent_id="b", max_searches=1, **call)  # type: ignore[arg-type]
-        assert book.fits(agent_id="b", max_searches=0, **call)  # type: ignore[arg-type]
+        with pytest.raises(BudgetExhausted):
+            reserve(book, agent="b", max_searches=1, input_tokens=1, max_tokens=1)
+        assert reserve(book, agent="b", max_searches=0, input_tokens=1, max_tokens=1).max_searches == 0
 
-    def test_fits_answers_without_reserving(self) -> None:
+    def test_a_refused_reservation_holds_nothing(self) -> None:
         book = ledger(max_cost_usd=1.0)
-        assert book.fits(
-            agent_id="a", layer=1, model=SONNET, input_tokens=1_000, max_tokens=1_000, max_searches=0
-        )
+        with pytest.raises(BudgetExhausted):
+            reserve(book, input_tokens=500_000)
         assert book.reserved_usd == 0.0
-        assert not book.fits(
-            agent_id="a", layer=1, model=SONNET, input_tokens=500_000, max_tokens=1_000, max_searches=0
-        )
+        reserve(book)
 
 
 class TestReserveForLaterLayers:
