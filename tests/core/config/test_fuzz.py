@@ -128,6 +128,15 @@ HOSTILE = {
     "oversized file": "program: {name: x, question: '" + "q" * MAX_CONFIG_BYTES + "'}\n",
     "NUL byte": "program:\x00\n",
     "merge key bomb": "a: &a {x: 1}\n" + "".join(f"b{i}: &b{i} {{<<: [*a, *a]}}\n" for i in range(200)),
+    # The numeric bounds of the model (issue 9): refused before anything is sized by them.
+    "max_turns 1e9": VALID.replace("max_turns: 2", "max_turns: 1000000000"),
+    "max_turns 1e9 as a float": VALID.replace("max_turns: 2", "max_turns: 1.0e9"),
+    "max_uses 1e6": VALID.replace("max_turns: 2", "max_turns: 2\n  web_search: {max_uses: 1000000}"),
+    "an infinite price": VALID + "pricing:\n  models:\n    claude-sonnet-5: {input: .inf, output: 1}\n",
+    "a NaN cap": VALID.replace(
+        "execution_settings: {}", "execution_settings: {budget: {max_cost_usd: .nan}}"
+    ),
+    "20,000 agents": yaml.safe_dump(programs.program([programs.agent(f"a{i}") for i in range(20_000)])),
 }
 
 
