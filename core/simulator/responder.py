@@ -525,15 +525,15 @@ def _conclude(
 def _report_without_sources(rng: random.Random, request: ParsedRequest) -> bool:
     """Whether a report turn answers from what the conversation holds: no search, no citation.
 
-    Always when the request gives no search tool (the product's report turns send none); with the
-    tool, only after earlier turns (there is something to write from), often, and never when a
-    directive asks for a search-dependent behaviour.
+    Always when the request lets it search nothing (no search tool, or ``tool_choice`` none, as the
+    product's report turns are sent); with the tool, only after earlier turns (there is something to
+    write from), often, and never when a directive asks for a search-dependent behaviour.
     """
     directives = request.directives
     if request.continuation or request.pending_search is not None or directives.refusal:
         return False
-    if request.web_tool is None:
-        return True
+    if request.web_tool is None or (request.tool_choice or {}).get("type") == "none":
+        return True  # it cannot search: it writes from what it has
     if not _has_earlier_turns(request) or directives.pause_turn or directives.max_tokens:
         return False
     return UNCITED_REPORT_DIRECTIVE in request.last_user_text or rng.random() < UNCITED_REPORT_PROBABILITY
