@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -52,6 +52,8 @@ _STATUS_KINDS = {
     404: "not_found",
     413: "too_large",
 }
+FIRST_CALL_FATAL_STATUSES = frozenset({400, 403, 404})
+"""Statuses that end the run when an agent's first call meets them (see ``first_call_refusal``)."""
 _RETRYABLE_5XX_EXCLUDED = frozenset({501, 505})  # "not implemented" and "version not supported" are permanent
 _MAX_HEADER_HOLD_S = 300.0  # a `-reset` further away than this is treated as bogus, not obeyed
 
@@ -179,6 +181,8 @@ def _classify_status(exc: anthropic.APIStatusError) -> ErrorInfo:
         return info("stream_error", error_type not in PERMANENT_ERROR_TYPES)
     if status == 401:
         return info("authentication", False, fatal=True, text=AUTH_MESSAGE)
+    if status == 404 and error_type == "not_found_error" and message.startswith("model:"):
+        return info("not_found", False, fatal=True, text=unknown_model_message(message))
     if status == 429:
         if exc.error_code in SPEND_LIMIT_CODES:
             return info("spend_limit", False)
@@ -192,6 +196,29 @@ def _classify_status(exc: anthropic.APIStatusError) -> ErrorInfo:
     if status >= 500:
         return info("server_error", status not in _RETRYABLE_5XX_EXCLUDED)
     return info("other", False)
+
+
+def unknown_model_message(api_message: str) -> str:
+    """The API's ``model: NAME`` 404, said so that a user knows what to change."""
+    model = api_message.partition(":")[2].strip()
+    return (
+        f"the API does not know the model '{model}' (404 not_found_error): set a model id it serves "
+        "in the config (`research-orchestrator validate` lists the ones this product knows)"
+    )
+
+
+def first_call_refusal(info: ErrorInfo) -> ErrorInfo:
+    """A 4xx on an agent's first call is the request's shape, not the conversation: every agent would
+    meet it, so it ends the run like a 401, naming the field the API named."""
+    if info.fatal_for_run or info.retryable or info.status_code not in FIRST_CALL_FATAL_STATUSES:
+        return info
+    if info.message.startswith("prompt is too long"):  # this agent's own input, not the config
+        return info
+    text = (
+        f"the API refused the first request ({info.status_code} {info.error_type or info.kind}): "
+        f"{info.message}; fix the config (model, max_tokens, tools) and start again"
+    )
+    return replace(info, fatal_for_run=True, message=text)
 
 
 def _body_request_id(body: object) -> str | None:

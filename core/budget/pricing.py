@@ -157,6 +157,11 @@ _DATED_ALIASES = {
 SHIPPED_PRICES.update({alias: SHIPPED_PRICES[base] for alias, base in _DATED_ALIASES.items()})
 
 
+def known_models() -> tuple[str, ...]:
+    """The model ids the product ships prices for (dated snapshots included), sorted."""
+    return tuple(sorted(SHIPPED_PRICES))
+
+
 def has_default_price(model: str) -> bool:
     """Whether the shipped table prices ``model`` (the config loader asks before a run)."""
     return model in SHIPPED_PRICES

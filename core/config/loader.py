@@ -18,7 +18,7 @@ from typing import TextIO, cast
 import yaml
 from pydantic import ValidationError
 
-from core.budget.pricing import has_default_price
+from core.budget.pricing import has_default_price, known_models
 from core.config.messages import describe, plain_message, trim_loc
 from core.config.model import SKIP_REFERENCE_CHECK, AgentDefaults, Loc, ResearchConfig, reference_issues
 from core.safe_text import first_control, printable
@@ -151,7 +151,23 @@ def validate_command(config_path: str, out: TextIO) -> int:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         print("  " + "  ".join(cells).rstrip(), file=out)
+    for warning in unknown_model_warnings(config):
+        print(f"⚠ {warning}", file=out)
     return 0
+
+
+def unknown_model_warnings(config: ResearchConfig) -> list[str]:
+    """Models the product does not know (priced under ``pricing.models`` only): the API may answer
+    them with 404 ``not_found_error``, which ends the run at its first call. A warning, not an error:
+    a new model can be used before the product ships its price."""
+    unknown = sorted({agent.model for agent in config.agents() if not has_default_price(agent.model)})
+    if not unknown:
+        return []
+    known = ", ".join(known_models())
+    return [
+        f"model '{model}' is not one this product knows; check the id. Known models: {known}"
+        for model in unknown
+    ]
 
 
 def _compact_reads(config: ResearchConfig, reads: tuple[str, ...]) -> str:

@@ -23,6 +23,7 @@ from core.api.retry import (
     RequestGate,
     RetryPolicy,
     call_with_retries,
+    first_call_refusal,
 )
 from core.api.streaming import AgentContext, CallResult, StreamProgress, stream_call
 from core.api.usage import TokenUsage
@@ -550,6 +551,8 @@ class AgentSession:
         return self._finish(AgentStatus.KILLED, partial=True)
 
     def fail(self, info: ErrorInfo) -> SessionResult:
+        if self.state.api_turns == 0:
+            info = first_call_refusal(info)
         self.state.status = AgentStatus.FAILED.value
         self.context.publish(
             ApiErrorRaised,

@@ -30,6 +30,7 @@ from core.api.retry import (
     StreamIncomplete,
     call_with_retries,
     classify,
+    first_call_refusal,
     parse_retry_after,
 )
 from core.config.model import RetrySettings
@@ -170,6 +171,39 @@ def test_401_stops_the_run_and_names_the_api_key_variable() -> None:
     assert (result.kind, result.retryable, result.fatal_for_run) == ("authentication", False, True)
     assert result.message == AUTH_MESSAGE
     assert "ANTHROPIC_API_KEY" in result.message
+
+
+def test_an_unknown_model_stops_the_run_naming_the_model() -> None:
+    result = classify(status_error(404, error_body("not_found_error", "model: claude-imaginary-9")))
+    assert result is not None
+    assert (result.kind, result.retryable, result.fatal_for_run) == ("not_found", False, True)
+    assert "'claude-imaginary-9'" in result.message and "validate" in result.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message", "fatal"),
+    [
+        (400, "invalid_request_error", "max_tokens: 100000 > 64000, which is the maximum", True),
+        (403, "permission_error", "this key cannot use web search", True),
+        (404, "not_found_error", "The requested resource could not be found.", True),
+        (400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum", False),
+        (413, "request_too_large", "Request exceeds the maximum allowed number of bytes.", False),
+        (429, "rate_limit_error", "slow down", False),
+        (529, "overloaded_error", "Overloaded", False),
+    ],
+)
+def test_a_4xx_on_an_agents_first_call_ends_the_run_naming_the_field(
+    status: int, error_type: str, message: str, fatal: bool
+) -> None:
+    result = classify(status_error(status, error_body(error_type, message)))
+    assert result is not None
+    first = first_call_refusal(result)
+
+    assert first.fatal_for_run is fatal and first.retryable is result.retryable
+    if fatal:
+        assert message in first.message and str(status) in first.message
+    else:
+        assert first == result
 
 
 @pytest.mark.parametrize("code", ["enforced_spend_limit_reached", "contract_spend_limit_reached"])

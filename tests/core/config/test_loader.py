@@ -415,6 +415,25 @@ class TestValidateCommand:
         ]
         assert "Traceback" not in out.getvalue()
 
+    def test_a_model_the_product_does_not_know_is_a_warning_listing_the_known_ones(
+        self, tmp_path: Path
+    ) -> None:
+        text = (
+            VALID
+            + "defaults:\n  model: house-model\npricing:\n  models:\n    house-model: {input: 1, output: 2}\n"
+        )
+        out = io.StringIO()
+
+        assert validate_command(str(write(tmp_path, text)), out) == 0
+        (warning,) = [line for line in out.getvalue().splitlines() if line.startswith("⚠")]
+        assert "'house-model' is not one this product knows" in warning
+        assert all(model in warning for model in SHIPPED_PRICES)
+
+    def test_known_models_give_no_warning(self) -> None:
+        out = io.StringIO()
+        assert validate_command(str(EXAMPLE), out) == 0
+        assert "⚠" not in out.getvalue()
+
     def test_a_missing_file_returns_2_without_a_traceback(self, tmp_path: Path) -> None:
         out = io.StringIO()
         assert validate_command(str(tmp_path / "absent.yaml"), out) == 2

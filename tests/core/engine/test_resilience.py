@@ -91,21 +91,45 @@ async def test_nobody_sends_before_a_429_retry_after_has_elapsed(tmp_path: Path)
         )
 
 
-async def test_a_400_fails_that_agent_with_the_api_message(tmp_path: Path) -> None:
+async def test_a_400_on_the_first_call_ends_the_run_naming_the_field(tmp_path: Path) -> None:
+    """A request the API refuses at once is the config's shape: every agent would meet it (issue 14)."""
     data = programs.program(
         [programs.agent("broken", brief="Bad. [sim:fault=invalid_request]"), programs.agent("fine")],
         max_turns=1,
+        execution={"max_concurrent_agents": 1},
     )
     config = programs.write(tmp_path, data)
     orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
     outcome = await orchestrator.run()
-    assert outcome.status is RunStatus.FAILED
+    assert outcome.status is RunStatus.FAILED and outcome.exit_code == 4
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     statuses = {a["id"]: (a["status"], a["error"], a["retries"]) for a in summary["agents"]}
-    assert statuses["fine"][0] == "completed"
+    assert statuses["fine"][0] == "pending"
     assert statuses["broken"][0] == "failed" and statuses["broken"][2] == 0
+    assert "400" in statuses["broken"][1] and "messages.0.content.0" in statuses["broken"][1]
     journal = (outcome.run_dir / "events.jsonl").read_text()
     assert '"status_code": 400' in journal and "req_" in journal
+
+
+async def test_an_unknown_model_fails_the_run_fast_naming_it(tmp_path: Path) -> None:
+    data = programs.program(
+        [programs.agent("a"), programs.agent("b"), programs.agent("c")],
+        defaults={"model": "claude-imaginary-9"},
+        execution={"max_concurrent_agents": 2, **FAST_RETRY},
+    )
+    data["pricing"] = {"models": {"claude-imaginary-9": {"input": 1.0, "output": 5.0}}}
+    config = programs.write(tmp_path, data)
+    async with Simulator(SimulatorSettings(seed=1)) as sim:
+        orchestrator = await start_run(config, tmp_path / "runs", simulate=True, base_url=sim.base_url)
+        outcome = await orchestrator.run()
+        records = list(sim.stats.recent)
+
+    assert outcome.status is RunStatus.FAILED and outcome.exit_code == 4
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    errors = [a["error"] for a in summary["agents"] if a["status"] == "failed"]
+    assert errors and all("'claude-imaginary-9'" in e and "404" in e for e in errors)
+    assert {r.status for r in records} == {404} and len(records) <= 2, "one attempt per agent in flight"
+    assert len({r.body_sha256 for r in records}) == len(records), "no retries"
 
 
 def test_401_fails_fast_naming_the_variable_and_no_file_holds_the_key(
