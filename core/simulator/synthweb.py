@@ -60,7 +60,17 @@ _TITLE_PATTERNS = (
 
 _CAVEATS = ("small samples", "short time series", "inconsistent definitions", "selective reporting")
 _REGIONS = ("Asia", "Europe", "North America", "Latin America")
-_PAGE_AGES = ("3 hours ago", "1 day ago", "4 days ago", "1 week ago", "2 weeks ago", None)
+_PAGE_AGES = (
+    "3 hours ago",
+    "1 day ago",
+    "4 days ago",
+    "2 weeks ago",
+    "December 25, 2025",
+    "January 14, 2026",
+    "March 3, 2026",
+    None,
+)
+"""The shapes the API uses: relative for recent pages, a date for older ones, or none."""
 
 
 @dataclass(frozen=True, slots=True)
