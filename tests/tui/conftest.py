@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from tests.tui.fakes import NOW, FakeRun, FakeRunSource
+from tests.tui.tmux import TmuxServer
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
 
@@ -52,3 +53,13 @@ async def settle(pilot: Pilot[object], fake: FakeRun, delay: float = 0.35) -> No
     if isinstance(screen, MainScreen):  # which panes show follows activity every few seconds: now
         screen.rotate_panes()
     await pilot.pause()
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[TmuxServer]:
+    """A private tmux server (its own socket, no user config), killed after the test."""
+    server = TmuxServer(env={"XDG_CONFIG_HOME": str(tmp_path / "xdg-config")})
+    try:
+        yield server
+    finally:
+        server.kill()

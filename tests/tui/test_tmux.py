@@ -11,7 +11,6 @@ import re
 import shlex
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,15 +45,6 @@ def long_enough_program(tmp_path: Path) -> Path:
         simulator={"latency_ms": 200, "tokens_per_second": 100, "output_tokens_per_turn": [150, 250]},
     )
     return programs.write(tmp_path, data)
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[TmuxServer]:
-    server = TmuxServer(env={"XDG_CONFIG_HOME": str(tmp_path / "xdg-config")})
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def row_of(screen: str, agent_id: str) -> str:

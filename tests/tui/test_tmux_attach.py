@@ -48,15 +48,6 @@ def program(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[TmuxServer]:
-    server = TmuxServer(env={"XDG_CONFIG_HOME": str(tmp_path / "xdg-config")})
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
 def owner_pids() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
