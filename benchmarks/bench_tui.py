@@ -14,6 +14,10 @@ loop with the run, as in production.
   row: key handling, the cursor move, layout and compositing of the update. (Headless, the final
   write of the frame's escape codes to a terminal is the only step left out.)
 
+The same two figures are measured again with a layer of 100 agents (``..._100_agents``) streaming
+40 tokens a second each (the same 4,000 tokens a second in all, so the figure is about what 100
+agents cost the app: 100 rows, 100 panes kept current of which only those that fit are shown).
+
 Quick: a 4 s warm-up, then 10 s (about 50 presses). Full: 60 s (about 280 presses). If the TUI cannot be
 imported the figures are null with the reason.
 """
@@ -38,6 +42,8 @@ from benchmarks.harness import (
 )
 
 AGENTS = 20
+MANY_AGENTS = 100  # a layer of 100 agents: ``tui_input_latency_p95_ms_100_agents`` (same goal, 100 ms)
+MANY_TOKENS_PER_SECOND = 40  # each of the 100: the same 4,000 tokens a second in all as 20 x 200
 TOKENS_PER_SECOND = 200
 
 
@@ -52,7 +58,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-async def _measure(program: Path, runs: Path, base_url: str, window_s: float, presses: int) -> dict[str, Any]:
+async def _measure(
+    program: Path,
+    runs: Path,
+    base_url: str,
+    window_s: float,
+    presses: int,
+    agents_n: int = AGENTS,
+    tokens_per_second: int = TOKENS_PER_SECOND,
+) -> dict[str, Any]:
     from textual import events
 
     from core.engine.runner import start_run
@@ -78,7 +92,7 @@ async def _measure(program: Path, runs: Path, base_url: str, window_s: float, pr
     latencies: list[float] = []
     async with app.run_test(size=(160, 48)) as pilot:
         deadline = time.monotonic() + 30
-        while not isinstance(app.screen, MainScreen) or app.screen.table.row_count < AGENTS:
+        while not isinstance(app.screen, MainScreen) or app.screen.table.row_count < agents_n:
             if time.monotonic() > deadline:
                 raise RuntimeError("the main screen did not show the agents")
             await pilot.pause(0.1)
@@ -111,7 +125,7 @@ async def _measure(program: Path, runs: Path, base_url: str, window_s: float, pr
         direction = "down"
         for index in range(presses):
             row = table.cursor_row
-            if row >= AGENTS - 1:
+            if row >= agents_n - 1:
                 direction = "up"
             elif row <= 0:
                 direction = "down"
@@ -143,8 +157,8 @@ async def _measure(program: Path, runs: Path, base_url: str, window_s: float, pr
     return {
         "tui_input_latency_p95_ms": percentile(latencies, 0.95),
         "event_loop_lag_p99_ms": percentile(lags, 0.99),
-        "tui.agents": AGENTS,
-        "tui.tokens_per_second_each": TOKENS_PER_SECOND,
+        "tui.agents": agents_n,
+        "tui.tokens_per_second_each": tokens_per_second,
         "tui.window_s": measured_s,
         "tui.key_presses": len(latencies),
         "tui.input_latency_p50_ms": percentile(latencies, 0.5),
@@ -160,7 +174,6 @@ async def _measure(program: Path, runs: Path, base_url: str, window_s: float, pr
 
 def run(quick: bool) -> dict[str, Any]:
     window_s, presses = (10.0, 1000) if quick else (60.0, 1000)
-    args = simulator_args(latency_ms=100, tokens_per_second=TOKENS_PER_SECOND)
     with scratch_dir() as tmp:
         os.environ["XDG_CONFIG_HOME"] = str(tmp / "xdg-config")  # the app's settings stay out of ~/.config
         try:
@@ -168,14 +181,38 @@ def run(quick: bool) -> dict[str, Any]:
         except Exception as error:  # the TUI is another engineer's work: report, do not fail
             return {"tui_input_latency_p95_ms": None, "event_loop_lag_p99_ms": None,
                     "tui.note": f"tui not importable: {error!r}"}  # fmt: skip
-        with SimulatorProcess(*args) as sim:
-            program = write_program(tmp / "tui", flat_program(AGENTS, max_turns=30))
-            try:
-                figures = asyncio.run(_measure(program, tmp / "runs", sim.base_url, window_s, presses))
-            except Exception as error:
-                return {"tui_input_latency_p95_ms": None, "event_loop_lag_p99_ms": None,
-                        "tui.note": f"benchmark failed: {error!r}",
-                        "tui.traceback": traceback.format_exc(limit=5)}  # fmt: skip
+        figures: dict[str, Any] = {}
+        cases = (
+            (AGENTS, TOKENS_PER_SECOND, ""),
+            (MANY_AGENTS, MANY_TOKENS_PER_SECOND, f"_{MANY_AGENTS}_agents"),
+        )
+        for agents_n, rate, suffix in cases:
+            args = simulator_args(latency_ms=100, tokens_per_second=rate)
+            with SimulatorProcess(*args) as sim:
+                program = write_program(tmp / f"tui{agents_n}", flat_program(agents_n, max_turns=30))
+                try:
+                    measured = asyncio.run(
+                        _measure(
+                            program, tmp / f"runs{agents_n}", sim.base_url, window_s, presses, agents_n, rate
+                        )
+                    )
+                except Exception as error:
+                    figures |= {f"tui_input_latency_p95_ms{suffix}": None,
+                                f"tui{suffix}.note": f"benchmark failed: {error!r}",
+                                f"tui{suffix}.traceback": traceback.format_exc(limit=5)}  # fmt: skip
+                    if not suffix:
+                        figures["event_loop_lag_p99_ms"] = None
+                    continue
+            if suffix:  # the same figures for a layer of 100 agents, under their own names
+                measured = {
+                    (
+                        f"{key}{suffix}"
+                        if key.endswith("_ms") and "." not in key
+                        else f"tui{suffix}.{key[4:]}"
+                    ): value
+                    for key, value in measured.items()
+                }
+            figures |= measured
     figures["tui.latency_note"] = "key posted -> first frame composed with the cursor on the new row"
     return figures
 

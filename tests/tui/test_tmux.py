@@ -103,3 +103,36 @@ def test_run_in_a_real_terminal_pause_then_quit_leaves_the_terminal_as_it_was(
     summaries = list(runs.glob("*/summary.json"))
     assert len(summaries) == 1
     assert json.loads(summaries[0].read_text())["status"] == "interrupted"
+
+
+def test_at_80x24_maximise_restore_then_keys_act_on_the_list_and_help_fits(
+    tmux: TmuxServer, tmp_path: Path
+) -> None:
+    config = long_enough_program(tmp_path)
+    runs, exit_file = tmp_path / "runs", tmp_path / "exit"
+    app = shlex.join([*run_command(), "run", str(config), "--simulate", "--runs-dir", str(runs)])
+    session = f"ro-tui-{uuid.uuid4().hex[:8]}"
+    script = f"{app}; echo EXIT=$? > {shlex.quote(str(exit_file))}; sleep 60"
+    pane = tmux.new_session(session, script, width=80, height=24, cwd=REPO)
+    screen = tmux.wait_for_screen(  # one pane beside the list, which says the others are hidden
+        pane,
+        lambda s: all(row_of(s, a) for a in ("alpha", "beta", "gamma")) and "hidden" in s,
+        "the agents table with one pane",
+    )
+    assert "^q Quit" in screen.replace("^qQuit", "^q Quit")  # how to quit is on screen at 80 columns
+
+    tmux.send_keys(pane, "f")
+    tmux.wait_for_screen(pane, lambda s: not row_of(s, "beta"), "alpha's pane maximised over the list")
+    tmux.send_keys(pane, "Escape")
+    tmux.wait_for_screen(pane, lambda s: bool(row_of(s, "beta")), "the list back after esc")
+    tmux.send_keys(pane, "Down", "p")  # the keys act on the list again: beta is selected and paused
+    screen = tmux.wait_for_screen(pane, lambda s: "‖" in row_of(s, "beta"), "beta shown pausing or paused")
+    assert "‖" not in row_of(screen, "alpha")
+
+    tmux.send_keys(pane, "?")
+    screen = tmux.wait_for_screen(pane, lambda s: "Keys on the run screen" in s, "the help")
+    assert "esc closes" in screen and "pause the selected agent" in screen  # framed whole at 80x24
+    tmux.send_keys(pane, "Escape", "C-q")
+    tmux.wait_for_screen(pane, lambda s: "Stop and quit" in s, "the quit confirmation")
+    tmux.send_keys(pane, "y")
+    assert wait_for_file(exit_file, "the app to exit").strip() == f"EXIT={EXIT_INTERRUPTED}"

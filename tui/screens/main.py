@@ -22,6 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
@@ -129,6 +130,7 @@ class MainScreen(Screen[None]):
     )
     ESCAPE_TO_MINIMIZE = False  # esc is ``action_unfocus``: restore *and* give the keys back to the table
     MIN_PANE_HEIGHT = 8
+    SWAP_DELAY = 0.12  # seconds the selection rests on a hidden agent before its pane is shown
     ROTATE_INTERVAL = 3.0  # seconds between checks for a hidden pane that became active
     COUNTERS_INTERVAL = 0.25  # turns, searches and dollars in the table and pane borders
     EARLY_LIMIT = 2000  # items kept for an agent whose pane is not there yet
@@ -154,6 +156,8 @@ class MainScreen(Screen[None]):
         self._counters = Throttle(self, self.COUNTERS_INTERVAL, self._show_pending_rows)
         self._activity: dict[str, int] = {}  # agent -> tick of its last streamed item
         self._tick = 0
+        self._layout_pending = False
+        self._swap_timer: Timer | None = None
 
     # --- layout ---------------------------------------------------------------------------------
 
@@ -228,6 +232,15 @@ class MainScreen(Screen[None]):
         if agents.border_subtitle != subtitle:
             agents.border_subtitle = subtitle
 
+    def _schedule_layout(self) -> None:
+        if not self._layout_pending:
+            self._layout_pending = True
+            self.call_after_refresh(self._layout_now)
+
+    def _layout_now(self) -> None:
+        self._layout_pending = False
+        self._layout_panes()
+
     def rotate_panes(self) -> None:
         """Every few seconds, hidden panes that became active take the place of quiet ones."""
         if len(self._panes) > self.pane_slots():
@@ -235,9 +248,14 @@ class MainScreen(Screen[None]):
 
     @on(AgentTable.RowHighlighted)
     def _agent_highlighted(self, _event: AgentTable.RowHighlighted) -> None:
+        """A hidden pane is shown once the selection rests (keys held down move the cursor at once,
+        without a layout of the panes per row passed)."""
         pane = self._panes.get(self.table.selected_agent or "")
-        if pane is not None and not pane.display:
-            self._layout_panes()
+        if pane is None or pane.display:
+            return
+        if self._swap_timer is not None:
+            self._swap_timer.stop()
+        self._swap_timer = self.set_timer(self.SWAP_DELAY, self._layout_panes)
 
     # --- messages from the bridge ----------------------------------------------------------------
 
@@ -282,8 +300,9 @@ class MainScreen(Screen[None]):
             self._panes[row.agent_id] = pane
             for kind, value in self._early.pop(row.agent_id, ()):
                 self._route(pane, kind, value)
+            pane.display = len(self._panes) <= self.pane_slots()  # no flash of panes that will not fit
             await self.query_one("#panes").mount(pane)
-            self._layout_panes()
+            self._schedule_layout()  # a layer of 100 agents starting: one layout, not one per pane
         elif row.status.is_final:
             self._early.pop(row.agent_id, None)
 

@@ -144,7 +144,7 @@ async def test_a_small_terminal_shows_the_table_and_the_selected_agents_pane(
         assert [pane.agent_id for pane in screen.shown_panes()] == ["market"]
         assert screen.panes["market"].display and not screen.panes["chemistry"].display
         await pilot.press("down")
-        await pilot.pause()
+        await pilot.pause(MainScreen.SWAP_DELAY + 0.1)
         assert [pane.agent_id for pane in screen.shown_panes()] == ["chemistry"]
         assert screen.panes["chemistry"].display and not screen.panes["market"].display
         assert "hidden" in str(screen.query_one("#agents").border_subtitle)
@@ -180,7 +180,7 @@ async def test_a_layer_of_100_agents_shows_what_fits_selected_and_most_active_fi
         await pilot.pause()
         assert screen.panes["agent-077"].display
         await pilot.press("end")  # the table scrolls to its last row
-        await pilot.pause()
+        await pilot.pause(MainScreen.SWAP_DELAY + 0.1)
         assert screen.table.selected_agent == "agent-099"
         assert screen.panes["agent-099"].display
         assert all(pane.region.height >= MainScreen.MIN_PANE_HEIGHT for pane in screen.shown_panes())
