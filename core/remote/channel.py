@@ -23,12 +23,15 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.control import RunControl
+from core.remote.address import ChannelError, OwnerUnreachable, answers, socket_address
+
+__all__ = ["ChannelError", "ControlChannel", "OwnerUnreachable", "answers", "call", "connect"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +41,7 @@ MAX_REQUEST_BYTES = 4096
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 AGENT_OPS = frozenset({"pause", "resume", "kill"})
 RUN_OPS = frozenset({"stop", "snapshot", "watch"})
-_SUN_PATH_MAX = 107  # Linux's sun_path holds 108 bytes, the last one the terminating NUL
-
 Snapshot = Callable[[], dict[str, Any]]
-
-
-class ChannelError(Exception):
-    """The owner could not be reached, or answered something that is not the protocol."""
-
-
-class OwnerUnreachable(ChannelError):
-    """Nobody serves the run's socket (the owner has exited or died), or we may not open it."""
 
 
 class BadRequest(ValueError):
@@ -88,26 +81,6 @@ def parse_request(line: bytes, agents: Collection[str]) -> Request:
 
 def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
-
-
-@contextlib.contextmanager
-def socket_address(path: Path) -> Iterator[str]:
-    """An address for ``path`` that fits in ``sun_path`` (long run directories go through /proc)."""
-    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        yield str(path)
-        return
-    if not Path("/proc/self/fd").is_dir():
-        raise ChannelError(
-            f"the run directory's path is too long for a Unix socket ({path}); use a shorter --runs-dir"
-        )
-    try:
-        fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise OwnerUnreachable(f"cannot open the run directory {path.parent}: {exc.strerror}") from exc
-    try:
-        yield f"/proc/self/fd/{fd}/{path.name}"
-    finally:
-        os.close(fd)
 
 
 def peer_uid(writer: asyncio.StreamWriter) -> int | None:
@@ -291,19 +264,6 @@ class ControlChannel:
 
 
 # --- the front end's side -----------------------------------------------------------------------
-
-
-def answers(path: Path) -> bool:
-    """Whether a live owner accepts connections on ``path`` (a blocking probe, for the command line)."""
-    if not path.exists():
-        return False
-    try:
-        with socket.socket(socket.AF_UNIX) as sock, socket_address(path) as address:
-            sock.settimeout(2.0)
-            sock.connect(address)
-    except (OSError, ChannelError):
-        return False
-    return True
 
 
 async def connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

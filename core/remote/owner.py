@@ -8,7 +8,6 @@ a pid counts only while its process is alive and is the detached owner of this r
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 from core.persistence.atomic import write_atomic
 from core.persistence.rundir import RunDir
 from core.persistence.runlock import owner_pid
-from core.remote.channel import OwnerUnreachable, answers
+from core.remote.address import OwnerUnreachable, answers
 
 STARTING_WITHIN_SECONDS = 120.0
 
@@ -66,6 +65,8 @@ def live_owner(run_dir: Path) -> LiveOwner | None:
 
 async def wait_until_serving(run_dir: Path, within: float = STARTING_WITHIN_SECONDS) -> bool:
     """Wait while a detached owner starts; True once it serves, False if it is not (or no longer) starting."""
+    import asyncio  # here: ``runs`` lists owners without loading an event loop
+
     run = RunDir(run_dir)
     deadline = asyncio.get_running_loop().time() + within
     while True:
