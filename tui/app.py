@@ -212,6 +212,10 @@ class ResearchApp(App[int]):
             self._run_worker.cancel()
 
     def on_attach_requested(self, message: AttachRequested) -> None:
+        if self.control is not None and self.run_active and self.control.run_id == message.run_id:
+            if isinstance(self.screen, RunsScreen):  # this app's own run (or the one it watches)
+                self.pop_screen()
+            return
         self.request_run(data.attach_factory(self.runs_dir, message.run_id), f"attach to {message.run_id}")
 
     async def stop_run(self) -> None:

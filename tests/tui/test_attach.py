@@ -29,6 +29,7 @@ from tui.app import ResearchApp
 from tui.screens.choice import ChoiceScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.main import MainScreen
+from tui.screens.runs import RunsScreen
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -134,3 +135,24 @@ async def test_when_the_owner_dies_the_app_says_so_and_offers_to_resume(tmp_path
         )
         await pilot.press("y")
         await until(pilot, lambda: resumed == [run_dir.name], "the resume it asked for")
+
+
+async def test_opening_the_app_s_own_live_run_from_the_runs_screen_goes_back_to_it(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+
+    async def factory() -> Orchestrator:
+        return await start_run(program(tmp_path), runs, simulate=True)
+
+    app = ResearchApp(control_factory=factory, runs_dir=runs)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await streaming(pilot, app)
+        own = app.control
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs screen")
+        runs_screen = app.screen
+        assert isinstance(runs_screen, RunsScreen)
+        await until(pilot, lambda: bool(runs_screen.runs) and runs_screen.runs[0].live, "its run listed live")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen, "back on the run's own screen")
+        assert app.control is own and app.run_active  # not stopped, not attached to itself
+        await app.stop_run()
