@@ -302,3 +302,25 @@ async def test_a_watcher_gets_the_snapshot_then_each_new_journal_offset_then_goo
     assert await read_message(reader) == {"closed": True}
     assert await read_message(reader) is None
     writer.close()
+
+
+async def test_a_watcher_that_never_reads_stalls_neither_the_owner_nor_other_clients(tmp_path: Path) -> None:
+    run_dir = run_dir_of(tmp_path)
+    control = FakeControl(run_dir)
+    big = {"offset": 0, "events": ["x" * 1024] * 4096}  # 4 MiB: more than the socket buffers hold
+    channel = ControlChannel(run_dir / "control.sock", control, AGENTS, lambda: big)
+    async with channel.serving():
+        _stuck_reader, stuck = await connect(channel.path)
+        stuck.write(encode({"op": "watch"}))  # and never reads a byte
+        await stuck.drain()
+        for _ in range(500):  # the owner reads the request on its own schedule
+            if channel.watchers:
+                break
+            await asyncio.sleep(0.01)
+        assert channel.watchers == 1
+        for offset in range(1, 10_001):
+            channel.journal_advanced(offset)  # inline and cheap: nothing queues per watcher
+        async with asyncio.timeout(5):  # another client is answered at once
+            reply = await call(channel.path, {"op": "pause", "agent": "alpha"})
+        assert reply["ok"] and control.calls == [("pause", "alpha")]
+        stuck.close()
