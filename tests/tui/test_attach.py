@@ -7,7 +7,10 @@ job); the app reaches it only through the control socket and the journal, as it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from core.engine.runner import start_run
 from core.persistence.rundir import RunDir
 from core.remote.attached import AttachedRun
 from core.remote.live import LiveState
+from core.remote.owner import live_owner
 from tests.core import programs
 from tests.core.remote.test_channel import FakeControl
 from tests.tui.test_real_run import SIZE, main_screen, pane_text, until
@@ -156,3 +160,30 @@ async def test_opening_the_app_s_own_live_run_from_the_runs_screen_goes_back_to_
         await until(pilot, lambda: app.screen is screen, "back on the run's own screen")
         assert app.control is own and app.run_active  # not stopped, not attached to itself
         await app.stop_run()
+
+
+async def test_the_new_run_dialog_starts_a_detached_run_and_attaches_to_it(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = ResearchApp(runs_dir=runs, config_path=program(tmp_path), simulate=True)
+    pid: int | None = None
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs screen")
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), "start here or detached?")
+            await pilot.press("d")
+            await streaming(pilot, app)  # the owner starts in the background, then the app attaches
+            control = app.control
+            assert isinstance(control, AttachedRun)
+            pid = control.owner_pid
+            assert pid is not None and pid != os.getpid()
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), "detach or stop?")
+            await pilot.press("d")
+            await until(pilot, lambda: not app.is_running, "the app to exit", 10)
+        owner = live_owner(control.run_dir)
+        assert owner is not None and owner.pid == pid  # the run goes on without the app
+    finally:
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
