@@ -18,7 +18,10 @@ Three scenarios:
   ``max_tokens`` continuation taken, and the server-side search loop re-reading the prompt on
   each search (the ledger's per-call bound, :func:`core.budget.ledger.worst_case`).
 
-Text is counted at ~4 characters per token (``TEXT_CHARS_PER_TOKEN``).
+Text is counted at ~4 characters per token (``TEXT_CHARS_PER_TOKEN``) for low and expected, and
+at one token per UTF-8 byte for high (a bound no tokenizer exceeds, as the ledger counts it). The
+report turn of a plan longer than one turn searches in no scenario: it is sent without a search
+allowance.
 """
 
 from __future__ import annotations
@@ -37,10 +40,8 @@ TEXT_CHARS_PER_TOKEN = 4
 TOOL_DEFINITION_TOKENS = 350
 """The web search tool's definition plus the hidden instructions the API adds with it."""
 MESSAGE_OVERHEAD_TOKENS = 5
-DEFAULT_MAX_USES = 5
-"""Searches per request assumed when the config sets no ``max_uses``."""
 SOURCES_TOKENS_PER_SEARCH = 60
-"""A report's source list: a few cited pages (title and URL) per search of its report turn."""
+"""A report's source list: a few cited pages (title and URL) per search of its conversation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,9 @@ class _Outcome:
     report_tokens: int
 
 
-def _tokens(text: str) -> int:
+def _tokens(text: str, sc: Scenario) -> int:
+    if sc is HIGH:
+        return len(text.encode("utf-8")) + MESSAGE_OVERHEAD_TOKENS
     return -(-len(text) // TEXT_CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
 
 
@@ -137,7 +140,7 @@ class _Conversation:
         self.caching, self.ttl_1h = caching.enabled, caching.ttl == "1h"
         window = prices.context_window(agent.model)
         self.max_prompt = int(window * config.execution_settings.context.compact_at_fraction)
-        self.history = _tokens(config.defaults.system_prompt) + TOOL_DEFINITION_TOKENS
+        self.history = _tokens(config.defaults.system_prompt, sc) + TOOL_DEFINITION_TOKENS
         self.cached = 0
         self.usd = 0.0
         self.calls = 0
@@ -182,7 +185,7 @@ def _simulate_agent(
 ) -> _Outcome:
     defaults = config.defaults
     budget = config.execution_settings.budget
-    max_uses = defaults.web_search.max_uses or DEFAULT_MAX_USES
+    max_uses = defaults.web_search.per_request
     caps = [c for c in (agent.max_searches, budget.per_agent_max_searches) if c is not None]
     searches_left = min(caps) if caps else math.inf
     output = min(agent.max_tokens, max(sc.output_floor, round(agent.max_tokens * sc.output_fraction)))
@@ -195,19 +198,21 @@ def _simulate_agent(
     plan = build_plan(agent, config.program, defaults, {})
     report_output = 0
     for index, prompt in enumerate(plan):
-        conversation.history += _tokens(prompt) + (reads_tokens if index == 0 else 0)
+        conversation.history += _tokens(prompt, sc) + (reads_tokens if index == 0 else 0)
+        report_turn = index == len(plan) - 1 and len(plan) > 1
         turn_searches = 0
         turn_output = 0
-        for _ in range(calls_per_turn):
+        calls = 1 + defaults.max_tokens_continuations if report_turn and sc.continuations else calls_per_turn
+        for _ in range(calls):
             # Low and expected: the turn's searches in one call; high: max_uses on every call.
-            wanted = max_uses if sc.continuations else per_turn - turn_searches
+            wanted = 0 if report_turn else max_uses if sc.continuations else per_turn - turn_searches
             searches = int(max(0, min(wanted, searches_left)))
             conversation.call(searches, output)
             searches_left -= searches
             turn_searches += searches
             turn_output += output
-        if index == len(plan) - 1:
-            report_output = turn_output + SOURCES_TOKENS_PER_SEARCH * turn_searches
+        if index == len(plan) - 1:  # the report lists the sources of the whole conversation
+            report_output = turn_output + SOURCES_TOKENS_PER_SEARCH * conversation.searches
     return _Outcome(conversation.usd, conversation.searches, conversation.calls, report_output)
 
 

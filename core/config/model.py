@@ -50,6 +50,8 @@ DEFAULT_REPORT_PROMPT = (
 # A limit beyond them is a typo (a max_turns of 10^9 would freeze the run, not research longer).
 MAX_TURNS = 500
 MAX_USES = 20
+DEFAULT_MAX_USES = 5
+"""Searches per request when the config sets ``max_uses: null``: every request carries one."""
 """Searches per request: the API's server loop runs about 10 iterations per request."""
 MAX_OUTPUT_TOKENS = 128_000
 MAX_CONTINUATIONS = 100
@@ -102,6 +104,11 @@ class WebSearchSettings(Strict):
     allowed_domains: list[str] | None = None
     blocked_domains: list[str] | None = None
     user_location: UserLocation | None = None
+
+    @property
+    def per_request(self) -> int:
+        """The ``max_uses`` every request asks for: the configured one, or the default for null."""
+        return self.max_uses or DEFAULT_MAX_USES
 
     @model_validator(mode="after")
     def _one_domain_filter(self) -> WebSearchSettings:

@@ -61,9 +61,6 @@ from core.reports.render import AgentMeta, build_report
 from core.reports.sources import carried_sources_note
 
 T = TypeVar("T")
-DEFAULT_MAX_USES = 5
-"""Searches per request when the config sets no ``max_uses`` (absent or null): every request
-carries a ``max_uses`` its reservation covers."""
 
 
 @dataclass(slots=True)
@@ -256,7 +253,7 @@ class AgentSession:
         config gives none), no more than the agent has left; none for a report."""
         if self._writing_report:
             return 0  # the report turn sends no search allowance: a search cap never blocks it
-        wanted = self.config.defaults.web_search.max_uses or DEFAULT_MAX_USES
+        wanted = self.config.defaults.web_search.per_request
         if self.agent.max_searches is not None:
             wanted = min(wanted, self.agent.max_searches - self.state.searches)
         return max(0, wanted)
