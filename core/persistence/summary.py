@@ -64,7 +64,8 @@ def build_summary(view: RunView, facts: RunFacts, status: RunStatus, run_dir: Ru
         "updated_at": time.time(),
         "current_layer": facts.current_layer,
         "layers": facts.layers,
-        "cost_usd": round(view.spent_usd, 6),
+        # The sum of the agents as written (each to the micro-dollar), so the two always agree.
+        "cost_usd": round(sum(round(row.cost_usd, 6) for row in view.agents.values()), 6),
         "searches": view.searches,
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,

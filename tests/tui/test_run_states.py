@@ -95,9 +95,13 @@ async def test_a_fork_shows_figures_equal_to_its_own_summary_and_the_end_shows_t
         assert fork_dir != Path(first.run_dir)
         screen = main_screen(app)
         await until(pilot, lambda: set(LAYER_1) <= set(screen.table.rows_by_id), "the agent rows")
-        start = {a["id"]: a for a in summary_of(fork_dir)["agents"]}
-        for agent in LAYER_1:
-            assert figures(screen.table.rows_by_id[agent]) == summary_figures(start[agent]), agent
+
+        def agree() -> bool:
+            """The table and summary.json (written at least every half second) show the same figures."""
+            saved = {a["id"]: summary_figures(a) for a in summary_of(fork_dir)["agents"]}
+            return all(figures(screen.table.rows_by_id[a]) == saved[a] for a in LAYER_1)
+
+        await until(pilot, agree, "the table and summary.json to agree", 10)
         assert screen.table.rows_by_id["beta"].cost_usd > 0  # the parent's figures carried over
 
         await until(pilot, lambda: app.outcome is not None, "the fork to finish", 40)
