@@ -236,7 +236,7 @@ def load_estimate(config_path: Path) -> Estimate | str:
 
 def simulate_by_default() -> bool:
     """Without an API key, runs started from the app use the simulator (a fresh machine still works)."""
-    from core.engine.runner import api_key_present
+    from core.api.credentials import api_key_present
 
     return not api_key_present()
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from anthropic import AsyncAnthropic
 
+from core.api.credentials import NO_API_KEY, api_key_present
 from core.api.usage import TokenUsage
 from core.budget.ledger import BudgetLedger
 from core.budget.pricing import PriceTable
@@ -67,10 +68,6 @@ class ClientHandle:
     simulator: Simulator | None
 
 
-def api_key_present() -> bool:
-    return bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
-
-
 async def open_client(config: ResearchConfig, *, simulate: bool, base_url: str | None = None) -> ClientHandle:
     """The SDK client, with its own retries off (every retry is ours and visible).
 
@@ -85,10 +82,7 @@ async def open_client(config: ResearchConfig, *, simulate: bool, base_url: str |
         client = AsyncAnthropic(base_url=simulator.base_url, api_key=SIMULATED_API_KEY, max_retries=0)
         return ClientHandle(client, simulator)
     if not api_key_present():
-        raise SetupError(
-            "no API key: set ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL if you use a gateway), "
-            "or add --simulate to run on the built-in simulator"
-        )
+        raise SetupError(NO_API_KEY)
     return ClientHandle(AsyncAnthropic(max_retries=0), None)
 
 

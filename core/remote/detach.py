@@ -56,6 +56,11 @@ def start_detached(config_path: Path, runs_dir: Path, *, simulate: bool) -> tupl
 
 def detach_command(config_path: Path, runs_dir: Path, *, simulate: bool) -> int:
     """``run --detach``: create the run, start its owner, say how to attach; exit 0 at once."""
+    from core.api.credentials import NO_API_KEY, api_key_present
+
+    if not simulate and not api_key_present():
+        print(f"error: {NO_API_KEY}", file=sys.stderr)
+        return 2
     run_dir, pid = start_detached(config_path, runs_dir, simulate=simulate)
     where = "" if Path(runs_dir) == Path("runs") else f" --runs-dir {runs_dir}"
     print(f"run {run_dir.run_id}")

@@ -158,3 +158,20 @@ def test_runs_marks_a_live_run_with_its_owner_and_attach_refuses_a_dead_one(
     assert refused.returncode == 2
     assert "not live" in refused.stderr and f"resume {run.run_id}" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_detach_without_an_api_key_says_so_here_and_starts_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")}
+    runs = tmp_path / "runs"
+    result = subprocess.run(
+        command("run", str(streaming_program(tmp_path)), "--detach", "--runs-dir", str(runs)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no API key" in result.stderr and "--simulate" in result.stderr
+    assert not runs.exists() or not any(runs.iterdir())
