@@ -364,14 +364,15 @@ class SpaceReserve:
 
     def release(self, cause: OSError | None = None, path: Path | None = None) -> bool:
         """Give the space back; True if it was held (now or before: a write may retry)."""
-        with self._lock:
+        with self._lock:  # held until the space is really free: a concurrent writer retries after
             if _RESERVES.get(_key(self.directory)) is not self:
                 return False
             first = not self._released
-            self._released = True
+            if first:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+                self._released = True
         if first:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
             error = as_disk_error(cause or OSError(errno.ENOSPC, "full"), path or self.path)
             log.warning("disk full: released the %d-byte space reserve of %s", self.size, self.directory)
             if self.on_release is not None:
