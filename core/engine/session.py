@@ -178,8 +178,9 @@ class AgentSession:
 
     def _begin_user_turn(self, prompt: str) -> None:
         state = self.state
-        if state.plan_index == len(self.plan) - 1:
-            state.report_from = len(state.messages)
+        # Only the plan's last turn is its report; a research turn after a "write it now" report
+        # (a budget-stopped agent resumed with a raised cap) searches again.
+        state.report_from = len(state.messages) if state.plan_index == len(self.plan) - 1 else None
         self._append_user(prompt)
         state.plan_index += 1
         state.continuations = 0

@@ -53,6 +53,16 @@ async def test_a_quarter_budget_ends_budget_exhausted_under_the_cap_with_reports
     after = json.loads((outcome.run_dir / "summary.json").read_text())
     assert after["cost_usd"] > summary["cost_usd"]
     assert all(a["status"] == "completed" for a in after["agents"])
+    # Agents stopped mid-research research again once resumed: their later turns search.
+    journal = [json.loads(line) for line in (outcome.run_dir / "events.jsonl").read_text().splitlines()]
+    resumed_at = next(i for i, e in enumerate(journal) if e["kind"] == "run_finished")
+    stopped = {a["id"] for a in started}
+    searched = sum(
+        e["usage"]["web_search_requests"]
+        for e in journal[resumed_at:]
+        if e["kind"] == "turn_completed" and e["agent_id"] in stopped
+    )
+    assert searched > 0
 
 
 async def test_the_default_programs_simulated_cost_falls_within_its_estimate(tmp_path: Path) -> None:
