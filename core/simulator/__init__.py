@@ -7,12 +7,16 @@ Use it in-process::
 
 or standalone: ``research-orchestrator simulator --port 8765`` (also ``python -m core.simulator``).
 
-Test directives, read from the text of the last user message and inert otherwise:
+It answers like the real API for any client: web search with citations and ``pause_turn`` at the
+server loop's limit, client tools (``tool_use`` with schema-valid input, ``tool_choice``), structured
+output, answers sized to the prompt, token counts by script, and the API's 4xx for invalid requests
+(``validation``, ``conversation``). Test directives, read from the text of the last user message and
+inert otherwise:
 
 - ``[sim:refusal]``: some text, then ``stop_reason: refusal`` with ``stop_details``.
-- ``[sim:pause_turn]``: the turn pauses (``pause_turn`` with a dangling ``server_tool_use``) when it has
-  searches; its continuation (the same messages plus the paused assistant content) is not forced.
-- ``[sim:max_tokens]``: the turn is cut short with ``stop_reason: max_tokens``.
+- ``[sim:pause_turn]``: the turn runs ``server_loop_limit`` searches, then pauses (``pause_turn`` with
+  a dangling ``server_tool_use``); its continuation (the paused content sent back) is not forced.
+- ``[sim:max_tokens]``: the turn is cut short with ``stop_reason: max_tokens`` (it wins over the others).
 - ``[sim:fault=KIND]`` / ``[sim:fault=KIND:N]``: the fault KIND (rate_limit, overloaded, server_error,
   stream_error, disconnect, slow) on the first (or first N) attempts of that exact request body, so
   an SDK retry of the same body succeeds afterwards.

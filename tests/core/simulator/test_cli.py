@@ -31,7 +31,7 @@ def test_every_flag_becomes_a_setting() -> None:
         "--output-tokens-per-turn", "100-200", "--context-window", "50000", "--cache-min-tokens", "0",
         "--requests-per-minute", "60", "--input-tokens-per-minute", "10000",
         "--output-tokens-per-minute", "2000",
-        "--search-latency-ms", "50", "--slow-first-byte-s", "2",
+        "--search-latency-ms", "50", "--slow-first-byte-s", "2", "--server-loop-limit", "5",
     )  # fmt: skip
     settings = settings_from_args(args)
 
@@ -43,6 +43,7 @@ def test_every_flag_becomes_a_setting() -> None:
     assert settings.rate_limits.input_tokens_per_minute == 10_000
     assert settings.rate_limits.output_tokens_per_minute == 2_000
     assert settings.search_latency_ms == 50 and settings.slow_first_byte_s == 2
+    assert settings.server_loop_limit == 5
 
 
 def test_defaults_are_the_settings_defaults() -> None:
