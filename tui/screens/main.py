@@ -190,10 +190,11 @@ class MainScreen(Screen[None]):
         self._layout_panes()
 
     def pane_slots(self) -> int:
-        """How many panes fit the pane area at their minimum height (at least one)."""
+        """How many panes fit the pane area at their minimum height (every pane before it has a size)."""
         grid = self.query_one("#panes", Container)
-        width = grid.size.width or self.size.width
-        return pane_columns(width) * max(1, grid.size.height // self.MIN_PANE_HEIGHT)
+        if not grid.size.height or not grid.size.width:
+            return max(1, len(self._panes))
+        return pane_columns(grid.size.width) * max(1, grid.size.height // self.MIN_PANE_HEIGHT)
 
     def shown_panes(self) -> list[AgentPane]:
         """The panes on screen: the selected agent's, then the most recently active, in roster order.
@@ -242,8 +243,10 @@ class MainScreen(Screen[None]):
         self._layout_panes()
 
     def rotate_panes(self) -> None:
-        """Every few seconds, hidden panes that became active take the place of quiet ones."""
-        if len(self._panes) > self.pane_slots():
+        """Every few seconds the panes shown follow activity (and a first layout made before the pane
+        area had its size is made again)."""
+        shown = {pane.agent_id for pane in self._panes.values() if pane.display}
+        if {pane.agent_id for pane in self.shown_panes()} != shown:
             self._layout_panes()
 
     @on(AgentTable.RowHighlighted)

@@ -191,3 +191,19 @@ def _returning(fake: FakeRun) -> Callable[[], Awaitable[FakeRun]]:
         return fake
 
     return factory
+
+
+async def test_panes_chosen_before_the_pane_area_had_a_size_are_chosen_again(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        for pane in screen.panes.values():  # as a layout made at size 0 left them
+            pane.display = pane.agent_id == "market"
+        screen.rotate_panes()
+        await pilot.pause()
+        assert len(screen.panes) <= screen.pane_slots()
+        assert all(pane.display for pane in screen.panes.values())
