@@ -93,6 +93,11 @@ class StreamView(Widget, can_focus=True):
         """Append ``data``; its first piece continues the last line, each newline starts another."""
         if not data:
             return
+        if self._wrap_width and not self._shown():  # a hidden pane (100 agents): wrap when drawn again
+            self._wrap_width = 0
+            self._lines = list(self._logical)
+            self._counts = [1] * len(self._logical)
+            self._cache.clear()
         logical, counts, lines = self._logical, self._counts, self._lines
         if not logical:
             logical.append("")
@@ -120,6 +125,10 @@ class StreamView(Widget, can_focus=True):
             self._report_position()
             if first < self._top + self.size.height:
                 self.refresh()
+
+    def _shown(self) -> bool:
+        parent = self.parent
+        return self.display and (not isinstance(parent, Widget) or parent.display)
 
     def _prune(self, rows: int) -> None:
         """Drop whole logical lines from the start, at least ``rows`` rows (never the open line)."""

@@ -207,3 +207,25 @@ async def test_panes_chosen_before_the_pane_area_had_a_size_are_chosen_again(
         await pilot.pause()
         assert len(screen.panes) <= screen.pane_slots()
         assert all(pane.display for pane in screen.panes.values())
+
+
+async def test_a_hidden_pane_wraps_what_it_was_sent_when_it_is_shown(
+    make_app: Callable[..., ResearchApp], tmp_path: Path
+) -> None:
+    fake = FakeRun(many_agents_script(30), run_dir=tmp_path / RUN_ID)
+    app = make_app(control_factory=_returning(fake))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, fake)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        hidden = next(pane for pane in screen.panes.values() if not pane.display)
+        screen.stream_text(hidden.agent_id, "Sodium-ion tender prices fell again this quarter. " * 12)
+        await pilot.pause(0.3)
+        assert hidden.view._wrap_width == 0  # no wrapping work for a pane nobody sees
+        screen.table.select_agent(hidden.agent_id)
+        await pilot.pause(MainScreen.SWAP_DELAY + 0.2)
+        assert hidden.display
+        width = hidden.view.size.width
+        shown = [hidden.view.render_line(y).text.rstrip() for y in range(hidden.view.size.height)]
+        assert all(len(line) <= width for line in shown) and any("quarter." in line for line in shown)
+        assert all(len(row) < width for row in hidden.view.lines)
