@@ -13,6 +13,8 @@ at once.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -154,8 +156,7 @@ class MainScreen(Screen[None]):
         self._pane_flusher = Coalescer(self, AgentPane.FLUSH_INTERVAL)
         self._pending_rows: dict[str, AgentRow] = {}
         self._counters = Throttle(self, self.COUNTERS_INTERVAL, self._show_pending_rows)
-        self._activity: dict[str, int] = {}  # agent -> tick of its last streamed item
-        self._tick = 0
+        self._activity: dict[str, float] = {}  # agent -> monotonic time of its last streamed item
         self._layout_pending = False
         self._swap_timer: Timer | None = None
 
@@ -207,9 +208,15 @@ class MainScreen(Screen[None]):
         if len(panes) <= slots:
             return panes
         selected = self.table.selected_agent
+        # a pane shown keeps its place while it streams: panes change only for quiet ones
+        now, recent = time.monotonic(), self.ROTATE_INTERVAL
         ranked = sorted(
             panes,
-            key=lambda pane: (pane.agent_id != selected, -self._activity.get(pane.agent_id, -1)),
+            key=lambda pane: (
+                pane.agent_id != selected,
+                not (pane.display and now - self._activity.get(pane.agent_id, -math.inf) < recent),
+                -self._activity.get(pane.agent_id, -math.inf),
+            ),
         )
         chosen = {pane.agent_id for pane in ranked[:slots]}
         return [pane for pane in panes if pane.agent_id in chosen]
@@ -321,8 +328,7 @@ class MainScreen(Screen[None]):
         self._stream(agent_id, "end", continues)
 
     def _stream(self, agent_id: str, kind: str, value: str | bool) -> None:
-        self._tick += 1
-        self._activity[agent_id] = self._tick
+        self._activity[agent_id] = time.monotonic()
         pane = self._panes.get(agent_id)
         if pane is not None:
             self._route(pane, kind, value)
