@@ -103,7 +103,7 @@ def user_programs(draw: st.DrawFn) -> dict[str, Any]:
         execution={
             "max_concurrent_agents": draw(st.sampled_from([1, 8, 60]), label="concurrency"),
             "budget": {k: v for k, v in budget.items() if v is not None},
-            "checkpoints": {"enabled": draw(st.booleans(), label="checkpoints")},
+            "checkpoints": {"enabled": draw(st.sampled_from([True, True, True, False]), label="checkpoints")},
         },
         simulator={
             "seed": draw(st.integers(0, 2**16)),
@@ -154,8 +154,8 @@ def check(run_dir: Path, data: dict[str, Any]) -> None:
     model = data["defaults"]["model"]
 
     recomputed = sum(independent_cost(model, e["usage"]) for e in turns)
-    assert round(summary["cost_usd"], 2) == round(recomputed, 2)
-    assert summary["cost_usd"] == pytest.approx(recomputed, abs=1e-6)
+    assert round(summary["cost_usd"], 2) == round(recomputed, 2)  # to the cent
+    assert summary["cost_usd"] == pytest.approx(recomputed, abs=1e-5)  # summary.json rounds its figures
     searches = sum(e["usage"].get("web_search_requests", 0) for e in turns)
     assert summary["searches"] == searches
 
