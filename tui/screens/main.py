@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from core.control import AgentStatus, RunControl
+from core.control import GLYPHS, AgentStatus, RunControl
 from core.persistence.rundir import RunDir
 from core.view import AgentRow, RunInfo
 from tui import messages as msg
@@ -46,6 +46,14 @@ from tui.widgets.run_header import RunHeader
 
 PaletteCommand = tuple[str, str, Callable[[], object]]
 _Early = tuple[str, str | bool]  # ("text" | "note", text) or ("end", continues): before a pane exists
+
+
+def glyph_legend() -> tuple[str, str]:
+    """The status glyphs and what each means, from the one glyph table (``core.control.GLYPHS``)."""
+    names: dict[str, str] = {}
+    for status, glyph in GLYPHS.items():
+        names[glyph] = status.value.replace("_", " ")  # a shared glyph reads as its later status
+    return " ".join(names), ", ".join(names.values())
 
 
 def outcome_text(message: msg.RunEnded) -> str:
@@ -128,7 +136,7 @@ class MainScreen(Screen[None]):
         ("17s", "17 web searches"),
         ("$0.39", "dollars this agent has spent"),
         ("0r", "retries of its API calls"),
-        ("● ‖ ✓ ✗ ○ ☠ $", "running, paused, done, failed, pending, killed, budget exhausted"),
+        glyph_legend(),
     )
     ESCAPE_TO_MINIMIZE = False  # esc is ``action_unfocus``: restore *and* give the keys back to the table
     MIN_PANE_HEIGHT = 8

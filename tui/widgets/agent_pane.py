@@ -33,6 +33,8 @@ _STATUS_WORDS = {
     AgentStatus.REFUSED: "refused",
     AgentStatus.BUDGET_EXHAUSTED: "budget exhausted",
     AgentStatus.PENDING: "pending",
+    AgentStatus.WAITING_FOR_BUDGET: "waiting for budget",
+    AgentStatus.INTERRUPTED: "interrupted",
 }
 _CLASS_WORDS = {
     AgentStatus.COMPLETED: "done",
