@@ -438,14 +438,15 @@ def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
         print(f"run {run_dir.run_id} has no checkpoints")
         return 0
     print(
-        f"{'checkpoint':<28} {'agent':<16} {'turn':>4}  {'time':<8} {'tokens':>9} {'$ so far':>9}  integrity"
+        f"{'checkpoint':<28} {'agent':<16} {'turn':>4}  {'time':<8} {'run tokens':>10} {'agent $':>9} "
+        f"{'run $':>9}  integrity"
     )
     for info in infos:
         when = datetime.datetime.fromtimestamp(info.created_at).strftime("%H:%M:%S")
         integrity = info.status if info.status == "ok" else f"corrupt ({printable(info.problem or '')})"
         print(
-            f"{info.id:<28} {info.agent_id:<16} {info.turn:>4}  {when:<8} {info.tokens:>9} "
-            f"{info.cost_usd:>9.4f}  {integrity}"
+            f"{info.id:<28} {info.agent_id:<16} {info.turn:>4}  {when:<8} {info.tokens:>10} "
+            f"{info.agent_cost_usd:>9.4f} {info.cost_usd:>9.4f}  {integrity}"
         )
     return 0
 
