@@ -11,6 +11,7 @@ import pytest
 
 from core.api.usage import TokenUsage
 from core.events import EVENT_TYPES, AgentSeed, Event, EventBus, RunStarted, SubscriberFailed, TextStreamed
+from tests.waits import eventually
 
 
 def text(i: int) -> TextStreamed:
@@ -23,7 +24,7 @@ async def test_a_slow_subscriber_does_not_stall_the_producer_or_other_subscriber
     slow: list[Event] = []
 
     async def sluggish(event: Event) -> None:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a slow subscriber: the duration is the behaviour
         slow.append(event)
 
     bus.subscribe(fast.append, name="fast")
@@ -32,9 +33,10 @@ async def test_a_slow_subscriber_does_not_stall_the_producer_or_other_subscriber
     started = loop.time()
     for i in range(200):
         bus.publish(text(i))
-    assert loop.time() - started < 0.05, "publish never waits on a subscriber"
-    await asyncio.sleep(0.05)
-    assert len(fast) == 200 and len(slow) < 200
+    # waiting on the slow one would take 200 x 10 ms; a loaded machine may stall us for a fraction of that
+    assert loop.time() - started < 1.0, "publish never waits on a subscriber"
+    await eventually(lambda: len(fast) == 200, "the fast subscriber to get everything")
+    assert len(slow) < 200
     await bus.close()
     assert [e.text for e in slow] == [str(i) for i in range(200)], "close delivers everything, in order"
 

@@ -1054,7 +1054,7 @@ class ScriptedServer:
         response = web.StreamResponse(headers={"content-type": "text/event-stream", "request-id": "req_ok"})
         await response.prepare(request)
         if mode == "slow":
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # a slow server: the duration is the behaviour
         await response.write(sse("message_start", MESSAGE_START) + sse("content_block_start", TEXT_START))
         await response.write(sse("content_block_delta", TEXT_DELTA))
         if mode == "stream_error":

@@ -93,14 +93,14 @@ class TestWaiting:
         assert not second.done() and ledger.waiting == 1
         assert waits and waits[0].cap == "usd" and waits[0].reason == "reserved"
         ledger.settle(first, TokenUsage(input_tokens=10, output_tokens=10))
-        granted = await asyncio.wait_for(second, 1)
+        granted = await asyncio.wait_for(second, 10)
         assert granted.agent_id == "b" and ledger.waiting == 0
 
     async def test_a_call_that_cannot_fit_even_alone_fails_at_once_saying_spent(self) -> None:
         ledger = book(max_cost_usd=ONE + REPORT + 0.001)
         ledger.settle(ledger.reserve_request(call("a")), TokenUsage(output_tokens=50_000))  # $0.50
         with pytest.raises(BudgetExhausted) as caught:
-            await asyncio.wait_for(ledger.acquire(call("b")), 1)
+            await asyncio.wait_for(ledger.acquire(call("b")), 10)
         assert caught.value.reason == "spent" and "run dollar cap" in caught.value.message
 
     async def test_waiters_are_served_first_come_first_served(self) -> None:
@@ -119,7 +119,7 @@ class TestWaiting:
         await asyncio.sleep(0)
         ledger.settle(blocking, TokenUsage(output_tokens=1))
         ledger.end_agent("x")
-        await asyncio.wait_for(asyncio.gather(*tasks), 1)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
         assert order == ["b", "c", "d"]
 
     async def test_when_every_agent_waits_one_is_refused_writes_its_report_and_the_other_goes_on(
@@ -142,7 +142,7 @@ class TestWaiting:
             ledger.end_agent(name)
             return "researched"
 
-        outcomes = await asyncio.wait_for(asyncio.gather(agent("a"), agent("b")), 1)
+        outcomes = await asyncio.wait_for(asyncio.gather(agent("a"), agent("b")), 10)
         assert sorted(outcomes) == ["reported", "researched"]
 
     async def test_a_cancelled_waiter_leaves_the_queue(self) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from core.persistence.checkpoints import CheckpointStore
 from tests.core import programs
+from tests.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 KILLS = 24
@@ -36,6 +37,14 @@ def free_port() -> int:
 def stats(url: str) -> dict:
     with urllib.request.urlopen(f"{url}/_simulator/stats", timeout=5) as response:
         return json.loads(response.read())
+
+
+def serving(url: str) -> bool:
+    try:
+        stats(url)
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -62,12 +71,7 @@ def simulator_process():
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            stats(url)
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_until(lambda: serving(url), "the simulator to answer")
     yield url
     process.terminate()
     process.wait(10)
@@ -102,7 +106,7 @@ def test_signals_of_every_kind_at_random_moments_then_resume_loses_and_redoes_no
         signum = rng.choice(SIGNALS)
         if len(kills) < KILLS:
             try:
-                process.wait(timeout=rng.uniform(0.4, 2.0))
+                process.wait(timeout=rng.uniform(0.4, 2.0))  # the duration is the point: a random moment
             except subprocess.TimeoutExpired:
                 process.send_signal(signum)
                 process.wait(timeout=60)

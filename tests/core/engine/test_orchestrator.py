@@ -15,6 +15,7 @@ from core.engine.runner import start_run
 from core.events import AgentStarted, Event, TurnCompleted
 from core.simulator import Simulator, SimulatorSettings
 from tests.core import programs
+from tests.waits import eventually
 
 
 async def run_program(tmp_path: Path, data: dict, **kwargs) -> tuple:
@@ -180,10 +181,7 @@ async def test_pause_holds_the_agent_at_a_turn_boundary_and_resume_continues(tmp
 
     orchestrator.bus.listen(watch)
     task = asyncio.create_task(orchestrator.run())
-    for _ in range(200):
-        await asyncio.sleep(0.02)
-        if orchestrator.agent_status("other").is_final:
-            break
+    await eventually(lambda: orchestrator.agent_status("other").is_final, "the other agent to finish")
     assert orchestrator.agent_status("slow") is AgentStatus.PAUSED, "the pause took hold at a turn boundary"
     paused_turns = len(turns)
     assert paused_turns <= 1, "at most the call in flight finishes after a pause"

@@ -15,6 +15,7 @@ import pytest
 
 from core.persistence.checkpoints import CheckpointStore
 from tests.core import programs
+from tests.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 HONOURED_WITHIN_S = 2.0  # the state is saved and the summary says so
@@ -43,13 +44,6 @@ def slow_program(tmp_path: Path) -> Path:
     return programs.write(tmp_path, data)
 
 
-def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
 def checkpoints(runs: Path) -> list[Path]:
     return [p for run in runs.glob("[!.]*") for p in (run / "checkpoints").glob("*.json")]
 
@@ -73,7 +67,7 @@ def stop_and_time(process: subprocess.Popen[bytes], signum: int, runs: Path) -> 
         if process.poll() is not None and saved == float("inf"):
             break
         assert time.monotonic() - sent < 30
-        time.sleep(0.01)
+        time.sleep(0.01)  # a measurement: the poll's step is its resolution
     return saved, time.monotonic() - sent
 
 
@@ -83,7 +77,7 @@ def test_a_stop_signal_mid_run_saves_state_and_resume_completes(tmp_path: Path, 
     process = start(
         tmp_path, "run", str(slow_program(tmp_path)), "--headless", "--simulate", "--runs-dir", str(runs)
     )
-    wait_for(lambda: len(checkpoints(runs)) >= 2)
+    wait_until(lambda: len(checkpoints(runs)) >= 2, "two checkpoints", 60)
     saved, exited = stop_and_time(process, signum, runs)
     assert process.returncode == 130, process.stderr.read() if process.stderr else b""
     assert saved < HONOURED_WITHIN_S and exited < EXITED_WITHIN_S
@@ -105,7 +99,8 @@ def test_a_stop_signal_while_starting_ends_it_quickly(tmp_path: Path, signum: in
     process = start(
         tmp_path, "run", str(slow_program(tmp_path)), "--headless", "--simulate", "--runs-dir", str(runs)
     )
-    wait_for(lambda: runs.exists())  # the run directory is being created: set-up in progress
+    # the run directory is being created: set-up in progress (poll tightly to land inside it)
+    wait_until(runs.exists, "the runs directory", 60, poll=0.005)
     process.send_signal(signum)
     process.wait(timeout=EXITED_WITHIN_S)
     assert process.returncode in (130, -signum)
@@ -118,7 +113,7 @@ def test_after_sigkill_runs_says_interrupted_with_the_cost_paid(tmp_path: Path) 
     process = start(
         tmp_path, "run", str(slow_program(tmp_path)), "--headless", "--simulate", "--runs-dir", str(runs)
     )
-    wait_for(lambda: len(checkpoints(runs)) >= 3)
+    wait_until(lambda: len(checkpoints(runs)) >= 3, "three checkpoints", 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     [run] = list(runs.glob("[!.]*"))

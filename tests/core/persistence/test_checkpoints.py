@@ -10,7 +10,7 @@ import json
 import os
 import stat
 import tempfile
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from core.persistence.checkpoints import (
     canonical_json,
     find_checkpoint,
 )
+from tests.waits import eventually
 
 Message = dict[str, Any]
 
@@ -492,17 +493,20 @@ async def test_a_cancelled_save_still_lands_before_the_cancellation_propagates(
 ) -> None:
     """Stopping an agent mid-save must not leave its checkpoint being written after the task ended."""
     real_fsync = os.fsync
+    syncing, disk_done = threading.Event(), threading.Event()
 
-    def slow_fsync(fd: int) -> None:
-        time.sleep(0.05)
+    def slow_fsync(fd: int) -> None:  # a disk that finishes only once the test has cancelled the save
+        syncing.set()
+        disk_done.wait(30)
         real_fsync(fd)
 
     agent = Agent(CheckpointStore(tmp_path), "market")
     first = await agent.step()
     monkeypatch.setattr(os, "fsync", slow_fsync)
     saving = asyncio.create_task(agent.step())
-    await asyncio.sleep(0.01)
+    await eventually(syncing.is_set, "the save to reach the disk")
     saving.cancel()
+    disk_done.set()
     with pytest.raises(asyncio.CancelledError):
         await saving
     monkeypatch.undo()

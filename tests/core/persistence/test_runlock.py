@@ -13,12 +13,12 @@ import pytest
 from core.persistence.runlock import RunLock, RunLocked
 
 HOLD_LOCK = """
-import sys, time
+import sys
 from core.persistence.runlock import RunLock
 lock = RunLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)
-time.sleep(60)
+sys.stdin.read()  # hold the lock until killed, or until the test (our stdin's writer) is gone
 """
 
 
@@ -65,6 +65,7 @@ def test_another_process_is_refused_and_a_sigkilled_owner_leaves_no_stale_lock(r
     root = Path(__file__).resolve().parents[3]
     owner = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(run_dir)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=root,

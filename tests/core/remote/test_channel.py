@@ -31,6 +31,7 @@ from core.remote.channel import (
     parse_request,
     read_message,
 )
+from tests.waits import eventually
 
 AGENTS = ("alpha", "beta")
 
@@ -313,10 +314,8 @@ async def test_a_watcher_that_never_reads_stalls_neither_the_owner_nor_other_cli
         _stuck_reader, stuck = await connect(channel.path)
         stuck.write(encode({"op": "watch"}))  # and never reads a byte
         await stuck.drain()
-        for _ in range(500):  # the owner reads the request on its own schedule
-            if channel.watchers:
-                break
-            await asyncio.sleep(0.01)
+        # the owner reads the request on its own schedule
+        await eventually(lambda: channel.watchers, "the owner to take the watch request")
         assert channel.watchers == 1
         for offset in range(1, 10_001):
             channel.journal_advanced(offset)  # inline and cheap: nothing queues per watcher

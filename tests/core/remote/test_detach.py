@@ -21,6 +21,7 @@ from core.remote.attached import attach_run
 from core.remote.channel import OwnerUnreachable
 from core.remote.owner import live_owner, wait_until_serving
 from tests.core import programs
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[3]
@@ -72,12 +73,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def until_not_live(run: RunDir, within: float = 10.0) -> None:
+def until_not_live(run: RunDir) -> None:
     """A dead process's sockets close one by one: its listener may outlive a connection by a moment."""
-    deadline = time.monotonic() + within
-    while live_owner(run.path) is not None:
-        assert time.monotonic() < deadline, "the run still looks live"
-        time.sleep(0.02)
+    wait_until(lambda: live_owner(run.path) is None, "the run to stop looking live")
 
 
 def streaming_program(tmp_path: Path, max_turns: int = 4) -> Path:
@@ -128,10 +126,8 @@ def test_a_detached_run_left_alone_completes_and_says_so_in_summary_json(
     data = programs.program([programs.agent("alpha")], max_turns=2)
     run, pid, _ = detach(programs.write(tmp_path, data), tmp_path / "runs")
     owners.append(pid)
-    deadline = time.monotonic() + 90
-    while alive(pid):  # the owner is not our child: poll for its exit
-        assert time.monotonic() < deadline, "the detached run did not finish"
-        time.sleep(0.1)
+    # the owner is not our child: poll for its exit
+    wait_until(lambda: not alive(pid), "the detached run to finish", 90, poll=0.1)
     assert json.loads(run.summary_path.read_text())["status"] == "completed"
     assert not run.control_socket_path.exists()
     assert "completed" in run.owner_log_path.read_text()
