@@ -1,7 +1,8 @@
 """Import contracts between the packages, checked over every import statement (function-level ones too).
 
-``core`` runs without the terminal app; the configuration is read without the simulator server or the
-SDK; the simulator is served without the engine. A violation fails the build with its file and line.
+``core`` runs without the terminal app (and so do its tests); the configuration is read without the
+simulator server or the SDK; the simulator is served without the engine. A violation fails the build
+with its file and line.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ CONTRACTS = (
         "reading a config (validate, --help, the app's estimate) must not load the server or the SDK",
     ),
     Contract("core.simulator", ("core.engine",), "the simulator stays importable without the engine"),
+    *(
+        Contract(
+            shared,
+            ("tui", "textual", "tests.tui"),
+            "core's tests run without the app: what they share with its tests lives in tests/ itself",
+        )
+        for shared in ("tests.core", "tests.waits", "tests.sample_events")
+    ),
 )
 
 

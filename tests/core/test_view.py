@@ -10,7 +10,7 @@ from core import events as ev
 from core.api.usage import TokenUsage
 from core.control import AgentStatus
 from core.view import RunView
-from tests.tui.fakes import RUN_ID, sodium_script
+from tests.sample_events import RUN_ID, sodium_script
 
 
 def folded() -> RunView:
