@@ -57,6 +57,11 @@ class Coalescer:
         self._throttle = Throttle(owner, interval, self.flush)
         self.flushes = 0
 
+    @property
+    def armed(self) -> bool:
+        """A flush is due (something is waiting to reach the screen)."""
+        return self._throttle.armed
+
     def mark(self, item: Flushable) -> None:
         self._dirty[item] = None
         self._throttle.poke()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.app import App
 from textual.pilot import Pilot
 
 from tests.tui.fakes import NOW, FakeRun, FakeRunSource
@@ -45,10 +48,28 @@ def make_app(fake: FakeRun) -> Callable[..., ResearchApp]:
     return make
 
 
-async def settle(pilot: Pilot[object], fake: FakeRun, delay: float = 0.35) -> None:
-    """Wait until the script is published and every coalescing timer has flushed."""
+async def until(pilot: Pilot[Any], condition: Callable[[], object], what: str, within: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds; fail naming ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def repaints_due(app: App[Any]) -> bool:
+    """Text, counters or a pane layout of the main screen are still waiting for their next repaint."""
+    screen = app.screen
+    if not isinstance(screen, MainScreen):
+        return False
+    return screen.repaints_due
+
+
+async def settle(pilot: Pilot[Any], fake: FakeRun) -> None:
+    """Wait until the script is published and every coalesced repaint has reached the screen."""
     await fake.script_done.wait()
-    await pilot.pause(delay)
+    await pilot.pause()
+    await until(pilot, lambda: not repaints_due(pilot.app), "the coalesced repaints")
     screen = pilot.app.screen
     if isinstance(screen, MainScreen):  # which panes show follows activity every few seconds: now
         screen.rotate_panes()

@@ -8,13 +8,12 @@ from pathlib import Path
 
 from core import events as ev
 from core.control import AgentStatus
-from tests.tui.conftest import settle
+from tests.tui.conftest import settle, until
 from tests.tui.fakes import RUN_ID, FakeRun, at
 from tui.app import ResearchApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
-from tui.widgets.agent_pane import AgentPane
 from tui.widgets.agent_table import AgentTable
 from tui.widgets.budget_meter import BudgetMeter
 from tui.widgets.retry_log import RetryLog
@@ -28,14 +27,17 @@ async def test_a_pane_per_running_agent_fills_with_its_text_and_searches(
         await settle(pilot, fake)
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        panes = screen.panes
-        assert set(panes) == {"market", "chemistry", "supply-chain", "policy", "patents"}
-        market = panes["market"].text
+        feeds = screen.feeds
+        assert set(feeds) == {"market", "chemistry", "supply-chain", "policy", "patents"}
+        assert {pane.agent_id for pane in screen.shown_panes()} == set(feeds)  # all five fit
+        market = feeds["market"].text
         assert '🔍 "sodium-ion grid storage tenders 2026"' in market
         assert "→ 10 results (energy-storage.example, grid-news.example, tenders.example …)" in market
         assert "Three markets stand out: China, India and the Nordics." in market
-        assert "⟲ attempt abandoned (312 chars discarded)" in panes["patents"].text
-        rendered = "\n".join(str(line) for line in panes["chemistry"].view.lines)
+        assert "⟲ attempt abandoned (312 chars discarded)" in feeds["patents"].text
+        chemistry = screen.pane("chemistry")
+        assert chemistry is not None
+        rendered = "\n".join(str(line) for line in chemistry.view.lines)
         assert "Hard-carbon anodes" in rendered
         table = screen.query_one(AgentTable)
         assert table.row_count == 8
@@ -53,14 +55,17 @@ async def test_streamed_fragments_are_coalesced_into_few_repaints(
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, fake)
-        pane = app.screen.query_one("#pane-market", AgentPane)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        feed = screen.feed("market")
+        assert feed is not None
         fragments = sum(
             1
             for e in fake.script
             if getattr(e, "agent_id", None) == "market" and type(e).__name__ == "TextStreamed"
         )
         assert fragments > 40
-        assert pane.flushes <= 5
+        assert feed.flushes <= 5
 
 
 async def test_p_pauses_the_selected_agent_then_resumes_it(
@@ -73,18 +78,19 @@ async def test_p_pauses_the_selected_agent_then_resumes_it(
         screen = app.screen
         assert isinstance(screen, MainScreen)
         assert screen.selected_agent == "market"
+        pane = screen.pane("market")
+        assert pane is not None
         await pilot.press("p")
         assert fake.calls == [("pause", "market")]
-        await pilot.pause(0.01)
+        # while the turn in flight finishes (0.5 s), the row and the pane say "pausing"
+        await until(pilot, lambda: pane.border_subtitle == "pausing…", "pausing…", within=0.4)
         assert screen.table.rows_by_id["market"].status == AgentStatus.PAUSING
-        assert screen.panes["market"].border_subtitle == "pausing…"
-        await pilot.pause(0.7)
+        await until(pilot, lambda: pane.border_subtitle == "paused", "paused")
         assert fake.agent_status("market") == AgentStatus.PAUSED
         assert screen.table.rows_by_id["market"].status == AgentStatus.PAUSED
-        assert screen.panes["market"].border_subtitle == "paused"
-        assert "‖ paused" in screen.panes["market"].text
+        await until(pilot, lambda: "‖ paused" in pane.text, "the paused note")
         await pilot.press("p")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: screen.table.rows_by_id["market"].status == AgentStatus.RUNNING, "running")
         assert fake.calls[-1] == ("resume", "market")
         assert fake.agent_status("market") == AgentStatus.RUNNING
         assert screen.table.rows_by_id["market"].status == AgentStatus.RUNNING
@@ -124,13 +130,14 @@ async def test_kill_confirmed_with_y_kills_the_agent(
         await pilot.press("k")
         await pilot.pause()
         await pilot.press("y")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: fake.agent_status("market") == AgentStatus.KILLED, "the kill")
         assert fake.calls == [("kill", "market")]
         assert fake.agent_status("market") == AgentStatus.KILLED
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        assert screen.table.rows_by_id["market"].status == AgentStatus.KILLED
-        assert screen.panes["market"].border_subtitle == "killed"
+        await until(pilot, lambda: screen.table.rows_by_id["market"].status == AgentStatus.KILLED, "killed")
+        pane = screen.pane("market")
+        assert pane is not None and pane.border_subtitle == "killed"
 
 
 async def test_quit_while_running_asks_then_stops_the_run_and_exits(
@@ -144,7 +151,7 @@ async def test_quit_while_running_asks_then_stops_the_run_and_exits(
         assert isinstance(app.screen, ConfirmScreen)
         assert fake.calls == []
         await pilot.press("y")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: not app.is_running, "the app to exit")
     assert fake.calls == [("stop", None)]
     assert fake.saved_state
     assert app.exit_code == 130  # interrupted, resumable
@@ -177,8 +184,7 @@ async def test_quit_after_the_run_finished_exits_at_once_with_its_code(
     app = make_app(control_factory=factory)
     async with app.run_test(size=(120, 40)) as pilot:
         await finished.script_done.wait()
-        await pilot.pause(0.2)
-        assert not app.run_active
+        await until(pilot, lambda: not app.run_active, "the run's end")
         await pilot.press("ctrl+q")
         await pilot.pause()
     assert app.exit_code == 0
@@ -210,10 +216,9 @@ async def test_the_chosen_theme_is_remembered(
         await pilot.press("t")
         await pilot.pause()
         await pilot.press(*"research-paper")
-        await pilot.pause(0.3)
+        await pilot.pause()
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert app.theme == "research-paper"
+        await until(pilot, lambda: app.theme == "research-paper", "the theme")
     saved = json.loads((config_home / "research-orchestrator" / "settings.json").read_text())
     assert saved["theme"] == "research-paper"
     again = make_app()
@@ -230,8 +235,7 @@ async def test_a_run_that_cannot_start_shows_the_runs_screen_and_exits_2(
 
     app = make_app(control_factory=broken)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.2)
-        assert type(app.screen).__name__ == "RunsScreen"
+        await until(pilot, lambda: type(app.screen).__name__ == "RunsScreen", "the runs screen")
         await pilot.press("ctrl+q")
     assert app.exit_code == 2
 

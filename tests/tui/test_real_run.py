@@ -7,8 +7,6 @@ budget meter is checked against ``summary.json``, the file scripts and CI trust.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +21,7 @@ from core.engine.runner import start_run
 from core.events import EventBus
 from core.persistence.checkpoints import CheckpointStore
 from tests.core import programs
+from tests.tui.conftest import until
 from tui.app import ResearchApp
 from tui.format import money
 from tui.screens.checkpoints import CheckpointBrowserScreen
@@ -82,15 +81,6 @@ def make_app(config: Path, runs: Path, recorder: Recorder) -> ResearchApp:
     return ResearchApp(control_factory=factory, runs_dir=runs)
 
 
-async def until(pilot: Pilot[Any], condition: Callable[[], object], what: str, within: float = 10.0) -> None:
-    """Let the app run until ``condition()`` holds; fail naming ``what`` after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await pilot.pause(0.05)
-
-
 def orchestrator(app: ResearchApp) -> Orchestrator:
     assert isinstance(app.control, Orchestrator)
     return app.control
@@ -103,8 +93,8 @@ def main_screen(app: ResearchApp) -> MainScreen:
 
 
 def pane_text(app: ResearchApp, agent_id: str) -> str:
-    pane = main_screen(app).pane(agent_id)
-    return pane.text if pane is not None else ""
+    feed = main_screen(app).feed(agent_id)
+    return feed.text if feed is not None else ""
 
 
 async def started(pilot: Pilot[Any], app: ResearchApp) -> MainScreen:
@@ -140,11 +130,14 @@ async def test_each_running_agent_gets_a_pane_that_fills_with_its_stream(tmp_pat
     app = make_app(small_program(tmp_path, tokens_per_second=400), tmp_path / "runs", recorder)
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
-        assert set(screen.panes) == set(LAYER_1)  # delta (layer 2) is pending: no pane yet
+        assert set(screen.feeds) == set(LAYER_1)  # delta (layer 2) is pending: no pane yet
+        assert {pane.agent_id for pane in screen.shown_panes()} == set(LAYER_1)
         for agent in LAYER_1:
             streamed = "".join(e.text for e in recorder.of(ev.TextStreamed, agent))
             assert streamed[:30] in pane_text(app, agent)  # the agent's own words, not another agent's
-            painted = "\n".join(str(line) for line in screen.panes[agent].view.lines)
+            pane = screen.pane(agent)
+            assert pane is not None
+            painted = "\n".join(str(line) for line in pane.view.lines)
             assert painted.strip(), f"{agent}'s pane holds text but painted none"
         await until(
             pilot,
@@ -153,7 +146,8 @@ async def test_each_running_agent_gets_a_pane_that_fills_with_its_stream(tmp_pat
         )
         # layer 2: the finished agents give their place to delta, whose pane fills in turn
         await until(pilot, lambda: len(pane_text(app, "delta")) > 40, "text in delta's pane", 15)
-        assert set(main_screen(app).panes) == {"delta"}
+        assert set(main_screen(app).feeds) == {"delta"}
+        assert [pane.agent_id for pane in main_screen(app).shown_panes()] == ["delta"]
         await stop_and_wait(pilot, app)
 
 
@@ -181,7 +175,7 @@ async def test_p_pauses_the_selected_agent_in_the_orchestrator_and_p_again_resum
         assert isinstance(alpha_stream[-1], ev.TurnCompleted)  # the call in flight finished its turn
         await until(
             pilot,
-            lambda: main_screen(app).panes["alpha"].border_subtitle == "paused",
+            lambda: getattr(main_screen(app).pane("alpha"), "border_subtitle", None) == "paused",
             "the pane saying paused",
         )
         await until(pilot, lambda: "‖ paused" in pane_text(app, "alpha"), "the paused note in the pane")
@@ -224,7 +218,7 @@ async def test_k_asks_first_n_keeps_the_agent_and_y_kills_it_in_the_orchestrator
         assert run.agent_status("beta") is AgentStatus.RUNNING  # nothing happens before the answer
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen again")
-        await pilot.pause(0.2)
+        await pilot.pause()  # the dialog's answer has been acted on
         assert run.agent_status("beta") is AgentStatus.RUNNING
         assert recorder.of(ev.AgentKilled) == []
 

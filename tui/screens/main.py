@@ -1,14 +1,18 @@
-"""The main screen of a run: agents, one live pane per running agent, budget, retries, header.
+"""The main screen of a run: agents, live panes of the running agents, budget, retries, header.
 
 It holds no run state of its own beyond what its widgets show: the bridge's messages carry
 current values, and actions call the run's control (pause, resume, kill), never core internals.
 
 Under load (20 agents at 200 tokens a second) the screen must leave the event loop free for keys:
-streamed text reaches the panes without a message per fragment (the bridge calls
-:meth:`MainScreen.stream_text` and friends) and panes are found in a dict, not a DOM query; all
-dirty panes flush together about ten times a second; counters in the table and pane borders
-(turns, searches, dollars) repaint at most four times a second, while a change of status shows
-at once.
+streamed text reaches each running agent's feed without a message per fragment (the bridge calls
+:meth:`MainScreen.stream_text` and friends; feeds are found in a dict, not a DOM query); all dirty
+feeds flush together about ten times a second; counters in the table and pane borders (turns,
+searches, dollars) repaint at most four times a second, while a change of status shows at once.
+
+With more running agents than fit (a layer of 100, a small terminal) the screen keeps a fixed set
+of pane widgets, as many as fit, bound to the selected agent and the most active ones: selecting
+another agent rebinds a pane (a repaint) instead of showing and hiding mounted panes (a layout of
+the whole screen each time).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from core.view import AgentRow, RunInfo
 from tui import messages as msg
 from tui.coalesce import Coalescer, Throttle
 from tui.data import Document, RunSource, agent_report_path, run_documents
+from tui.feed import AgentFeed
 from tui.format import plural
 from tui.screens.checkpoints import CheckpointBrowserScreen
 from tui.screens.confirm import ConfirmScreen
@@ -143,6 +148,7 @@ class MainScreen(Screen[None]):
     SWAP_DELAY = 0.12  # seconds the selection rests on a hidden agent before its pane is shown
     ROTATE_INTERVAL = 3.0  # seconds between checks for a hidden pane that became active
     COUNTERS_INTERVAL = 0.25  # turns, searches and dollars in the table and pane borders
+    FLUSH_INTERVAL = 0.1  # streamed text reaches the panes about ten times a second
     EARLY_LIMIT = 2000  # items kept for an agent whose pane is not there yet
 
     def __init__(
@@ -159,9 +165,10 @@ class MainScreen(Screen[None]):
         self.table = AgentTable(id="agent-table")
         self.meter = BudgetMeter(id="budget")
         self.retry_log = RetryLog(id="retries")
-        self._panes: dict[str, AgentPane] = {}
+        self._feeds: dict[str, AgentFeed] = {}  # every running agent's, in roster order
+        self._slots: list[AgentPane] = []  # the pane widgets, as many as fit
         self._early: dict[str, list[_Early]] = {}
-        self._pane_flusher = Coalescer(self, AgentPane.FLUSH_INTERVAL)
+        self._flusher = Coalescer(self, self.FLUSH_INTERVAL)
         self._pending_rows: dict[str, AgentRow] = {}
         self._counters = Throttle(self, self.COUNTERS_INTERVAL, self._show_pending_rows)
         self._activity: dict[str, float] = {}  # agent -> monotonic time of its last streamed item
@@ -188,62 +195,92 @@ class MainScreen(Screen[None]):
         self.set_interval(self.ROTATE_INTERVAL, self.rotate_panes)
 
     @property
-    def panes(self) -> dict[str, AgentPane]:
-        """The live panes by agent id (a copy)."""
-        return dict(self._panes)
+    def feeds(self) -> dict[str, AgentFeed]:
+        """The running agents' feeds by agent id (a copy)."""
+        return dict(self._feeds)
+
+    def feed(self, agent_id: str) -> AgentFeed | None:
+        return self._feeds.get(agent_id)
 
     def pane(self, agent_id: str) -> AgentPane | None:
-        return self._panes.get(agent_id)
+        """The pane showing ``agent_id``, if one does."""
+        feed = self._feeds.get(agent_id)
+        watcher = feed.watcher if feed is not None else None
+        return watcher if isinstance(watcher, AgentPane) else None
+
+    @property
+    def repaints_due(self) -> bool:
+        """Streamed text, counters, the meter or a layout of the panes wait for their next repaint."""
+        return (
+            self._flusher.armed or self._counters.armed or self.meter.repaint_due or self._layout_pending
+        )
 
     def on_resize(self) -> None:
         self._layout_panes()
 
     def pane_slots(self) -> int:
-        """How many panes fit the pane area at their minimum height (every pane before it has a size)."""
+        """How many panes fit the pane area at their minimum height (none before it has a size)."""
         grid = self.query_one("#panes", Container)
         if not grid.size.height or not grid.size.width:
-            return max(1, len(self._panes))
+            return 0
         return pane_columns(grid.size.width) * max(1, grid.size.height // self.MIN_PANE_HEIGHT)
 
     def shown_panes(self) -> list[AgentPane]:
-        """The panes on screen: the selected agent's, then the most recently active, in roster order.
+        """The panes on screen, each bound to an agent."""
+        return [pane for pane in self._slots if pane.feed is not None]
 
-        With more live agents than fit (a small terminal, a layer of 100 agents) the others stay
-        mounted and keep their text, hidden until selected or active again.
+    def _chosen(self, slots: int) -> list[str]:
+        """The agents worth a pane: the selected one, then the most recently active, in roster order.
+
+        An agent shown keeps its pane while it streams: panes change only for quiet ones.
         """
-        slots = self.pane_slots()
-        panes = list(self._panes.values())
-        if len(panes) <= slots:
-            return panes
-        selected = self.table.selected_agent
-        # a pane shown keeps its place while it streams: panes change only for quiet ones
-        now, recent = time.monotonic(), self.ROTATE_INTERVAL
+        if len(self._feeds) <= slots:
+            return list(self._feeds)
+        selected = self.selected_agent
+        shown = {pane.agent_id for pane in self._slots}
+        now, recent, activity = time.monotonic(), self.ROTATE_INTERVAL, self._activity
         ranked = sorted(
-            panes,
-            key=lambda pane: (
-                pane.agent_id != selected,
-                not (pane.display and now - self._activity.get(pane.agent_id, -math.inf) < recent),
-                -self._activity.get(pane.agent_id, -math.inf),
+            self._feeds,
+            key=lambda agent: (
+                agent != selected,
+                not (agent in shown and now - activity.get(agent, -math.inf) < recent),
+                -activity.get(agent, -math.inf),
             ),
         )
-        chosen = {pane.agent_id for pane in ranked[:slots]}
-        return [pane for pane in panes if pane.agent_id in chosen]
+        chosen = set(ranked[:slots])
+        return [agent for agent in self._feeds if agent in chosen]
 
     def _layout_panes(self) -> None:
+        """As many panes as fit (and are needed), bound to the chosen agents; a pane already showing
+        a chosen agent keeps it, so only the panes whose agent changed repaint."""
+        self.query_one("#no-panes").display = not self._feeds
+        slots = self.pane_slots()
+        if not slots and self._feeds:
+            self._schedule_layout()  # the pane area has no size yet: once it has
+        wanted = min(slots, len(self._feeds))
+        chosen = self._chosen(wanted)
         grid = self.query_one("#panes", Container)
-        self.query_one("#no-panes").display = not self._panes
-        if not self._panes:
-            return
-        shown = self.shown_panes()
-        visible = {pane.agent_id for pane in shown}
+        while len(self._slots) > wanted:
+            self._slots.pop().remove()
+        kept = {pane.agent_id: pane for pane in self._slots if pane.agent_id in chosen}
+        free = [pane for pane in self._slots if pane.agent_id not in kept]
+        added: list[AgentPane] = []
         with self.app.batch_update():
-            for pane in self._panes.values():
-                pane.display = pane.agent_id in visible
-        columns = min(len(shown), pane_columns(grid.size.width or self.size.width))
-        grid.styles.grid_size_columns = max(1, columns)
-        grid.styles.grid_rows = "1fr"
-        hidden = len(self._panes) - len(shown)
-        subtitle = f"{plural(hidden, 'pane')} hidden: select to show" if hidden else ""
+            for agent in chosen:
+                if agent in kept:
+                    continue
+                if free:
+                    free.pop(0).bind(self._feeds[agent])
+                else:
+                    added.append(AgentPane(self._feeds[agent]))
+            if added:
+                self._slots.extend(added)
+                grid.mount_all(added)
+        columns = max(1, min(wanted, pane_columns(grid.size.width or self.size.width)))
+        if grid.styles.grid_size_columns != columns:
+            grid.styles.grid_size_columns = columns
+        hidden = len(self._feeds) - wanted
+        subtitle = f"{plural(hidden, 'pane')} hidden: select to show" if hidden > 0 else ""
         agents = self.query_one("#agents")
         if agents.border_subtitle != subtitle:
             agents.border_subtitle = subtitle
@@ -258,18 +295,20 @@ class MainScreen(Screen[None]):
         self._layout_panes()
 
     def rotate_panes(self) -> None:
-        """Every few seconds the panes shown follow activity (and a first layout made before the pane
+        """Every few seconds the panes follow activity (and a first layout made before the pane
         area had its size is made again)."""
-        shown = {pane.agent_id for pane in self._panes.values() if pane.display}
-        if {pane.agent_id for pane in self.shown_panes()} != shown:
+        shown = [pane.agent_id for pane in self._slots]
+        if len(shown) != min(self.pane_slots(), len(self._feeds)) or set(shown) != set(
+            self._chosen(len(shown))
+        ):
             self._layout_panes()
 
     @on(AgentTable.RowHighlighted)
     def _agent_highlighted(self, _event: AgentTable.RowHighlighted) -> None:
-        """A hidden pane is shown once the selection rests (keys held down move the cursor at once,
-        without a layout of the panes per row passed)."""
-        pane = self._panes.get(self.table.selected_agent or "")
-        if pane is None or pane.display:
+        """An agent without a pane gets one once the selection rests (keys held down move the cursor
+        at once, without rebinding a pane per row passed)."""
+        agent = self.table.selected_agent or ""
+        if agent not in self._feeds or self.pane(agent) is not None:
             return
         if self._swap_timer is not None:
             self._swap_timer.stop()
@@ -281,13 +320,13 @@ class MainScreen(Screen[None]):
         self.info = message.info
         self.header.show(message.info)
 
-    async def on_agents_listed(self, message: msg.AgentsListed) -> None:
+    def on_agents_listed(self, message: msg.AgentsListed) -> None:
         self._pending_rows.clear()
         self.table.set_rows(message.rows)
         for row in message.rows:
-            await self._sync_pane(row)
+            self._sync_feed(row)
 
-    async def on_agent_row_changed(self, message: msg.AgentRowChanged) -> None:
+    def on_agent_row_changed(self, message: msg.AgentRowChanged) -> None:
         row = message.row
         shown = self.table.rows_by_id.get(row.agent_id)
         if shown is not None and shown.status == row.status:
@@ -296,7 +335,7 @@ class MainScreen(Screen[None]):
             return
         self._pending_rows.pop(row.agent_id, None)
         self.table.show_row(row)
-        await self._sync_pane(row)
+        self._sync_feed(row)
 
     def _show_pending_rows(self) -> None:
         rows, self._pending_rows = self._pending_rows, {}
@@ -305,22 +344,19 @@ class MainScreen(Screen[None]):
         with self.app.batch_update():
             for row in rows.values():
                 self.table.show_row(row)
-                pane = self._panes.get(row.agent_id)
-                if pane is not None:
-                    pane.show_row(row)
+                feed = self._feeds.get(row.agent_id)
+                if feed is not None:
+                    feed.show_row(row)
 
-    async def _sync_pane(self, row: AgentRow) -> None:
-        pane = self._panes.get(row.agent_id)
-        if pane is not None:
-            pane.show_row(row)
+    def _sync_feed(self, row: AgentRow) -> None:
+        feed = self._feeds.get(row.agent_id)
+        if feed is not None:
+            feed.show_row(row)
         elif row.status.is_active:
-            pane = AgentPane(row, id=f"pane-{row.agent_id}", coalescer=self._pane_flusher)
-            self._panes[row.agent_id] = pane
+            feed = self._feeds[row.agent_id] = AgentFeed(row, self._flusher)
             for kind, value in self._early.pop(row.agent_id, ()):
-                self._route(pane, kind, value)
-            pane.display = len(self._panes) <= self.pane_slots()  # no flash of panes that will not fit
-            await self.query_one("#panes").mount(pane)
-            self._schedule_layout()  # a layer of 100 agents starting: one layout, not one per pane
+                self._route(feed, kind, value)
+            self._schedule_layout()  # a layer of 100 agents starting: one layout, not one per agent
         elif row.status.is_final:
             self._early.pop(row.agent_id, None)
 
@@ -337,22 +373,22 @@ class MainScreen(Screen[None]):
 
     def _stream(self, agent_id: str, kind: str, value: str | bool) -> None:
         self._activity[agent_id] = time.monotonic()
-        pane = self._panes.get(agent_id)
-        if pane is not None:
-            self._route(pane, kind, value)
+        feed = self._feeds.get(agent_id)
+        if feed is not None:
+            self._route(feed, kind, value)
             return
         early = self._early.setdefault(agent_id, [])  # its row change is still in the queue
         if len(early) < self.EARLY_LIMIT:
             early.append((kind, value))
 
     @staticmethod
-    def _route(pane: AgentPane, kind: str, value: str | bool) -> None:
+    def _route(feed: AgentFeed, kind: str, value: str | bool) -> None:
         if kind == "text":
-            pane.append_text(str(value))
+            feed.append_text(str(value))
         elif kind == "note":
-            pane.add_note(str(value))
+            feed.add_note(str(value))
         else:
-            pane.end_turn(paragraph=not value)
+            feed.end_turn(paragraph=not value)
 
     def on_agent_text_streamed(self, message: msg.AgentTextStreamed) -> None:
         self.stream_text(message.agent_id, message.text)
@@ -369,22 +405,21 @@ class MainScreen(Screen[None]):
     def on_incident_logged(self, message: msg.IncidentLogged) -> None:
         self.retry_log.log_incident(message.incident)
 
-    async def on_layer_finished(self, _message: msg.LayerFinished) -> None:
+    def on_layer_finished(self, _message: msg.LayerFinished) -> None:
         """Finished agents give their place to the next layer's."""
         self._counters.fire()
-        done = [pane for pane in self._panes.values() if pane.row.status.is_final]
-        for pane in done:
-            pane.flush()
-            del self._panes[pane.agent_id]
-            await pane.remove()
+        for feed in [feed for feed in self._feeds.values() if feed.row.status.is_final]:
+            feed.flush()
+            feed.close()
+            del self._feeds[feed.agent_id]
         self._layout_panes()
 
     def on_run_ended(self, message: msg.RunEnded) -> None:
         self.run_active = False
         self._counters.fire()
         self.meter.run_ended()
-        for pane in self._panes.values():
-            pane.end_turn()
+        for feed in self._feeds.values():
+            feed.end_turn()
         self.query_one("#no-panes", Static).update(outcome_text(message))
         if message.error is not None:
             self.notify(message.error, title="The run failed", severity="error", markup=False, timeout=15)

@@ -1,14 +1,11 @@
-"""One agent's live stream: text, searches and state changes, repainted at most ~10 times a second.
+"""A pane: one agent's live stream in a bordered box, with its turn, searches, dollars and state.
 
-Fragments are buffered and flushed by a :class:`~tui.coalesce.Coalescer` (the screen shares one
-across all panes, so every dirty pane reaches the screen in the same frame; a pane on its own
-makes its own). The pane keeps a bounded tail of the transcript (the full one is in the run
-directory); its view wraps that tail at the width it is drawn at, whatever width it arrived at.
+A pane shows an :class:`~tui.feed.AgentFeed` and can be bound to another one at any time (the
+main screen keeps as many panes as fit and binds them to the agents worth showing): the border,
+the state class and the text follow the feed; nothing is mounted or laid out again.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from rich.highlighter import Highlighter
 from rich.style import Style
@@ -18,8 +15,7 @@ from textual.theme import Theme
 from textual.widget import Widget
 
 from core.control import AgentStatus
-from core.view import AgentRow
-from tui.coalesce import Coalescer
+from tui.feed import AgentFeed
 from tui.format import money, plural
 from tui.widgets.colors import style
 from tui.widgets.stream_view import StreamView
@@ -69,11 +65,6 @@ class NoteHighlighter(Highlighter):
                 return
 
 
-@dataclass(slots=True)
-class _Note:
-    text: str
-
-
 class AgentPane(Widget):
     DEFAULT_CSS = """
     AgentPane {
@@ -91,30 +82,20 @@ class AgentPane(Widget):
     AgentPane.-done { border: round $success 50%; border-subtitle-color: $success; }
     AgentPane StreamView { background: $surface; }
     """
-    FLUSH_INTERVAL = 0.1
-    MAX_LINES = 400
-    TAIL_CHARS = 20_000
-    HOLD_MAX = 40  # a partial word longer than this is written anyway
-
     can_focus = False
     allow_maximize = True
 
-    def __init__(self, row: AgentRow, *, id: str | None = None, coalescer: Coalescer | None = None) -> None:
+    def __init__(self, feed: AgentFeed | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.agent_id = row.agent_id
-        self.row = row
-        self._pending: list[str | _Note] = []
-        self._held = ""
-        self._release_held = False
-        self._raw = ""
-        self._coalescer = coalescer
+        self.feed: AgentFeed | None = None
         self._highlighter = NoteHighlighter()
         self._class_word = ""
         self._status_word = ""
         self._behind = 0
-        self.view = StreamView(max_lines=self.MAX_LINES)
+        self.view = StreamView(max_lines=AgentFeed.MAX_LINES)
         self.view.highlighter = self._highlighter
-        self.flushes = 0
+        if feed is not None:
+            self.bind(feed)
 
     def compose(self) -> ComposeResult:
         yield self.view
@@ -122,11 +103,10 @@ class AgentPane(Widget):
     def on_mount(self) -> None:
         self._apply_theme(self.app.current_theme)
         self.app.theme_changed_signal.subscribe(self, self._apply_theme)
-        self.show_row(self.row)
 
     def on_unmount(self) -> None:
-        if self._coalescer is not None:
-            self._coalescer.discard(self)
+        if self.feed is not None and self.feed.watcher is self:
+            self.feed.watcher = None
 
     def _apply_theme(self, _theme: Theme) -> None:
         self._highlighter.styles = {
@@ -134,11 +114,40 @@ class AgentPane(Widget):
         }
         self.view.refresh_style()
 
-    # --- what the screen calls ----------------------------------------------------------------
+    @property
+    def agent_id(self) -> str | None:
+        """The agent shown (None: the pane is not bound yet)."""
+        return self.feed.agent_id if self.feed is not None else None
 
-    def show_row(self, row: AgentRow) -> None:
-        """Border and state class from ``row``; nothing is touched (or repainted) that did not change."""
-        self.row = row
+    @property
+    def text(self) -> str:
+        """The unwrapped tail the pane shows."""
+        return self.feed.text if self.feed is not None else ""
+
+    def bind(self, feed: AgentFeed) -> None:
+        """Show ``feed`` from now on (taking it from a pane that showed it before)."""
+        if feed is self.feed:
+            return
+        if self.feed is not None and self.feed.watcher is self:
+            self.feed.watcher = None
+        if isinstance(feed.watcher, AgentPane):
+            feed.watcher.feed = None
+        self.feed = feed
+        feed.watcher = self
+        self._behind = 0
+        self.view.show(feed.buffer)
+        self.feed_row_changed()
+
+    # --- what the feed calls ------------------------------------------------------------------
+
+    def feed_written(self) -> None:
+        self.view.sync()
+
+    def feed_row_changed(self) -> None:
+        """Border and state class from the feed's row; nothing that did not change is touched."""
+        if self.feed is None:
+            return
+        row = self.feed.row
         title = f"{row.agent_id} ▸ turn {row.turn} ─ {plural(row.searches, 'search')} ─ {money(row.cost_usd)}"
         if self.border_title != title:
             self.border_title = title
@@ -163,68 +172,3 @@ class AgentPane(Widget):
         message.stop()
         self._behind = message.behind
         self._show_subtitle()
-
-    def append_text(self, text: str) -> None:
-        self._pending.append(text)
-        self._schedule()
-
-    def add_note(self, text: str) -> None:
-        self._pending.append(_Note(text))
-        self._schedule()
-
-    def end_turn(self, *, paragraph: bool = False) -> None:
-        """The model stopped: a held-back partial word is complete now.
-
-        With ``paragraph`` the next turn's text starts on a new paragraph instead of being glued
-        to the last word of this one.
-        """
-        if paragraph:
-            self._pending.append("\n\n")
-        self._release_held = True
-        self._schedule()
-
-    @property
-    def text(self) -> str:
-        """The bounded, unwrapped tail of what the pane has shown (the full transcript is on disk)."""
-        return self._raw
-
-    # --- coalescing ---------------------------------------------------------------------------
-
-    def _schedule(self) -> None:
-        if self._coalescer is None:
-            self._coalescer = Coalescer(self, self.FLUSH_INTERVAL)
-        self._coalescer.mark(self)
-
-    def flush(self) -> None:
-        items, self._pending = self._pending, []
-        out: list[str] = []
-        for item in items:
-            if isinstance(item, _Note):
-                out.append(self._feed(self._take_held(all_of_it=True)))
-                start = "" if not self._raw or self._raw.endswith("\n") else "\n"
-                out.append(self._feed(f"{start}{item.text}\n"))
-            else:
-                self._held += item
-        release, self._release_held = self._release_held, False
-        out.append(self._feed(self._take_held(all_of_it=release)))
-        written = "".join(out)
-        if written:
-            self.flushes += 1
-            self.view.write(written)
-
-    def _feed(self, raw: str) -> str:
-        """Remember ``raw`` (bounded) and return it for the view, which wraps it at its width."""
-        self._raw += raw
-        if len(self._raw) > self.TAIL_CHARS * 3 // 2:
-            cut = self._raw.find("\n", len(self._raw) - self.TAIL_CHARS)
-            self._raw = self._raw[cut + 1 :] if cut >= 0 else self._raw[-self.TAIL_CHARS :]
-        return raw
-
-    def _take_held(self, *, all_of_it: bool) -> str:
-        """The buffered text up to its last whitespace (the rest may be half a word)."""
-        text = self._held
-        cut = len(text) if all_of_it else max(text.rfind(" "), text.rfind("\n")) + 1
-        if not all_of_it and len(text) - cut > self.HOLD_MAX:
-            cut = len(text)
-        self._held = text[cut:]
-        return text[:cut]

@@ -1,4 +1,4 @@
-"""The text area of an agent pane: a bounded tail of lines, wrapped at the width it is drawn at.
+"""The text area of an agent pane: a :class:`~tui.feed.LineBuffer`, wrapped at the width it is drawn at.
 
 Textual's ``Log`` changes its ``virtual_size`` on every new line, and ``virtual_size`` is a layout
 reactive: with 20 streaming panes that made every frame a layout of the whole screen plus a
@@ -8,9 +8,10 @@ caches each rendered line, and a write only repaints the view itself. Scrolling 
 mouse wheel) and mouse selection are kept; instead of a scrollbar the view reports how far back
 it is (:class:`StreamView.Scrolled`) so its pane can say so in its border.
 
-Lines are kept as written (unwrapped) and wrapped to the view's current width when drawn: a write
+The buffer keeps lines as written (unwrapped); the view wraps them at its current width: a write
 re-wraps only the line it continues, and a new width (a pane maximised, restored, or a terminal
-resized) re-wraps the bounded tail, so text streamed at one width never shows cut at another.
+resized) or a new buffer (the pane now shows another agent) re-wraps the bounded tail, so text
+streamed at one width never shows cut at another.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tui.feed import LineBuffer
 from tui.wrap import wrap_all
 
 _CONTROL = re.compile("[\u0000-\u0014]")
@@ -49,7 +51,6 @@ class StreamView(Widget, can_focus=True):
         Binding("end", "follow", "Follow", show=False),
     ]
     ALLOW_SELECT = True
-    PRUNE_STEP = 64  # lines dropped beyond what max_lines needs, so the render cache is rebuilt rarely
 
     @dataclass
     class Scrolled(Message):
@@ -60,9 +61,10 @@ class StreamView(Widget, can_focus=True):
 
     def __init__(self, *, max_lines: int = 400, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.max_lines = max_lines
         self.highlighter: Highlighter | None = None
-        self._logical: list[str] = []  # as written; the last one is still open
+        self.buffer = LineBuffer(max_lines, max_chars=max_lines * 200)
+        self._seen = 0  # the buffer's lines that ``_counts`` covers (its last one may have grown since)
+        self._dropped = 0  # the buffer's ``dropped`` when last synced
         self._counts: list[int] = []  # rows each logical line wraps to at ``_wrap_width``
         self._wrap_width = 0  # 0: not drawn yet, lines are not wrapped
         self._lines: list[str] = []  # the rows: logical lines wrapped at ``_wrap_width``
@@ -89,36 +91,42 @@ class StreamView(Widget, can_focus=True):
             return [line]
         return wrap_all(line, self._wrap_width).split("\n")
 
+    def show(self, buffer: LineBuffer) -> None:
+        """Show another buffer (a pane bound to another agent), from its end."""
+        self.buffer = buffer
+        self._top = None
+        self._rewrap(self._wrap_width)
+        self._report_position()
+        self.refresh()
+
     def write(self, data: str) -> None:
-        """Append ``data``; its first piece continues the last line, each newline starts another."""
-        if not data:
-            return
-        if self._wrap_width and not self._shown():  # a hidden pane (100 agents): wrap when drawn again
-            self._wrap_width = 0
-            self._lines = list(self._logical)
-            self._counts = [1] * len(self._logical)
+        """Append ``data`` to the buffer shown; its first piece continues the last line."""
+        self.buffer.write(data)
+        self.sync()
+
+    def sync(self) -> None:
+        """Catch up with what was written to the buffer: re-wrap only the lines that changed."""
+        buffer, counts, lines = self.buffer, self._counts, self._lines
+        dropped = buffer.dropped - self._dropped
+        if dropped >= len(counts):
+            self._rewrap(self._wrap_width)
+        elif dropped:
+            gone = sum(counts[:dropped])
+            del counts[:dropped], lines[:gone]
+            self._dropped, self._seen = buffer.dropped, self._seen - dropped
             self._cache.clear()
-        logical, counts, lines = self._logical, self._counts, self._lines
-        if not logical:
-            logical.append("")
-            counts.append(1)
-            lines.append("")
-        pieces = data.split("\n")
-        first = len(lines) - counts[-1]
-        del lines[first:]
-        logical[-1] += pieces[0]
-        rows = self._wrap(logical[-1])
-        lines.extend(rows)
-        counts[-1] = len(rows)
-        for piece in pieces[1:]:
-            rows = self._wrap(piece)
-            logical.append(piece)
+            if self._top is not None:
+                self._top = max(0, self._top - gone)
+        first_line = max(0, self._seen - 1)  # the line that was open may have grown
+        first = len(lines) - sum(counts[first_line:])
+        del counts[first_line:], lines[first:]
+        for line in buffer.lines[first_line:]:
+            rows = self._wrap(line)
             counts.append(len(rows))
             lines.extend(rows)
+        self._seen = len(buffer.lines)
         for stale in [key for key in self._cache if key >= first]:
             del self._cache[stale]
-        if len(lines) > self.max_lines:
-            self._prune(len(lines) - self.max_lines + min(self.PRUNE_STEP, self.max_lines // 4))
         if self._top is None:
             self.refresh()
         else:
@@ -126,43 +134,18 @@ class StreamView(Widget, can_focus=True):
             if first < self._top + self.size.height:
                 self.refresh()
 
-    def _shown(self) -> bool:
-        parent = self.parent
-        return self.display and (not isinstance(parent, Widget) or parent.display)
-
-    def _prune(self, rows: int) -> None:
-        """Drop whole logical lines from the start, at least ``rows`` rows (never the open line)."""
-        drop_lines = drop_rows = 0
-        while drop_rows < rows and drop_lines < len(self._logical) - 1:
-            drop_rows += self._counts[drop_lines]
-            drop_lines += 1
-        if not drop_lines:
-            return
-        del self._logical[:drop_lines], self._counts[:drop_lines], self._lines[:drop_rows]
-        self._cache.clear()
-        if self._top is not None:
-            self._top = max(0, self._top - drop_rows)
-
     def _rewrap(self, width: int) -> None:
-        """Wrap every held line at ``width`` (a new width: maximised, restored, resized)."""
+        """Wrap every held line at ``width`` (a new width or a new buffer)."""
         self._wrap_width = width
         self._lines, self._counts = [], []
-        for line in self._logical:
+        for line in self.buffer.lines:
             rows = self._wrap(line)
             self._counts.append(len(rows))
             self._lines.extend(rows)
+        self._seen, self._dropped = len(self.buffer.lines), self.buffer.dropped
         self._cache.clear()
         if self._top is not None:
             self._top = min(self._top, max(0, self.line_count - self.size.height))
-
-    def clear(self) -> None:
-        self._lines.clear()
-        self._logical.clear()
-        self._counts.clear()
-        self._cache.clear()
-        self._top = None
-        self._report_position()
-        self.refresh()
 
     # --- scrolling ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The main screen under a stream: text goes straight to panes, flushed together; counters are throttled."""
+"""The main screen under a stream: text goes straight to the agents' feeds, flushed together; counters
+are throttled; as many panes as fit show the selected and the most active agents."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 from core import events as ev
 from core.control import AgentStatus
 from core.view import AgentRow
-from tests.tui.conftest import settle
+from tests.tui.conftest import repaints_due, settle, until
 from tests.tui.fakes import RUN_ID, FakeRun, at
 from tui import messages as msg
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
+from tui.widgets.agent_pane import AgentPane
 
 
 async def test_text_that_arrives_before_the_agents_pane_is_shown_in_it(
@@ -24,7 +26,7 @@ async def test_text_that_arrives_before_the_agents_pane_is_shown_in_it(
         await settle(pilot, fake)
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        assert "cross-tech" not in screen.panes  # layer 2: pending
+        assert "cross-tech" not in screen.feeds  # layer 2: pending
         screen.stream_note("cross-tech", '🔍 "cross-chemistry cost curves"')
         screen.stream_text("cross-tech", "Costs converge ")
         screen.post_message(
@@ -32,10 +34,8 @@ async def test_text_that_arrives_before_the_agents_pane_is_shown_in_it(
         )
         screen.stream_text("cross-tech", "by 2028.")
         screen.stream_turn_ended("cross-tech", False)
-        await pilot.pause(0.3)
-        assert (
-            screen.panes["cross-tech"].text == '🔍 "cross-chemistry cost curves"\nCosts converge by 2028.\n\n'
-        )
+        expected = '🔍 "cross-chemistry cost curves"\nCosts converge by 2028.\n\n'
+        await until(pilot, lambda: getattr(screen.feed("cross-tech"), "text", None) == expected, "the text")
 
 
 async def test_counters_repaint_within_a_quarter_second_and_a_status_change_at_once(
@@ -48,21 +48,20 @@ async def test_counters_repaint_within_a_quarter_second_and_a_status_change_at_o
         assert isinstance(screen, MainScreen)
         market = screen.table.rows_by_id["market"]
         screen.post_message(msg.AgentRowChanged(replace(market, turn=5, cost_usd=2.0)))
-        await pilot.pause(0.05)
-        assert screen.table.rows_by_id["market"].cost_usd == 2.0  # after a quiet spell: at once
+        await until(pilot, lambda: screen.table.rows_by_id["market"].cost_usd == 2.0, "the first cost", 1.0)
         for cost in (2.1, 2.2):  # within the quarter second that follows: held, latest value wins
             screen.post_message(msg.AgentRowChanged(replace(market, turn=5, cost_usd=cost)))
         await pilot.pause()
         assert screen.table.rows_by_id["market"].cost_usd == 2.0
-        await pilot.pause(0.3)
-        assert screen.table.rows_by_id["market"].cost_usd == 2.2
-        assert screen.panes["market"].border_title == "market ▸ turn 5 ─ 12 searches ─ $2.20"
+        await until(pilot, lambda: screen.table.rows_by_id["market"].cost_usd == 2.2, "the latest cost")
+        pane = screen.pane("market")
+        assert pane is not None and pane.border_title == "market ▸ turn 5 ─ 12 searches ─ $2.20"
         screen.post_message(
             msg.AgentRowChanged(replace(market, turn=5, cost_usd=2.2, status=AgentStatus.PAUSED))
         )
         await pilot.pause()
         assert screen.table.rows_by_id["market"].status == AgentStatus.PAUSED
-        assert screen.panes["market"].border_subtitle == "paused"
+        assert pane.border_subtitle == "paused"
 
 
 async def test_streaming_panes_flush_together_and_idle_panes_are_left_alone(
@@ -73,15 +72,16 @@ async def test_streaming_panes_flush_together_and_idle_panes_are_left_alone(
         await settle(pilot, fake)
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        panes = screen.panes
-        before = {agent: pane.flushes for agent, pane in panes.items()}
-        batches = screen._pane_flusher.flushes
+        feeds = screen.feeds
+        before = {agent: feed.flushes for agent, feed in feeds.items()}
+        batches = screen._flusher.flushes
         for _ in range(50):
             screen.stream_text("market", "more tenders ")
             screen.stream_text("chemistry", "more cathodes ")
-        await pilot.pause(0.3)
-        after = {agent: pane.flushes for agent, pane in panes.items()}
-        assert screen._pane_flusher.flushes == batches + 1
+        await pilot.pause()
+        await until(pilot, lambda: not repaints_due(app), "the flush")
+        after = {agent: feed.flushes for agent, feed in feeds.items()}
+        assert screen._flusher.flushes == batches + 1
         assert after["market"] == before["market"] + 1
         assert after["chemistry"] == before["chemistry"] + 1
         assert {a: n for a, n in after.items() if a not in ("market", "chemistry")} == {
@@ -116,15 +116,17 @@ async def test_lines_streamed_while_maximised_fit_the_restored_pane(
         await settle(pilot, fake)
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        pane = screen.panes["market"]
+        pane = screen.pane("market")
+        assert pane is not None
         await pilot.press("f")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: screen.maximized is pane and pane.content_region.width > 100, "maximised")
         wide = pane.content_region.width
         for n in range(40):
             screen.stream_text("market", f"streamed-while-wide word{n} ")
-        await pilot.pause(0.3)
+        await pilot.pause()
+        await until(pilot, lambda: not repaints_due(app), "the text to be flushed")
         await pilot.press("escape")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: 0 < pane.view.size.width < wide - 20, "the restored pane")
         narrow = pane.view.size.width
         assert narrow < wide
         shown = [pane.view.render_line(y).text.rstrip() for y in range(pane.view.size.height)]
@@ -142,12 +144,12 @@ async def test_a_small_terminal_shows_the_table_and_the_selected_agents_pane(
         screen = app.screen
         assert isinstance(screen, MainScreen)
         assert [pane.agent_id for pane in screen.shown_panes()] == ["market"]
-        assert screen.panes["market"].display and not screen.panes["chemistry"].display
+        (pane,) = screen.query(AgentPane)
         await pilot.press("down")
-        await pilot.pause(MainScreen.SWAP_DELAY + 0.1)
-        assert [pane.agent_id for pane in screen.shown_panes()] == ["chemistry"]
-        assert screen.panes["chemistry"].display and not screen.panes["market"].display
-        assert "hidden" in str(screen.query_one("#agents").border_subtitle)
+        await until(pilot, lambda: screen.pane("chemistry") is not None, "chemistry's pane")
+        assert screen.shown_panes() == [pane] and pane.agent_id == "chemistry"  # the same pane, rebound
+        assert screen.pane("market") is None
+        assert "4 panes hidden" in str(screen.query_one("#agents").border_subtitle)
 
 
 def many_agents_script(n: int) -> list[ev.Event]:
@@ -171,18 +173,19 @@ async def test_a_layer_of_100_agents_shows_what_fits_selected_and_most_active_fi
         await settle(pilot, fake)
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        assert len(screen.panes) == 100
+        assert len(screen.feeds) == 100
         shown = screen.shown_panes()
-        assert 1 <= len(shown) <= screen.pane_slots() < 100
-        assert sum(pane.display for pane in screen.panes.values()) == len(shown)
+        assert 1 < len(shown) == screen.pane_slots() < 100
+        assert list(screen.query(AgentPane)) == shown  # widgets for what fits, not one per agent
         screen.stream_text("agent-077", "news ")
         screen.rotate_panes()
         await pilot.pause()
-        assert screen.panes["agent-077"].display
+        assert screen.pane("agent-077") is not None
         await pilot.press("end")  # the table scrolls to its last row
-        await pilot.pause(MainScreen.SWAP_DELAY + 0.1)
+        await until(pilot, lambda: screen.pane("agent-099") is not None, "the last agent's pane")
         assert screen.table.selected_agent == "agent-099"
-        assert screen.panes["agent-099"].display
+        assert screen.pane("agent-077") is not None  # active: it keeps its pane
+        assert list(screen.query(AgentPane)) == shown  # the same widgets, rebound: no layout
         assert all(pane.region.height >= MainScreen.MIN_PANE_HEIGHT for pane in screen.shown_panes())
 
 
@@ -193,23 +196,30 @@ def _returning(fake: FakeRun) -> Callable[[], Awaitable[FakeRun]]:
     return factory
 
 
-async def test_panes_chosen_before_the_pane_area_had_a_size_are_chosen_again(
-    make_app: Callable[..., ResearchApp], fake: FakeRun
+async def test_after_any_resize_the_panes_are_as_many_as_fit_with_the_selected_agent_among_them(
+    make_app: Callable[..., ResearchApp], tmp_path: Path
 ) -> None:
-    app = make_app()
-    async with app.run_test(size=(160, 48)) as pilot:
+    fake = FakeRun(many_agents_script(30), run_dir=tmp_path / RUN_ID)
+    app = make_app(control_factory=_returning(fake))
+    async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, fake)
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        for pane in screen.panes.values():  # as a layout made at size 0 left them
-            pane.display = pane.agent_id == "market"
-        screen.rotate_panes()
-        await pilot.pause()
-        assert len(screen.panes) <= screen.pane_slots()
-        assert all(pane.display for pane in screen.panes.values())
+        screen.table.select_agent("agent-017")
+        for size in ((160, 48), (120, 36), (80, 24), (200, 60)):
+            await pilot.resize_terminal(*size)
+
+            def fitted() -> bool:
+                shown = screen.shown_panes()
+                mounted = list(screen.query(AgentPane))
+                return mounted == shown and len(shown) == min(screen.pane_slots(), 30)
+
+            await until(pilot, fitted, f"the panes for {size}")
+            assert screen.pane("agent-017") is not None
+            assert all(pane.region.height >= MainScreen.MIN_PANE_HEIGHT for pane in screen.shown_panes())
 
 
-async def test_a_hidden_pane_wraps_what_it_was_sent_when_it_is_shown(
+async def test_text_sent_to_an_agent_without_a_pane_is_wrapped_when_it_gets_one(
     make_app: Callable[..., ResearchApp], tmp_path: Path
 ) -> None:
     fake = FakeRun(many_agents_script(30), run_dir=tmp_path / RUN_ID)
@@ -218,14 +228,17 @@ async def test_a_hidden_pane_wraps_what_it_was_sent_when_it_is_shown(
         await settle(pilot, fake)
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        hidden = next(pane for pane in screen.panes.values() if not pane.display)
-        screen.stream_text(hidden.agent_id, "Sodium-ion tender prices fell again this quarter. " * 12)
-        await pilot.pause(0.3)
-        assert hidden.view._wrap_width == 0  # no wrapping work for a pane nobody sees
-        screen.table.select_agent(hidden.agent_id)
-        await pilot.pause(MainScreen.SWAP_DELAY + 0.2)
-        assert hidden.display
-        width = hidden.view.size.width
-        shown = [hidden.view.render_line(y).text.rstrip() for y in range(hidden.view.size.height)]
+        hidden = next(agent for agent in screen.feeds if screen.pane(agent) is None)
+        screen.stream_text(hidden, "Sodium-ion tender prices fell again this quarter. " * 12)
+        await pilot.pause()
+        await until(pilot, lambda: not repaints_due(app), "the flush")
+        assert screen.pane(hidden) is None
+        screen.table.select_agent(hidden)
+        await until(pilot, lambda: screen.pane(hidden) is not None, "its pane")
+        pane = screen.pane(hidden)
+        assert pane is not None
+        await pilot.pause()
+        width = pane.view.size.width
+        shown = [pane.view.render_line(y).text.rstrip() for y in range(pane.view.size.height)]
         assert all(len(line) <= width for line in shown) and any("quarter." in line for line in shown)
-        assert all(len(row) < width for row in hidden.view.lines)
+        assert all(len(row) < width for row in pane.view.lines)

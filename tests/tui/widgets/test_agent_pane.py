@@ -1,4 +1,4 @@
-"""An agent pane coalesces its stream, stays bounded in memory, and re-wraps when resized."""
+"""An agent pane shows its feed: coalesced, bounded in memory, re-wrapped when resized or rebound."""
 
 from __future__ import annotations
 
@@ -7,12 +7,27 @@ from textual.app import App, ComposeResult
 
 from core.control import AgentStatus
 from core.view import AgentRow
+from tui.coalesce import Coalescer
+from tui.feed import AgentFeed
 from tui.widgets.agent_pane import AgentPane
 
 
+def running(agent_id: str) -> AgentRow:
+    return AgentRow(agent_id=agent_id, layer=1, status=AgentStatus.RUNNING, turn=2)
+
+
 class PaneApp(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flusher = Coalescer(self, 0.1)
+
     def compose(self) -> ComposeResult:
-        yield AgentPane(AgentRow(agent_id="market", layer=1, status=AgentStatus.RUNNING, turn=2))
+        yield AgentPane(AgentFeed(running("market"), self.flusher))
+
+
+def feed(pane: AgentPane) -> AgentFeed:
+    assert pane.feed is not None
+    return pane.feed
 
 
 def lines(pane: AgentPane) -> list[str]:
@@ -24,9 +39,9 @@ async def test_a_burst_of_fragments_is_one_repaint_with_every_word() -> None:
     async with app.run_test(size=(60, 20)) as pilot:
         pane = app.query_one(AgentPane)
         for i in range(500):
-            pane.append_text(f"w{i} ")
+            feed(pane).append_text(f"w{i} ")
         await pilot.pause(0.25)
-        assert pane.flushes == 1
+        assert feed(pane).flushes == 1
         assert pane.text.split() == [f"w{i}" for i in range(500)]
         assert all(cell_len(line) <= pane.content_region.width for line in lines(pane))
 
@@ -35,11 +50,11 @@ async def test_a_half_word_waits_for_the_rest_or_the_end_of_the_turn() -> None:
     app = PaneApp()
     async with app.run_test(size=(60, 20)) as pilot:
         pane = app.query_one(AgentPane)
-        pane.append_text("Sodium-ion cells are che")
+        feed(pane).append_text("Sodium-ion cells are che")
         await pilot.pause(0.2)
         assert pane.text == "Sodium-ion cells are "
-        pane.append_text("aper")
-        pane.end_turn()
+        feed(pane).append_text("aper")
+        feed(pane).end_turn()
         await pilot.pause(0.2)
         assert pane.text == "Sodium-ion cells are cheaper"
 
@@ -48,9 +63,9 @@ async def test_notes_start_on_their_own_line() -> None:
     app = PaneApp()
     async with app.run_test(size=(60, 20)) as pilot:
         pane = app.query_one(AgentPane)
-        pane.append_text("Some text ")
-        pane.add_note('🔍 "query"')
-        pane.append_text("more ")
+        feed(pane).append_text("Some text ")
+        feed(pane).add_note('🔍 "query"')
+        feed(pane).append_text("more ")
         await pilot.pause(0.2)
         assert pane.text == 'Some text \n🔍 "query"\nmore '
 
@@ -60,10 +75,10 @@ async def test_memory_is_bounded_however_long_the_stream() -> None:
     async with app.run_test(size=(60, 20)) as pilot:
         pane = app.query_one(AgentPane)
         for i in range(3000):
-            pane.append_text(f"line {i} of a very long transcript that never ends\n")
+            feed(pane).append_text(f"line {i} of a very long transcript that never ends\n")
         await pilot.pause(0.25)
-        assert len(pane.text) <= AgentPane.TAIL_CHARS * 3 // 2
-        assert len(pane.view.lines) <= AgentPane.MAX_LINES
+        assert len(pane.text) <= AgentFeed.TAIL_CHARS
+        assert len(feed(pane).buffer.lines) <= AgentFeed.MAX_LINES
         assert lines(pane)[-2].startswith("line 2999")
 
 
@@ -71,8 +86,8 @@ async def test_resizing_rewraps_to_the_new_width() -> None:
     app = PaneApp()
     async with app.run_test(size=(100, 20)) as pilot:
         pane = app.query_one(AgentPane)
-        pane.append_text("word " * 60)
-        pane.end_turn()
+        feed(pane).append_text("word " * 60)
+        feed(pane).end_turn()
         await pilot.pause(0.2)
         wide = len(lines(pane))
         await pilot.resize_terminal(40, 20)
@@ -85,7 +100,7 @@ async def test_the_border_shows_turn_searches_cost_and_pause_state() -> None:
     app = PaneApp()
     async with app.run_test(size=(80, 20)) as pilot:
         pane = app.query_one(AgentPane)
-        pane.show_row(
+        feed(pane).show_row(
             AgentRow(
                 agent_id="market", layer=1, status=AgentStatus.PAUSED, turn=4, searches=12, cost_usd=1.84
             )
@@ -101,7 +116,7 @@ async def test_scrolled_back_the_border_says_how_much_is_below_and_end_follows_a
     async with app.run_test(size=(60, 12)) as pilot:
         pane = app.query_one(AgentPane)
         for i in range(40):
-            pane.append_text(f"line {i}\n")
+            feed(pane).append_text(f"line {i}\n")
         await pilot.pause(0.25)
         pane.view.focus()
         await pilot.press("pageup")
@@ -112,3 +127,25 @@ async def test_scrolled_back_the_border_says_how_much_is_below_and_end_follows_a
         await pilot.pause()
         assert pane.border_subtitle == ""
         assert lines(pane)[-2] == "line 39"
+
+
+async def test_a_pane_bound_to_another_feed_shows_it_wrapped_and_leaves_the_first_alone() -> None:
+    app = PaneApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        pane = app.query_one(AgentPane)
+        market = feed(pane)
+        policy = AgentFeed(running("policy"), app.flusher)
+        policy.append_text("tariff " * 30)  # streamed while no pane showed it
+        policy.end_turn()
+        await pilot.pause(0.2)
+        pane.bind(policy)
+        await pilot.pause()
+        assert pane.agent_id == "policy" and pane.border_title.startswith("policy ▸ turn 2")
+        assert policy.watcher is pane and market.watcher is None
+        assert " ".join(lines(pane)).split() == ["tariff"] * 30
+        assert all(cell_len(line) < pane.content_region.width for line in lines(pane))
+        shown = list(pane.view.lines)
+        market.append_text("this goes to market only ")
+        market.end_turn()
+        await pilot.pause(0.2)
+        assert "market only" in market.text and list(pane.view.lines) == shown

@@ -11,6 +11,7 @@ from textual.app import App, ComposeResult
 from textual.geometry import Offset
 from textual.selection import Selection
 
+from tui.feed import LineBuffer
 from tui.widgets.stream_view import StreamView
 
 
@@ -119,7 +120,8 @@ async def test_lines_are_bounded_and_so_is_the_render_cache() -> None:
             if i % 50 == 0:
                 await pilot.pause()
         await pilot.pause()
-        assert len(view.lines) <= 50
+        assert len(view.buffer.lines) <= 50 + LineBuffer.SLACK
+        assert view.lines == view.buffer.lines  # short lines: a row each, and only the buffer's
         assert view.lines[-2] == "line 499"
         assert painted(view)[-1] == "line 499"
         assert len(view._cache) <= view.size.height
@@ -163,3 +165,26 @@ def test_text_written_at_one_width_is_wrapped_whole_at_another(
     assert all(len(row) <= second for row in view.lines)
     shown_words = " ".join(view.lines).split()
     assert shown_words == text.split()  # no word cut in two (every word here fits the width)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pieces=st.lists(st.text(alphabet="abc \n", max_size=40), max_size=60),
+    max_lines=st.integers(min_value=1, max_value=12),
+    max_chars=st.integers(min_value=10, max_value=200),
+    width=st.integers(min_value=8, max_value=30),
+)
+def test_a_view_kept_in_step_with_its_buffer_equals_one_that_wraps_it_whole(
+    pieces: list[str], max_lines: int, max_chars: int, width: int
+) -> None:
+    """Writes re-wrap only what changed and follow the lines the buffer drops; the rows are those of
+    the buffer wrapped at once, whatever the pieces and however often lines were dropped."""
+    view = StreamView()
+    view.show(LineBuffer(max_lines, max_chars))
+    view._rewrap(width)
+    for piece in pieces:
+        view.write(piece)
+    fresh = StreamView()
+    fresh.show(view.buffer)
+    fresh._rewrap(width)
+    assert list(view.lines) == list(fresh.lines)
