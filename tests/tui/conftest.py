@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from textual.pilot import Pilot
 
 from tests.tui.fakes import NOW, FakeRun, FakeRunSource
 from tests.tui.tmux import TmuxServer
+from tests.waits import until
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
 
@@ -46,15 +46,6 @@ def make_app(fake: FakeRun) -> Callable[..., ResearchApp]:
         return ResearchApp(**options)  # type: ignore[arg-type]
 
     return make
-
-
-async def until(pilot: Pilot[Any], condition: Callable[[], object], what: str, within: float = 10.0) -> None:
-    """Let the app run until ``condition()`` holds; fail naming ``what`` after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await pilot.pause(0.02)
 
 
 def repaints_due(app: App[Any]) -> bool:

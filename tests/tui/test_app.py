@@ -8,8 +8,9 @@ from pathlib import Path
 
 from core import events as ev
 from core.control import AgentStatus
-from tests.tui.conftest import settle, until
+from tests.tui.conftest import settle
 from tests.tui.fakes import RUN_ID, FakeRun, at
+from tests.waits import until
 from tui.app import ResearchApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen

@@ -8,7 +8,7 @@ from textual.app import App
 
 from core.control import AgentStatus
 from core.view import AgentRow
-from tests.tui.conftest import until
+from tests.waits import until
 from tui.coalesce import Coalescer
 from tui.feed import AgentFeed, LineBuffer
 

@@ -21,7 +21,7 @@ from core.engine.runner import start_run
 from core.events import EventBus
 from core.persistence.checkpoints import CheckpointStore
 from tests.core import programs
-from tests.tui.conftest import until
+from tests.waits import until
 from tui.app import ResearchApp
 from tui.format import money
 from tui.screens.checkpoints import CheckpointBrowserScreen

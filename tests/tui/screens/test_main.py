@@ -10,8 +10,9 @@ from pathlib import Path
 from core import events as ev
 from core.control import AgentStatus
 from core.view import AgentRow
-from tests.tui.conftest import repaints_due, settle, until
+from tests.tui.conftest import repaints_due, settle
 from tests.tui.fakes import RUN_ID, FakeRun, at
+from tests.waits import until
 from tui import messages as msg
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
