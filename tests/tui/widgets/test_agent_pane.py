@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 
 from core.control import AgentStatus
 from core.view import AgentRow
+from tests.waits import until
 from tui.coalesce import Coalescer
 from tui.feed import AgentFeed
 from tui.widgets.agent_pane import AgentPane
@@ -25,6 +27,13 @@ class PaneApp(App[None]):
         yield AgentPane(AgentFeed(running("market"), self.flusher))
 
 
+async def flushed(pilot: Pilot[None], app: PaneApp) -> None:
+    """Wait until what was streamed has reached the pane (the coalesced flush ran and was drawn)."""
+    await pilot.pause()
+    await until(pilot, lambda: not app.flusher.armed, "the flush")
+    await pilot.pause()
+
+
 def feed(pane: AgentPane) -> AgentFeed:
     assert pane.feed is not None
     return pane.feed
@@ -40,7 +49,7 @@ async def test_a_burst_of_fragments_is_one_repaint_with_every_word() -> None:
         pane = app.query_one(AgentPane)
         for i in range(500):
             feed(pane).append_text(f"w{i} ")
-        await pilot.pause(0.25)
+        await flushed(pilot, app)
         assert feed(pane).flushes == 1
         assert pane.text.split() == [f"w{i}" for i in range(500)]
         assert all(cell_len(line) <= pane.content_region.width for line in lines(pane))
@@ -51,11 +60,11 @@ async def test_a_half_word_waits_for_the_rest_or_the_end_of_the_turn() -> None:
     async with app.run_test(size=(60, 20)) as pilot:
         pane = app.query_one(AgentPane)
         feed(pane).append_text("Sodium-ion cells are che")
-        await pilot.pause(0.2)
+        await flushed(pilot, app)
         assert pane.text == "Sodium-ion cells are "
         feed(pane).append_text("aper")
         feed(pane).end_turn()
-        await pilot.pause(0.2)
+        await flushed(pilot, app)
         assert pane.text == "Sodium-ion cells are cheaper"
 
 
@@ -66,7 +75,7 @@ async def test_notes_start_on_their_own_line() -> None:
         feed(pane).append_text("Some text ")
         feed(pane).add_note('🔍 "query"')
         feed(pane).append_text("more ")
-        await pilot.pause(0.2)
+        await flushed(pilot, app)
         assert pane.text == 'Some text \n🔍 "query"\nmore '
 
 
@@ -76,7 +85,7 @@ async def test_memory_is_bounded_however_long_the_stream() -> None:
         pane = app.query_one(AgentPane)
         for i in range(3000):
             feed(pane).append_text(f"line {i} of a very long transcript that never ends\n")
-        await pilot.pause(0.25)
+        await flushed(pilot, app)
         assert len(pane.text) <= AgentFeed.TAIL_CHARS
         assert len(feed(pane).buffer.lines) <= AgentFeed.MAX_LINES
         assert lines(pane)[-2].startswith("line 2999")
@@ -88,11 +97,10 @@ async def test_resizing_rewraps_to_the_new_width() -> None:
         pane = app.query_one(AgentPane)
         feed(pane).append_text("word " * 60)
         feed(pane).end_turn()
-        await pilot.pause(0.2)
+        await flushed(pilot, app)
         wide = len(lines(pane))
         await pilot.resize_terminal(40, 20)
-        await pilot.pause(0.2)
-        assert len(lines(pane)) > wide
+        await until(pilot, lambda: len(lines(pane)) > wide, "the pane re-wrapped at 40 columns")
         assert all(cell_len(line) <= 40 for line in lines(pane))
 
 
@@ -117,7 +125,7 @@ async def test_scrolled_back_the_border_says_how_much_is_below_and_end_follows_a
         pane = app.query_one(AgentPane)
         for i in range(40):
             feed(pane).append_text(f"line {i}\n")
-        await pilot.pause(0.25)
+        await flushed(pilot, app)
         pane.view.focus()
         await pilot.press("pageup")
         await pilot.pause()
@@ -137,7 +145,7 @@ async def test_a_pane_bound_to_another_feed_shows_it_wrapped_and_leaves_the_firs
         policy = AgentFeed(running("policy"), app.flusher)
         policy.append_text("tariff " * 30)  # streamed while no pane showed it
         policy.end_turn()
-        await pilot.pause(0.2)
+        await flushed(pilot, app)
         pane.bind(policy)
         await pilot.pause()
         assert pane.agent_id == "policy" and pane.border_title.startswith("policy ▸ turn 2")
@@ -147,5 +155,5 @@ async def test_a_pane_bound_to_another_feed_shows_it_wrapped_and_leaves_the_firs
         shown = list(pane.view.lines)
         market.append_text("this goes to market only ")
         market.end_turn()
-        await pilot.pause(0.2)
+        await flushed(pilot, app)
         assert "market only" in market.text and list(pane.view.lines) == shown
