@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -213,7 +213,7 @@ class CheckpointBrowserScreen(Screen[None]):
         preview.update(head + "(reading the checkpoint…)")
         run = self.runs.get(self.current_run or "")
         if run is not None:
-            self.run_worker(self._show_exchange(run.path, entry, head), group="preview", exclusive=True)
+            self._show_exchange(run.path, entry, head)
         latest = self.is_latest(entry)
         button.label = "Resume in place" if latest else "Fork from here"
         hint.update(
@@ -221,6 +221,7 @@ class CheckpointBrowserScreen(Screen[None]):
         )
         button.disabled = False
 
+    @work(group="preview", exclusive=True)  # a newer selection's preview supersedes this one
     async def _show_exchange(self, run_dir: Path, entry: CheckpointEntry, head: str) -> None:
         """The checkpoint's last exchange, loaded (its whole chain verified) in a worker thread."""
         exchange = await asyncio.to_thread(self.source.last_exchange, run_dir, entry.id)
