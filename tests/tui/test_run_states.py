@@ -67,7 +67,7 @@ async def test_a_run_resumed_in_the_app_shows_its_finished_agents_with_their_fig
             assert row.status is AgentStatus.COMPLETED
             assert figures(row) == summary_figures(before[agent]), agent
         for agent in LAYER_1:
-            cells = "".join(str(cell) for cell in screen.table.get_row(agent))
+            cells = screen.table.row_text(agent)
             assert "✓" in cells and f"${before[agent]['cost_usd']:.2f}" in cells, cells
         await until(pilot, lambda: app.outcome is not None, "the resumed run to finish", 40)
         assert app.outcome is not None and app.outcome.status is RunStatus.COMPLETED
