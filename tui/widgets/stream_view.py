@@ -26,6 +26,7 @@ from rich.highlighter import Highlighter
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.message import Message
 from textual.selection import Selection
 from textual.strip import Strip
@@ -105,12 +106,19 @@ class StreamView(Widget, can_focus=True):
         self.sync()
 
     def sync(self) -> None:
-        """Catch up with what was written to the buffer: re-wrap only the lines that changed."""
-        buffer, counts, lines = self.buffer, self._counts, self._lines
+        """Catch up with what was written to the buffer: re-wrap only the lines that changed, and
+        repaint only the rows that changed when no row was added (the usual flush: the open line
+        grew)."""
+        buffer = self.buffer
         dropped = buffer.dropped - self._dropped
-        if dropped >= len(counts):
+        if dropped >= len(self._counts):
             self._rewrap(self._wrap_width)
-        elif dropped:
+            self._report_position()
+            self.refresh()
+            return
+        counts, lines = self._counts, self._lines
+        rows_before = len(lines)
+        if dropped:
             gone = sum(counts[:dropped])
             del counts[:dropped], lines[:gone]
             self._dropped, self._seen = buffer.dropped, self._seen - dropped
@@ -128,7 +136,10 @@ class StreamView(Widget, can_focus=True):
         for stale in [key for key in self._cache if key >= first]:
             del self._cache[stale]
         if self._top is None:
-            self.refresh()
+            if dropped or len(lines) != rows_before:
+                self.refresh()  # the rows shown moved up
+            else:
+                self.refresh(Region(0, first - self.top, self.size.width, len(lines) - first))
         else:
             self._report_position()
             if first < self._top + self.size.height:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from textual import events
 from textual.app import App, ComposeResult
-from textual.geometry import Offset
+from textual.geometry import Offset, Region
 from textual.selection import Selection
 
 from tui.feed import LineBuffer
@@ -73,6 +73,31 @@ async def test_writing_repaints_the_view_without_a_layout_of_the_screen() -> Non
             await pilot.pause()
         assert layouts == 0
         assert painted(view)[-1] == "line 29"
+
+
+async def test_a_growing_last_line_repaints_that_row_only_and_a_new_row_the_whole_view() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(StreamView)
+        view.write("".join(f"line {i}\n" for i in range(10)) + "open")
+        await pilot.pause()
+        repaints: list[object] = []
+        refresh = view.refresh
+
+        def recording(*regions: Region, **kwargs: bool) -> StreamView:
+            repaints.append(regions)
+            return refresh(*regions, **kwargs)
+
+        view.refresh = recording  # type: ignore[method-assign]
+        view.write(" line grows")
+        assert repaints == [(Region(0, view.size.height - 1, view.size.width, 1),)]
+        await pilot.pause()
+        assert painted(view)[-1] == "open line grows"
+        repaints.clear()
+        view.write(" and ends\nnext")
+        assert repaints == [()]  # every row moved up
+        await pilot.pause()
+        assert painted(view)[-2:] == ["open line grows and ends", "next"]
 
 
 async def test_scrolled_back_it_holds_still_while_text_arrives_and_says_how_far_back() -> None:
