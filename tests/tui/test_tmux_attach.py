@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +21,10 @@ import pytest
 from core.persistence.rundir import RunDir
 from core.remote.owner import live_owner
 from tests.core import programs
+from tests.core.remote.test_detach import alive
 from tests.tui.test_tmux import HEIGHT, REPO, WIDTH, row_of, run_command
 from tests.tui.tmux import TmuxServer, tmux_path, wait_for_file
+from tests.waits import wait_until
 
 pytestmark = [
     pytest.mark.tmux,
@@ -56,13 +57,6 @@ def owner_pids() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGKILL)
 
 
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def journal_has(run: RunDir, kind: str, agent_id: str) -> bool:
     text = run.events_path.read_text(encoding="utf-8") if run.events_path.exists() else ""
     return any(
@@ -70,14 +64,6 @@ def journal_has(run: RunDir, kind: str, agent_id: str) -> bool:
         for line in text.splitlines()
         if line.strip()
     )
-
-
-def wait_until(condition: object, what: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_a_detached_run_outlives_its_terminal_and_every_app_attached_to_it(
@@ -117,7 +103,7 @@ def test_a_detached_run_outlives_its_terminal_and_every_app_attached_to_it(
     assert alive(pid)  # killing the launching terminal did not touch the owner
 
     tmux.send_keys(first, "p")  # the cursor starts on alpha
-    wait_until(lambda: journal_has(run, "agent_paused", "alpha"), "the owner to publish agent_paused")
+    wait_until(lambda: journal_has(run, "agent_paused", "alpha"), "alpha paused by the owner", poll=0.1)
     tmux.wait_for_screen(first, lambda s: "‖" in row_of(s, "alpha"), "alpha shown paused")
 
     tmux.send_keys(first, "C-q")
@@ -148,11 +134,11 @@ def test_a_detached_run_outlives_its_terminal_and_every_app_attached_to_it(
     assert journal_has(run, "agent_killed", "gamma")
 
     tmux.send_keys(second, "Up", "Up", "p")  # resume alpha from the second app
-    wait_until(lambda: journal_has(run, "agent_resumed", "alpha"), "alpha resumed by the owner")
+    wait_until(lambda: journal_has(run, "agent_resumed", "alpha"), "alpha resumed by the owner", poll=0.1)
 
     for session in ("attach2", "attach3"):  # their terminals die with the apps in them
         tmux.tmux("kill-session", "-t", session)
-    wait_until(lambda: not alive(pid), "the owner to finish the run", within=120)
+    wait_until(lambda: not alive(pid), "the owner to finish the run", within=120, poll=0.1)
     summary = json.loads(run.summary_path.read_text(encoding="utf-8"))
     assert summary["status"] == "completed"
     statuses = {agent["id"]: agent["status"] for agent in summary["agents"]}

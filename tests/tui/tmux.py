@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.waits import WITHIN_S, wait_until
 
 #: Pane modes an application may switch on and must switch off again when it exits.
 MODE_FLAGS = (
@@ -86,30 +87,28 @@ class TmuxServer:
         self.tmux("send-keys", "-t", target, *keys)
 
     def wait_for_screen(
-        self, target: str, condition: Callable[[str], bool], what: str, within: float = 20.0
+        self, target: str, condition: Callable[[str], bool], what: str, within: float = WITHIN_S
     ) -> str:
         """Poll the pane until ``condition(screen)`` holds; the failure message shows the last screen."""
-        deadline = time.monotonic() + within
-        while True:
-            screen = self.capture(target)
-            if condition(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {within} s waiting for {what}; the screen:\n{screen}")
-            time.sleep(0.1)
+        last = ""
+
+        def shown() -> str | None:
+            nonlocal last
+            last = self.capture(target)
+            return last if condition(last) else None
+
+        return wait_until(shown, what, within, poll=0.1, detail=lambda: f"the screen:\n{last}")
 
     def kill(self) -> None:
         """End this private server (and every process in its panes)."""
         self.tmux("kill-server", check=False)
 
 
-def wait_for_file(path: Path, what: str, within: float = 20.0) -> str:
-    deadline = time.monotonic() + within
-    while True:
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            if text.endswith("\n"):
-                return text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what} ({path})")
-        time.sleep(0.1)
+def wait_for_file(path: Path, what: str, within: float = WITHIN_S) -> str:
+    """The text of ``path`` once it exists with a whole last line (written by a shell in a pane)."""
+
+    def whole() -> str | None:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        return text if text.endswith("\n") else None
+
+    return wait_until(whole, f"{what} ({path})", within, poll=0.1)
