@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from core.control import AgentStatus
 from tests.tui.conftest import settle
 from tests.tui.fakes import RUN_ID, FakeRun, FakeRunSource
+from tests.tui.waits import settled
+from tests.waits import until
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
 
@@ -19,21 +22,37 @@ SnapCompare = Callable[..., bool]
 CONFIG = Path(__file__).resolve().parents[2] / "research_config.yaml"
 
 
-def _before(fake: FakeRun, *keys: str) -> Callable[[Pilot[Any]], Any]:
+def _before(
+    fake: FakeRun, *keys: str, done: Callable[[], object] = lambda: True, what: str = ""
+) -> Callable[[Pilot[Any]], Any]:
+    """Settle the scripted run, press ``keys``, wait until ``done()`` (``what`` they lead to) and
+    every repaint it causes."""
+
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot, fake)
+        await settled(pilot)
         if keys:
             await pilot.press(*keys)
-            await pilot.pause(0.3)
-            await pilot.pause()
+            await until(pilot, done, what)
+            await settled(pilot)
 
     return run_before
+
+
+def paused(fake: FakeRun) -> bool:
+    """Every agent the app asked to pause has paused (the fake takes a moment, as a run does)."""
+    asked = [agent for call, agent in fake.calls if call == "pause" and agent is not None]
+    return bool(asked) and all(fake.agent_status(agent) is AgentStatus.PAUSED for agent in asked)
 
 
 def test_main_screen_with_a_paused_agent(
     snap_compare: SnapCompare, make_app: Callable[..., ResearchApp], fake: FakeRun
 ) -> None:
-    assert snap_compare(make_app(), terminal_size=(120, 36), run_before=_before(fake, "down", "p"))
+    assert snap_compare(
+        make_app(),
+        terminal_size=(120, 36),
+        run_before=_before(fake, "down", "p", done=lambda: paused(fake), what="the agent to pause"),
+    )
 
 
 def test_kill_confirmation(
@@ -77,7 +96,7 @@ def test_retry_lines_take_the_new_theme_after_a_switch(
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot, fake)  # the retry lines are written in the dark theme
         pilot.app.theme = "research-paper"
-        await pilot.pause(0.3)
+        await settled(pilot)
 
     assert snap_compare(make_app(), terminal_size=(120, 36), run_before=run_before)
 
@@ -142,13 +161,13 @@ def test_a_pane_restored_after_maximising_rewraps_what_streamed_meanwhile(
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot, fake)
         await pilot.press("f")
-        await pilot.pause(0.2)
+        await settled(pilot)
         screen = pilot.app.screen
         assert isinstance(screen, MainScreen)
         screen.stream_text("market", "\n\nWhile maximised: " + "tender prices in the Nordics fell again " * 6)
         screen.stream_turn_ended("market", True)
-        await pilot.pause(0.3)
+        await settled(pilot)
         await pilot.press("escape")
-        await pilot.pause(0.3)
+        await settled(pilot)
 
     assert snap_compare(make_app(), terminal_size=(120, 36), run_before=run_before)

@@ -8,6 +8,7 @@ from textual.widgets import Button, DataTable
 
 from tests.tui.conftest import settle
 from tests.tui.fakes import RUN_ID, FakeRun
+from tests.waits import until
 from tui.app import ResearchApp
 from tui.data import ControlFactory
 from tui.screens.checkpoints import CheckpointBrowserScreen
@@ -66,8 +67,12 @@ async def test_resume_from_an_earlier_checkpoint_stops_the_active_run_and_opens_
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)  # a run is active: ask before stopping it
         await pilot.press("y")
-        await forked.script_done.wait()
-        await pilot.pause(0.3)
+
+        def showing_the_fork() -> bool:
+            screen = app.screen
+            return forked.script_done.is_set() and isinstance(screen, MainScreen) and screen.control is forked
+
+        await until(pilot, showing_the_fork, "the fork on screen")
         assert calls == [(RUN_ID, "cp-0003-market-t2")]
         assert ("stop", None) in fake.calls
         assert isinstance(app.screen, MainScreen) and app.screen.control is forked
@@ -78,7 +83,8 @@ async def test_resume_from_the_latest_checkpoint_continues_in_place(
     make_app: Callable[..., ResearchApp], fake: FakeRun
 ) -> None:
     calls: list[tuple[str, str | None]] = []
-    app = make_app(resume_factory=resumer(calls, FakeRun()))
+    resumed = FakeRun()
+    app = make_app(resume_factory=resumer(calls, resumed))
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, fake)
         await pilot.press("c")
@@ -88,5 +94,5 @@ async def test_resume_from_the_latest_checkpoint_continues_in_place(
         await pilot.press("enter")
         await pilot.pause()
         await pilot.press("y")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: resumed.script_done.is_set() and app.control is resumed, "the resumed run")
         assert calls == [(RUN_ID, None)]

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console, RenderableType
 
 from tests.tui.fakes import RUN_ID, FakeRun, FakeRunSource
+from tests.waits import until
 from tui.app import ResearchApp
 from tui.data import ControlFactory, load_estimate
 from tui.screens.choice import ChoiceScreen
@@ -84,10 +85,8 @@ async def test_new_run_shows_the_estimate_and_starts_only_when_confirmed() -> No
         await pilot.press("n")
         await pilot.pause()
         await pilot.press("y")
-        await run.script_done.wait()
-        await pilot.pause(0.2)
+        await until(pilot, lambda: run.script_done.is_set() and isinstance(app.screen, MainScreen), "the run")
         assert started == [CONFIG]
-        assert isinstance(app.screen, MainScreen)
 
 
 async def test_r_resumes_the_highlighted_run_and_enter_opens_its_documents(tmp_path: Path) -> None:
@@ -102,10 +101,8 @@ async def test_r_resumes_the_highlighted_run_and_enter_opens_its_documents(tmp_p
         await pilot.press("escape")
         await pilot.pause()
         await pilot.press("r")
-        await run.script_done.wait()
-        await pilot.pause(0.2)
+        await until(pilot, lambda: run.script_done.is_set() and isinstance(app.screen, MainScreen), "the run")
         assert resumed == [(RUN_ID, None)]
-        assert isinstance(app.screen, MainScreen)
 
 
 async def test_a_live_run_is_marked_with_its_owner_and_opening_it_attaches(tmp_path: Path) -> None:
@@ -121,9 +118,6 @@ async def test_a_live_run_is_marked_with_its_owner_and_opening_it_attaches(tmp_p
         cells = [str(cell) for cell in table.get_row_at(0)]  # type: ignore[attr-defined]
         assert any("● live pid 4242" in cell and "running" in cell for cell in cells), cells
         await pilot.press("enter")  # attaches (here nobody serves the run: the app says so)
-        for _ in range(50):
-            if app.start_error:
-                break
-            await pilot.pause(0.05)
+        await until(pilot, lambda: app.start_error, "the app to say why it cannot attach")
         assert app.start_error is not None and f"run {RUN_ID} is not live" in app.start_error
         assert not isinstance(app.screen, ReportViewer)  # not the documents of a finished run
