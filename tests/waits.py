@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -24,6 +24,12 @@ class Pauser(Protocol):
     """What lets an app run for a while: a Textual ``Pilot``."""
 
     def pause(self, delay: float | None = None) -> Awaitable[None]: ...
+
+
+class Publisher(Protocol):
+    """What calls listeners inline on every event: ``core.events.EventBus``."""
+
+    def listen(self, listener: Callable[[Any], object], *, name: str | None = None) -> None: ...
 
 
 def _timed_out(what: str, within: float, detail: Callable[[], object] | None) -> AssertionError:
@@ -68,3 +74,22 @@ async def eventually(condition: Callable[[], T], what: str, within: float = WITH
 async def until(pilot: Pauser, condition: Callable[[], T], what: str, within: float = WITHIN_S) -> T:
     """Let the app ``pilot`` drives run until ``condition()`` is truthy; return it or fail naming ``what``."""
     return await _poll(pilot.pause, condition, what, within)
+
+
+async def until_published(
+    condition: Callable[[], object], *buses: Publisher, what: str, within: float = WITHIN_S
+) -> None:
+    """Until ``condition()`` holds, checking it again after each event on ``buses``: no polling.
+
+    For a condition that only an event can change (a status, a file an event follows).
+    """
+    changed = asyncio.Event()
+    for bus in buses:
+        bus.listen(lambda _event: changed.set(), name="test waiter")
+    try:
+        async with asyncio.timeout(within):
+            while not condition():
+                await changed.wait()
+                changed.clear()
+    except TimeoutError:
+        raise _timed_out(what, within, None) from None

@@ -66,7 +66,7 @@ def test_concurrent_writers_retry_only_once_the_space_is_free(
 
     def slow_unlink(path: object, *args: object, **kwargs: object) -> None:
         if str(path).endswith(RESERVE_NAME):
-            time.sleep(0.3)  # a large file takes a moment to free
+            time.sleep(0.3)  # a large file takes a moment to free: the window under test, so a duration
         real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(atomic, "write_all", write_all)

@@ -63,22 +63,22 @@ async def test_async_context_manager(run_dir: Path) -> None:
 
 def test_another_process_is_refused_and_a_sigkilled_owner_leaves_no_stale_lock(run_dir: Path) -> None:
     root = Path(__file__).resolve().parents[3]
-    owner = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(run_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    try:
-        assert owner.stdout is not None
-        assert owner.stdout.readline().strip() == "locked"
-        with pytest.raises(RunLocked, match=f"pid {owner.pid} since"):
-            RunLock(run_dir).acquire()
-    finally:
-        owner.send_signal(signal.SIGKILL)
-        owner.wait(10)
+    ) as owner:  # its pipes closed at the end
+        try:
+            assert owner.stdout is not None
+            assert owner.stdout.readline().strip() == "locked"
+            with pytest.raises(RunLocked, match=f"pid {owner.pid} since"):
+                RunLock(run_dir).acquire()
+        finally:
+            owner.send_signal(signal.SIGKILL)
+            owner.wait(10)
     assert (run_dir / "run.lock").exists()  # the file stays; the kernel dropped the flock
     with RunLock(run_dir) as resumed:
         assert resumed.held

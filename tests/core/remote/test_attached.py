@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,13 @@ import pytest
 from core.control import AgentStatus, RunOutcome, RunStatus
 from core.engine.orchestrator import Orchestrator
 from core.engine.runner import start_run
-from core.events import Event, EventBus
+from core.events import Event
 from core.remote.attached import attach_run
 from core.remote.channel import OwnerUnreachable
 from core.remote.live import LiveState
 from core.view import RunView
 from tests.core import programs
+from tests.waits import until_published
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,21 +33,12 @@ def slow_program(tmp_path: Path, *, agents: tuple[str, ...] = ("alpha", "beta", 
     return programs.write(tmp_path, data)
 
 
-async def until(condition: Callable[[], bool], *buses: EventBus, within: float = 20.0) -> None:
-    """Wait until ``condition`` holds, checking it again after every event on ``buses``."""
-    changed = asyncio.Event()
-    for bus in buses:
-        bus.listen(lambda _event: changed.set())
-    async with asyncio.timeout(within):
-        while not condition():
-            await changed.wait()
-            changed.clear()
-
-
 async def owner_serving(tmp_path: Path) -> tuple[Orchestrator, asyncio.Task[RunOutcome]]:
     owner = await start_run(slow_program(tmp_path), tmp_path / "runs", simulate=True)
     task = asyncio.create_task(owner.run())
-    await until(lambda: owner.run_dir_ref.control_socket_path.exists(), owner.bus)
+    await until_published(
+        lambda: owner.run_dir_ref.control_socket_path.exists(), owner.bus, what="the socket"
+    )
     return owner, task
 
 
@@ -59,11 +50,17 @@ async def test_an_attached_run_sees_what_the_owner_sees_and_its_pause_acts_on_th
     seen: list[Event] = []
     attached.bus.listen(seen.append)
     attached_task = asyncio.create_task(attached.run())
-    await until(lambda: attached.agent_status("alpha") is AgentStatus.RUNNING, attached.bus)
+    await until_published(
+        lambda: attached.agent_status("alpha") is AgentStatus.RUNNING, attached.bus, what="alpha running"
+    )
 
     assert attached.pause("alpha")
-    await until(lambda: owner.agent_status("alpha") is AgentStatus.PAUSED, owner.bus)
-    await until(lambda: attached.agent_status("alpha") is AgentStatus.PAUSED, attached.bus)
+    await until_published(
+        lambda: owner.agent_status("alpha") is AgentStatus.PAUSED, owner.bus, what="alpha paused"
+    )
+    await until_published(
+        lambda: attached.agent_status("alpha") is AgentStatus.PAUSED, attached.bus, what="alpha seen paused"
+    )
     journal = owner.run_dir_ref.events_path.read_text()
     assert '"kind": "agent_paused"' in journal and '"agent_id": "alpha"' in journal
 
@@ -85,10 +82,14 @@ async def test_two_attached_apps_see_the_same_state_and_a_kill_from_one_reaches_
     first = await attach_run(tmp_path / "runs", owner.run_id)
     second = await attach_run(tmp_path / "runs", owner.run_id)
     tasks = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
-    await until(lambda: second.agent_status("beta") is AgentStatus.RUNNING, second.bus)
+    await until_published(
+        lambda: second.agent_status("beta") is AgentStatus.RUNNING, second.bus, what="beta running"
+    )
 
     assert first.kill("beta")
-    await until(lambda: second.agent_status("beta") is AgentStatus.KILLED, second.bus)
+    await until_published(
+        lambda: second.agent_status("beta") is AgentStatus.KILLED, second.bus, what="beta killed"
+    )
     assert owner.agent_status("beta") is AgentStatus.KILLED
 
     await owner_task
@@ -102,11 +103,13 @@ async def test_a_request_the_owner_refuses_is_reported_and_changes_nothing(tmp_p
     attached = await attach_run(tmp_path / "runs", owner.run_id)
     attached.on_refused = refusals.append
     attached_task = asyncio.create_task(attached.run())
-    await until(lambda: attached.agent_status("alpha") is AgentStatus.RUNNING, attached.bus)
+    await until_published(
+        lambda: attached.agent_status("alpha") is AgentStatus.RUNNING, attached.bus, what="alpha running"
+    )
 
     assert not attached.pause("nobody")  # not an agent of this run: not even sent
     assert attached.resume("alpha")  # alpha is running: the owner says no
-    await until(lambda: bool(refusals), attached.bus, owner.bus)
+    await until_published(lambda: bool(refusals), attached.bus, owner.bus, what="the refusal")
     assert "cannot resume alpha" in refusals[0]
     assert owner.agent_status("alpha") in (AgentStatus.RUNNING, AgentStatus.COMPLETED)
     attached.stop()  # a stop from the attached app ends the run, state saved

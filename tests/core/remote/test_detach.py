@@ -21,7 +21,7 @@ from core.remote.attached import attach_run
 from core.remote.channel import OwnerUnreachable
 from core.remote.owner import live_owner, wait_until_serving
 from tests.core import programs
-from tests.waits import wait_until
+from tests.waits import until_published, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[3]
@@ -104,12 +104,12 @@ async def test_a_detached_owner_is_its_own_session_and_serves_until_it_dies(
 
     attached = await attach_run(run.path.parent, run.run_id)
     task = asyncio.create_task(attached.run())
-    changed = asyncio.Event()
-    attached.bus.listen(lambda _e: changed.set())
-    async with asyncio.timeout(60):
-        while not any(e.status is AgentStatus.RUNNING for e in attached.view.agents.values()):
-            await changed.wait()
-            changed.clear()
+    await until_published(
+        lambda: any(e.status is AgentStatus.RUNNING for e in attached.view.agents.values()),
+        attached.bus,
+        what="an agent running, seen attached",
+        within=60,
+    )
 
     os.kill(pid, signal.SIGKILL)  # the owner dies without a word
     outcome = await asyncio.wait_for(task, 30)
