@@ -6,10 +6,14 @@ the screen through :class:`~tui.bridge.EventBridge`; keys call the run's control
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,15 +88,51 @@ class ResearchApp(App[int]):
         self.theme_errors: list[str] = []
         self._run_worker: Worker[RunOutcome | None] | None = None
         self._stopping = False
+        self._terminal_lost = False
 
     # --- start-up ------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
         self._load_themes()
+        self._handle_hangups()
         if self.control_factory is not None:
             self.open_run(self.control_factory)
         else:
             self.push_screen(RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path))
+
+    def _handle_hangups(self) -> None:
+        """Closing the terminal (SIGHUP) or ``kill`` (SIGTERM) stops the run cleanly, as a confirmed
+        quit does: nobody is left to answer a dialog, and a run killed mid-turn would leave its
+        summary saying "running" and its lock and socket behind."""
+        loop = asyncio.get_running_loop()
+        for name in ("SIGHUP", "SIGTERM"):
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals here
+                    loop.add_signal_handler(signum, self._hung_up, name)
+
+    def _hung_up(self, name: str) -> None:
+        logger.warning("%s: the app stops its run and exits", name)
+        if name == "SIGHUP":
+            self._terminal_lost = True
+            _silence_terminal()
+        if self._stopping:
+            return
+        if self.attached:  # the run is another process's: it goes on
+            self._leave(0)
+        elif self.run_active:
+            self.run_worker(self._stop_and_exit(), group="quit", exit_on_error=False)
+        else:
+            self._leave(self.exit_code)
+
+    def _leave(self, code: int) -> None:
+        """Exit with ``code``; with the terminal gone, Textual's farewell writes to it can block for
+        ever, so a watchdog ends the process once everything of the run is saved."""
+        if self._terminal_lost:  # (log records are flushed as they are written)
+            watchdog = threading.Timer(LOST_TERMINAL_EXIT_S, os._exit, args=(code,))
+            watchdog.daemon = True
+            watchdog.start()
+        self.exit(code, return_code=code)
 
     def _load_themes(self) -> None:
         themes, self.theme_errors = load_themes(BUILTIN_THEMES_DIR, user_themes_dir())
@@ -334,7 +374,19 @@ class ResearchApp(App[int]):
         self._stopping = True
         self.notify("Stopping the run… (ctrl+q again quits at once)", timeout=30)
         await self.stop_run()
-        self.exit(self.exit_code, return_code=self.exit_code)
+        self._leave(self.exit_code)
+
+
+LOST_TERMINAL_EXIT_S = 3.0  # after a hang-up, the longest the app waits for its own exit
+
+
+def _silence_terminal() -> None:
+    """The terminal is gone: output goes to /dev/null instead of failing (input is left alone)."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 GC_THRESHOLDS = (700, 50, 10)  # CPython's default is (700, 10, 10)

@@ -7,6 +7,7 @@ modes afterwards; ``.ci/run`` installs it where it is missing.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from tests.core import programs
 from tests.tui.tmux import TmuxServer, tmux_path, wait_for_file
+from tests.waits import wait_until
 
 pytestmark = [
     pytest.mark.tmux,
@@ -136,3 +138,38 @@ def test_at_80x24_maximise_restore_then_keys_act_on_the_list_and_help_fits(
     tmux.wait_for_screen(pane, lambda s: "Stop and quit" in s, "the quit confirmation")
     tmux.send_keys(pane, "y")
     assert wait_for_file(exit_file, "the app to exit").strip() == f"EXIT={EXIT_INTERRUPTED}"
+
+
+def test_closing_the_terminal_stops_the_run_cleanly_and_the_app_exits(
+    tmux: TmuxServer, tmp_path: Path
+) -> None:
+    """SIGHUP (the terminal window closed, SSH dropped) is a stop, as a confirmed quit is: the summary
+    says interrupted, the journal ends with the run's end, the control socket is gone, and the
+    process exits instead of hanging on writes to a terminal that no longer exists."""
+    config = long_enough_program(tmp_path)
+    runs, pid_file = tmp_path / "runs", tmp_path / "pid"
+    app = shlex.join([*run_command(), "run", str(config), "--simulate", "--runs-dir", str(runs)])
+    # exec: the app is the terminal's session leader, which the kernel sends the hang-up to
+    script = f"echo $$ > {shlex.quote(str(pid_file))}; exec {app}"
+    session = f"ro-hup-{uuid.uuid4().hex[:8]}"
+    pane = tmux.new_session(session, script, width=WIDTH, height=HEIGHT, cwd=REPO)
+    tmux.wait_for_screen(pane, lambda s: "t1" in row_of(s, "alpha"), "alpha's first turn")
+    pid = int(wait_for_file(pid_file, "the app's pid"))
+    tmux.tmux("kill-session", "-t", session)
+    wait_until(lambda: not _alive(pid), "the app to exit after the hang-up")
+    (run_dir,) = runs.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "interrupted"
+    assert all(agent["status"] in ("interrupted", "pending", "completed") for agent in summary["agents"])
+    last = json.loads((run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert last["kind"] == "run_finished" and last["status"] == "interrupted"
+    assert not (run_dir / "control.sock").exists()
+    assert "SIGHUP: the app stops its run and exits" in (run_dir / "run.log").read_text(encoding="utf-8")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
