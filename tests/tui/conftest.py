@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.app import App
 from textual.pilot import Pilot
 
 from tests.tui.fakes import NOW, FakeRun, FakeRunSource
 from tests.tui.tmux import TmuxServer
-from tests.waits import until
+from tests.tui.waits import settled
 from tui.app import ResearchApp
 from tui.screens.main import MainScreen
 
@@ -48,19 +47,10 @@ def make_app(fake: FakeRun) -> Callable[..., ResearchApp]:
     return make
 
 
-def repaints_due(app: App[Any]) -> bool:
-    """Text, counters or a pane layout of the main screen are still waiting for their next repaint."""
-    screen = app.screen
-    if not isinstance(screen, MainScreen):
-        return False
-    return screen.repaints_due
-
-
 async def settle(pilot: Pilot[Any], fake: FakeRun) -> None:
     """Wait until the script is published and every coalesced repaint has reached the screen."""
     await fake.script_done.wait()
-    await pilot.pause()
-    await until(pilot, lambda: not repaints_due(pilot.app), "the coalesced repaints")
+    await settled(pilot)
     screen = pilot.app.screen
     if isinstance(screen, MainScreen):  # which panes show follows activity every few seconds: now
         screen.rotate_panes()

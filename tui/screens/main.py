@@ -208,13 +208,6 @@ class MainScreen(Screen[None]):
         watcher = feed.watcher if feed is not None else None
         return watcher if isinstance(watcher, AgentPane) else None
 
-    @property
-    def repaints_due(self) -> bool:
-        """Streamed text, counters, the meter or a layout of the panes wait for their next repaint."""
-        return (
-            self._flusher.armed or self._counters.armed or self.meter.repaint_due or self._layout_pending
-        )
-
     def on_resize(self) -> None:
         self._layout_panes()
 

@@ -69,10 +69,6 @@ class BudgetMeter(Widget):
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.repaint())
         self.repaint()
 
-    @property
-    def repaint_due(self) -> bool:
-        return self._repaints.armed
-
     def run_ended(self) -> None:
         """Nothing is burning any more: the rate and the projection give way to the final figures."""
         self.ended = True

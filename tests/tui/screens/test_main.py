@@ -10,8 +10,9 @@ from pathlib import Path
 from core import events as ev
 from core.control import AgentStatus
 from core.view import AgentRow
-from tests.tui.conftest import repaints_due, settle
+from tests.tui.conftest import settle
 from tests.tui.fakes import RUN_ID, FakeRun, at
+from tests.tui.waits import settled
 from tests.waits import until
 from tui import messages as msg
 from tui.app import ResearchApp
@@ -49,7 +50,7 @@ async def test_counters_repaint_within_a_quarter_second_and_a_status_change_at_o
         assert isinstance(screen, MainScreen)
         market = screen.table.rows_by_id["market"]
         screen.post_message(msg.AgentRowChanged(replace(market, turn=5, cost_usd=2.0)))
-        await until(pilot, lambda: screen.table.rows_by_id["market"].cost_usd == 2.0, "the first cost", 1.0)
+        await until(pilot, lambda: screen.table.rows_by_id["market"].cost_usd == 2.0, "the first cost", 2.0)
         for cost in (2.1, 2.2):  # within the quarter second that follows: held, latest value wins
             screen.post_message(msg.AgentRowChanged(replace(market, turn=5, cost_usd=cost)))
         await pilot.pause()
@@ -79,8 +80,7 @@ async def test_streaming_panes_flush_together_and_idle_panes_are_left_alone(
         for _ in range(50):
             screen.stream_text("market", "more tenders ")
             screen.stream_text("chemistry", "more cathodes ")
-        await pilot.pause()
-        await until(pilot, lambda: not repaints_due(app), "the flush")
+        await settled(pilot)
         after = {agent: feed.flushes for agent, feed in feeds.items()}
         assert screen._flusher.flushes == batches + 1
         assert after["market"] == before["market"] + 1
@@ -124,8 +124,7 @@ async def test_lines_streamed_while_maximised_fit_the_restored_pane(
         wide = pane.content_region.width
         for n in range(40):
             screen.stream_text("market", f"streamed-while-wide word{n} ")
-        await pilot.pause()
-        await until(pilot, lambda: not repaints_due(app), "the text to be flushed")
+        await settled(pilot)
         await pilot.press("escape")
         await until(pilot, lambda: 0 < pane.view.size.width < wide - 20, "the restored pane")
         narrow = pane.view.size.width
@@ -231,8 +230,7 @@ async def test_text_sent_to_an_agent_without_a_pane_is_wrapped_when_it_gets_one(
         assert isinstance(screen, MainScreen)
         hidden = next(agent for agent in screen.feeds if screen.pane(agent) is None)
         screen.stream_text(hidden, "Sodium-ion tender prices fell again this quarter. " * 12)
-        await pilot.pause()
-        await until(pilot, lambda: not repaints_due(app), "the flush")
+        await settled(pilot)
         assert screen.pane(hidden) is None
         screen.table.select_agent(hidden)
         await until(pilot, lambda: screen.pane(hidden) is not None, "its pane")
