@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from core.persistence.rundir import RunDir
@@ -50,7 +51,8 @@ def start_detached(config_path: Path, runs_dir: Path, *, simulate: bool) -> tupl
     run_dir = RunDir.create(runs_dir, new_run_id(config.program.name), config_path.read_bytes())
     process = spawn_owner(run_dir, simulate=simulate)
     record_starting_owner(run_dir, process.pid)
-    process.returncode = 0  # nobody here waits for it: it outlives this process (no ResourceWarning)
+    # an app that started it may outlive it: reap it when it ends, so it is never left a zombie
+    threading.Thread(target=process.wait, name=f"reap-owner-{process.pid}", daemon=True).start()
     return run_dir, process.pid
 
 

@@ -171,3 +171,17 @@ def test_detach_without_an_api_key_says_so_here_and_starts_nothing(tmp_path: Pat
     assert result.returncode == 2
     assert "no API key" in result.stderr and "--simulate" in result.stderr
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_run_detached_from_a_process_that_lives_on_is_reaped_when_it_ends(
+    tmp_path: Path, owners: list[int]
+) -> None:
+    """The app starts detached runs and outlives them: an owner that ends is not left a zombie."""
+    from core.remote.detach import start_detached
+
+    data = programs.program([programs.agent("alpha")], max_turns=1)
+    run, pid = start_detached(programs.write(tmp_path, data), tmp_path / "runs", simulate=True)
+    owners.append(pid)
+    assert os.getppid() != pid and proc_stat(pid)[1] == str(os.getpid())  # our child
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the owner to end and be reaped", 90, poll=0.1)
+    assert json.loads(run.summary_path.read_text())["status"] == "completed"
