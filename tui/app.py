@@ -88,7 +88,7 @@ class ResearchApp(App[int]):
         self.theme_errors: list[str] = []
         self._run_worker: Worker[RunOutcome | None] | None = None
         self._stopping = False
-        self._terminal_lost = False
+        self._signalled = False
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -113,8 +113,8 @@ class ResearchApp(App[int]):
 
     def _hung_up(self, name: str) -> None:
         logger.warning("%s: the app stops its run and exits", name)
-        if name == "SIGHUP":
-            self._terminal_lost = True
+        self._signalled = True
+        if name == "SIGHUP":  # the terminal is gone
             _silence_terminal()
         if self._stopping:
             return
@@ -126,9 +126,10 @@ class ResearchApp(App[int]):
             self._leave(self.exit_code)
 
     def _leave(self, code: int) -> None:
-        """Exit with ``code``; with the terminal gone, Textual's farewell writes to it can block for
-        ever, so a watchdog ends the process once everything of the run is saved."""
-        if self._terminal_lost:  # (log records are flushed as they are written)
+        """Exit with ``code``. After a signal the terminal may be gone (a hang-up, or a ``kill`` of an
+        app whose terminal was closed) and Textual's farewell writes to it can block for ever, so a
+        watchdog ends the process once everything of the run is saved."""
+        if self._signalled:  # (log records are flushed as they are written)
             watchdog = threading.Timer(LOST_TERMINAL_EXIT_S, os._exit, args=(code,))
             watchdog.daemon = True
             watchdog.start()
@@ -435,7 +436,10 @@ def run_app(
     )
     app.run()
     if app.outcome is not None:  # the terminal is restored: leave a line saying where the run is
-        print(app.outcome.describe())
-        if app.outcome.message:
-            print(app.outcome.message, file=sys.stderr)
+        try:
+            print(app.outcome.describe(), flush=True)
+            if app.outcome.message:
+                print(app.outcome.message, file=sys.stderr, flush=True)
+        except OSError:  # the terminal is gone (window closed, SSH dropped): the run's files say it
+            _silence_terminal()
     return app.exit_code

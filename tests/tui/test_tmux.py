@@ -10,6 +10,8 @@ import json
 import os
 import re
 import shlex
+import signal
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -173,3 +175,25 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_kill_of_an_app_whose_terminal_is_gone_still_stops_the_run_and_exits(
+    tmux: TmuxServer, tmp_path: Path
+) -> None:
+    """The terminal closed under a shell that ignores hang-ups, so the app never heard of it; a later
+    ``kill`` (SIGTERM) stops the run as a quit does, and the app exits 130 instead of blocking on
+    writes to the dead terminal."""
+    config = long_enough_program(tmp_path)
+    runs, exit_file = tmp_path / "runs", tmp_path / "exit"
+    app = shlex.join([*run_command(), "run", str(config), "--simulate", "--runs-dir", str(runs)])
+    script = f"trap '' HUP; {app}; echo EXIT=$? > {shlex.quote(str(exit_file))}"
+    session = f"ro-term-{uuid.uuid4().hex[:8]}"
+    pane = tmux.new_session(session, script, width=WIDTH, height=HEIGHT, cwd=REPO)
+    tmux.wait_for_screen(pane, lambda s: "t1" in row_of(s, "alpha"), "alpha's first turn")
+    tmux.tmux("kill-session", "-t", session)
+    found = subprocess.run(["pgrep", "-f", str(config)], capture_output=True, text=True).stdout.split()
+    (pid,) = [int(p) for p in found if Path(f"/proc/{p}/comm").read_text().strip() not in ("sh", "bash")]
+    os.kill(pid, signal.SIGTERM)
+    assert wait_for_file(exit_file, "the app's exit status").strip() == f"EXIT={EXIT_INTERRUPTED}"
+    (run_dir,) = runs.iterdir()
+    assert json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["status"] == "interrupted"
