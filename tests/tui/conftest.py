@@ -54,7 +54,7 @@ async def settle(pilot: Pilot[Any], fake: FakeRun) -> None:
     screen = pilot.app.screen
     if isinstance(screen, MainScreen):  # which panes show follows activity every few seconds: now
         screen.rotate_panes()
-    await pilot.pause()
+    await settled(pilot)
 
 
 @pytest.fixture
