@@ -13,7 +13,9 @@ turns, so nobody finishes inside the window). This process runs the real app att
   (a line waits up to 100 ms for more text), the owner's notice on the socket, the read of the new
   bytes, the fold, the pane's 100 ms coalescing and the frame. Both processes read the same wall
   clock. A fragment whose last word is still held back by the pane (it waits for the word to end)
-  is matched on the text before that word.
+  is matched on the text before that word. Only fragments of agents with a pane on screen count
+  (at 160x48 the panes that fit, about half of the 20; ``attach.fragments_never_shown`` counts the
+  others, and the fragments still held at the end).
 * ``attach.received_p95_ms``: the same, up to the moment the attached process folds the fragment
   (before the pane and the frame): the part of the lag the journal and the socket account for.
 * ``attach.path_p95_ms``: publish -> folded by an ``AttachedRun`` with no app (the journal, the
