@@ -177,3 +177,69 @@ def test_401_fails_fast_naming_the_variable_and_no_file_holds_the_key(
     for path in [runs, *[p for p in runs.rglob("*") if p.is_dir()]]:
         assert oct(path.stat().st_mode & 0o777) == "0o700", path
     assert os.environ["ANTHROPIC_API_KEY"] == secret
+
+
+async def test_a_400_on_a_later_call_fails_that_agent_only_and_the_run_goes_on(tmp_path: Path) -> None:
+    """Past its first call an agent's request is its own conversation's, not the config's shape: the
+    API refusing it (a 400 the simulator cannot be told to give mid-run, so a proxy in front of it
+    does) fails that agent with the API's message, and the others finish their work."""
+    from aiohttp import ClientSession, web
+
+    data = programs.program(
+        [programs.agent("victim"), programs.agent("bystander")],
+        [programs.agent("synthesis", reads=["victim", "bystander"])],
+        max_turns=3,
+    )
+    config = programs.write(tmp_path, data)
+    victim_calls = 0
+
+    async with Simulator(SimulatorSettings(seed=3)) as sim, ClientSession() as session:
+
+        async def proxy(request: web.Request) -> web.StreamResponse:
+            nonlocal victim_calls
+            body = await request.read()
+            if request.path.endswith("/messages") and b"victim" in body.split(b'"system"')[0]:
+                victim_calls += 1
+                if victim_calls == 2:
+                    error = {"type": "invalid_request_error", "message": "messages.3: a test refusal"}
+                    return web.json_response(
+                        {"type": "error", "error": error}, status=400, headers={"request-id": "req_test400"}
+                    )
+            hop = ("host", "content-length")
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+            async with session.request(request.method, sim.base_url + request.path_qs, data=body,
+                                       headers=headers) as upstream:  # fmt: skip
+                response = web.StreamResponse(status=upstream.status)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "content-encoding"):
+                        response.headers[key] = value
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", proxy)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            orchestrator = await start_run(
+                config, tmp_path / "runs", simulate=True, base_url=f"http://127.0.0.1:{port}"
+            )
+            outcome = await orchestrator.run()
+        finally:
+            await runner.cleanup()
+
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    agents = {a["id"]: a for a in summary["agents"]}
+    assert victim_calls >= 2
+    assert agents["victim"]["status"] == "failed" and agents["victim"]["turns"] == 1
+    assert "a test refusal" in agents["victim"]["error"]  # the API's own words
+    assert agents["bystander"]["status"] == "completed"
+    assert agents["synthesis"]["status"] == "completed"  # it read what the victim had found
+    assert (outcome.run_dir / "report.md").is_file()
+    assert summary["status"] == "failed" and outcome.exit_code == 4  # one agent failed: said so
