@@ -62,6 +62,12 @@ class SimulatorSettings(BaseModel):
     context_window: int | None = Field(
         default=None, gt=0, description="Override every model's context window (tokens)."
     )
+    stream_cut: Literal["middle", "anywhere"] = Field(
+        default="middle",
+        description="Where a `stream_error` or `disconnect` fault breaks a stream: in the middle, or "
+        "anywhere (before `message_start`, mid-text, after a search result, in tool input, after "
+        "`message_delta`), drawn per request from the seed.",
+    )
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     api_keys: list[str] | None = Field(
         default=None, description="Accept only these API keys (others get 401); default: any non-empty key."

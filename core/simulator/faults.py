@@ -23,11 +23,13 @@ _MAX_TRACKED = 100_000
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    """What goes wrong with one request: an error kind (or None) and whether the first byte is slow."""
+    """What goes wrong with one request: an error kind (or None), whether the first byte is slow,
+    and where a broken stream breaks (a fraction of its frames; None: in the middle)."""
 
     kind: str | None = None
     slow: bool = False
     attempt: int = 0
+    cut: float | None = None
 
 
 DIRECTIVE_ONLY_FAULTS = ("invalid_request",)
@@ -61,4 +63,5 @@ class FaultInjector:
                 kind = directives.fault
         if kind == "stream_error" and not streaming:
             kind = None  # a non-streamed response has no stream to break
-        return FaultPlan(kind, slow, attempt)
+        cut = rng.random() if self._settings.stream_cut == "anywhere" else None  # drawn last: kinds stay
+        return FaultPlan(kind, slow, attempt, cut)

@@ -304,7 +304,8 @@ class _Handlers:
     ) -> web.StreamResponse:
         settings = self.state.settings
         frames = sse.render(turn)
-        cut = max(2, len(frames) // 2) if plan.kind in ("stream_error", "disconnect") else len(frames)
+        cut = _cut_at(plan, len(frames))
+        outcome.usage = sse.billed_usage(turn, frames, cut)
         response = web.StreamResponse(
             status=200,
             headers={
@@ -348,6 +349,20 @@ class _Handlers:
         finally:
             stats.stream_closed()
         return response
+
+
+_EARLY = 4
+"""A stream cut anywhere breaks before ``message_start`` as often as at ``_EARLY + 1`` frames."""
+
+
+def _cut_at(plan: FaultPlan, frames: int) -> int:
+    """How many frames a stream sends: all, or as many as the fault lets through: the middle, or
+    where ``plan.cut`` falls (never ``message_stop``; before ``message_start`` now and then)."""
+    if plan.kind not in ("stream_error", "disconnect"):
+        return frames
+    if plan.cut is None:
+        return max(2, frames // 2)
+    return max(0, min(frames - 1, int(plan.cut * (frames + _EARLY)) - _EARLY))
 
 
 def _with_pings(frames: list[sse.Frame]) -> list[bytes]:

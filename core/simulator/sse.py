@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.simulator.responder import Turn
-from core.simulator.tokens import count_text
+from core.simulator.tokens import count_block, count_text
 
 _CHUNK = re.compile(r"\S*\s*")
 _PADS = (0, 3, 1, 10, 5, 0, 14, 2, 7, 0, 11, 4)
@@ -23,9 +23,14 @@ PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
 @dataclass(frozen=True, slots=True)
 class Frame:
+    """One SSE frame; ``tokens`` (output) and ``result_tokens``/``searches`` (a search result's input
+    and whether it is billed as a search) are what the API has billed once it has sent the frame."""
+
     data: bytes
     tokens: int = 0
     search_wait: bool = False
+    result_tokens: int = 0
+    searches: int = 0
 
 
 class _Encoder:
@@ -33,14 +38,23 @@ class _Encoder:
         self._n = salt
 
     def __call__(
-        self, name: str, payload: dict[str, Any], tokens: int = 0, search_wait: bool = False
+        self,
+        name: str,
+        payload: dict[str, Any],
+        tokens: int = 0,
+        search_wait: bool = False,
+        result: dict[str, Any] | None = None,
     ) -> Frame:
         self._n += 1
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         pad = _PADS[self._n % len(_PADS)]
         if pad:
             text = text[:-1] + " " * pad + "}"
-        return Frame(f"event: {name}\ndata: {text}\n\n".encode(), tokens, search_wait)
+        data = f"event: {name}\ndata: {text}\n\n".encode()
+        if result is None:
+            return Frame(data, tokens, search_wait)
+        ran = isinstance(result.get("content"), list)  # an error result is not billed
+        return Frame(data, tokens, search_wait, count_block(result) if ran else 0, int(ran))
 
 
 def text_chunks(text: str, size: int = 24) -> list[str]:
@@ -118,7 +132,12 @@ def render(turn: Turn) -> list[Frame]:
                     )
                 )
         else:
-            frames.append(enc("content_block_start", _start(index, final), search_wait=block.after_search))
+            result = final if kind == "web_search_tool_result" else None
+            frames.append(
+                enc(
+                    "content_block_start", _start(index, final), search_wait=block.after_search, result=result
+                )
+            )
         frames.append(enc("content_block_stop", {"type": "content_block_stop", "index": index}))
     frames.append(
         enc(
@@ -140,6 +159,30 @@ def _stop(turn: Turn) -> dict[str, Any]:
     if turn.stop_details is not None:
         delta["stop_details"] = turn.stop_details
     return delta
+
+
+def billed_usage(turn: Turn, frames: list[Frame], sent: int) -> dict[str, Any] | None:
+    """What the API has billed for a stream cut after its first ``sent`` frames: nothing before
+    ``message_start``; the whole usage once ``message_delta`` went out; else the prompt as
+    ``message_start`` reported it, the output tokens and the search results sent so far."""
+    if sent <= 0:
+        return None
+    full: dict[str, Any] = turn.message()["usage"]
+    if sent >= len(frames) - 1:
+        return full
+    gone = frames[:sent]
+    start = turn.usage_start
+    usage = {
+        **start,
+        "input_tokens": start["input_tokens"] + sum(f.result_tokens for f in gone),
+        "output_tokens": sum(f.tokens for f in gone),
+    }
+    if "server_tool_use" in full:
+        usage["server_tool_use"] = {
+            "web_search_requests": sum(f.searches for f in gone),
+            "web_fetch_requests": 0,
+        }
+    return usage
 
 
 def error_frame(error_type: str, message: str) -> bytes:

@@ -23,7 +23,7 @@ class RequestRecord:
     at: float  # when the response ended
     conversation: str = ""
     received_at: float = 0.0  # when the request arrived
-    usage: dict[str, Any] | None = None  # what the response billed (a message's final usage)
+    usage: dict[str, Any] | None = None  # what it billed: the whole usage, or what a cut stream sent
 
 
 class SimulatorStats:

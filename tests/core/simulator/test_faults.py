@@ -121,3 +121,41 @@ async def test_pacing_spreads_a_stream_over_time(start_simulator: StartSimulator
         message = await stream.get_final_message()
 
     assert time.monotonic() - started >= 0.1 + 0.8 * message.usage.output_tokens / 2_000
+
+
+async def test_a_stream_cut_anywhere_records_what_it_had_billed(start_simulator: StartSimulator) -> None:
+    """Cut at a random frame: nothing billed before ``message_start``, all of it once ``message_delta``
+    went out, else the prompt and what was sent (output tokens, search results that ran)."""
+    whole = await start_simulator(SimulatorSettings(seed=9, pause_turn_probability=0.0))
+    cut = await start_simulator(
+        SimulatorSettings(
+            seed=9, pause_turn_probability=0.0, faults={"stream_error": 1.0}, stream_cut="anywhere"
+        )
+    )
+    last_seen: set[str] = set()
+    for n in range(30):
+        params = request(f"Research tea, angle {n}")
+        full = (await sdk(whole).messages.create(**params)).usage
+        kinds: list[str] = []
+        results = 0
+        with pytest.raises(APIStatusError):
+            async with sdk(cut).messages.stream(**params) as stream:
+                async for event in stream:
+                    kinds.append(event.type)
+                    block = getattr(event, "content_block", None)
+                    if event.type == "content_block_start" and block.type == "web_search_tool_result":
+                        results += isinstance(block.content, list)
+        billed = cut.stats.recent[-1].usage
+        last_seen.add(kinds[-1] if kinds else "nothing")
+        if "message_start" not in kinds:
+            assert billed is None
+            continue
+        assert billed is not None
+        if "message_delta" in kinds:
+            assert (
+                billed["output_tokens"] == full.output_tokens and billed["input_tokens"] == full.input_tokens
+            )
+            continue
+        assert billed["output_tokens"] <= full.output_tokens and billed["input_tokens"] <= full.input_tokens
+        assert billed["server_tool_use"]["web_search_requests"] == results
+    assert {"nothing", "message_delta"} <= last_seen and len(last_seen) >= 4, last_seen
