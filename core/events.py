@@ -152,6 +152,27 @@ class AttemptAbandoned(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptCharged(Event):
+    """A failed attempt (retried, given up, killed, stopped) was charged what it may have been billed.
+
+    ``basis`` says how that was bounded: ``reported`` (the API's usage arrived), ``received`` (from
+    what streamed before the server ended it) or ``worst_case`` (the request's limits: nothing
+    tells how far the API got). ``usage`` and ``cost_usd`` are this attempt's, like a turn's.
+    """
+
+    kind: ClassVar[str] = "attempt_charged"
+    usage: TokenUsage
+    cost_usd: float
+    basis: str
+    outcome: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = Event.to_json(self)
+        data["usage"] = self.usage.to_dict()
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SearchIssued(Event):
     kind: ClassVar[str] = "search_issued"
     query: str

@@ -200,7 +200,9 @@ class RunView:
                 started=True,
                 note=None,
             )
-        if isinstance(event, ev.TurnCompleted):
+        if isinstance(event, ev.TurnCompleted | ev.AttemptCharged):
+            if isinstance(event, ev.AttemptCharged):
+                turn = row.turn  # a failed attempt completes no turn
             return replace(
                 row,
                 turn=turn,

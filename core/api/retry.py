@@ -677,6 +677,7 @@ async def call_with_retries(
     gate: RequestGate,
     on_retry: Callable[[ErrorInfo, int, float], None],
     cost: RequestCost = ONE_REQUEST,
+    before_attempt: Callable[[int], Awaitable[None]] | None = None,
 ) -> T:
     """Run ``attempt_fn(attempt)`` inside ``gate.slot(cost)`` until it succeeds or retrying must stop.
 
@@ -688,12 +689,18 @@ async def call_with_retries(
     :func:`classify` does not recognise (a bug, a budget stop) propagates untouched, and so does
     cancellation, at once, mid-attempt or mid-wait.
 
+    ``before_attempt(attempt)`` is awaited before each attempt, outside the slot (waiting there
+    holds no slot another agent may need): the session reserves the attempt's budget in it, and
+    whatever it raises (a budget stop) propagates untouched.
+
     Raises :class:`NonRetryableError` for a permanent error and :class:`RetriesExhausted` when the
     attempt or time bound is reached; both carry the last attempt's :class:`ErrorInfo`.
     """
     started = gate.clock()
     attempt = 1
     while True:
+        if before_attempt is not None:
+            await before_attempt(attempt)
         try:
             async with gate.slot(cost):
                 try:

@@ -15,8 +15,14 @@ from urllib.parse import urlparse
 from anthropic import AsyncAnthropic
 from anthropic.lib.streaming import ParsedContentBlockStopEvent, TextEvent
 from anthropic.lib.streaming._types import CitationEvent  # not re-exported by the package
-from anthropic.types import RawContentBlockStartEvent, ServerToolUseBlock, WebSearchToolResultBlock
+from anthropic.types import (
+    RawContentBlockStartEvent,
+    RawMessageDeltaEvent,
+    ServerToolUseBlock,
+    WebSearchToolResultBlock,
+)
 
+from core.api.attempt import AttemptProgress
 from core.api.retry import StreamIncomplete
 from core.api.usage import TokenUsage
 from core.events import (
@@ -55,18 +61,11 @@ class CallResult:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class StreamProgress:
-    """How much text an attempt has streamed so far, readable after it fails."""
-
-    chars: int = 0
-
-
 class _TextCoalescer:
     """Batches text deltas so subscribers see a few events per second, not one per token."""
 
     def __init__(
-        self, context: AgentContext, turn: int, request_id: str | None, progress: StreamProgress
+        self, context: AgentContext, turn: int, request_id: str | None, progress: AttemptProgress
     ) -> None:
         self._context = context
         self._turn = turn
@@ -95,14 +94,22 @@ async def stream_call(
     params: Mapping[str, Any],
     context: AgentContext,
     turn: int,
-    progress: StreamProgress | None = None,
+    progress: AttemptProgress | None = None,
 ) -> CallResult:
-    """Stream one call, publishing text, searches, results and citations as they arrive."""
+    """Stream one call, publishing text, searches, results and citations as they arrive.
+
+    ``progress`` records what arrived (the bound of a failed attempt's bill is read from it).
+    """
+    progress = progress or AttemptProgress()
+    progress.sent = True
     async with client.messages.stream(**params) as stream:
-        request_id = stream.request_id
-        text = _TextCoalescer(context, turn, request_id, progress or StreamProgress())
+        request_id = progress.request_id = stream.request_id
+        text = _TextCoalescer(context, turn, request_id, progress)
         async for event in stream:
-            if isinstance(event, TextEvent):
+            progress.observe(event)
+            if isinstance(event, RawMessageDeltaEvent):
+                progress.finished(TokenUsage.from_api(stream.current_message_snapshot.usage))
+            elif isinstance(event, TextEvent):
                 text.add(event.text)
             elif isinstance(event, ParsedContentBlockStopEvent):
                 block = event.content_block

@@ -42,8 +42,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.api.attempt import AttemptProgress, Outcome
 from core.api.usage import TokenUsage
-from core.budget.pricing import PER_MILLION, PriceTable
+from core.budget.charges import AttemptLimits, Charge, InputField, attempt_charge
+from core.budget.pricing import PriceTable
 from core.config.model import BudgetSettings
 from core.events import BudgetUpdated
 
@@ -94,6 +96,34 @@ class WorstCase:
 NOTHING = WorstCase(0, 0, 0, 0.0)
 
 
+def dearest_input(prices: PriceTable, model: str, cache_write: CacheWrite) -> InputField:
+    """How an input token of a request can be billed at its dearest (a cache write, when caching)."""
+    rates = prices.price(model)
+    options: list[tuple[float, InputField]] = [(rates.input, "input_tokens")]
+    if cache_write == "5m":
+        options.append((rates.cache_write_5m, "cache_write_5m_tokens"))
+    elif cache_write == "1h":
+        options.append((rates.cache_write_1h, "cache_write_1h_tokens"))
+    return max(options)[1]
+
+
+def worst_usage(
+    prices: PriceTable,
+    model: str,
+    *,
+    input_tokens: int,
+    max_tokens: int,
+    max_searches: int,
+    search_input_tokens: int = SEARCH_INPUT_TOKENS,
+    cache_write: CacheWrite = "1h",
+) -> TokenUsage:
+    """The most one call can be billed, as usage (see the module docstring for the formula)."""
+    s = max(0, max_searches)
+    billed_input = (s + 1) * input_tokens + s * max_tokens + search_input_tokens * s * (s + 1) // 2
+    field = dearest_input(prices, model, cache_write)
+    return TokenUsage(output_tokens=max_tokens, web_search_requests=s) + TokenUsage(**{field: billed_input})
+
+
 def worst_case(
     prices: PriceTable,
     model: str,
@@ -105,13 +135,21 @@ def worst_case(
     cache_write: CacheWrite = "1h",
 ) -> WorstCase:
     """Upper bound of one call's usage and dollars (see the module docstring for the formula)."""
-    s = max(0, max_searches)
-    billed_input = (s + 1) * input_tokens + s * max_tokens + search_input_tokens * s * (s + 1) // 2
-    rates = prices.price(model).for_prompt(billed_input)
-    write = {"none": 0.0, "5m": rates.cache_write_5m, "1h": rates.cache_write_1h}[cache_write]
-    input_rate = max(rates.input, rates.cache_read, write)
-    usd = (billed_input * input_rate + max_tokens * rates.output) / PER_MILLION + prices.search_cost(s)
-    return WorstCase(input_tokens=billed_input, output_tokens=max_tokens, searches=s, usd=usd)
+    usage = worst_usage(
+        prices,
+        model,
+        input_tokens=input_tokens,
+        max_tokens=max_tokens,
+        max_searches=max_searches,
+        search_input_tokens=search_input_tokens,
+        cache_write=cache_write,
+    )
+    return WorstCase(
+        input_tokens=usage.total_input_tokens,
+        output_tokens=max_tokens,
+        searches=usage.web_search_requests,
+        usd=prices.cost(model, usage),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +190,7 @@ class Reservation:
     max_searches: int  # the request's max_uses must not exceed this (it may have been shrunk)
     usd: float
     tokens: int
+    cache_write: CacheWrite = "1h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +417,7 @@ class BudgetLedger:
             max_searches=need.searches,
             usd=need.usd,
             tokens=need.tokens,
+            cache_write=r.cache_write,
         )
         self._open[reservation.id] = reservation
         self._open_searches[reservation.id] = need.searches
@@ -529,6 +569,39 @@ class BudgetLedger:
         self.records.append(UsageRecord(r.agent_id, r.layer, r.model, usage, cost, self._clock()))
         self._serve()
         return cost
+
+    def charge_failed(
+        self, reservation: Reservation, progress: AttemptProgress, outcome: Outcome
+    ) -> tuple[Charge, float]:
+        """Close the reservation of an attempt that failed, charging what it may have been billed
+        (:mod:`core.budget.charges`); return the charge and its dollars. Synchronous, so that it
+        runs in a ``finally`` of a cancelled attempt too."""
+        if reservation.id not in self._open:
+            raise ValueError(f"reservation {reservation.id} of {reservation.agent_id} is not open")
+        limits = AttemptLimits(
+            max_tokens=reservation.max_tokens,
+            max_searches=reservation.max_searches,
+            search_input_tokens=self.search_input_tokens,
+            dearest=dearest_input(self.prices, reservation.model, reservation.cache_write),
+            worst=self.worst_usage(reservation),
+        )
+        charge = attempt_charge(progress, outcome, limits)
+        if charge.basis == "none":
+            self.release(reservation)
+            return charge, 0.0
+        return charge, self.settle(reservation, charge.usage)
+
+    def worst_usage(self, reservation: Reservation) -> TokenUsage:
+        """The most the reservation's call can be billed (its dollars are ``reservation.usd``)."""
+        return worst_usage(
+            self.prices,
+            reservation.model,
+            input_tokens=reservation.input_tokens,
+            max_tokens=reservation.max_tokens,
+            max_searches=reservation.max_searches,
+            search_input_tokens=self.search_input_tokens,
+            cache_write=reservation.cache_write,
+        )
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call failed without usage (idempotent, safe in ``finally``)."""

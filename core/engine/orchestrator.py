@@ -290,7 +290,12 @@ class Orchestrator:
                 handle.agent, handle.state, handle, await self._prior_reports(handle.agent)
             )
             handle.state = session.state
-            task = await handle.drive(self._drive(session), title=handle.agent.title)
+            try:
+                task = await handle.drive(self._drive(session), title=handle.agent.title)
+            except asyncio.CancelledError:
+                if session.unsaved_charge:  # a call cut off by the stop was charged: a resume keeps it
+                    await uncancellable(self._save_checkpoint(handle.agent, session.state.resumable()))
+                raise
             result = session.killed() if task.cancelled() else task.result()
             # Still holding the slot: an agent waiting for it starts only once this one's report
             # is written, so a failed write ends the run before anything else begins.

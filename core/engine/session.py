@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from anthropic import AsyncAnthropic
+from anthropic.types import Message
 
+from core.api.attempt import AttemptProgress, Outcome
 from core.api.retry import (
     ONE_REQUEST,
     ErrorInfo,
@@ -25,7 +27,7 @@ from core.api.retry import (
     call_with_retries,
     first_call_refusal,
 )
-from core.api.streaming import AgentContext, CallResult, StreamProgress, stream_call
+from core.api.streaming import AgentContext, CallResult, stream_call
 from core.api.usage import TokenUsage
 from core.budget.bounds import (
     SEAM_TOKENS,
@@ -35,9 +37,11 @@ from core.budget.bounds import (
     tools_bound,
     utf8_bytes,
 )
+from core.budget.charges import Charge
 from core.budget.ledger import BudgetExhausted, BudgetLedger, CacheWrite, CallRequest, Reservation
 from core.config.model import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus
+from core.engine.billing import AttemptBudget
 from core.engine.compaction import (
     SizeCache,
     compacted,
@@ -50,6 +54,7 @@ from core.engine.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.events import (
     ApiErrorRaised,
     AttemptAbandoned,
+    AttemptCharged,
     BudgetCapReached,
     ContextCompacted,
     RetryScheduled,
@@ -88,6 +93,31 @@ class SessionState:
     def restore(cls, messages: list[dict[str, Any]], counters: dict[str, Any]) -> SessionState:
         known = {k: v for k, v in counters.items() if k in cls.__dataclass_fields__ and k != "messages"}
         return cls(messages=list(messages), **known)
+
+    def pop_user(self) -> None:
+        """Drop the last (user) message, keeping the input bound true."""
+        message = self.messages.pop()
+        if self.input_bound is not None:
+            self.input_bound -= utf8_bytes(message)
+
+    def unsend_prompt(self) -> None:
+        """Take back the prompt that no call answered yet: a resume sends the plan's again (a
+        "write it now" prompt is the budget stop's, which a resume decides afresh)."""
+        if self.pending or not self.messages or self.messages[-1]["role"] != "user":
+            return
+        report_now = self.messages[-1]["content"] == _user_message(REPORT_NOW_PROMPT)["content"]
+        self.pop_user()
+        if not report_now:
+            self.plan_index -= 1
+        if self.report_from == len(self.messages):
+            self.report_from = None
+
+    def resumable(self) -> SessionState:
+        """A copy as a resume must find it mid-call: at the turn boundary before the call."""
+        copied = copy.copy(self)
+        copied.messages = list(self.messages)
+        copied.unsend_prompt()
+        return copied
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +175,7 @@ class AgentSession:
         self.state = state or SessionState()
         self.context_window = context_window
         self._sizes = SizeCache()
-        self._progress = StreamProgress()
+        self.unsaved_charge = False  # a failed attempt was charged since the last checkpoint
         self.plan = build_plan(agent, config.program, config.defaults, prior_reports)
         self.prior_sources = PriorSources.of(prior_reports)  # what its report's labels resolve to
 
@@ -168,13 +198,18 @@ class AgentSession:
                 except BudgetExhausted as exhausted:
                     return await self._finish_on_budget(exhausted)
                 outcome = self._absorb(result)
-                if self.save is not None:
-                    await self.save(self.agent, state)
+                await self._checkpoint(state)
                 if outcome is not None:
                     return self._finish(outcome)
         finally:
             self.ledger.end_agent(self.agent.id)  # its report hold goes back to the others
             self.context.bus.publish(self.ledger.to_event(self.context.run_id))
+
+    async def _checkpoint(self, state: SessionState) -> None:
+        """Save ``state`` with the run's ledger (what every call so far was charged)."""
+        if self.save is not None:
+            await self.save(self.agent, state)
+        self.unsaved_charge = False
 
     def _begin_user_turn(self, prompt: str) -> None:
         state = self.state
@@ -301,9 +336,7 @@ class AgentSession:
         self.state.messages.append(message)
 
     def _pop_user(self) -> None:
-        message = self.state.messages.pop()
-        if self.state.input_bound is not None:
-            self.state.input_bound -= utf8_bytes(message)
+        self.state.pop_user()
 
     def _report_prompt_bound(self) -> int:
         """Tokens the report's prompt may add (the plan's report turn, or "write it now")."""
@@ -374,12 +407,26 @@ class AgentSession:
                 self.control.budget_wait_over()
 
     async def _call(self) -> CallResult:
-        params = self.request_params()
+        base = self.request_params()
+        params = dict(base)
         reservation, call_input = await self._reserve(params)
+
+        async def again() -> Reservation:
+            """A retry's reservation: the same request, its searches as the agent has them left."""
+            nonlocal params
+            params = dict(base)
+            return (await self._reserve(params))[0]
+
         turn = self.state.api_turns + 1
         size = RequestCost(input_tokens=reservation.input_tokens)  # paces the gate near token limits
-        result = await self._retried(reservation, lambda: self._attempt(params, turn), turn, size)
-        cost = self.ledger.settle(reservation, result.usage)
+        result, cost = await self._retried(
+            reservation,
+            again,
+            lambda progress: self._attempt(params, turn, progress),
+            lambda result: result.usage,
+            turn,
+            size,
+        )
         self.state.input_bound = grown_bound(call_input, result.usage, self.ledger.search_input_tokens)
         self.state.api_turns = turn
         self.state.cost_usd += cost
@@ -420,18 +467,25 @@ class AgentSession:
             return False
         before = estimate_tokens(state.messages)
         params = summary_request(self.agent.model, plan.notes)
-        reservation = await self._acquire(
-            CallRequest(
-                agent_id=self.agent.id, layer=self.agent.layer, model=self.agent.model,
-                input_tokens=conversation_bound(params["system"], params["messages"]),
-                max_tokens=params["max_tokens"], max_searches=0, purpose="compaction", cache_write="none",
-            )
+        request = CallRequest(
+            agent_id=self.agent.id, layer=self.agent.layer, model=self.agent.model,
+            input_tokens=conversation_bound(params["system"], params["messages"]),
+            max_tokens=params["max_tokens"], max_searches=0, purpose="compaction", cache_write="none",
         )  # fmt: skip
-        message = await self._retried(
-            reservation, lambda: self.client.messages.create(**params), state.api_turns
+
+        async def create(progress: AttemptProgress) -> Message:
+            progress.sent = True
+            message: Message = await self.client.messages.create(**params)
+            return message
+
+        message, cost = await self._retried(
+            await self._acquire(request),
+            lambda: self._acquire(request),
+            create,
+            lambda message: TokenUsage.from_api(message.usage),
+            state.api_turns,
         )
         usage = TokenUsage.from_api(message.usage)
-        cost = self.ledger.settle(reservation, usage)
         state.cost_usd += cost
         summary = "".join(block.text for block in message.content if block.type == "text")
         summary += carried_sources_note(state.messages[1 : plan.keep_from])  # the report still lists them
@@ -450,42 +504,81 @@ class AgentSession:
             usage=usage,
         )
         self.context.bus.publish(self.ledger.to_event(self.context.run_id))
-        if self.save is not None:
-            await self.save(self.agent, state)
+        await self._checkpoint(state)
         return True
 
     async def _retried(
         self,
         reservation: Reservation,
-        call: Callable[[], Awaitable[T]],
+        reserve: Callable[[], Awaitable[Reservation]],
+        call: Callable[[AttemptProgress], Awaitable[T]],
+        usage_of: Callable[[T], TokenUsage],
         turn: int,
         cost: RequestCost = ONE_REQUEST,
-    ) -> T:
-        """One budgeted call with our retries; its reservation is released if it never completes."""
-        self._progress = StreamProgress()  # a non-streamed call's failed attempts abandon no text
+    ) -> tuple[T, float]:
+        """One budgeted call with our retries: its result and dollars.
+
+        Each attempt runs on a reservation of its own (:class:`AttemptBudget`): a failed one is
+        charged what it may have been billed, and a retry reserves again with ``reserve`` (a
+        :class:`BudgetExhausted` there stops the agent like any cap).
+        """
+        budget = AttemptBudget(
+            self.ledger,
+            reservation,
+            reserve,
+            lambda charge, usd, outcome, progress: self._charged(charge, usd, outcome, progress, turn),
+        )
+
+        async def ready(attempt: int) -> None:
+            if self.unsaved_charge:  # saved before the retry: a crash cannot lose the charge
+                await self._checkpoint(self.state.resumable())
+            await budget.ready(attempt)
+
         try:
-            return await call_with_retries(
-                lambda attempt: call(),
+            result = await call_with_retries(
+                lambda attempt: budget.run(call),
                 policy=self.policy,
                 gate=self.gate,
-                on_retry=lambda info, attempt, wait: self._on_retry(info, attempt, wait, turn),
+                on_retry=lambda info, attempt, wait: self._on_retry(
+                    info, attempt, wait, turn, budget.progress
+                ),
                 cost=cost,
+                before_attempt=ready,
             )
-        except BaseException:
-            self.ledger.release(reservation)
-            raise
+            return result, budget.settle(usage_of(result))
+        finally:
+            budget.close()
 
-    async def _attempt(self, params: dict[str, Any], turn: int) -> CallResult:
-        self._progress = StreamProgress()  # what a failed attempt streamed is abandoned
-        result = await stream_call(self.client, params, self.context, turn, self._progress)
+    async def _attempt(self, params: dict[str, Any], turn: int, progress: AttemptProgress) -> CallResult:
+        result = await stream_call(self.client, params, self.context, turn, progress)
         self.gate.observe_headers(result.headers)
         return result
 
-    def _on_retry(self, info: ErrorInfo, attempt: int, wait: float, turn: int) -> None:
-        self.state.retries += 1
+    def _charged(
+        self, charge: Charge, cost: float, outcome: Outcome, progress: AttemptProgress, turn: int
+    ) -> None:
+        """A failed attempt's charge counts as the agent's spend, like a completed turn's."""
+        if charge.basis == "none":
+            return
+        self.unsaved_charge = True
+        self.state.cost_usd += cost
+        self.state.searches += charge.usage.web_search_requests
         self.context.publish(
-            AttemptAbandoned, turn=turn, request_id=info.request_id, chars=self._progress.chars
+            AttemptCharged,
+            turn=turn,
+            request_id=progress.request_id,
+            usage=charge.usage,
+            cost_usd=cost,
+            basis=charge.basis,
+            outcome=outcome.value,
         )
+        self.context.bus.publish(self.ledger.to_event(self.context.run_id))
+
+    def _on_retry(
+        self, info: ErrorInfo, attempt: int, wait: float, turn: int, progress: AttemptProgress
+    ) -> None:
+        self.state.retries += 1
+        self.context.publish(AttemptAbandoned, turn=turn, request_id=info.request_id, chars=progress.chars)
         self.context.publish(
             RetryScheduled,
             turn=turn,
@@ -513,11 +606,8 @@ class AgentSession:
         )
         if state.pending == "max_tokens" and state.messages and state.messages[-1]["role"] == "user":
             self._pop_user()  # the "continue" prompt that could not be sent
-        elif state.messages and state.messages[-1]["role"] == "user" and not state.pending:
-            self._pop_user()  # the prompt that could not be sent: a resume sends it again
-            state.plan_index -= 1
-            if state.report_from == len(state.messages):
-                state.report_from = None
+        else:
+            state.unsend_prompt()  # the prompt that could not be sent: a resume sends it again
         state.pending = None  # a paused turn's dangling search is dropped on the wire
         if state.report_from is not None:
             # The report turn had begun: what it wrote is the report, cut short.
@@ -536,8 +626,7 @@ class AgentSession:
             else:
                 state.messages.append({"role": "assistant", "content": result.content})
                 wrote_report = True
-                if self.save is not None:
-                    await self.save(self.agent, state)
+                await self._checkpoint(state)
         return self._finish(AgentStatus.BUDGET_EXHAUSTED, partial=not wrote_report)
 
     def _finish(self, status: AgentStatus, *, partial: bool = False) -> SessionResult:

@@ -174,18 +174,24 @@ def _check_summary(
 
 
 def _check_journal(run: RunDir, summary: dict[str, Any], result: Verification) -> None:
-    """Searches made (per the journal's completed turns) equal the searches the summary counts."""
+    """Searches made (per the journal's completed turns and charged failed attempts) equal the
+    searches the summary counts."""
     turns: dict[tuple[str, int], int] = {}
+    charged = 0
     for event in read_journal(run.events_path):
-        if event.get("kind") != "turn_completed":
+        kind = event.get("kind")
+        if kind not in ("turn_completed", "attempt_charged"):
             continue
         usage = event.get("usage")
         usage = usage if isinstance(usage, dict) else {}
         searches = int(_number(usage.get("web_search_requests", 0)) or 0)
+        if kind == "attempt_charged":
+            charged += searches  # each failed attempt is its own request
+            continue
         turns[(str(event.get("agent_id")), int(_number(event.get("turn")) or 0))] = (
             searches  # a resumed turn counts once
         )
-    made = sum(turns.values())
+    made = sum(turns.values()) + charged
     counted = summary.get("searches")
     if summary.get("parent"):
         result.checked.append(
@@ -196,7 +202,9 @@ def _check_journal(run: RunDir, summary: dict[str, Any], result: Verification) -
         return
     if made != counted:
         result.problem(
-            "events.jsonl", f"{made} searches made (turn_completed events) but summary.json counts {counted}"
+            "events.jsonl",
+            f"{made} searches made (turn_completed and attempt_charged events) but summary.json "
+            f"counts {counted}",
         )
     result.checked.append(f"events.jsonl: {made} searches made in {len(turns)} completed turns")
 

@@ -119,6 +119,28 @@ def test_turn_usage_searches_accumulate() -> None:
     assert model.agents["x"].searches == 6 and model.agents["x"].cost_usd == 1.5
 
 
+def test_a_charged_failed_attempt_adds_its_dollars_and_searches_but_completes_no_turn() -> None:
+    model = RunView()
+    model.apply(
+        ev.TurnCompleted(
+            run_id=RUN_ID, agent_id="x", turn=1, stop_reason="end_turn", cost_usd=0.5, usage=TokenUsage()
+        )
+    )
+    charged = ev.AttemptCharged(
+        run_id=RUN_ID,
+        agent_id="x",
+        turn=2,
+        usage=TokenUsage(output_tokens=90, web_search_requests=1),
+        cost_usd=0.25,
+        basis="received",
+        outcome="stopped",
+    )
+    model.apply(ev.Event.from_json(json.loads(json.dumps(charged.to_json()))))  # as the journal holds it
+    row = model.agents["x"]
+    assert (row.turn, row.searches, row.cost_usd) == (1, 1, 0.75)
+    assert model.spent_usd == 0.75
+
+
 def test_a_resumed_run_starts_from_its_seeds_and_adds_only_what_is_new() -> None:
     view = RunView()
     view.apply(

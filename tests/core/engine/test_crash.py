@@ -145,10 +145,16 @@ def test_signals_of_every_kind_at_random_moments_then_resume_loses_and_redoes_no
     ]
 
     # A completed response may be asked for again only if the crash came before it was saved.
+    # A turn is saved by the first checkpoint of its number: later ones of the same turn save a
+    # failed attempt's charge (before a retry, or as a stop cut a call off), not a response.
     saved_at: dict[str, list[float]] = {}
-    for info in infos:
-        first = CheckpointStore(run_dir).load(info.id).messages[0]["content"][0]["text"]
-        saved_at.setdefault(conversation_of(first), []).append(info.created_at)
+    turns_saved: set[tuple[str, int]] = set()
+    for info in sorted(infos, key=lambda i: i.seq):
+        messages = CheckpointStore(run_dir).load(info.id).messages
+        if not messages or (info.agent_id, info.turn) in turns_saved:
+            continue
+        turns_saved.add((info.agent_id, info.turn))
+        saved_at.setdefault(conversation_of(messages[0]["content"][0]["text"]), []).append(info.created_at)
     completed: dict[str, float] = {}
     records = stats(simulator_process)["recent"]
     for record in records:

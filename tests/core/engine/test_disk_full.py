@@ -6,7 +6,8 @@ reserve's bytes are free). After the stop and a resume with space:
 
 - no request body is sent twice, except the calls in flight at the stop (at most one per agent);
 - ``summary.json``'s cost equals the sum of its agents, and equals the simulator's own billed usage
-  of every response the run accounted for, priced independently from the simulator's records.
+  of every response the run accounted for, priced independently from the simulator's records, plus
+  the charges of the calls the stop cut off; it is never less than everything the simulator billed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from core.budget.pricing import PriceTable
 from core.config.loader import load_config
 from core.control import RunStatus
 from core.engine.runner import resume_run, start_run
-from core.events import Event, TurnCompleted
+from core.events import AttemptCharged, Event, TurnCompleted
 from core.persistence import atomic
 from core.persistence.atomic import RESERVE_NAME, DiskError
 from core.persistence.checkpoints import CheckpointStore
@@ -76,10 +77,13 @@ async def attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int 
     monkeypatch.setattr(atomic, "RESERVE_BYTES", RESERVE)
     monkeypatch.setattr(atomic.SpaceReserve.__init__, "__defaults__", (RESERVE,))
     accounted: dict[str, tuple[str, str | None]] = {}  # request id -> (agent, model)
+    charged: list[float] = []  # calls cut off by the stop: charged their bound
 
     def account(event: Event) -> None:
         if isinstance(event, TurnCompleted) and event.request_id:
             accounted[event.request_id] = (str(event.agent_id), event.model)
+        elif isinstance(event, AttemptCharged):
+            charged.append(event.cost_usd)
 
     async with Simulator(SimulatorSettings(seed=5), record_bodies=True) as sim:
         try:
@@ -113,9 +117,14 @@ async def attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int 
         prices.cost(model or "", TokenUsage.from_api(billed[rid].usage))
         for rid, (_, model) in accounted.items()
     )
-    assert summary["cost_usd"] == pytest.approx(priced, abs=1e-5)
+    assert summary["cost_usd"] == pytest.approx(priced + sum(charged), abs=1e-5)
+    model = load_config(config).defaults.model  # every agent of the program uses it
+    everything = sum(prices.cost(model, TokenUsage.from_api(r.usage)) for r in records if r.usage is not None)
+    assert summary["cost_usd"] >= everything - 1e-9, (
+        "calls in flight at the stop are charged at least their bill"
+    )
 
-    # Billed but never accounted: only calls in flight when the disk stopped the first session.
+    # Billed but no turn accounted: only calls in flight when the disk stopped the first session.
     in_flight = [rid for rid in billed if rid not in accounted]
     assert len(in_flight) <= 2, in_flight  # at most one per agent of the layer running (a, b)
     sent = Counter(r.body_sha256 for r in billed.values())

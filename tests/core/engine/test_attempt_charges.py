@@ -1,0 +1,177 @@
+"""Money across every attempt of a call: what the API billed for attempts that failed (streams broken
+anywhere, connections dropped, agents killed, runs stopped) is charged, as a bound, and no cap is
+crossed by the retries that follow.
+
+Each example is a real run on the simulator, whose faults break streams at a random frame (before
+``message_start``, mid-text, after a search result, in tool input, after ``message_delta``) and
+which records what each request billed, a broken one included. The ledger must never hold less
+than that, never more than a cap, and the summary must say what the ledger says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.api.usage import TokenUsage
+from core.control import RunStatus
+from core.engine.orchestrator import Orchestrator
+from core.engine.runner import resume_run, start_run
+from core.events import Event, SearchIssued, SearchResultsReceived, TextStreamed
+from core.persistence.rundir import RunDir
+from core.reports.verify import verify_run
+from core.simulator import Simulator, SimulatorSettings
+from tests.core import programs
+
+ENDINGS = {
+    RunStatus.COMPLETED,
+    RunStatus.BUDGET_EXHAUSTED,
+    RunStatus.INTERRUPTED,
+    RunStatus.KILLED,
+    RunStatus.FAILED,  # retries exhausted: the agent fails with its error, the run says which
+}
+STREAM_EVENTS = (TextStreamed, SearchIssued, SearchResultsReceived)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "seed": draw(st.integers(0, 10_000)),
+        "faults": {
+            "stream_error": draw(st.sampled_from([0.0, 0.25, 0.5])),
+            "disconnect": draw(st.sampled_from([0.0, 0.2, 0.4])),
+            "overloaded": draw(st.sampled_from([0.0, 0.1])),
+        },
+        "cap_usd": draw(st.sampled_from([None, 0.12, 0.25, 0.5])),
+        "search_cap": draw(st.sampled_from([None, 3, 6])),
+        "kill_after": draw(st.none() | st.integers(1, 25)),  # stream events of agent "a"
+        "stop_after": draw(st.none() | st.integers(3, 60)),  # stream events of any agent
+        "attempts": draw(st.integers(2, 6)),
+    }
+
+
+def interrupt_midstream(orchestrator: Orchestrator, scenario: dict[str, Any]) -> None:
+    """Kill agent "a" and stop the run after so many stream events: in the middle of a stream."""
+    seen = {"a": 0, "all": 0}
+    loop = asyncio.get_running_loop()
+
+    def listen(event: Event) -> None:
+        if not isinstance(event, STREAM_EVENTS):
+            return
+        seen["all"] += 1
+        seen["a"] += event.agent_id == "a"
+        if seen["a"] == scenario["kill_after"] and event.agent_id == "a":
+            loop.call_soon(orchestrator.kill, "a")
+        if seen["all"] == scenario["stop_after"]:
+            loop.call_soon(orchestrator.stop)
+
+    orchestrator.bus.listen(listen)
+
+
+async def run(tmp_path: Path, scenario: dict[str, Any]) -> tuple[Any, Orchestrator, list[TokenUsage]]:
+    budget: dict[str, Any] = {}
+    if scenario["cap_usd"] is not None:
+        budget["max_cost_usd"] = scenario["cap_usd"]
+    if scenario["search_cap"] is not None:
+        budget["max_searches"] = scenario["search_cap"]
+    retry = {"max_attempts": scenario["attempts"], "base_delay_s": 0.001, "max_delay_s": 0.005}
+    data = programs.program(
+        [programs.agent("a"), programs.agent("b")],
+        [programs.agent("c")],
+        max_turns=2,
+        execution={"retry": retry, "budget": budget},
+    )
+    sim_settings = SimulatorSettings(
+        seed=scenario["seed"], faults=scenario["faults"], stream_cut="anywhere", retry_after_s=0.001
+    )
+    async with Simulator(sim_settings) as sim:
+        orchestrator = await start_run(
+            programs.write(tmp_path, data), tmp_path / "runs", simulate=True, base_url=sim.base_url
+        )
+        interrupt_midstream(orchestrator, scenario)
+        outcome = await orchestrator.run()
+    # Stopped: every stream it served has ended and was logged with what it billed.
+    assert not sim.stats.active_streams
+    billed = [TokenUsage.from_api(r.usage) for r in sim.stats.recent if r.usage is not None]
+    return outcome, orchestrator, billed
+
+
+@settings(
+    max_examples=16,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(scenario=scenarios())
+def test_every_attempt_is_charged_at_least_what_it_was_billed_and_no_cap_is_crossed(
+    tmp_path_factory: pytest.TempPathFactory, scenario: dict[str, Any]
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("charges")
+    outcome, orchestrator, billed = asyncio.run(run(tmp_path, scenario))
+    ledger = orchestrator.ledger
+    model = orchestrator.agents[0].model
+    usage, spent = ledger.total_usage()
+    owed = sum(ledger.prices.cost(model, u) for u in billed)
+
+    # (a) nothing billed goes unaccounted: dollars, searches and tokens are bounds of the bill
+    assert spent >= owed - 1e-9, (spent, owed)
+    assert usage.web_search_requests >= sum(u.web_search_requests for u in billed)
+    assert usage.output_tokens >= sum(u.output_tokens for u in billed)
+    assert usage.total_input_tokens >= sum(u.total_input_tokens for u in billed)
+    # (b) and no cap is crossed by it
+    if scenario["cap_usd"] is not None:
+        assert spent <= scenario["cap_usd"] + 1e-9
+    if scenario["search_cap"] is not None:
+        assert usage.web_search_requests <= scenario["search_cap"]
+    assert not ledger.reserved_usd, "every reservation was settled, charged or released"
+    # (c) a clear ending, and the summary says what the ledger says
+    assert outcome.status in ENDINGS, outcome
+    if outcome.status is not RunStatus.COMPLETED:
+        assert outcome.message
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert summary["cost_usd"] == pytest.approx(spent, abs=1e-5)
+    assert summary["searches"] == usage.web_search_requests
+    for agent in summary["agents"]:
+        agent_usage, agent_cost = ledger.agent_usage(agent["id"])
+        assert agent["cost_usd"] == pytest.approx(agent_cost, abs=1e-6), agent["id"]
+        assert agent["searches"] == agent_usage.web_search_requests, agent["id"]
+    # the summary, the checkpoints and the journal agree on money (what `verify RUN` checks); an
+    # agent that failed mid-turn shows that turn in the summary but not in its checkpoint (apart)
+    problems = verify_run(RunDir(outcome.run_dir)).problems
+    assert not [p for p in problems if not p.place.endswith(" turns")], problems
+
+
+@pytest.mark.parametrize("stop_after", [1, 4])
+async def test_calls_cut_off_by_a_stop_stay_charged_when_the_run_is_resumed(
+    tmp_path: Path, stop_after: int
+) -> None:
+    data = programs.program(
+        [programs.agent("a"), programs.agent("b")],
+        max_turns=2,
+        simulator={"tokens_per_second": 4000},  # streams long enough to be cut off
+    )
+    config = programs.write(tmp_path, data)
+    stopped = await start_run(config, tmp_path / "runs", simulate=True)
+    interrupt_midstream(stopped, {"kill_after": None, "stop_after": stop_after})
+    outcome = await stopped.run()
+    assert outcome.status is RunStatus.INTERRUPTED
+    journal = [json.loads(line) for line in (outcome.run_dir / "events.jsonl").read_text().splitlines()]
+    cut = [e for e in journal if e["kind"] == "attempt_charged"]
+    assert cut and all(e["basis"] == "worst_case" and e["outcome"] == "unknown" for e in cut)
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert summary["cost_usd"] == pytest.approx(stopped.ledger.spent_usd, abs=1e-5)
+
+    resumed = await resume_run(tmp_path / "runs", outcome.run_dir.name)
+    assert resumed.ledger.spent_usd == pytest.approx(stopped.ledger.spent_usd)
+    assert resumed.ledger.total_usage()[0] == stopped.ledger.total_usage()[0]
+    final = await resumed.run()
+    assert final.status is RunStatus.COMPLETED
+    after = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert after["cost_usd"] == pytest.approx(resumed.ledger.spent_usd, abs=1e-5)
+    assert after["cost_usd"] > summary["cost_usd"]
