@@ -1,5 +1,6 @@
 """The product's first promise, on generated programs: no cap is crossed, in any run, across every
-attempt (interrupts and resumes), and the cost reported equals a recomputation from the API's usage.
+attempt (interrupts and resumes), and the cost reported equals a recomputation from the API's usage
+(plus the bounds charged for the calls an interrupt cut off, as their events record them).
 
 Programs are drawn the way users write them: system prompts from empty to ~500k characters in
 English or code (150k in Japanese, whose YAML escapes take 6 bytes a character, within the
@@ -150,7 +151,8 @@ def check(run_dir: Path, data: dict[str, Any]) -> None:
     budget = data["execution_settings"]["budget"]
     summary = json.loads((run_dir / "summary.json").read_text())
     journal = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    turns = [e for e in journal if e["kind"] == "turn_completed"]
+    # what was billed: the completed turns, and the failed attempts charged (calls a stop cut off)
+    turns = [e for e in journal if e["kind"] in ("turn_completed", "attempt_charged")]
     model = data["defaults"]["model"]
 
     recomputed = sum(independent_cost(model, e["usage"]) for e in turns)
