@@ -50,7 +50,6 @@ class AttemptProgress:
     searches: int = 0  # web searches the model issued (``server_tool_use`` blocks)
     search_errors: int = 0  # results that were errors (not billed)
     results: int = 0  # search results received, errors included
-    result_bytes: int = 0  # UTF-8 bytes of the result blocks received
 
     def observe(self, event: Any) -> None:
         """Account one raw stream event (``message_start``, ``content_block_*``)."""
@@ -64,7 +63,6 @@ class AttemptProgress:
                 self.searches += 1
             elif block.type == "web_search_tool_result":
                 self.results += 1
-                self.result_bytes += len(block.to_json(indent=None).encode("utf-8"))
                 if not isinstance(block.content, list):
                     self.search_errors += 1
         elif kind == "content_block_delta":

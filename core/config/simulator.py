@@ -62,11 +62,11 @@ class SimulatorSettings(BaseModel):
     context_window: int | None = Field(
         default=None, gt=0, description="Override every model's context window (tokens)."
     )
-    stream_cut: Literal["middle", "anywhere"] = Field(
+    stream_cut: Literal["middle", "anywhere", "start"] = Field(
         default="middle",
-        description="Where a `stream_error` or `disconnect` fault breaks a stream: in the middle, or "
+        description="Where a `stream_error` or `disconnect` fault breaks a stream: in the middle; "
         "anywhere (before `message_start`, mid-text, after a search result, in tool input, after "
-        "`message_delta`), drawn per request from the seed.",
+        "`message_delta`), drawn per request from the seed; or at its start (before `message_start`).",
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     api_keys: list[str] | None = Field(

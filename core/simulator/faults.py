@@ -63,5 +63,7 @@ class FaultInjector:
                 kind = directives.fault
         if kind == "stream_error" and not streaming:
             kind = None  # a non-streamed response has no stream to break
-        cut = rng.random() if self._settings.stream_cut == "anywhere" else None  # drawn last: kinds stay
+        cut = {"anywhere": rng.random(), "start": 0.0}.get(
+            self._settings.stream_cut
+        )  # drawn last: kinds stay
         return FaultPlan(kind, slow, attempt, cut)

@@ -175,3 +175,32 @@ async def test_calls_cut_off_by_a_stop_stay_charged_when_the_run_is_resumed(
     after = json.loads((outcome.run_dir / "summary.json").read_text())
     assert after["cost_usd"] == pytest.approx(resumed.ledger.spent_usd, abs=1e-5)
     assert after["cost_usd"] > summary["cost_usd"]
+
+
+async def test_a_retry_that_no_longer_fits_stops_the_agent_on_its_cap_with_its_report(tmp_path: Path) -> None:
+    """Turn 2's first attempt is cut off before ``message_start``: it may have run every search it
+    was allowed, so it is charged them all, and its retry no longer fits the agent's search cap."""
+    data = programs.program(
+        [programs.agent("a")],
+        max_turns=3,
+        defaults={"follow_up_prompts": ["Dig deeper. [sim:fault=disconnect:1]"]},
+        simulator={"stream_cut": "start"},
+        execution={"budget": {"per_agent_max_searches": 6}},
+    )
+    orchestrator = await start_run(programs.write(tmp_path, data), tmp_path / "runs", simulate=True)
+    outcome = await orchestrator.run()
+
+    assert outcome.status is RunStatus.BUDGET_EXHAUSTED and outcome.exit_code == 3
+    assert outcome.message and "per-agent search cap stopped a" in outcome.message
+    journal = [json.loads(line) for line in (outcome.run_dir / "events.jsonl").read_text().splitlines()]
+    [charged] = [e for e in journal if e["kind"] == "attempt_charged"]
+    assert (charged["basis"], charged["outcome"], charged["turn"]) == ("worst_case", "unknown", 2)
+    [stop] = [e for e in journal if e["kind"] == "budget_cap_reached"]
+    assert stop["cap"] == "agent_searches"
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    [agent] = summary["agents"]
+    assert agent["status"] == "budget_exhausted" and agent["searches"] == 6  # at the cap, not over
+    assert agent["turns"] == 2  # turn 1, then the report it wrote when the cap stopped it
+    assert agent["cost_usd"] == pytest.approx(orchestrator.ledger.spent_usd, abs=1e-6)
+    report = (outcome.run_dir / agent["report"]).read_text()
+    assert "Partial report" not in report and len(report) > 200
