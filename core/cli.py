@@ -391,6 +391,7 @@ def _attach(runs_dir: Path, run_ref: str, open_app: AppOpener | None) -> int:
     from core.remote.owner import live_owner, not_live
 
     run_dir = RunDir.open(runs_dir, run_ref)
+    run_dir.check_sandbox()  # a link or a FIFO planted in it: refused, naming the path (exit 2)
     if live_owner(run_dir.path) is None:
         raise not_live(run_dir)
     return _app(open_app)(control_factory=lambda: attach_run(runs_dir, str(run_dir.path)), runs_dir=runs_dir)

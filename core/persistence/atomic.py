@@ -106,6 +106,8 @@ def refuse_unsafe(path: Path, kind: str) -> UnsafePathError:
             found = "a symbolic link"
     elif stat.S_ISDIR(mode):
         found = "a directory"
+    elif stat.S_ISREG(mode):
+        found = "a file"
     else:
         found = "not a regular file"
     message = (
@@ -145,12 +147,8 @@ def open_in_run(path: Path, flags: int, *, kind: str, mode: int = PRIVATE_FILE_M
     return fd
 
 
-def read_regular(path: Path, *, limit: int, kind: str = "files") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; links, FIFOs and devices refused.
-
-    Raises :class:`UnsafePathError` for the wrong kind of file, :class:`OSError` (``EFBIG``) for a
-    larger one and other :class:`OSError` as they come (a missing file is ``FileNotFoundError``).
-    """
+def _open_regular(path: Path, kind: str) -> tuple[int, int]:
+    """A read descriptor of a regular file and its size; links, FIFOs and devices refused."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
     except OSError as exc:
@@ -161,7 +159,21 @@ def read_regular(path: Path, *, limit: int, kind: str = "files") -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise refuse_unsafe(Path(path), kind)
-        if info.st_size > limit:
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info.st_size
+
+
+def read_regular(path: Path, *, limit: int, kind: str = "files") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; links, FIFOs and devices refused.
+
+    Raises :class:`UnsafePathError` for the wrong kind of file, :class:`OSError` (``EFBIG``) for a
+    larger one and other :class:`OSError` as they come (a missing file is ``FileNotFoundError``).
+    """
+    fd, size = _open_regular(path, kind)
+    try:
+        if size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
         chunks: list[bytes] = []
         size = 0
@@ -171,6 +183,29 @@ def read_regular(path: Path, *, limit: int, kind: str = "files") -> bytes:
                 raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
             chunks.append(chunk)
         return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_tail(path: Path, *, limit: int, kind: str = "files") -> bytes:
+    """The last ``limit`` bytes (or fewer) of a regular file, refused as :func:`read_regular` refuses."""
+    fd, size = _open_regular(path, kind)
+    try:
+        return os.pread(fd, limit, max(0, size - limit))
+    finally:
+        os.close(fd)
+
+
+def list_dir(directory: Path, *, kind: str) -> list[str]:
+    """The names in a run's own directory, never those of a directory a link there points to."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.lexists(directory):
+            raise refuse_unsafe(Path(directory), kind) from None
+        raise
+    try:
+        return os.listdir(fd)
     finally:
         os.close(fd)
 

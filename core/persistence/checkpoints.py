@@ -33,6 +33,7 @@ from core.persistence.atomic import (
     UnsafePathError,
     ensure_private_dir,
     fsync_directory,
+    list_dir,
     read_regular,
     write_atomic,
     write_atomic_async,
@@ -379,7 +380,7 @@ class CheckpointStore:
 
     def _read_body(self, checkpoint_id: str) -> tuple[dict[str, Any], Path, int]:
         path = self._path_of(checkpoint_id)
-        data = _read_checkpoint_file(path, checkpoint_id)
+        data = read_checkpoint_file(path, checkpoint_id)
         return decode_checkpoint(data, checkpoint_id), path, len(data)
 
     def list(self) -> builtins.list[CheckpointInfo]:
@@ -494,26 +495,26 @@ class CheckpointStore:
         ensure_private_dir(target)
         for name, path in self._scan():
             if name[0] <= upto:
-                data = _read_checkpoint_file(path, path.stem)
+                data = read_checkpoint_file(path, path.stem)
                 write_atomic(target / path.name, data, sync_dir=False)
         fsync_directory(target)
 
 
 def _scan(directory: Path) -> list[tuple[tuple[int, str, int], Path]]:
-    """Checkpoint files by (seq, agent, turn), from their names."""
+    """Checkpoint files by (seq, agent, turn), from their names; a link for the directory is refused."""
     try:
-        entries = list(directory.iterdir())
-    except (FileNotFoundError, NotADirectoryError):
+        names = list_dir(directory, kind="checkpoints/ directory")
+    except FileNotFoundError:
         return []
     found = []
-    for path in entries:
+    for path in (directory / name for name in names):
         match = _NAME_RE.match(path.name)
         if match:
             found.append(((int(match.group(1)), match.group(2), int(match.group(3))), path))
     return sorted(found)
 
 
-def _read_checkpoint_file(path: Path, checkpoint_id: str) -> bytes:
+def read_checkpoint_file(path: Path, checkpoint_id: str) -> bytes:
     """A checkpoint's bytes; a link, a FIFO or an oversized file is a corrupt checkpoint."""
     try:
         return read_regular(path, limit=MAX_CHECKPOINT_BYTES, kind="checkpoints")
@@ -527,7 +528,7 @@ def latest_spend(run_dir: Path) -> float | None:
     """The run's spend as its newest readable checkpoint recorded it (for a run whose summary lags)."""
     for _, path in reversed(_scan(RunDir(run_dir).checkpoints_dir)):
         try:
-            body = decode_checkpoint(_read_checkpoint_file(path, path.stem), path.stem)
+            body = decode_checkpoint(read_checkpoint_file(path, path.stem), path.stem)
         except CheckpointCorrupt:
             continue
         return float(body["cost_usd"])

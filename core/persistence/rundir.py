@@ -340,7 +340,8 @@ def _listing(run: RunDir) -> RunListing:
         if not owner_alive(run.path):
             # Its process is gone (killed, crashed, the disk filled): the summary could not say so.
             status = "interrupted"
-            cost = max(cost, latest_spend(run.path) or 0.0)
+            with contextlib.suppress(DiskError):  # a link planted for checkpoints/: not read
+                cost = max(cost, latest_spend(run.path) or 0.0)
     return RunListing(
         run_id=run.run_id,
         status=status if isinstance(status, str) else "unknown",

@@ -185,6 +185,7 @@ class AttachedRun:
 async def attach_run(runs_dir: Path, run_ref: str, *, bus: EventBus | None = None) -> AttachedRun:
     """The live run ``run_ref`` names, ready to ``run()`` (a detached owner still starting is waited for)."""
     run_dir = RunDir.open(runs_dir, run_ref)
+    run_dir.check_sandbox()  # the journal it follows must be the run's own file
     if not await wait_until_serving(run_dir.path):
         raise not_live(run_dir)
     return AttachedRun(run_dir.path, bus=bus)

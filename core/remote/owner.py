@@ -13,12 +13,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.persistence.atomic import write_atomic
+from core.persistence.atomic import DiskError, read_regular, read_tail, write_atomic
 from core.persistence.rundir import RunDir
 from core.persistence.runlock import owner_pid
 from core.remote.address import OwnerUnreachable, answers
+from core.safe_text import printable
 
 STARTING_WITHIN_SECONDS = 120.0
+_PID_MAX_BYTES = 64
+_LOG_TAIL_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +36,9 @@ def record_starting_owner(run_dir: RunDir, pid: int) -> None:
 
 def _starting_pid(run: RunDir) -> int | None:
     """The detached owner's pid while that process is alive (it serves once it has started)."""
-    try:
-        pid = int(run.owner_pid_path.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
+    try:  # guarded: a FIFO or a link to /dev/zero planted there must not hang `runs`
+        pid = int(read_regular(run.owner_pid_path, limit=_PID_MAX_BYTES, kind="owner.pid").strip())
+    except (OSError, DiskError, ValueError):
         return None
     if pid <= 0:
         return None
@@ -84,15 +87,19 @@ def not_live(run: RunDir) -> OwnerUnreachable:
         f"run {run.run_id} is not live: no process owns it; "
         f"continue it with: research-orchestrator resume {run.run_id}"
     )
-    log = _tail(run.owner_log_path) if run.owner_log_path.exists() else ""
+    log = _tail(run.owner_log_path) if os.path.lexists(run.owner_log_path) else ""
     if log:
         message += f"\nthe end of its owner's log ({run.owner_log_path}):\n{log}"
     return OwnerUnreachable(message)
 
 
 def _tail(path: Path, lines: int = 12) -> str:
+    """The last lines of the owner's log, read as every run file is (never through a link)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        data = read_tail(path, limit=_LOG_TAIL_BYTES, kind="owner.log")
+    except DiskError as exc:
+        return f"(not shown: {exc.message})"
     except OSError as exc:
         return f"(cannot read it: {exc.strerror})"
+    text = printable(data.decode("utf-8", errors="replace"), keep_newlines=True)
     return "\n".join(text.splitlines()[-lines:])

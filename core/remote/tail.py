@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.persistence.atomic import open_in_run
+
 logger = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
@@ -58,7 +60,7 @@ class JournalTail:
 
     def _read_bytes(self, upto: int | None) -> bytes:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            self._fd = open_in_run(self.path, os.O_RDONLY, kind="journal")  # never through a link
         parts: list[bytes] = []
         position = self.offset
         while upto is None or position < upto:

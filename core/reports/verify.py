@@ -15,17 +15,26 @@ Each problem names its place (a file, with a line or an agent where it helps).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.persistence.checkpoints import CheckpointCorrupt, CheckpointInfo, CheckpointStore, decode_checkpoint
+from core.persistence.atomic import DiskError, UnsafePathError, read_regular
+from core.persistence.checkpoints import (
+    CheckpointCorrupt,
+    CheckpointInfo,
+    CheckpointStore,
+    decode_checkpoint,
+    read_checkpoint_file,
+)
 from core.persistence.journal import read_journal
-from core.persistence.rundir import RunDir
+from core.persistence.rundir import SUMMARY_MAX_BYTES, RunDir
 from core.reports.sources import search_results
 
+REPORT_MAX_BYTES = 64 * 1024 * 1024
 COST_TOLERANCE = 1e-5  # summary.json rounds each figure to 6 decimals
 _URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+(?:\([^\s<>()]*\)[^\s<>()\[\]\"'`]*)*")
 
@@ -55,7 +64,13 @@ class Verification:
 
 
 def verify_run(run: RunDir) -> Verification:
+    """Every check, reading only the run's own files: a tampered directory is one problem, not read."""
     result = Verification()
+    try:
+        run.check_sandbox()  # a link where the run keeps a file would make the checks read elsewhere
+    except UnsafePathError as error:
+        result.problem(_rel(run, error.path), error.message)
+        return result
     store = CheckpointStore(run.path)
     infos = store.list()
     _check_checkpoints(run, infos, result)
@@ -100,8 +115,8 @@ def _latest_states(store: CheckpointStore, infos: list[CheckpointInfo]) -> dict[
         if info.seq < 0:
             continue
         try:
-            body = decode_checkpoint(info.path.read_bytes(), info.id)
-        except (OSError, CheckpointCorrupt):
+            body = decode_checkpoint(read_checkpoint_file(info.path, info.id), info.id)
+        except CheckpointCorrupt:
             continue
         state = body.get("agent_state")
         if isinstance(state, dict):
@@ -114,11 +129,14 @@ def _latest_states(store: CheckpointStore, infos: list[CheckpointInfo]) -> dict[
 
 def _read_summary(run: RunDir, result: Verification) -> dict[str, Any] | None:
     try:
-        summary = json.loads(run.summary_path.read_bytes())
+        summary = json.loads(read_regular(run.summary_path, limit=SUMMARY_MAX_BYTES, kind="summary"))
     except FileNotFoundError:
         result.problem("summary.json", "missing")
         return None
-    except (OSError, ValueError) as error:
+    except DiskError as error:
+        result.problem("summary.json", error.message)
+        return None
+    except (OSError, ValueError, RecursionError) as error:
         result.problem("summary.json", f"unreadable: {error}")
         return None
     if not isinstance(summary, dict) or not isinstance(summary.get("agents"), list):
@@ -217,8 +235,8 @@ def returned_urls(run: RunDir, infos: Iterable[CheckpointInfo] | None = None) ->
     urls: set[str] = set()
     for info in CheckpointStore(run.path).list() if infos is None else infos:
         try:
-            body = decode_checkpoint(info.path.read_bytes(), info.id)
-        except (OSError, CheckpointCorrupt):
+            body = decode_checkpoint(read_checkpoint_file(info.path, info.id), info.id)
+        except CheckpointCorrupt:
             continue
         for message in body.get("messages") or []:
             if not isinstance(message, dict) or message.get("role") != "assistant":
@@ -240,7 +258,7 @@ def report_links(text: str) -> list[tuple[int, str]]:
 
 def report_files(run: RunDir) -> list[Path]:
     files = sorted(run.reports_dir.glob("*.md")) if run.reports_dir.is_dir() else []
-    if run.final_report_path.exists():
+    if os.path.lexists(run.final_report_path):
         files.append(run.final_report_path)
     return files
 
@@ -251,7 +269,10 @@ def _check_links(run: RunDir, returned: set[str], have_checkpoints: bool, result
     for path in files:
         place = _rel(run, path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path, limit=REPORT_MAX_BYTES, kind="reports").decode("utf-8")
+        except DiskError as error:
+            result.problem(place, error.message)
+            continue
         except (OSError, UnicodeDecodeError) as error:
             result.problem(place, f"unreadable: {error}")
             continue
