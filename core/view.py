@@ -20,6 +20,11 @@ INCIDENTS_KEPT = 500
 """Retry and error lines kept for a late viewer (an attached app's first screen)."""
 
 _STATUSES = {status.value: status for status in AgentStatus}
+_BASES = {
+    "reported": "the usage the API reported",
+    "received": "bounded from what streamed before the server cut it off",
+    "worst_case": "its reserved worst case: the API may have finished it after we stopped listening",
+}
 _FINISHED = {
     AgentStatus.COMPLETED.value: AgentStatus.COMPLETED,
     AgentStatus.REFUSED.value: AgentStatus.REFUSED,
@@ -271,6 +276,16 @@ def _incident(event: ev.Event) -> Incident | None:
             request_id=event.request_id,
             message=event.error,
             fatal=True,
+        )
+    if isinstance(event, ev.AttemptCharged):
+        searches = event.usage.web_search_requests
+        what = f"${event.cost_usd:.4f}" + (f" and {searches} search(es)" if searches else "")
+        return Incident(
+            at=event.at,
+            agent_id=event.agent_id,
+            kind="charged",
+            request_id=event.request_id,
+            message=f"{what} charged for the failed attempt ({_BASES.get(event.basis, event.basis)})",
         )
     if isinstance(event, ev.DiskErrorRaised):
         return Incident(at=event.at, agent_id=event.agent_id, kind="disk", message=event.message, fatal=True)

@@ -135,10 +135,13 @@ def test_a_charged_failed_attempt_adds_its_dollars_and_searches_but_completes_no
         basis="received",
         outcome="stopped",
     )
-    model.apply(ev.Event.from_json(json.loads(json.dumps(charged.to_json()))))  # as the journal holds it
+    change = model.apply(ev.Event.from_json(json.loads(json.dumps(charged.to_json()))))  # from the journal
     row = model.agents["x"]
     assert (row.turn, row.searches, row.cost_usd) == (1, 1, 0.75)
     assert model.spent_usd == 0.75
+    assert change.incident is not None and change.incident.kind == "charged" and not change.incident.fatal
+    assert "$0.2500 and 1 search(es) charged" in change.incident.message
+    assert "streamed" in change.incident.message
 
 
 def test_a_resumed_run_starts_from_its_seeds_and_adds_only_what_is_new() -> None:
