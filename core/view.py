@@ -195,7 +195,7 @@ class RunView:
     def _agent_change(self, event: ev.Event) -> AgentRow | None:
         assert event.agent_id is not None
         row = self.agents.get(event.agent_id) or AgentRow(agent_id=event.agent_id, layer=event.layer or 0)
-        turn = max(row.turn, event.turn or 0)
+        turn = row.turn  # turns *completed*: an event of the turn in flight does not count it
         if isinstance(event, ev.AgentStarted):
             return replace(
                 row,
@@ -206,8 +206,8 @@ class RunView:
                 note=None,
             )
         if isinstance(event, ev.TurnCompleted | ev.AttemptCharged):
-            if isinstance(event, ev.AttemptCharged):
-                turn = row.turn  # a failed attempt completes no turn
+            if isinstance(event, ev.TurnCompleted):  # (a failed attempt completes no turn)
+                turn = max(turn, event.turn or 0)
             return replace(
                 row,
                 turn=turn,
@@ -247,8 +247,6 @@ class RunView:
                 turn=max(turn, event.turns),
                 note=None,
             )
-        if event.turn is not None and turn != row.turn:
-            return replace(row, turn=turn)
         return None
 
 

@@ -14,6 +14,8 @@ from core.cli import main
 from core.control import RunStatus
 from core.engine.runner import start_run
 from core.engine.session import wire_messages
+from core.persistence.rundir import RunDir
+from core.reports.verify import verify_run
 from core.simulator import Simulator, SimulatorSettings
 from tests.core import programs
 
@@ -243,3 +245,4 @@ async def test_a_400_on_a_later_call_fails_that_agent_only_and_the_run_goes_on(t
     assert agents["synthesis"]["status"] == "completed"  # it read what the victim had found
     assert (outcome.run_dir / "report.md").is_file()
     assert summary["status"] == "failed" and outcome.exit_code == 4  # one agent failed: said so
+    assert verify_run(RunDir(outcome.run_dir)).problems == []  # its turn in flight is not counted
