@@ -11,9 +11,7 @@ Each command imports only what it needs, so ``--help``, ``validate`` and ``runs`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from core.safe_text import printable
 
 if TYPE_CHECKING:
     from core.control import RunControl
+    from core.streams import GuardedStream
 
 Factory = Callable[[], Awaitable["RunControl"]]
 logger = logging.getLogger(__name__)
@@ -186,10 +185,19 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 EXIT_PIPE_CLOSED = 141  # as a shell reports a process ended by SIGPIPE (`... | head -1`)
+EXIT_FAILED = 4
 
 
 def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None) -> int:
     """Run one command; ``open_app`` opens the terminal app (absent, those commands exit 2)."""
+    from core.streams import guarded_output
+
+    with guarded_output() as (out, err):
+        code = _main(argv, open_app)
+    return _output_code(code, out, err)
+
+
+def _main(argv: Sequence[str] | None, open_app: AppOpener | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = _parser(arguments).parse_args(arguments)
     from core.logs import command_logging
@@ -197,11 +205,8 @@ def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None
     try:
         with command_logging(verbose=args.verbose):
             code = _dispatch(args, open_app)
-            sys.stdout.flush()  # a reader that went away is noticed here, not in a shutdown traceback
+            sys.stdout.flush()  # a reader that went away is noticed here, not at shutdown
             return code
-    except BrokenPipeError:
-        _discard_stdout()
-        return EXIT_PIPE_CLOSED
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # user-facing errors only; anything else is a bug worth a traceback
@@ -220,12 +225,21 @@ def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None
         return EXIT_INVALID
 
 
-def _discard_stdout() -> None:
-    """The reader of our output is gone (``| head``): send the rest, and the final flush, nowhere."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+def _output_code(code: int, *streams: GuardedStream) -> int:
+    """The exit code once the output is accounted for: a reader that went away is a quiet 141; any
+    other failure to write it (a full disk, a terminal gone) is said where it can still be read."""
+    from core.streams import pipe_closed
+
+    lost = [stream for stream in streams if stream.lost is not None]
+    if not lost:
+        return code
+    if any(pipe_closed(stream.lost) for stream in lost):
+        return EXIT_PIPE_CLOSED
+    for stream in lost:
+        reason = stream.lost.strerror if stream.lost is not None else None
+        for other in streams:
+            print(f"error: cannot write to {stream.name} ({reason}); its output is lost", file=other)
+    return code or EXIT_FAILED
 
 
 #: The errors a user can cause, by module and class. An error's class is loaded when the error exists,
@@ -357,6 +371,7 @@ async def _run_headless(factory: Factory) -> int:
 
     from core.headless import HeadlessDisplay
     from core.logs import run_log
+    from core.streams import on_lost
 
     loop = asyncio.get_running_loop()
     setup = asyncio.current_task()
@@ -370,18 +385,20 @@ async def _run_headless(factory: Factory) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal was closed
         loop.add_signal_handler(signum, stop)
-    try:
-        started.append(await factory())
-    except asyncio.CancelledError:
-        print("interrupted before the run started: nothing was sent", file=sys.stderr)
-        return 130
-    orchestrator = started[0]
-    display = HeadlessDisplay()
-    orchestrator.bus.listen(display)
-    with run_log(orchestrator.run_dir), display:
-        outcome = await orchestrator.run()
-        logger.info("run ended: %s", outcome.describe())
-    display.finish(outcome)  # the table or summary once, the outcome, and the report's path last
+    # Output that cannot be written (a reader gone, a terminal gone) stops the run as a closed terminal does.
+    with on_lost(lambda: loop.call_soon_threadsafe(stop)):
+        try:
+            started.append(await factory())
+        except asyncio.CancelledError:
+            print("interrupted before the run started: nothing was sent", file=sys.stderr)
+            return 130
+        orchestrator = started[0]
+        display = HeadlessDisplay()
+        orchestrator.bus.listen(display)
+        with run_log(orchestrator.run_dir), display:
+            outcome = await orchestrator.run()
+            logger.info("run ended: %s", outcome.describe())
+        display.finish(outcome)  # the table or summary once, the outcome, and the report's path last
     return outcome.exit_code
 
 
