@@ -256,7 +256,7 @@ USER_ERRORS = (
 
 
 def _user_error(error: Exception) -> str | None:
-    if isinstance(error, AppUnavailable):
+    if isinstance(error, AppUnavailable | UsageError):
         return str(error)
     for module_name, class_name in USER_ERRORS:
         module = sys.modules.get(module_name)
@@ -283,11 +283,7 @@ def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
         print(render_schema(), end="")
         return 0
     if command == "simulator":
-        from core.simulator import run_standalone
-        from core.simulator.cli import settings_from_args
-
-        run_standalone(settings_from_args(args), args.host, args.port)
-        return 0
+        return _simulator(args)
     if command == "runs":
         return _list_runs(args.runs_dir)
     if command == "checkpoints":
@@ -331,6 +327,33 @@ def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
             runs_dir=args.runs_dir,
         )
     raise AssertionError(command)
+
+
+class UsageError(Exception):
+    """Arguments the parser accepts but the command cannot use; the message names the option and the fix."""
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from core.simulator import run_standalone
+    from core.simulator.cli import settings_from_args
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port: give 1 to 65535, or 0 for a free one")
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as error:
+        problems = (f"--{str(e['loc'][-1]).replace('_', '-')}: {e['msg']}" for e in error.errors())
+        raise UsageError("invalid simulator options: " + "; ".join(problems)) from None
+    try:
+        run_standalone(settings, args.host, args.port)
+    except OSError as error:  # in use, not an address of this machine, unresolvable, privileged
+        raise UsageError(
+            f"cannot listen on {printable(args.host)} port {args.port} ({error.strerror or error}); "
+            "pick another --port (0 picks a free one) or --host (default 127.0.0.1)"
+        ) from None
+    return 0
 
 
 class AppUnavailable(Exception):

@@ -263,3 +263,42 @@ def test_resume_checkpoint_accepts_a_unique_prefix_of_its_id(
     assert main(["resume", parent.name, "--checkpoint", prefix, "--headless", "--runs-dir", str(runs)]) == 0
     fork = next(p for p in runs.iterdir() if p != parent)
     assert json.loads((fork / "summary.json").read_text())["parent"]["checkpoint_id"] == first
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--port", "99999"], "--port 99999 is not a TCP port"),
+        (["--port", "-1"], "--port -1 is not a TCP port"),
+        (["--host", "no-such-host.invalid", "--port", "0"], "cannot listen on no-such-host.invalid"),
+        (["--host", "999.1.1.1", "--port", "0"], "cannot listen on 999.1.1.1"),
+        (["--latency-ms", "-5", "--port", "0"], "--latency-ms: Input should be greater than or equal to 0"),
+        (["--server-loop-limit", "0", "--port", "0"], "--server-loop-limit:"),
+        (["--requests-per-minute", "-3", "--port", "0"], "--requests-per-minute:"),
+    ],
+)
+def test_simulator_options_it_cannot_use_are_one_line_and_exit_2(
+    tmp_path: Path, options: list[str], named: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "simulator", *options],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_simulator_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "core.cli", "simulator", "--port", str(port)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}" in done.stderr
+    assert "address already in use" in done.stderr
