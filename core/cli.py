@@ -451,6 +451,9 @@ def _list_runs(runs_dir: Path) -> int:
     from core.persistence.rundir import list_runs
     from core.remote.owner import live_owner
 
+    if runs_dir.exists() and not runs_dir.is_dir():
+        shown = printable(str(runs_dir))
+        raise UsageError(f"--runs-dir {shown} is not a directory; give the directory the runs are in")
     runs = list_runs(runs_dir)
     if not runs:
         print(f"no runs in {runs_dir}")

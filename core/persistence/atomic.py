@@ -57,38 +57,48 @@ class UnsafePathError(DiskError):
     """A path inside a run directory is a symbolic link or the wrong kind of file: refused."""
 
 
-def _run_name_for(path: Path) -> str:
+def _run_name_for(path: Path) -> str | None:
     """The run a file belongs to, so the message can print a resume command that works."""
     for ancestor in [path, *path.parents][:4]:
         with contextlib.suppress(OSError):
             if (ancestor / "config.yaml").is_file() and (ancestor / "checkpoints").is_dir():
                 return ancestor.name
-    return "RUN"
+    return None
 
 
 def as_disk_error(exc: OSError, path: Path, *, creating: bool = False) -> DiskError:
-    """Turn an OSError about ``path`` into a DiskError whose message names the cause and the fix."""
+    """Turn an OSError about ``path`` into a DiskError whose message names the cause and the fix.
+
+    The fix ends with the ``resume`` command of the run the path belongs to; a path of no run yet
+    (the runs directory, a run being created) says to try again instead.
+    """
     path = Path(path)
     what = "created" if creating else "written"
-    resume = f"research-orchestrator resume {_run_name_for(path)}"
+    run = _run_name_for(path)
+    then = f"resume the run: research-orchestrator resume {run}" if run else "try again"
     code = exc.errno
     if code in _FULL:
-        message = f"the disk is full while writing {path}; free space and resume the run: {resume}"
+        message = f"the disk is full while writing {path}; free space and {then}"
     elif code == errno.EROFS:
         message = (
             f"{path.parent} is on a read-only file system, so {path.name} cannot be {what}; "
-            f"make it writable (or pick another --runs-dir) and resume the run: {resume}"
+            f"make it writable (or pick another --runs-dir) and {then}"
         )
     elif code in _DENIED:
         message = (
             f"{path.parent} is not writable by this user, so {path.name} cannot be {what}; "
-            f"fix its permissions (or pick another --runs-dir) and resume the run: {resume}"
+            f"fix its permissions (or pick another --runs-dir) and {then}"
         )
     elif code == errno.EISDIR:
-        message = f"{path} is a directory, not a file; move it out of the run directory and resume: {resume}"
+        message = f"{path} is a directory, not a file; move it out of the run directory and {then}"
+    elif code == errno.ENOTDIR:
+        message = (
+            f"{path} cannot be {what}: a file is in the way where a directory should be; "
+            f"move that file (or pick another --runs-dir) and {then}"
+        )
     else:
         reason = exc.strerror or str(exc)
-        message = f"{path} could not be {what} ({reason}); fix the cause and resume the run: {resume}"
+        message = f"{path} could not be {what} ({reason}); fix the cause and {then}"
     return DiskError(path, message, code)
 
 

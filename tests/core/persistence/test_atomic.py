@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.persistence import atomic
 from core.persistence.atomic import (
@@ -102,12 +104,13 @@ def test_each_cause_has_its_own_message(
     """The runs directory refusing files (the temp file fails) must read as what it is, not a traceback."""
     target = tmp_path / "checkpoints" / "000001-a-t001.json"
     target.parent.mkdir()
+    (tmp_path / "config.yaml").write_text("program: {}\n")  # a run's directory: its resume is named
     with monkeypatch.context() as m, pytest.raises(DiskError) as caught:
         m.setattr(atomic, "_create_temp", _raise(code))
         write_atomic(target, b"x")
     assert phrase in str(caught.value)
     assert str(target.parent) in str(caught.value)
-    assert "research-orchestrator resume" in str(caught.value)
+    assert f"research-orchestrator resume {tmp_path.name}" in str(caught.value)
 
 
 def test_unexpected_errors_name_the_cause() -> None:
@@ -186,3 +189,38 @@ def test_stale_temp_files_are_swept_but_real_files_kept(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text("kept")
     assert remove_stale_temp_files(tmp_path) == 1
     assert _siblings(tmp_path / "a.json") == ["a.json"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(code=st.sampled_from(sorted(errno.errorcode)), creating=st.booleans())
+def test_a_disk_error_names_the_run_to_resume_only_when_there_is_one(code: int, creating: bool) -> None:
+    """Outside a run (the runs directory, a run being created) the fix is to try again; inside one
+    it is that run's own resume command, never a placeholder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        run = Path(root) / "20261124-100212-demo-3f2a"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text("program: {}\n")
+        outside = as_disk_error(OSError(code, os.strerror(code)), Path(root) / "runs", creating=creating)
+        inside = as_disk_error(OSError(code, os.strerror(code)), run / "summary.json", creating=creating)
+    assert "resume" not in outside.message and outside.message.endswith("try again")
+    assert inside.message.endswith(f"research-orchestrator resume {run.name}")
+
+
+def test_a_runs_directory_that_is_a_file_is_named_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli import main
+    from tests.core import programs
+
+    config = programs.write(tmp_path, programs.program([programs.agent("a")], max_turns=1))
+    (tmp_path / "afile").write_text("mine\n")
+    for runs_dir in ("afile", "afile/sub"):
+        args = ["run", str(config), "--headless", "--simulate", "--runs-dir", str(tmp_path / runs_dir)]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "a file is in the way" in err and "--runs-dir" in err and "resume" not in err, err
+    assert main(["runs", "--runs-dir", str(tmp_path / "afile")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine\n"
