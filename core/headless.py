@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from core.control import GLYPHS, RunOutcome
+from core.control import GLYPHS, AgentStatus, RunOutcome
 from core.events import (
     AgentFailed,
     AgentFinished,
@@ -36,7 +37,7 @@ from core.events import (
     TextStreamed,
 )
 from core.safe_text import printable
-from core.view import RunView
+from core.view import AgentRow, RunView
 
 ACTIVITY_CHARS = 60
 _URL = re.compile(r"\(?https?://([^/\s)\]]+)[^\s)\]]*\)?")
@@ -73,6 +74,7 @@ class HeadlessDisplay:
     """
 
     TAIL_CHARS = 400  # text kept per agent to find the last activity in (links included)
+    TABLE_CHROME = 7  # lines of the live table that are not agents: title, borders, header, caption
 
     def __init__(self, console: Console | None = None, out: Console | None = None) -> None:
         # soft_wrap: a line is never folded at the width a pipe or CI log reports (80 by default)
@@ -146,7 +148,8 @@ class HeadlessDisplay:
 
     # --- rendering --------------------------------------------------------------------------
 
-    def render(self) -> Table:
+    def render(self, *, fit: bool = True) -> Table:
+        """The table of agents; with ``fit``, only as many rows as the terminal has room for."""
         elapsed = int(time.monotonic() - self.started)
         run, budget = self.view.run, self.view.budget
         title = f"{run.program} · {run.run_id}" + (" · SIMULATED" if run.simulated else "")
@@ -159,7 +162,9 @@ class HeadlessDisplay:
         for column in ("L", "agent", "status", "turn", "searches", "$", "retries"):
             table.add_column(column, no_wrap=True)
         table.add_column("last activity", overflow="ellipsis", no_wrap=True, ratio=1)
-        for row in self.view.agents.values():
+        rows = list(self.view.agents.values())
+        shown = self._rows_that_fit(rows) if fit else rows
+        for row in shown:
             table.add_row(
                 str(row.layer),
                 row.agent_id,
@@ -170,7 +175,21 @@ class HeadlessDisplay:
                 str(row.retries),
                 row.note or self.activity.get(row.agent_id, ""),
             )
+        if len(shown) < len(rows):
+            left = Counter(row.status.value for row in rows if row not in shown)
+            counts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(left.items()))
+            table.add_row("", f"… {len(rows) - len(shown)} more", counts, *[""] * 5)
         return table
+
+    def _rows_that_fit(self, rows: list[AgentRow]) -> list[AgentRow]:
+        """All rows if the terminal is tall enough; else the agents at work first (then the finished,
+        then the pending), in roster order, so the totals under the table stay on screen."""
+        room = self.console.height - self.TABLE_CHROME
+        if len(rows) <= room:
+            return rows
+        rank = {id(row): (not row.status.is_active, row.status is AgentStatus.PENDING) for row in rows}
+        kept = {id(row) for row in sorted(rows, key=lambda row: rank[id(row)])[: max(1, room - 1)]}
+        return [row for row in rows if id(row) in kept]
 
     def summary_lines(self) -> list[str]:
         """The end of a run as log lines: the run's totals, then one line per agent."""
@@ -196,7 +215,7 @@ class HeadlessDisplay:
             self._line(self.console, None, outcome.message)
         closing.append(f"report: {report}" if Path(report).is_file() else f"no final report yet ({report})")
         if self.live:
-            self.out.print(self.render())
+            self.out.print(self.render(fit=False))  # the whole roster, once, on standard output
             for line in closing:
                 self.out.print(line, highlight=False, markup=False)
             return

@@ -91,3 +91,30 @@ def test_every_argument_of_every_command_is_documented_in_its_help() -> None:
         if not action.help or (action.help == argparse.SUPPRESS and action.dest != "help")
     ]
     assert undocumented == []
+
+
+@pytest.mark.parametrize("height", [12, 30, 60])
+def test_the_live_table_fits_the_terminal_with_agents_at_work_first_and_the_totals_in_view(
+    height: int,
+) -> None:
+    """A layer of 100 agents on a 30-line terminal: the running ones, a line counting the rest by
+    status, and the totals under the table all on screen; the final table has every agent."""
+    sink, final = io.StringIO(), io.StringIO()
+    console = Console(file=sink, force_terminal=True, width=120, height=height)
+    display = HeadlessDisplay(console, Console(file=final, width=120))
+    agents = tuple((f"agent-{i:03d}", 1 if i < 60 else 2, "") for i in range(100))
+    display(ev.RunStarted(run_id="r", at=0.0, program="wide", run_dir="runs/r", agents=agents))
+    for i in (3, 58, 59):
+        display(ev.AgentStarted(run_id="r", agent_id=f"agent-{i:03d}", layer=1, turn=1, at=1.0, title=""))
+    console.print(display.render())
+    lines = sink.getvalue().splitlines()
+    assert len(lines) <= height
+    assert "spent" in lines[-1]  # the totals, under the table
+    for running in ("agent-003", "agent-058", "agent-059"):
+        assert any(running in line and "running" in line for line in lines)
+    shown = sum(bool(re.search(r"agent-\d{3}", line)) for line in lines)
+    (more,) = [line for line in lines if " more" in line]
+    hidden = int(re.search(r"… (\d+) more", more).group(1))  # type: ignore[union-attr]
+    assert shown + hidden == 100 and f"{hidden} pending" in more
+    display.out.print(display.render(fit=False))
+    assert all(f"agent-{i:03d}" in final.getvalue() for i in range(100))
