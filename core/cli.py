@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -369,6 +370,11 @@ class AppUnavailable(Exception):
 def _app(open_app: AppOpener | None) -> AppOpener:
     if open_app is None:
         raise AppUnavailable
+    if not (os.isatty(0) and os.isatty(2)):  # the app reads keys on stdin and draws on stderr
+        raise UsageError(
+            "the terminal app needs a terminal, and standard input or standard error is not one here "
+            "(a pipe, a file, CI): add --headless to run or resume, or start it in a terminal"
+        )
     return open_app
 
 

@@ -302,3 +302,20 @@ def test_simulator_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert f"cannot listen on 127.0.0.1 port {port}" in done.stderr
     assert "address already in use" in done.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["run", "{config}", "--simulate"], ["resume", "{run}"]])
+def test_the_app_without_a_terminal_is_refused_at_once_not_left_waiting(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """``research-orchestrator run cfg --simulate > log < /dev/null`` (``--headless`` forgotten, in CI):
+    before, the app opened on no terminal and waited for a key forever after the run."""
+    config = programs.write(tmp_path, programs.program([programs.agent("a")], max_turns=1))
+    args = [a.format(config=config, run="20261124-100212-p-3f2a") for a in command]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from tui.launch import main; sys.exit(main())", *args],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "the terminal app needs a terminal" in done.stderr and "--headless" in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists()
