@@ -217,7 +217,7 @@ def _main(argv: Sequence[str] | None, open_app: AppOpener | None) -> int:
         )  # imported late: keeps asyncio out of --help
 
         if isinstance(error, RunAlreadyComplete):
-            print(error)
+            print(printable(str(error), keep_newlines=True))
             return 0
         message = _user_error(error)
         if message is None:
@@ -462,7 +462,7 @@ def _list_runs(runs_dir: Path) -> int:
         raise UsageError(f"--runs-dir {shown} is not a directory; give the directory the runs are in")
     runs = list_runs(runs_dir)
     if not runs:
-        print(f"no runs in {runs_dir}")
+        print(f"no runs in {printable(str(runs_dir))}")
         return 0
     print(f"{'run':<48} {'status':<17} {'owner':<16} {'cost':>10}  forked from")
     for run in runs:
@@ -485,7 +485,7 @@ def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
     run_dir = RunDir.open(runs_dir, run_ref)
     infos = CheckpointStore(run_dir.path).list()
     if not infos:
-        print(f"run {run_dir.run_id} has no checkpoints")
+        print(f"run {printable(run_dir.run_id)} has no checkpoints")
         return 0
     print(
         f"{'checkpoint':<28} {'agent':<16} {'turn':>4}  {'time':<8} {'run tokens':>10} {'agent $':>9} "
@@ -507,11 +507,11 @@ def _verify(runs_dir: Path, run_ref: str) -> int:
 
     run_dir = RunDir.open(runs_dir, run_ref)
     result = verify_run(run_dir)
-    print(f"run {run_dir.run_id}")
+    print(f"run {printable(run_dir.run_id)}")  # names and links come from files: escapes shown, not obeyed
     for line in result.checked:
-        print(f"  checked {line}")
+        print(f"  checked {printable(line)}")
     for problem in result.problems:
-        print(f"  problem {problem}")
+        print(f"  problem {printable(str(problem))}")
     print("ok: every check holds" if result.ok else f"FAILED: {len(result.problems)} problem(s)")
     return 0 if result.ok else 1
 

@@ -131,18 +131,19 @@ def parse_config(
 
 def validate_command(config_path: str, out: TextIO) -> int:
     """The ``validate`` subcommand: a summary and exit code 0, or every issue and exit code 2."""
+    shown = printable(config_path)  # a file name can hold escape sequences
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         print(exc.format(), file=out)
         count = len(exc.issues)
-        print(f"✗ {config_path}: {count} problem{'s' if count != 1 else ''}", file=out)
+        print(f"✗ {shown}: {count} problem{'s' if count != 1 else ''}", file=out)
         return 2
     except Exception as exc:  # a bug in a check must still read as a message, never a traceback
-        print(f"✗ {config_path}: could not validate: {type(exc).__name__}: {exc}", file=out)
+        print(f"✗ {shown}: could not validate: {type(exc).__name__}: {printable(str(exc))}", file=out)
         return 2
     agents = config.agents()
-    print(f"✓ {config_path} is valid: {len(config.layers)} layers, {len(agents)} agents", file=out)
+    print(f"✓ {shown} is valid: {len(config.layers)} layers, {len(agents)} agents", file=out)
     rows = [("layer", "agent", "model", "turns", "reads")]
     for agent in agents:
         layer = f"{agent.layer} {config.layers[agent.layer - 1].name}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from core.persistence.rundir import RunDir
 from core.remote.owner import record_starting_owner
+from core.safe_text import printable
 
 
 def spawn_owner(run_dir: RunDir, *, simulate: bool) -> subprocess.Popen[bytes]:
@@ -64,11 +66,11 @@ def detach_command(config_path: Path, runs_dir: Path, *, simulate: bool) -> int:
         print(f"error: {NO_API_KEY}", file=sys.stderr)
         return 2
     run_dir, pid = start_detached(config_path, runs_dir, simulate=simulate)
-    where = "" if Path(runs_dir) == Path("runs") else f" --runs-dir {runs_dir}"
+    where = "" if Path(runs_dir) == Path("runs") else f" --runs-dir {shlex.quote(str(runs_dir))}"
     print(f"run {run_dir.run_id}")
     print(f"started in the background (owner pid {pid}); it goes on when this terminal closes")
-    print(f"  watch and steer it: research-orchestrator attach {run_dir.run_id}{where}")
-    print(f"  its log:            {run_dir.owner_log_path}")
+    print(printable(f"  watch and steer it: research-orchestrator attach {run_dir.run_id}{where}"))
+    print(printable(f"  its log:            {run_dir.owner_log_path}"))
     return 0
 
 

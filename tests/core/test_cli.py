@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.cli import main
 from tests.core import programs
@@ -319,3 +321,35 @@ def test_the_app_without_a_terminal_is_refused_at_once_not_left_waiting(
     assert "the terminal app needs a terminal" in done.stderr and "--headless" in done.stderr
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+_CONTROLS = st.sampled_from(["\x1b]0;owned\x07", "\x1b[2J", "\x9b31m", "\u202e", "\x08", "\r"])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(control=_CONTROLS, valid=st.booleans())
+def test_names_from_files_and_arguments_are_printed_with_their_controls_escaped(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str], control: str, valid: bool
+) -> None:
+    """A file name, a --runs-dir or a run directory (from someone else) holding an escape sequence
+    must not recolour, retitle or clear the terminal of whoever lists or checks it."""
+    from core.persistence.rundir import RunDir
+    from core.safe_text import is_control
+
+    root = tmp_path_factory.mktemp("names")
+    config = root / f"conf{control}.yaml"
+    config.write_text("x: 1\n" if not valid else (programs.DEFAULT_CONFIG.read_text()), encoding="utf-8")
+    runs = root / f"runs{control}"
+    RunDir.create(runs, f"20261124-100212-p{control}-3f2a", "program: {}\n")
+    capsys.readouterr()
+    for args in (
+        ["validate", str(config)],
+        ["runs", "--runs-dir", str(root / f"empty{control}")],
+        ["runs", "--runs-dir", str(runs)],
+        ["checkpoints", "2026", "--runs-dir", str(runs)],
+        ["verify", "2026", "--runs-dir", str(runs)],
+    ):
+        main(args)
+        out, err = capsys.readouterr()
+        shown = [char for char in out + err if is_control(char, allow_whitespace=True) or char == "\r"]
+        assert not shown, (args, out, err)
