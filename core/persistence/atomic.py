@@ -394,13 +394,7 @@ class SpaceReserve:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
             if exc.errno in _FULL:
-                raise DiskError(
-                    self.path,
-                    f"not enough free space in {self.directory.parent} to run safely (a run keeps "
-                    f"{self.size // (1024 * 1024)} MiB in reserve so that a full disk never loses a "
-                    "paid turn); free some space and try again",
-                    exc.errno,
-                ) from exc
+                raise not_enough_space(self.directory.parent, self.size) from exc
             raise as_disk_error(exc, self.path, creating=True) from exc
         finally:
             os.close(fd)
@@ -434,6 +428,27 @@ class SpaceReserve:
 
 
 _RESERVES: dict[str, SpaceReserve] = {}
+
+
+def not_enough_space(runs_dir: Path, size: int = RESERVE_BYTES) -> DiskError:
+    """The refusal to start (or resume) a run where its space reserve does not fit."""
+    return DiskError(
+        Path(runs_dir),
+        f"not enough free space in {runs_dir} to run safely (a run keeps {size // (1024 * 1024)} MiB "
+        "in reserve so that a full disk never loses a paid turn); free some space and try again",
+        errno.ENOSPC,
+    )
+
+
+def require_space_for_reserve(runs_dir: Path, size: int = RESERVE_BYTES) -> None:
+    """Refuse before anything is created when the reserve cannot fit: no run directory is left
+    behind by a run that could not start."""
+    try:
+        info = os.statvfs(runs_dir)
+    except OSError:
+        return  # cannot tell: the reserve itself is the check
+    if info.f_bavail * info.f_frsize < size:
+        raise not_enough_space(runs_dir, size)
 
 
 def _key(directory: Path) -> str:

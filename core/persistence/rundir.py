@@ -30,6 +30,7 @@ from core.persistence.atomic import (
     read_regular,
     refuse_unsafe,
     remove_stale_temp_files,
+    require_space_for_reserve,
     write_atomic,
 )
 from core.safe_text import is_control, printable
@@ -161,6 +162,7 @@ class RunDir:
         a run directory without its config or its ``run.json`` (``metadata``).
         """
         ensure_private_dir(runs_dir)
+        require_space_for_reserve(runs_dir)
         run = cls(Path(runs_dir) / run_id)
         staging = cls(Path(runs_dir) / f".{run_id}.creating")
         try:

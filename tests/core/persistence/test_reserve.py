@@ -105,3 +105,25 @@ def test_closing_gives_the_space_back_and_unregisters(reserve: SpaceReserve) -> 
     reserve.close()
     assert not reserve.path.exists()
     assert not atomic.release_reserve_for(reserve.directory / "summary.json")
+
+
+def test_a_run_that_cannot_hold_its_reserve_leaves_no_run_directory_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, the run directory was created first and then refused: an orphan 'unknown' run was left
+    in ``runs`` for every attempt on a nearly full disk."""
+    from core.cli import main
+    from tests.core import programs
+
+    config = programs.write(tmp_path, programs.program([programs.agent("a")], max_turns=1))
+    real = os.statvfs
+
+    def nearly_full(path: object) -> os.statvfs_result:
+        info = real(path)  # type: ignore[arg-type]
+        return os.statvfs_result((*info[:4], 1, *info[5:]))  # one free block for us
+
+    monkeypatch.setattr(os, "statvfs", nearly_full)
+    runs = tmp_path / "runs"
+    assert main(["run", str(config), "--headless", "--simulate", "--runs-dir", str(runs)]) == 2
+    assert "not enough free space" in capsys.readouterr().err
+    assert list(runs.iterdir()) == []
