@@ -226,6 +226,7 @@ class _Totals:
     usage: TokenUsage = field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     calls: int = 0
+    closed: int = 0  # reservations settled, charged or released: what a write-ahead entry is matched by
 
 
 @dataclass(slots=True)
@@ -563,6 +564,7 @@ class BudgetLedger:
         totals.usage += usage
         totals.cost_usd += cost
         totals.calls += 1
+        totals.closed += 1
         self._usage += usage
         self._spent_usd += cost
         r = reservation
@@ -603,10 +605,31 @@ class BudgetLedger:
             cache_write=reservation.cache_write,
         )
 
+    def closed(self, agent_id: str) -> int:
+        """How many of the agent's reservations have been closed (settled, charged or released)."""
+        totals = self._agents.get(agent_id)
+        return totals.closed if totals is not None else 0
+
+    def charge_lost(self, agent_id: str, layer: int, model: str, usage: TokenUsage) -> float:
+        """Charge an attempt that was in flight when the process died (no reservation survives it):
+        ``usage`` is its worst case. Closes it, as settling it would have; returns its dollars."""
+        cost = self.prices.cost(model, usage)
+        totals = self._agents.setdefault(agent_id, _Totals(layer))
+        totals.usage += usage
+        totals.cost_usd += cost
+        totals.calls += 1
+        totals.closed += 1
+        self._usage += usage
+        self._spent_usd += cost
+        self.records.append(UsageRecord(agent_id, layer, model, usage, cost, self._clock()))
+        self._serve()
+        return cost
+
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call failed without usage (idempotent, safe in ``finally``)."""
         if self._open.pop(reservation.id, None) is not None:
             self._open_searches.pop(reservation.id, None)
+            self._agents.setdefault(reservation.agent_id, _Totals(reservation.layer)).closed += 1
             self._serve()
 
     # --- reading ------------------------------------------------------------------------------
@@ -705,9 +728,10 @@ class BudgetLedger:
                     "usage": t.usage.to_dict(),
                     "cost_usd": t.cost_usd,
                     "calls": t.calls,
+                    "closed": t.closed,
                 }
                 for agent_id, t in self._agents.items()
-                if t.calls
+                if t.calls or t.closed
             },
         }
 
@@ -730,6 +754,7 @@ class BudgetLedger:
                 cost_usd=float(data.get("cost_usd", 0.0)),
                 calls=int(data.get("calls", 0)),
             )
+            totals.closed = int(data.get("closed", totals.calls))
             self._agents[agent_id] = totals
             self._usage += totals.usage
             self._spent_usd += totals.cost_usd

@@ -21,6 +21,7 @@ from anthropic import AsyncAnthropic
 
 from core.api.retry import NonRetryableError, RequestGate, RetriesExhausted, RetryPolicy
 from core.api.streaming import AgentContext
+from core.api.usage import TokenUsage
 from core.budget.ledger import BudgetLedger
 from core.config.model import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus, RunOutcome, RunStatus
@@ -28,6 +29,7 @@ from core.engine.agent import AgentHandle, uncancellable
 from core.engine.session import AgentSession, SessionResult, SessionState
 from core.events import (
     AgentSeed,
+    AttemptCharged,
     CheckpointSaved,
     DiskErrorRaised,
     EventBus,
@@ -36,8 +38,9 @@ from core.events import (
     RunFinished,
     RunStarted,
 )
-from core.persistence.atomic import DiskError, write_atomic_async
+from core.persistence.atomic import DiskError, ensure_private_dir, write_atomic_async
 from core.persistence.checkpoints import CheckpointStore
+from core.persistence.inflight import InFlightLog
 from core.persistence.rundir import RunDir
 from core.persistence.summary import RunFacts, SummaryWriter, build_summary
 from core.reports.document import ReportFacts, final_document
@@ -77,6 +80,8 @@ class Orchestrator:
         self.ledger = ledger
         self.bus = bus or EventBus()
         self.store = store
+        checkpoints = store is not None and config.execution_settings.checkpoints.enabled
+        self.inflight = InFlightLog(run_dir.inflight_dir) if checkpoints else None
         self.parent = parent
         self.simulated = simulated
         self.resumed = bool(restored)
@@ -175,6 +180,7 @@ class Orchestrator:
         message: str | None = "the run ended unexpectedly"
         cancelled = False
         try:
+            await self._charge_lost_attempts()
             await self._write_missing_reports()
             await self.summary.write(RunStatus.RUNNING)
             status, message = await self._run_layers()
@@ -193,6 +199,44 @@ class Orchestrator:
         return RunOutcome(
             status=status, run_dir=self.run_dir, cost_usd=self.ledger.spent_usd, message=message
         )
+
+    async def _charge_lost_attempts(self) -> None:
+        """Charge the worst case of every attempt a previous process of this run had in flight when
+        it died (written ahead, never closed in the restored ledger: :mod:`core.persistence.inflight`),
+        then save the agents' checkpoints, so that the charge is kept and never made twice."""
+        if self.inflight is None:
+            return
+        await asyncio.to_thread(ensure_private_dir, self.inflight.directory)
+        entries = await asyncio.to_thread(self.inflight.read_all)
+        charged: list[AgentHandle] = []
+        for agent_id, entry in sorted(entries.items()):
+            handle = self.handles.get(agent_id)
+            try:
+                closed_before = int(entry["closed_before"])
+                usage = TokenUsage.from_dict(entry["worst_usage"])
+                model = str(entry["model"])
+            except (KeyError, TypeError, ValueError):
+                log.warning("in-flight record of %s unreadable: not charged", agent_id)
+                continue
+            if handle is None or self.ledger.closed(agent_id) > closed_before:
+                continue  # it ended, and the ledger restored says so
+            cost = self.ledger.charge_lost(agent_id, handle.agent.layer, model, usage)
+            self.bus.publish(
+                AttemptCharged(
+                    run_id=self.run_id, agent_id=agent_id, layer=handle.agent.layer, turn=entry.get("turn"),
+                    usage=usage, cost_usd=cost, basis="worst_case", outcome="process_ended",
+                )
+            )  # fmt: skip
+            log.warning("%s: a call in flight when the run's process ended is charged $%.4f", agent_id, cost)
+            if handle.state is not None:
+                handle.state.cost_usd += cost
+                handle.state.searches += usage.web_search_requests
+                charged.append(handle)
+        if entries:
+            self.bus.publish(self.ledger.to_event(self.run_id))
+        for handle in charged:
+            assert handle.state is not None
+            await self._save_checkpoint(handle.agent, handle.state)
 
     async def _run_layers(self) -> tuple[RunStatus, str | None]:
         failure: str | None = None
@@ -345,6 +389,7 @@ class Orchestrator:
             control=handle,
             prior_reports=prior_reports,
             save=self._save_checkpoint,
+            write_ahead=self.inflight.write if self.inflight is not None else None,
             state=state,
             context_window=self.ledger.prices.context_window(agent.model),
         )

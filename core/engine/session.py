@@ -160,6 +160,7 @@ class AgentSession:
         control: TurnBoundary,
         prior_reports: dict[str, str],
         save: Callable[[ResolvedAgent, SessionState], Awaitable[None]] | None = None,
+        write_ahead: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
         state: SessionState | None = None,
         context_window: int | None = None,
     ) -> None:
@@ -172,6 +173,7 @@ class AgentSession:
         self.gate = gate
         self.control = control
         self.save = save
+        self.write_ahead = write_ahead
         self.state = state or SessionState()
         self.context_window = context_window
         self._sizes = SizeCache()
@@ -533,6 +535,8 @@ class AgentSession:
             if self.unsaved_charge:  # saved before the retry: a crash cannot lose the charge
                 await self._checkpoint(self.state.resumable())
             await budget.ready(attempt)
+            if self.write_ahead is not None and budget.reservation is not None:
+                await self.write_ahead(self.agent.id, self._in_flight(budget.reservation))
 
         try:
             result = await call_with_retries(
@@ -548,6 +552,17 @@ class AgentSession:
             return result, budget.settle(usage_of(result))
         finally:
             budget.close()
+
+    def _in_flight(self, reservation: Reservation) -> dict[str, Any]:
+        """The write-ahead entry of an attempt about to be sent: its worst case, and how many of the
+        agent's reservations the ledger had closed (a resume finds it unclosed if it never ended)."""
+        return {
+            "closed_before": self.ledger.closed(self.agent.id),
+            "layer": self.agent.layer,
+            "model": reservation.model,
+            "turn": self.state.api_turns + 1,
+            "worst_usage": self.ledger.worst_usage(reservation).to_dict(),
+        }
 
     async def _attempt(self, params: dict[str, Any], turn: int, progress: AttemptProgress) -> CallResult:
         result = await stream_call(self.client, params, self.context, turn, progress)

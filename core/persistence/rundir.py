@@ -118,6 +118,11 @@ class RunDir:
         return self.path / "checkpoints"
 
     @property
+    def inflight_dir(self) -> Path:
+        """Calls in flight, written ahead (:mod:`core.persistence.inflight`)."""
+        return self.path / "inflight"
+
+    @property
     def config_copy_path(self) -> Path:
         return self.path / "config.yaml"
 
