@@ -38,6 +38,7 @@ from core.persistence.atomic import (
     write_atomic,
     write_atomic_async,
 )
+from core.persistence.jsontext import parse_json
 from core.persistence.rundir import RunDir
 
 FORMAT = 1
@@ -180,7 +181,7 @@ def decode_checkpoint(data: bytes, checkpoint_id: str) -> dict[str, Any]:
     if hashlib.sha256(payload).hexdigest().encode("ascii") != expected:
         raise CheckpointCorrupt(checkpoint_id, "checksum mismatch")
     try:
-        body = json.loads(payload.decode("utf-8", "surrogatepass"))
+        body = parse_json(payload.decode("utf-8", "surrogatepass"))
     except ValueError as exc:
         raise CheckpointCorrupt(checkpoint_id, f"body is not JSON ({exc})") from None
     if not isinstance(body, dict):

@@ -27,6 +27,7 @@ from typing import Any
 
 from core.events import Event, TextStreamed
 from core.persistence.atomic import append, as_disk_error, open_in_run
+from core.persistence.jsontext import parse_json
 
 FLUSH_CHARS = 4000
 TEXT_DELAY_SECONDS = 0.05
@@ -122,7 +123,7 @@ def _line(data: dict[str, Any]) -> str:
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
-    """The events of a journal; a torn last line (a crash mid-write) is skipped.
+    """The events of a journal; a line that is not a JSON object (a crash mid-write, tampering) is skipped.
 
     Raises :class:`~core.persistence.atomic.UnsafePathError` when the journal is a link or not a file.
     """
@@ -134,7 +135,9 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
         text = file.read()
     for line in text.splitlines():
         try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+            event = parse_json(line)
+        except ValueError:
             continue
+        if isinstance(event, dict):
+            events.append(event)
     return events

@@ -33,6 +33,7 @@ from core.persistence.atomic import (
     require_space_for_reserve,
     write_atomic,
 )
+from core.persistence.jsontext import parse_json
 from core.safe_text import is_control, printable
 
 _ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
@@ -225,7 +226,7 @@ class RunDir:
     def read_summary(self) -> dict[str, Any] | None:
         """The summary, or None when it is missing or unreadable (a listing must not crash on one run)."""
         try:
-            value = json.loads(read_regular(self.summary_path, limit=SUMMARY_MAX_BYTES, kind="summary"))
+            value = parse_json(read_regular(self.summary_path, limit=SUMMARY_MAX_BYTES, kind="summary"))
         except (OSError, DiskError, ValueError, RecursionError):
             return None
         return value if isinstance(value, dict) else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from core.persistence.atomic import DiskError, as_disk_error, open_in_run, read_regular
+from core.persistence.jsontext import parse_json
 from core.persistence.rundir import RunDir
 
 
@@ -160,7 +161,7 @@ def _read_holder(fd: int) -> tuple[int | None, str | None, float | None]:
 
 def _parse_holder(data: bytes) -> tuple[int | None, str | None, float | None]:
     try:
-        record = json.loads(data)
+        record = parse_json(data)
     except ValueError:
         return None, None, None
     if not isinstance(record, dict):

@@ -7,7 +7,6 @@ So the endpoint is a fact of the run, kept in its own file; the key never is.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.persistence.atomic import DiskError, read_regular
+from core.persistence.jsontext import parse_json
 from core.persistence.rundir import RunDir
 from core.safe_text import printable
 
@@ -74,7 +74,7 @@ def read_endpoint(run: RunDir) -> Endpoint:
         "(the offline simulator) or `--api` (the real, paid API, as ANTHROPIC_BASE_URL says)"
     )
     try:
-        record = json.loads(read_regular(path, limit=_MAX_BYTES, kind="run metadata"))
+        record = parse_json(read_regular(path, limit=_MAX_BYTES, kind="run metadata"))
     except FileNotFoundError:
         raise RunMetadataError(
             f"{_shown(path)} is missing, so it is unknown where this run ran; {fix}"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.control import RunControl
+from core.persistence.jsontext import parse_json
 from core.remote.address import ChannelError, OwnerUnreachable, answers, socket_address
 
 __all__ = ["ChannelError", "ControlChannel", "OwnerUnreachable", "answers", "call", "connect"]
@@ -57,7 +58,7 @@ class Request:
 def parse_request(line: bytes, agents: Collection[str]) -> Request:
     """Validate one request line: JSON object, known op, only the keys that op takes, a real agent."""
     try:
-        data = json.loads(line)
+        data = parse_json(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"not a JSON object: {exc}") from None
     if not isinstance(data, dict):
@@ -288,7 +289,7 @@ async def read_message(reader: asyncio.StreamReader) -> dict[str, Any] | None:
     if not line:
         return None
     try:
-        message = json.loads(line)
+        message = parse_json(line)
     except ValueError as exc:
         raise ChannelError(f"the owner sent something that is not JSON: {line[:80]!r}") from exc
     if not isinstance(message, dict):

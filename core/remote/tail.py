@@ -9,13 +9,13 @@ logged and skipped, so one damaged line cannot stop the follower.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from core.persistence.atomic import open_in_run
+from core.persistence.jsontext import parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class JournalTail:
             if not line.strip():
                 continue
             try:
-                event = json.loads(line)
+                event = parse_json(line)
             except ValueError:
                 event = None
             if isinstance(event, dict):

@@ -14,7 +14,6 @@ Each problem names its place (a file, with a line or an agent where it helps).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -31,6 +30,7 @@ from core.persistence.checkpoints import (
     read_checkpoint_file,
 )
 from core.persistence.journal import read_journal
+from core.persistence.jsontext import parse_json
 from core.persistence.rundir import SUMMARY_MAX_BYTES, RunDir
 from core.reports.sources import search_results
 
@@ -129,7 +129,7 @@ def _latest_states(store: CheckpointStore, infos: list[CheckpointInfo]) -> dict[
 
 def _read_summary(run: RunDir, result: Verification) -> dict[str, Any] | None:
     try:
-        summary = json.loads(read_regular(run.summary_path, limit=SUMMARY_MAX_BYTES, kind="summary"))
+        summary = parse_json(read_regular(run.summary_path, limit=SUMMARY_MAX_BYTES, kind="summary"))
     except FileNotFoundError:
         result.problem("summary.json", "missing")
         return None

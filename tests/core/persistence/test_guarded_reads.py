@@ -9,12 +9,15 @@ end at once with their documented code, print no traceback, and show nothing of 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.cli import main
 from core.engine.runner import start_run
@@ -140,3 +143,49 @@ def test_the_guarded_primitives(tmp_path: Path) -> None:
         list_dir(tmp_path / "dirlink", kind="d")
     with pytest.raises(UnsafePathError, match="is a file"):
         list_dir(data, kind="d")
+
+
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+# JSON that parses to something other than what the file holds, or does not parse at all.
+HOSTILE_JSON = st.one_of(
+    st.integers(min_value=2_000, max_value=200_000).map(_deep),
+    st.sampled_from(['5', '"x"', "null", "[1]", "{", "\u0000", '{"kind": "checkpoint_saved"}']),
+)
+
+
+JSON_FILES = st.sampled_from(["events.jsonl", "summary.json", "checkpoint", "run.lock", "run.json"])
+
+
+def _signed_checkpoint(body: str) -> bytes:
+    payload = body.encode()
+    return b'{"sha256":"' + hashlib.sha256(payload).hexdigest().encode() + b'","body":' + payload + b"}\n"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=HOSTILE_JSON, where=JSON_FILES)
+def test_hostile_json_in_any_run_file_is_reported_never_a_traceback(
+    finished: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+    document: str, where: str,
+) -> None:  # fmt: skip
+    """Before, a line of ``[[[[...`` (RecursionError) or a bare ``5`` (not an object) in events.jsonl,
+    or a deep body in a checkpoint with a valid checksum, ended verify and resume in a traceback."""
+    run = tmp_path_factory.mktemp("hostile") / finished.name
+    shutil.copytree(finished, run)
+    if where == "events.jsonl":
+        with (run / where).open("a") as journal:
+            journal.write(document + "\n")
+    elif where == "checkpoint":
+        newest = sorted((run / "checkpoints").iterdir())[-1]
+        newest.write_bytes(_signed_checkpoint(document))
+    else:
+        (run / where).write_text(document)
+    capsys.readouterr()
+    assert main(["runs", "--runs-dir", str(run.parent)]) == 0
+    assert main(["checkpoints", str(run)]) == 0
+    assert main(["verify", str(run)]) in (0, 1)
+    assert main(["resume", str(run), "--headless", "--runs-dir", str(run.parent)]) in (0, 2)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
