@@ -152,7 +152,7 @@ def _deep(depth: int) -> str:
 # JSON that parses to something other than what the file holds, or does not parse at all.
 HOSTILE_JSON = st.one_of(
     st.integers(min_value=2_000, max_value=200_000).map(_deep),
-    st.sampled_from(['5', '"x"', "null", "[1]", "{", "\u0000", '{"kind": "checkpoint_saved"}']),
+    st.sampled_from(["5", '"x"', "null", "[1]", "{", "\u0000", '{"kind": "checkpoint_saved"}']),
 )
 
 
