@@ -186,7 +186,7 @@ class RunDir:
             if os.path.lexists(run.path):
                 raise FileExistsError(errno.EEXIST, "a run with this id exists", str(run.path))
             os.rename(staging.path, run.path)
-            fsync_directory(Path(runs_dir))
+            fsync_directory(Path(runs_dir).resolve())  # the runs directory may be a link (to a big disk)
         except OSError as exc:
             shutil.rmtree(staging.path, ignore_errors=True)
             raise as_disk_error(exc, run.path, creating=True) from exc

@@ -194,3 +194,18 @@ def test_temp_file_sweep_never_follows_links(tmp_path: Path) -> None:
     os.symlink(victim, run.path / ".x.tmp")
     run.sweep_temp_files()
     assert victim.read_text() == "precious"
+
+
+def test_a_runs_directory_that_is_a_link_is_the_users_choice_and_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``runs -> /mnt/big/runs`` is a common setup: only what is inside a run directory is guarded.
+    Before, the run was refused after its directory was made, leaving an orphan behind."""
+    config = programs.write(tmp_path, programs.program([programs.agent("a")], max_turns=1))
+    (tmp_path / "big").mkdir()
+    (tmp_path / "runs").symlink_to(tmp_path / "big", target_is_directory=True)
+    runs = str(tmp_path / "runs")
+    assert main(["run", str(config), "--headless", "--simulate", "--runs-dir", runs]) == 0
+    (run,) = (tmp_path / "big").iterdir()
+    assert main(["verify", run.name, "--runs-dir", runs]) == 0
+    assert "symbolic link" not in capsys.readouterr().err
