@@ -252,6 +252,7 @@ USER_ERRORS = (
     ("core.persistence.atomic", "DiskError"),
     ("core.persistence.rundir", "RunRefError"),
     ("core.persistence.runlock", "RunLocked"),
+    ("core.persistence.runmeta", "BaseUrlError"),
     ("core.remote.channel", "ChannelError"),
 )
 

@@ -7,6 +7,7 @@ So the endpoint is a fact of the run, kept in its own file; the key never is.
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -40,14 +41,31 @@ class Endpoint:
         return f"the Anthropic API at {self.base_url or DEFAULT_API_URL}"
 
 
+class BaseUrlError(ValueError):
+    """A base URL (``ANTHROPIC_BASE_URL``) that cannot be parsed: a user error, said before any run exists."""
+
+
 def public_url(url: str | None) -> str | None:
-    """``url`` without credentials, query or fragment: what may be written to disk."""
+    """``url`` without credentials, query or fragment: what may be written to disk.
+
+    Raises :class:`BaseUrlError` for anything but an ``http(s)://host`` URL: the SDK could send no
+    request to it, and each attempt would still be charged as a bound.
+    """
     if not url:
         return None
-    parts = urllib.parse.urlsplit(url.strip())
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        if parts.scheme not in ("http", "https") or not host:
+            raise ValueError("it needs http:// or https:// and a host")
+    except ValueError as exc:  # also "Invalid IPv6 URL", "Port out of range 0-65535"...
+        shown = re.split(r"[?#]", re.sub(r"//[^/@]*@", "//…@", url), maxsplit=1)[0]  # no secrets shown
+        raise BaseUrlError(
+            f"the API base URL {printable(repr(shown))} is not a URL ({exc}); set ANTHROPIC_BASE_URL to "
+            f"the API's address (such as {DEFAULT_API_URL}), or unset it"
+        ) from None
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from core.persistence.rundir import RunDir
+from core.persistence.runmeta import public_url
 from core.remote.owner import record_starting_owner
 from core.safe_text import printable
 
@@ -65,6 +66,8 @@ def detach_command(config_path: Path, runs_dir: Path, *, simulate: bool) -> int:
     if not simulate and not api_key_present():
         print(f"error: {NO_API_KEY}", file=sys.stderr)
         return 2
+    if not simulate:  # a base URL that is not one is said here, not in the background owner's log
+        public_url(os.environ.get("ANTHROPIC_BASE_URL"))
     run_dir, pid = start_detached(config_path, runs_dir, simulate=simulate)
     where = "" if Path(runs_dir) == Path("runs") else f" --runs-dir {shlex.quote(str(runs_dir))}"
     print(f"run {run_dir.run_id}")
