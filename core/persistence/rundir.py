@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ from typing import Any
 
 from core.persistence.atomic import (
     PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
     RESERVE_NAME,
     DiskError,
     as_disk_error,
@@ -36,6 +38,7 @@ from core.persistence.atomic import (
 from core.persistence.jsontext import parse_json
 from core.safe_text import is_control, printable
 
+logger = logging.getLogger(__name__)
 _ID_TIME_FORMAT = "%Y%m%d-%H%M%S"
 _ID_RE = re.compile(r"^(\d{8}-\d{6})-(.+)-([0-9a-f]{4})$")
 _SLUG_MAX = 40
@@ -255,9 +258,47 @@ class RunDir:
                         continue
                     _require(Path(entry.path), directory=False, kind=f"{directory.name}/ files")
 
+    def make_private(self) -> None:
+        """Give the run's directories 0700 and its files 0600 again, however they were loosened.
+
+        Called by the process taking ownership (:class:`~core.persistence.runlock.RunLock`): a run
+        copied or unpacked with wider modes must not go on appending research to world-readable
+        files. Links and other special files are left alone (``check_sandbox`` refuses them).
+        """
+        _chmod_own(self.path, PRIVATE_DIR_MODE)
+        subdirectories = [Path(e.path) for e in _entries(self.path) if e.is_dir(follow_symlinks=False)]
+        for directory in (self.path, *subdirectories):
+            for entry in _entries(directory):
+                if entry.is_dir(follow_symlinks=False):
+                    _chmod_own(Path(entry.path), PRIVATE_DIR_MODE)
+                elif entry.is_file(follow_symlinks=False):
+                    _chmod_own(Path(entry.path), PRIVATE_FILE_MODE)
+
     def sweep_temp_files(self) -> int:
         """Remove temp files left by a killed writer; only the process holding the run lock may."""
         return sum(remove_stale_temp_files(d) for d in (self.path, self.checkpoints_dir, self.reports_dir))
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(directory))
+    except OSError:
+        return []
+
+
+def _chmod_own(path: Path, mode: int) -> None:
+    """``chmod`` through a descriptor opened without following a link (a race cannot redirect it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+            os.fchmod(fd, mode)
+    except OSError as exc:  # another user's file: said, not fatal
+        logger.warning("cannot make %s private (%s)", path, exc.strerror)
+    finally:
+        os.close(fd)
 
 
 def _require(path: Path, *, directory: bool, kind: str) -> None:

@@ -66,6 +66,7 @@ class RunLock:
         except OSError as exc:
             os.close(fd)
             raise as_disk_error(exc, path) from exc
+        self.run.make_private()  # the owner keeps what it appends to private, however the run arrived
         record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         with contextlib.suppress(OSError):  # the record is informative; the flock is what counts
             os.ftruncate(fd, 0)

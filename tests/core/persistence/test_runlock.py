@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,29 @@ def test_a_garbled_lock_file_still_gives_a_clear_refusal(run_dir: Path) -> None:
         (run_dir / "run.lock").write_text("garbage")
         with pytest.raises(RunLocked, match="pid unknown"):
             RunLock(run_dir).acquire()
+
+
+def test_taking_a_run_makes_its_files_private_again_and_follows_no_link(tmp_path: Path) -> None:
+    """A run copied or unpacked with wide modes (``cp -r`` under umask 0, a tarball) is made 0700/0600
+    by the process that takes it, so a resume never appends research to world-readable files."""
+    from core.persistence.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs", "r1", "program: {}\n")
+    (run.checkpoints_dir / "000001-a-t001.json").write_text("{}")
+    run.events_path.write_text("{}\n")
+    victim = tmp_path / "victim"
+    victim.write_text("mine")
+    victim.chmod(0o644)
+    (run.reports_dir / "elsewhere.md").symlink_to(victim)
+    for path in [run.path, *run.path.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o777 if path.is_dir() else 0o666)
+    with RunLock(run.path):
+        modes = {
+            p.relative_to(run.path).as_posix(): stat.S_IMODE(p.lstat().st_mode)
+            for p in [run.path, *run.path.rglob("*")]
+            if not p.is_symlink()
+        }
+    expected = {name: 0o700 if (run.path / name).is_dir() else 0o600 for name in modes}
+    assert modes == expected
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644, "a link's target is never touched"
