@@ -51,7 +51,7 @@ _OWN_FILES = (
     "owner.log", "owner.pid", RESERVE_NAME,
 )  # fmt: skip
 _OWN_SOCKETS = ("control.sock",)
-_OWN_DIRS = ("checkpoints", "reports", "reports/.stale")
+_OWN_DIRS = ("checkpoints", "reports", "reports/.stale", "inflight")
 
 
 class RunRefError(LookupError):
@@ -251,7 +251,7 @@ class RunDir:
         for name in _OWN_SOCKETS:
             if os.path.islink(self.path / name):
                 raise refuse_unsafe(self.path / name, name)
-        for directory in (self.checkpoints_dir, self.reports_dir, self.reports_dir / ".stale"):
+        for directory in (self.path / name for name in _OWN_DIRS):
             with contextlib.suppress(FileNotFoundError):
                 for entry in os.scandir(directory):
                     if entry.name == ".stale" and directory == self.reports_dir:

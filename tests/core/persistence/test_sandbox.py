@@ -73,6 +73,17 @@ def link_reports(run: Path, victim: Path) -> Path:
     return reports
 
 
+def link_directory(place: Path, victim: Path) -> Path:
+    victim.mkdir()
+    (victim / "notes.json").write_text("{}\n")
+    if place.exists():
+        for child in place.iterdir():
+            child.unlink()
+        place.rmdir()
+    place.symlink_to(victim, target_is_directory=True)
+    return place
+
+
 TAMPERINGS: dict[str, Callable[[Path, Path], Path]] = {
     "run.lock": lambda run, victim: link_file(run, "run.lock", victim),
     "events.jsonl": lambda run, victim: link_file(run, "events.jsonl", victim),
@@ -80,6 +91,7 @@ TAMPERINGS: dict[str, Callable[[Path, Path], Path]] = {
     "report.md": lambda run, victim: link_file(run, "report.md", victim),
     "checkpoints/<file>": link_checkpoint,
     "reports/": link_reports,
+    "inflight/": lambda run, victim: link_directory(run / "inflight", victim),
 }
 
 
