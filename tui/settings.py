@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.persistence.atomic import read_regular
+from core.persistence.jsontext import parse_json
+
 APP_DIR_NAME = "research-orchestrator"
 
 
@@ -28,10 +31,13 @@ def settings_path() -> Path:
     return config_dir() / "settings.json"
 
 
+SETTINGS_LIMIT = 1 << 20  # a settings file is a few hundred bytes
+
+
 def load_settings() -> dict[str, Any]:
     """The saved settings, or {} when missing or unreadable (a bad file must not stop the app)."""
     try:
-        data = json.loads(settings_path().read_text(encoding="utf-8"))
+        data = parse_json(read_regular(settings_path(), limit=SETTINGS_LIMIT, kind="settings"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

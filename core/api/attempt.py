@@ -25,6 +25,9 @@ _NOT_SENT = (
     httpx2.PoolTimeout,
     httpx2.WriteError,
     httpx2.WriteTimeout,
+    httpx2.UnsupportedProtocol,  # a base URL the client cannot even address
+    httpx2.InvalidURL,
+    httpx2.LocalProtocolError,  # the request could not be formed
 )
 
 

@@ -180,6 +180,7 @@ class Orchestrator:
         message: str | None = "the run ended unexpectedly"
         cancelled = False
         try:
+            await asyncio.to_thread(self._ensure_dirs)
             await self._charge_lost_attempts()
             await self._write_missing_reports()
             await self.summary.write(RunStatus.RUNNING)
@@ -200,13 +201,18 @@ class Orchestrator:
             status=status, run_dir=self.run_dir, cost_usd=self.ledger.spent_usd, message=message
         )
 
+    def _ensure_dirs(self) -> None:
+        """The directories the run writes into (a resumed run's may have been removed)."""
+        ensure_private_dir(self.run_dir_ref.reports_dir)
+        if self.inflight is not None:
+            ensure_private_dir(self.inflight.directory)
+
     async def _charge_lost_attempts(self) -> None:
         """Charge the worst case of every attempt a previous process of this run had in flight when
         it died (written ahead, never closed in the restored ledger: :mod:`core.persistence.inflight`),
         then save the agents' checkpoints, so that the charge is kept and never made twice."""
         if self.inflight is None:
             return
-        await asyncio.to_thread(ensure_private_dir, self.inflight.directory)
         entries = await asyncio.to_thread(self.inflight.read_all)
         charged: list[AgentHandle] = []
         for agent_id, entry in sorted(entries.items()):

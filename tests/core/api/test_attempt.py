@@ -65,6 +65,9 @@ WAITING = AttemptProgress(sent=True)
         (status_error(200), STARTED, Outcome.STOPPED),  # error event mid-stream
         (wrapped(anthropic.APIConnectionError, httpx2.ConnectError("refused")), WAITING, Outcome.NOT_RUN),
         (wrapped(anthropic.APITimeoutError, httpx2.ConnectTimeout("slow")), WAITING, Outcome.NOT_RUN),
+        # a base URL the client cannot address: nothing left this machine
+        (wrapped(anthropic.APIConnectionError, httpx2.UnsupportedProtocol("x")), WAITING, Outcome.NOT_RUN),
+        (wrapped(anthropic.APIConnectionError, httpx2.LocalProtocolError("x")), WAITING, Outcome.NOT_RUN),
         (wrapped(anthropic.APITimeoutError, httpx2.ReadTimeout("silent")), WAITING, Outcome.UNKNOWN),
         (httpx2.ReadTimeout("silent mid-stream"), STARTED, Outcome.UNKNOWN),
         (httpx2.RemoteProtocolError("peer closed"), STARTED, Outcome.STOPPED),

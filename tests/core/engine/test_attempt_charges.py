@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,18 @@ async def test_a_retry_that_no_longer_fits_stops_the_agent_on_its_cap_with_its_r
     assert agent["cost_usd"] == pytest.approx(orchestrator.ledger.spent_usd, abs=1e-6)
     report = (outcome.run_dir / agent["report"]).read_text()
     assert "Partial report" not in report and len(report) > 200
+
+
+async def test_a_resume_whose_reports_directory_was_removed_writes_it_again(tmp_path: Path) -> None:
+    """A run directory tidied by hand (``reports/`` gone) resumes: it is made again before any
+    report is written, instead of failing after the turns were paid for."""
+    data = programs.program([programs.agent("a"), programs.agent("b")], max_turns=2)
+    config = programs.write(tmp_path, data)
+    stopped = await start_run(config, tmp_path / "runs", simulate=True)
+    interrupt_midstream(stopped, {"kill_after": None, "stop_after": 1})
+    outcome = await stopped.run()
+    assert outcome.status is RunStatus.INTERRUPTED
+    shutil.rmtree(outcome.run_dir / "reports", ignore_errors=True)
+    final = await (await resume_run(tmp_path / "runs", outcome.run_dir.name)).run()
+    assert final.status is RunStatus.COMPLETED
+    assert sorted(p.name for p in (outcome.run_dir / "reports").iterdir()) == ["a.md", "b.md"]
