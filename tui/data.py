@@ -17,6 +17,7 @@ from core.budget.estimate import Estimate, estimate
 from core.budget.pricing import PriceTable
 from core.config.loader import ConfigError, load_config
 from core.control import RunControl
+from core.persistence.atomic import DiskError, read_regular, read_tail
 from core.persistence.checkpoints import CheckpointCorrupt, CheckpointNotFound, CheckpointStore
 from core.persistence.rundir import RunDir
 from core.persistence.rundir import list_runs as core_list_runs
@@ -202,13 +203,27 @@ def agent_report_path(run_dir: Path, agent_id: str) -> Path:
     return RunDir(run_dir).report_path(agent_id)
 
 
+DOCUMENT_LIMIT = 8 << 20  # a report is tens of kilobytes; a journal is shown by its tail
+JOURNAL_TAIL_BYTES = 1 << 20
+
+
 def read_document(path: Path, *, journal_lines: int = 400) -> str:
-    """Markdown for the viewer; a journal becomes a code block of its last lines."""
+    """Markdown for the viewer; a journal becomes a code block of its last lines.
+
+    Read as the run directory's other files are (links, FIFOs and devices refused, sizes bounded),
+    so that a report planted as a FIFO cannot hang the viewer nor a link show another file."""
+    journal = path.suffix == ".jsonl"
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        if journal:
+            data = read_tail(path, limit=JOURNAL_TAIL_BYTES, kind="journals")
+        else:
+            data = read_regular(path, limit=DOCUMENT_LIMIT, kind="reports")
+    except DiskError as error:  # a link, a FIFO or a device where a file should be
+        return f"*Cannot read `{path}`: {error}*"
     except OSError as error:
-        return f"*Cannot read `{path}`: {error.strerror}*"
-    if path.suffix == ".jsonl":
+        return f"*Cannot read `{path}`: {error.strerror or error}*"
+    text = data.decode("utf-8", errors="replace")
+    if journal:
         tail = text.splitlines()[-journal_lines:]
         return (
             f"# Journal\n\nThe last {len(tail)} events of `{path.name}`.\n\n```json\n"

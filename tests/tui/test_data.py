@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hypothesis import given
@@ -112,3 +113,18 @@ def test_distinct_checkpoints_keep_the_latest_of_each_state_in_seq_order(
             == (entry.agent_id, entry.turn, entry.tokens, entry.status)
         ]
         assert entry.seq == max(e.seq for e in same)
+
+
+def test_a_report_planted_as_a_fifo_or_a_link_is_refused_not_read(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "reports").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the run's")
+    os.mkfifo(run / "reports" / "fifo.md")  # a plain read would block for ever
+    (run / "reports" / "link.md").symlink_to(secret)
+    (run / "events.jsonl").write_text("".join(f'{{"n": {i}}}\n' for i in range(1000)))
+    shown = {doc.title: read_document(doc.path) for doc in run_documents(run)}
+    assert shown["fifo"].startswith("*Cannot read") and shown["link"].startswith("*Cannot read")
+    assert "not the run's" not in shown["link"]
+    journal = shown["journal (events.jsonl)"]  # its last lines only
+    assert '{"n": 999}' in journal and '{"n": 0}' not in journal
