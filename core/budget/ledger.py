@@ -559,16 +559,19 @@ class BudgetLedger:
         if self._open.pop(reservation.id, None) is None:
             raise ValueError(f"reservation {reservation.id} of {reservation.agent_id} is not open")
         del self._open_searches[reservation.id]
-        cost = self.prices.cost(reservation.model, usage)
-        totals = self._agents.setdefault(reservation.agent_id, _Totals(reservation.layer))
+        return self._record(reservation.agent_id, reservation.layer, reservation.model, usage)
+
+    def _record(self, agent_id: str, layer: int, model: str, usage: TokenUsage) -> float:
+        """Count a closed call's usage as spent; return its dollars."""
+        cost = self.prices.cost(model, usage)
+        totals = self._agents.setdefault(agent_id, _Totals(layer))
         totals.usage += usage
         totals.cost_usd += cost
         totals.calls += 1
         totals.closed += 1
         self._usage += usage
         self._spent_usd += cost
-        r = reservation
-        self.records.append(UsageRecord(r.agent_id, r.layer, r.model, usage, cost, self._clock()))
+        self.records.append(UsageRecord(agent_id, layer, model, usage, cost, self._clock()))
         self._serve()
         return cost
 
@@ -613,17 +616,7 @@ class BudgetLedger:
     def charge_lost(self, agent_id: str, layer: int, model: str, usage: TokenUsage) -> float:
         """Charge an attempt that was in flight when the process died (no reservation survives it):
         ``usage`` is its worst case. Closes it, as settling it would have; returns its dollars."""
-        cost = self.prices.cost(model, usage)
-        totals = self._agents.setdefault(agent_id, _Totals(layer))
-        totals.usage += usage
-        totals.cost_usd += cost
-        totals.calls += 1
-        totals.closed += 1
-        self._usage += usage
-        self._spent_usd += cost
-        self.records.append(UsageRecord(agent_id, layer, model, usage, cost, self._clock()))
-        self._serve()
-        return cost
+        return self._record(agent_id, layer, model, usage)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call failed without usage (idempotent, safe in ``finally``)."""
