@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.persistence.atomic import read_regular
+from core.persistence.atomic import DiskError, read_regular
 from core.persistence.jsontext import parse_json
 
 APP_DIR_NAME = "research-orchestrator"
@@ -38,7 +38,7 @@ def load_settings() -> dict[str, Any]:
     """The saved settings, or {} when missing or unreadable (a bad file must not stop the app)."""
     try:
         data = parse_json(read_regular(settings_path(), limit=SETTINGS_LIMIT, kind="settings"))
-    except (OSError, ValueError):
+    except (OSError, DiskError, ValueError):  # missing, not a regular file, not JSON (or too deep)
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -11,12 +11,17 @@ entry whose attempt the restored ledger has not closed is charged that worst cas
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from core.persistence.atomic import list_dir, read_regular, write_atomic_async
+from core.persistence.jsontext import parse_json
+
+log = logging.getLogger(__name__)
 
 ENTRY_LIMIT = 64 * 1024
+KIND = "in-flight records"
 SUFFIX = ".json"
 
 
@@ -40,12 +45,14 @@ class InFlightLog:
         if not self.directory.is_dir():
             return {}
         entries: dict[str, dict[str, Any]] = {}
-        for name in list_dir(self.directory, kind="in-flight records"):
+        for name in list_dir(self.directory, kind=KIND):
             if not name.endswith(SUFFIX):
                 continue
-            try:
-                entry = json.loads(read_regular(self.directory / name, limit=ENTRY_LIMIT))
-            except (OSError, ValueError):
+            try:  # a link or a FIFO planted here is refused (UnsafePathError), as everywhere in a run
+                data = read_regular(self.directory / name, limit=ENTRY_LIMIT, kind=KIND)
+                entry = parse_json(data)
+            except (OSError, ValueError) as error:
+                log.warning("in-flight record %s unreadable (%s): not charged", name, error)
                 continue
             agent_id = entry.get("agent_id") if isinstance(entry, dict) else None
             if isinstance(agent_id, str) and name == f"{agent_id}{SUFFIX}":

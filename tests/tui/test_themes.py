@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,4 +43,15 @@ def test_settings_live_under_xdg_config_home_and_merge(config_home: Path) -> Non
     save_settings(other=1)
     assert load_settings() == {"theme": "research-paper", "other": 1}
     settings_path().write_text("{not json")
+    assert load_settings() == {}
+
+
+def test_a_settings_file_nested_too_deeply_or_not_a_file_is_ignored(config_home: Path) -> None:
+    """A settings file someone else wrote must never stop the app: read as none at all."""
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[" * 100_000)
+    assert load_settings() == {}
+    path.unlink()
+    os.mkfifo(path)  # would block a plain read for ever
     assert load_settings() == {}

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.core import programs
+from tests.core.remote.test_detach import alive
 from tests.tui.tmux import TmuxServer, tmux_path, wait_for_file
 from tests.waits import wait_until
 
@@ -158,7 +159,7 @@ def test_closing_the_terminal_stops_the_run_cleanly_and_the_app_exits(
     tmux.wait_for_screen(pane, lambda s: "t1" in row_of(s, "alpha"), "alpha's first turn")
     pid = int(wait_for_file(pid_file, "the app's pid"))
     tmux.tmux("kill-session", "-t", session)
-    wait_until(lambda: not _alive(pid), "the app to exit after the hang-up")
+    wait_until(lambda: not alive(pid), "the app to exit after the hang-up")
     (run_dir,) = runs.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["status"] == "interrupted"
@@ -167,14 +168,6 @@ def test_closing_the_terminal_stops_the_run_cleanly_and_the_app_exits(
     assert last["kind"] == "run_finished" and last["status"] == "interrupted"
     assert not (run_dir / "control.sock").exists()
     assert "SIGHUP: the app stops its run and exits" in (run_dir / "run.log").read_text(encoding="utf-8")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_kill_of_an_app_whose_terminal_is_gone_still_stops_the_run_and_exits(
