@@ -176,7 +176,8 @@ class HeadlessDisplay:
                 row.note or self.activity.get(row.agent_id, ""),
             )
         if len(shown) < len(rows):
-            left = Counter(row.status.value for row in rows if row not in shown)
+            on_screen = {row.agent_id for row in shown}
+            left = Counter(row.status.value for row in rows if row.agent_id not in on_screen)
             counts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(left.items()))
             table.add_row("", f"… {len(rows) - len(shown)} more", counts, *[""] * 5)
         return table
@@ -187,9 +188,10 @@ class HeadlessDisplay:
         room = self.console.height - self.TABLE_CHROME
         if len(rows) <= room:
             return rows
-        rank = {id(row): (not row.status.is_active, row.status is AgentStatus.PENDING) for row in rows}
-        kept = {id(row) for row in sorted(rows, key=lambda row: rank[id(row)])[: max(1, room - 1)]}
-        return [row for row in rows if id(row) in kept]
+        pending = AgentStatus.PENDING
+        at_work_first = sorted(rows, key=lambda row: (not row.status.is_active, row.status is pending))
+        kept = {row.agent_id for row in at_work_first[: max(1, room - 1)]}
+        return [row for row in rows if row.agent_id in kept]
 
     def summary_lines(self) -> list[str]:
         """The end of a run as log lines: the run's totals, then one line per agent."""
