@@ -214,7 +214,7 @@ class Orchestrator:
         if self.inflight is None:
             return
         entries = await asyncio.to_thread(self.inflight.read_all)
-        charged: list[AgentHandle] = []
+        charged: list[tuple[ResolvedAgent, SessionState]] = []
         for agent_id, entry in sorted(entries.items()):
             handle = self.handles.get(agent_id)
             try:
@@ -233,16 +233,14 @@ class Orchestrator:
                     usage=usage, cost_usd=cost, basis="worst_case", outcome="process_ended",
                 )
             )  # fmt: skip
+            self.bus.publish(self.ledger.to_event(self.run_id))
             log.warning("%s: a call in flight when the run's process ended is charged $%.4f", agent_id, cost)
             if handle.state is not None:
                 handle.state.cost_usd += cost
                 handle.state.searches += usage.web_search_requests
-                charged.append(handle)
-        if entries:
-            self.bus.publish(self.ledger.to_event(self.run_id))
-        for handle in charged:
-            assert handle.state is not None
-            await self._save_checkpoint(handle.agent, handle.state)
+                charged.append((handle.agent, handle.state))
+        for agent, state in charged:
+            await self._save_checkpoint(agent, state)
 
     async def _run_layers(self) -> tuple[RunStatus, str | None]:
         failure: str | None = None
