@@ -77,8 +77,8 @@ def start_owner(program: Path, runs: Path, base_url: str) -> tuple[subprocess.Po
 
 
 def owner_main(program: str, runs: str, base_url: str) -> None:
-    from core.engine.runner import start_run
     from core.remote.owner import wait_until_serving
+    from core.runner import start_run
 
     async def main() -> None:
         owner = await start_run(Path(program), Path(runs), simulate=True, base_url=base_url)
@@ -230,7 +230,7 @@ async def _hosted(
     program: Path, runs: Path, base_url: str, warmup_s: float, window_s: float
 ) -> dict[str, Any]:
     """The same figure for an app that hosts the run itself (the default): the baseline."""
-    from core.engine.runner import start_run
+    from core.runner import start_run
     from tui.app import ResearchApp
 
     async def factory() -> Any:

@@ -30,10 +30,10 @@ def input_dollars(run_dir: Path) -> tuple[float, dict[str, float]]:
     ``last_call_write_usd`` is what each agent's final call paid to *write* the cache beyond the
     uncached price (0.25x of input at 5-minute TTL): a write no later call can read.
     """
-    from core.api.usage import TokenUsage
     from core.budget.pricing import PriceTable
     from core.config.loader import load_config
     from core.persistence.rundir import RunDir
+    from core.usage import TokenUsage
 
     prices = PriceTable.from_config(load_config(RunDir(run_dir).config_copy_path).pricing)
     dollars = 0.0

@@ -69,7 +69,7 @@ async def _measure(
 ) -> dict[str, Any]:
     from textual import events
 
-    from core.engine.runner import start_run
+    from core.runner import start_run
     from tui.app import ResearchApp
     from tui.screens.main import MainScreen
     from tui.widgets.agent_table import AgentTable

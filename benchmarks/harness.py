@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python benchmarks/x.py` from a fresh clone, package not installed
+if str(ROOT) not in sys.path:  # `python benchmarks/run.py` from a fresh clone, package not installed
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_CONFIG = ROOT / "research_config.yaml"
@@ -97,6 +97,37 @@ class SimulatorProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_SINK = """
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(f"http://127.0.0.1:{server.server_port}", flush=True)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint in another process that accepts and drops what it is sent, so the
+    exporters do all their work (encode, send) and none of the receiving is counted here."""
+    process = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 UNLIMITED_RATE = (
@@ -257,13 +288,21 @@ class RunResult:
 
 
 async def run_program(
-    config_path: Path, runs_dir: Path, base_url: str, *, bus: Any = None, check: bool = True
+    config_path: Path,
+    runs_dir: Path,
+    base_url: str,
+    *,
+    bus: Any = None,
+    check: bool = True,
+    telemetry: Any = None,
 ) -> RunResult:
-    """One headless run through :func:`core.engine.runner.start_run` against an external simulator."""
-    from core.engine.runner import start_run
+    """One headless run through :func:`core.runner.start_run` against an external simulator."""
+    from core.runner import start_run
 
     with Meter() as meter:
-        orchestrator = await start_run(config_path, runs_dir, simulate=True, bus=bus, base_url=base_url)
+        orchestrator = await start_run(
+            config_path, runs_dir, simulate=True, bus=bus, base_url=base_url, telemetry=telemetry
+        )
         outcome = await orchestrator.run()
     summary = json.loads((outcome.run_dir / "summary.json").read_text(encoding="utf-8"))
     if check and outcome.status.value != "completed":
@@ -302,7 +341,9 @@ async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
     """The program's agents as bare SDK conversations under ``asyncio.gather``: the limit.
 
     Same prompts (from the program's turn plan), model, ``max_tokens``, system prompt, search
-    tool and cache breakpoints as the product sends, one growing conversation per agent, no
+    tool, the report turn's ``tool_choice: none`` and cache breakpoints as the product sends (the
+    simulator draws each answer from its request, so the same requests stream the same tokens),
+    one growing conversation per agent, no
     budget, retries, events, journal or checkpoints. Concurrency is ``max_concurrent_agents``.
     """
     from anthropic import AsyncAnthropic
@@ -312,7 +353,6 @@ async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
 
     config = load_config(config_path)
     defaults = config.defaults
-    client = AsyncAnthropic(base_url=base_url, api_key="sk-ant-bench", max_retries=0)
     system = [{"type": "text", "text": defaults.system_prompt, "cache_control": {"type": "ephemeral"}}]
     tool: dict[str, Any] = {"type": defaults.web_search.version, "name": "web_search"}
     if defaults.web_search.max_uses:
@@ -323,14 +363,20 @@ async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
     async def agent_run(agent: Any) -> None:
         async with limit:
             messages: list[dict[str, Any]] = []
-            for prompt in build_plan(agent, config.program, defaults, {}):
+            plan = build_plan(agent, config.program, defaults, {})
+            for number, prompt in enumerate(plan, 1):
                 messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
+                # The product's report turn (the plan's last, unless it is the only one) may not
+                # search: it keeps the tool the conversation's searches need, under tool_choice none.
+                report = len(plan) > 1 and number == len(plan)
+                choice: dict[str, Any] = {"tool_choice": {"type": "none"}} if report else {}
                 async with client.messages.stream(
                     model=agent.model,
                     max_tokens=agent.max_tokens,
                     system=system,  # type: ignore[arg-type]
                     tools=[tool],  # type: ignore[list-item]
                     messages=_mark_last_user_blocks(messages),  # type: ignore[arg-type]
+                    **choice,
                 ) as stream:
                     message = await stream.get_final_message()
                 content = [b.to_dict(mode="json") for b in message.content]
@@ -344,9 +390,12 @@ async def sdk_conversations(config_path: Path, base_url: str) -> SdkResult:
                     + (usage.cache_read_input_tokens or 0)
                 )
 
-    with Meter() as meter:
+    with Meter() as meter:  # the client's making counted too, as the product's run counts its own
+        # No retries (none is needed on the simulator), and time to connect when a thousand agents
+        # connect at once on a busy machine (the SDK's 5 s connect timeout is then too short).
+        client = AsyncAnthropic(base_url=base_url, api_key="sk-ant-bench", max_retries=0, timeout=600.0)
         await asyncio.gather(*(agent_run(a) for a in config.agents()))
-    await client.close()
+        await client.close()
     return SdkResult(meter.wall_s, meter.cpu_s, totals["calls"], totals["output"], totals["input"])
 
 

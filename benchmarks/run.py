@@ -54,10 +54,14 @@ class Goal:
 
 
 GOALS = (
-    Goal("parallel_efficiency_100", "<=", 1.15),
+    Goal("parallel_efficiency_100", "<=", 1.10),
+    Goal("parallel_efficiency_1000", "<=", 1.25),
+    Goal("rss_mb_per_agent", "<=", 0.5, " MB"),
     Goal("overhead_vs_sdk_wall", "<=", 1.05),
     Goal("speedup_5_agents", ">=", 4.5),
     Goal("cpu_us_per_streamed_token", "record", None, " us"),
+    Goal("cpu_per_token_vs_sdk", "<=", 1.10),
+    Goal("telemetry_cpu_rise_vs_sdk", "<=", 0.05),
     Goal("tui_input_latency_p95_ms", "<=", 100, " ms"),
     Goal("event_loop_lag_p99_ms", "<=", 50, " ms"),
     Goal("tui_input_latency_p95_ms_100_agents", "<=", 100, " ms"),
@@ -68,8 +72,15 @@ GOALS = (
     Goal("caching_input_cost_reduction", ">=", 0.5),
     Goal("simulator_concurrent_streams", ">=", 500),
     Goal("cli_startup_seconds", "<=", 0.25, " s"),
-    Goal("cap_utilisation_50_agents", ">=", 0.9),
+    Goal("app_first_frame_seconds", "<=", 0.6, " s"),
+    Goal("cap_utilisation_50_agents", ">=", 0.95),
+    Goal("cap_utilisation_small", ">=", 0.9),
     Goal("attach_lag_p95_ms", "<=", 250, " ms"),
+    Goal("stop_waste_usd", "<=", 0, " $"),
+    Goal("thread_request_bytes_ratio", "record", None),
+    Goal("thread_ttft_ratio", "record", None),
+    Goal("batch_cost_ratio", "<=", 0.51),
+    Goal("batch_layer_1000_agents", ">=", 1),
 )
 
 
@@ -85,7 +96,10 @@ class Group:
 GROUPS = (
     Group("parallel", "benchmarks.bench_parallel:run",
           ("parallel_efficiency_100", "overhead_vs_sdk_wall", "speedup_5_agents"), 400, 900),
-    Group("cpu", "benchmarks.bench_cpu:run", ("cpu_us_per_streamed_token",), 120, 300),
+    Group("scale", "benchmarks.bench_scale:run",
+          ("parallel_efficiency_1000", "rss_mb_per_agent"), 1200, 1200),
+    Group("cpu", "benchmarks.bench_cpu:run",
+          ("cpu_us_per_streamed_token", "cpu_per_token_vs_sdk", "telemetry_cpu_rise_vs_sdk"), 240, 600),
     Group("tui", "benchmarks.bench_tui:run",
           ("tui_input_latency_p95_ms", "event_loop_lag_p99_ms", "tui_input_latency_p95_ms_100_agents"),
           360, 800),
@@ -95,9 +109,15 @@ GROUPS = (
           ("ratelimit_429_fraction", "ratelimit_throughput_fraction"), 200, 500),
     Group("caching", "benchmarks.bench_caching:run", ("caching_input_cost_reduction",), 120, 300),
     Group("streams", "benchmarks.bench_components:streams", ("simulator_concurrent_streams",), 180, 400),
-    Group("startup", "benchmarks.bench_startup:run", ("cli_startup_seconds",), 120, 240),
-    Group("budget", "benchmarks.bench_budget:run", ("cap_utilisation_50_agents",), 180, 500),
+    Group("startup", "benchmarks.bench_startup:run", ("cli_startup_seconds", "app_first_frame_seconds"),
+          240, 480),
+    Group("budget", "benchmarks.bench_budget:run", ("cap_utilisation_50_agents", "cap_utilisation_small"),
+          240, 600),
     Group("attach", "benchmarks.bench_attach:run", ("attach_lag_p95_ms",), 180, 300),
+    Group("stop", "benchmarks.bench_stop:run", ("stop_waste_usd",), 240, 600),
+    Group("threads", "benchmarks.bench_threads:run",
+          ("thread_request_bytes_ratio", "thread_ttft_ratio"), 240, 400),
+    Group("batch", "benchmarks.bench_batch:run", ("batch_cost_ratio", "batch_layer_1000_agents"), 300, 900),
 )  # fmt: skip
 
 

@@ -1,7 +1,10 @@
-"""The ``research-orchestrator`` command line (DESIGN.md section 3): the parser and the headless commands.
+"""The ``research-orchestrator`` command line: the parser and the headless commands.
 
-Exit codes: 0 completed; 2 invalid config or arguments; 3 stopped by a budget cap; 4 failed;
-130 interrupted. User errors print one clear message and never a traceback.
+Its commands, flags and exit codes are a contract (docs/ARCHITECTURE.md, "Contracts").
+
+Exit codes (:mod:`core.errors`): 0 completed; 2 invalid config or arguments; 3 stopped by a budget
+cap; 4 failed; 130 interrupted; 141 output closed. A user error (:class:`core.errors.UserError`) is
+told as one message with its exit code, never a traceback; anything else is a bug, with its traceback.
 
 ``core`` never imports the terminal app: the console script (``tui.launch``) passes an ``open_app``
 callable; without one (``python -m core.cli``) the commands that open the app say to use ``--headless``.
@@ -18,11 +21,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from core.errors import EXIT_COMPLETED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, UserError
 from core.safe_text import printable
 
 if TYPE_CHECKING:
     from core.control import RunControl
+    from core.starting import LoadStart, Start, StartingRun
     from core.streams import GuardedStream
+    from core.telemetry.settings import TelemetrySettings
 
 Factory = Callable[[], Awaitable["RunControl"]]
 logger = logging.getLogger(__name__)
@@ -68,6 +74,32 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     def verbose_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
+    def trust_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--trust",
+            choices=("default", "system"),
+            default=None,
+            help="whose certificates the API connection trusts: 'system' uses the operating system's "
+            "trust store (a corporate root certificate installed there); default: the config's "
+            "network.trust, else SSL_CERT_FILE / SSL_CERT_DIR when set, else the system's",
+        )
+
+    def telemetry_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--otel",
+            action="store_true",
+            help="export OpenTelemetry traces and metrics over OTLP/HTTP, as the standard OTEL_* "
+            "variables say (on by itself when OTEL_EXPORTER_OTLP_ENDPOINT is set); needs the otel extra",
+        )
+        sub.add_argument(
+            "--metrics-port",
+            type=int,
+            metavar="PORT",
+            default=None,
+            help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: a free port, logged); "
+            "needs the otel extra",
+        )
+
     def runs_dir_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--runs-dir", type=Path, default=argparse.SUPPRESS, help="where runs live (default: ./runs)"
@@ -87,13 +119,36 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         action="store_true",
         help="run in a background process that outlives the terminal; prints the run id and exits",
     )
+    trust_option(run)
+    telemetry_options(run)
     runs_dir_option(run)
 
     attach = commands.add_parser(
         "attach", help="open the app on a live run owned by another process (e.g. run --detach)"
     )
     attach.add_argument("run", help="run id (or a unique prefix, or its directory)")
+    attach.add_argument(
+        "--headless",
+        action="store_true",
+        help="no terminal app: follow the run as run --headless prints it, until it ends "
+        "(exit code as run --headless; ctrl+c stops following, the run goes on)",
+    )
     runs_dir_option(attach)
+
+    control = commands.add_parser(
+        "control",
+        help="pause, resume or kill an agent of a live run, or stop the run (through its control socket)",
+        description="Act on a live run owned by another process (run --detach, run --headless, the app). "
+        "Exit 0 done; 2 a request that cannot be done (unknown agent, agent already finished); "
+        "4 no live owner.",
+    )
+    control.add_argument("run", help="run id (or a unique prefix, or its directory)")
+    control.add_argument("verb", choices=("pause", "resume", "kill", "stop"), help="what to do")
+    control.add_argument("agent", nargs="?", help="the agent's id (pause, resume and kill)")
+    control.add_argument(
+        "--now", action="store_true", help="stop: cancel the calls in flight at once instead of waiting"
+    )
+    runs_dir_option(control)
 
     resume = commands.add_parser(
         "resume", help="resume a run from its latest checkpoint, or fork it from one"
@@ -129,6 +184,8 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         action="store_true",
         help="when no checkpoint of the run is usable, start it over (pays for every turn again)",
     )
+    trust_option(resume)
+    telemetry_options(resume)
     runs_dir_option(resume)
 
     runs = commands.add_parser("runs", help="list runs")
@@ -146,7 +203,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         default=DEFAULT_CONFIG,
         help="research config (YAML; default: %(default)s)",
     )
-    runs_dir_option(validate)
+    verbose_option(validate)
 
     estimate = commands.add_parser("estimate", help="pre-flight cost estimate (low / expected / high)")
     estimate.add_argument(
@@ -156,7 +213,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         default=DEFAULT_CONFIG,
         help="research config (YAML; default: %(default)s)",
     )
-    runs_dir_option(estimate)
+    verbose_option(estimate)
 
     verify = commands.add_parser(
         "verify",
@@ -169,7 +226,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     runs_dir_option(verify)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of research_config.yaml")
-    runs_dir_option(schema)
+    verbose_option(schema)
 
     simulator = commands.add_parser(
         "simulator",
@@ -183,10 +240,6 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
         add_cli_arguments(simulator)
     return parser
-
-
-EXIT_PIPE_CLOSED = 141  # as a shell reports a process ended by SIGPIPE (`... | head -1`)
-EXIT_FAILED = 4
 
 
 def main(argv: Sequence[str] | None = None, *, open_app: AppOpener | None = None) -> int:
@@ -209,21 +262,20 @@ def _main(argv: Sequence[str] | None, open_app: AppOpener | None) -> int:
             sys.stdout.flush()  # a reader that went away is noticed here, not at shutdown
             return code
     except KeyboardInterrupt:
-        return 130
-    except Exception as error:  # user-facing errors only; anything else is a bug worth a traceback
-        from core.control import (
-            EXIT_INVALID,
-            RunAlreadyComplete,
-        )  # imported late: keeps asyncio out of --help
+        return EXIT_INTERRUPTED
+    except UserError as error:  # anything else is a bug: its traceback is shown
+        return _tell(error)
 
-        if isinstance(error, RunAlreadyComplete):
-            print(printable(str(error), keep_newlines=True))
-            return 0
-        message = _user_error(error)
-        if message is None:
-            raise
+
+def _tell(error: UserError) -> int:
+    """The one place the command line tells a user error: its message, never a traceback, and its
+    exit code. An exit code of 0 is an answer (the run is already complete), printed as output."""
+    message = printable(error.describe(), keep_newlines=True)  # messages quote names from files
+    if error.exit_code == EXIT_COMPLETED:
+        print(message)
+    else:
         print(f"error: {message}", file=sys.stderr)
-        return EXIT_INVALID
+    return error.exit_code
 
 
 def _output_code(code: int, *streams: GuardedStream) -> int:
@@ -243,32 +295,6 @@ def _output_code(code: int, *streams: GuardedStream) -> int:
     return code or EXIT_FAILED
 
 
-#: The errors a user can cause, by module and class. An error's class is loaded when the error exists,
-#: so only modules already imported are looked at: a mistyped run id must not import the SDK (over a
-#: second) just to be told apart from a SetupError.
-USER_ERRORS = (
-    ("core.config.loader", "ConfigError"),
-    ("core.engine.runner", "SetupError"),
-    ("core.persistence.atomic", "DiskError"),
-    ("core.persistence.rundir", "RunRefError"),
-    ("core.persistence.runlock", "RunLocked"),
-    ("core.persistence.runmeta", "BaseUrlError"),
-    ("core.remote.channel", "ChannelError"),
-)
-
-
-def _user_error(error: Exception) -> str | None:
-    if isinstance(error, AppUnavailable | UsageError):
-        return str(error)
-    for module_name, class_name in USER_ERRORS:
-        module = sys.modules.get(module_name)
-        if module is not None and isinstance(error, getattr(module, class_name)):
-            if class_name == "ConfigError":
-                return f"invalid config\n{error.format()}"
-            return printable(str(error), keep_newlines=True)
-    return None
-
-
 def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
     command = args.command
     if command is None:
@@ -280,9 +306,9 @@ def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
     if command == "estimate":
         return _estimate(args.config)
     if command == "schema":
-        from core.config.schema import render_schema
+        from core.config.schema import shipped_schema
 
-        print(render_schema(), end="")
+        print(shipped_schema(), end="")
         return 0
     if command == "simulator":
         return _simulator(args)
@@ -294,44 +320,78 @@ def _dispatch(args: argparse.Namespace, open_app: AppOpener | None) -> int:
         return _verify(args.runs_dir, args.run)
     if command == "run":
         from core.config.loader import load_config
+        from core.starting import new_run
 
-        load_config(args.config)  # invalid configs exit 2 before anything is created
+        config = load_config(args.config)  # invalid configs exit 2 before anything is created
+        telemetry = _telemetry(args)
         if args.detach:  # returns at once: the SDK is loaded by the background owner, not here
-            from core.remote.detach import detach_command
+            from core.detach import detach_command
 
-            return detach_command(args.config, args.runs_dir, simulate=args.simulate)
-        from core.engine.runner import start_run
+            return detach_command(
+                args.config, args.runs_dir, simulate=args.simulate, trust=args.trust, telemetry=telemetry
+            )
+
+        def load_start() -> Start:
+            from core.runner import start_run
+
+            return lambda bus: start_run(
+                args.config,
+                args.runs_dir,
+                simulate=args.simulate,
+                trust=args.trust,
+                bus=bus,
+                telemetry=telemetry,
+            )
 
         return _launch(
-            lambda: start_run(args.config, args.runs_dir, simulate=args.simulate),
+            load_start,
+            lambda: new_run(load_start, config, runs_dir=args.runs_dir, simulated=args.simulate),
             open_app=None if args.headless else _app(open_app),
-            runs_dir=args.runs_dir,
             # Runs resumed from the app keep the endpoint they were started on unless told.
             simulate=True if args.simulate else None,
         )
     if command == "attach":
-        return _attach(args.runs_dir, args.run, open_app)
+        return _attach(args.runs_dir, args.run, open_app, headless=args.headless)
+    if command == "control":
+        return _control(args.runs_dir, args.run, args.verb, args.agent, now=args.now)
     if command == "resume":
-        from core.engine.runner import resume_run
         from core.persistence.rundir import check_run_ref
+        from core.starting import resumed_run
 
         check_run_ref(args.run)  # before the app opens: a bad reference is one line, exit 2
-        return _launch(
-            lambda: resume_run(
+        telemetry = _telemetry(args)
+
+        def load_resume() -> Start:
+            from core.runner import resume_run
+
+            return lambda bus: resume_run(
                 args.runs_dir,
                 args.run,
                 checkpoint_id=args.checkpoint,
                 simulate=args.simulate,
                 start_over=args.start_over,
                 on_notice=_notice,
-            ),
+                trust=args.trust,
+                bus=bus,
+                telemetry=telemetry,
+            )
+
+        return _launch(
+            load_resume,
+            lambda: resumed_run(load_resume, args.run, runs_dir=args.runs_dir),
             open_app=None if args.headless else _app(open_app),
-            runs_dir=args.runs_dir,
         )
     raise AssertionError(command)
 
 
-class UsageError(Exception):
+def _telemetry(args: argparse.Namespace) -> TelemetrySettings | None:
+    """``--otel`` / ``--metrics-port`` and the OTEL_* environment (no OpenTelemetry import here)."""
+    from core.telemetry.settings import resolve
+
+    return resolve(otel=args.otel, metrics_port=args.metrics_port)
+
+
+class UsageError(UserError):
     """Arguments the parser accepts but the command cannot use; the message names the option and the fix."""
 
 
@@ -358,7 +418,7 @@ def _simulator(args: argparse.Namespace) -> int:
     return 0
 
 
-class AppUnavailable(Exception):
+class AppUnavailable(UserError):
     """A command that opens the terminal app was given where there is none (``python -m core.cli``)."""
 
     def __str__(self) -> str:
@@ -380,14 +440,36 @@ def _app(open_app: AppOpener | None) -> AppOpener:
 
 
 def _launch(
-    factory: Factory, *, open_app: AppOpener | None, runs_dir: Path, simulate: bool | None = None
+    load: LoadStart,
+    starting: Callable[[], StartingRun],
+    *,
+    open_app: AppOpener | None,
+    simulate: bool | None = None,
 ) -> int:
-    """The run in the app when ``open_app`` is given, else headless."""
+    """The run in the app when ``open_app`` is given, else headless.
+
+    ``load`` imports the composition root, and the SDK with it (over a second): the app is handed
+    ``starting()``, a run it shows at once while ``load`` runs in a worker thread; headless, nothing
+    is drawn meanwhile, so it is simply called."""
     if open_app is not None:
-        return open_app(control_factory=factory, runs_dir=runs_dir, simulate=simulate)
+        run = starting()
+
+        async def shown_at_once() -> RunControl:
+            return run
+
+        return open_app(control_factory=shown_at_once, runs_dir=run.runs_dir, simulate=simulate)
     import asyncio
 
-    return asyncio.run(_run_headless(factory))
+    from core.events import EventBus
+
+    async def assemble() -> RunControl:
+        # The SDK's import happens here, once the loop holds INT/TERM/HUP: a ctrl+c meanwhile waits
+        # for it and then cancels the setup (exit 130). Before, it raised KeyboardInterrupt inside
+        # the import, where Python may wrap it (a class's __set_name__) and show a traceback.
+        start = load()
+        return await start(EventBus())
+
+    return asyncio.run(_run_headless(assemble))
 
 
 def _notice(message: str) -> None:
@@ -395,7 +477,8 @@ def _notice(message: str) -> None:
 
 
 async def _run_headless(factory: Factory) -> int:
-    """Run to the end; INT, TERM and HUP stop it with its state saved (exit 130), at any moment."""
+    """Run to the end; INT, TERM and HUP stop it with its state saved (exit 130), at any moment: the
+    first cleanly (the calls in flight finish their turn, within the grace), a second one now."""
     import asyncio
     import signal
 
@@ -407,9 +490,13 @@ async def _run_headless(factory: Factory) -> int:
     setup = asyncio.current_task()
     started: list[RunControl] = []
 
+    signals = 0
+
     def stop() -> None:
+        nonlocal signals
+        signals += 1
         if started:
-            started[0].stop()
+            started[0].stop(now=signals > 1)
         elif setup is not None:
             setup.cancel()  # still assembling: nothing has been sent yet
 
@@ -432,22 +519,82 @@ async def _run_headless(factory: Factory) -> int:
     return outcome.exit_code
 
 
-def _attach(runs_dir: Path, run_ref: str, open_app: AppOpener | None) -> int:
+def _attach(runs_dir: Path, run_ref: str, open_app: AppOpener | None, *, headless: bool) -> int:
+    """The app on another process's run, or its headless view (no owner: exit 4 headless, 2 for the app)."""
     from core.persistence.rundir import RunDir
     from core.remote.attached import attach_run
-    from core.remote.owner import live_owner, not_live
+    from core.remote.owner import NoLiveOwner, live_owner, not_live
 
     run_dir = RunDir.open(runs_dir, run_ref)
     run_dir.check_sandbox()  # a link or a FIFO planted in it: refused, naming the path (exit 2)
     if live_owner(run_dir.path) is None:
-        raise not_live(run_dir)
-    return _app(open_app)(control_factory=lambda: attach_run(runs_dir, str(run_dir.path)), runs_dir=runs_dir)
+        raise not_live(run_dir, NoLiveOwner) if headless else not_live(run_dir)
+    if not headless:
+        return _app(open_app)(
+            control_factory=lambda: attach_run(runs_dir, str(run_dir.path)), runs_dir=runs_dir
+        )
+    import asyncio
+
+    return asyncio.run(_follow_headless(run_dir.path))
+
+
+async def _follow_headless(run_path: Path) -> int:
+    """Follow another process's run as ``run --headless`` shows its own, until it ends; INT, TERM and
+    HUP stop following (exit 130) and leave the run to its owner."""
+    import asyncio
+    import signal
+
+    from core.headless import HeadlessDisplay
+    from core.persistence.rundir import RunDir
+    from core.remote.attached import attach_run
+    from core.remote.channel import OwnerUnreachable
+    from core.remote.owner import NoLiveOwner
+    from core.streams import on_lost
+
+    run = RunDir(run_path)
+    attached = await attach_run(run.path.parent, str(run.path))
+    display = HeadlessDisplay()
+    attached.bus.listen(display)
+    following = asyncio.create_task(attached.run(), name=f"attach:{run.run_id}")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, following.cancel)
+    with on_lost(lambda: loop.call_soon_threadsafe(following.cancel)), display:
+        display.note(f"attached to run {run.run_id} (owner pid {attached.owner_pid or 'unknown'})")
+        await asyncio.wait({following})
+    if following.cancelled():  # ours to cancel: the run goes on in its owner
+        print(
+            f"stopped following run {run.run_id}; it goes on in its owner "
+            f"(research-orchestrator control {run.run_id} stop ends it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    try:
+        outcome = following.result()
+    except OwnerUnreachable as error:  # it ended, or stopped answering, before sending its snapshot
+        raise NoLiveOwner(str(error)) from None
+    display.finish(outcome)  # the same closing lines as run --headless: the table or summary, the outcome
+    return outcome.exit_code
+
+
+def _control(runs_dir: Path, run_ref: str, verb: str, agent: str | None, *, now: bool) -> int:
+    """One request to a live run's owner; one line saying what was done (exit 0), else why not."""
+    import asyncio
+
+    from core.persistence.rundir import RunDir
+    from core.remote.command import request_for, send_control
+
+    run_dir = RunDir.open(runs_dir, run_ref)
+    run_dir.check_sandbox()  # the socket it connects to must be the run's own
+    request = request_for(run_dir.run_id, verb, agent, now=now)
+    print(printable(asyncio.run(send_control(run_dir, request))))
+    return EXIT_COMPLETED
 
 
 def _estimate(config_path: Path) -> int:
-    from core.budget.estimate import estimate, format_estimate
     from core.budget.pricing import PriceTable
     from core.config.loader import load_config
+    from core.estimate import estimate, format_estimate
 
     config = load_config(config_path)
     print(format_estimate(estimate(config, PriceTable.from_config(config.pricing))))
@@ -455,8 +602,7 @@ def _estimate(config_path: Path) -> int:
 
 
 def _list_runs(runs_dir: Path) -> int:
-    from core.persistence.rundir import list_runs
-    from core.remote.owner import live_owner
+    from core.catalogue import list_runs
 
     if runs_dir.exists() and not runs_dir.is_dir():
         shown = printable(str(runs_dir))
@@ -465,15 +611,21 @@ def _list_runs(runs_dir: Path) -> int:
     if not runs:
         print(f"no runs in {printable(str(runs_dir))}")
         return 0
-    print(f"{'run':<48} {'status':<17} {'owner':<16} {'cost':>10}  forked from")
+    print(
+        f"{'run':<48} {'status':<17} {'owner':<16} {'cost':>10} {'billed':>10} {'unconfirmed':>11}  "
+        "forked from"
+    )
     for run in runs:
         parent = printable(f"{run.parent} @ {run.parent_checkpoint}" if run.parent else "")
-        owner = live_owner(run.path)
+        owner = run.owner
         live = "" if owner is None else ("live" if owner.serving else "starting")
         if owner is not None and owner.pid:
             live += f" pid {owner.pid}"
         run_id, status = printable(run.run_id), printable(run.status)
-        print(f"{run_id:<48} {status:<17} {live:<16} {run.cost_usd:>10.4f}  {parent}")
+        print(
+            f"{run_id:<48} {status:<17} {live:<16} {run.cost_usd:>10.4f} {run.billed_usd:>10.4f} "
+            f"{run.unconfirmed_usd:>11.4f}  {parent}"
+        )
     return 0
 
 
@@ -490,14 +642,15 @@ def _list_checkpoints(runs_dir: Path, run_ref: str) -> int:
         return 0
     print(
         f"{'checkpoint':<28} {'agent':<16} {'turn':>4}  {'time':<8} {'run tokens':>10} {'agent $':>9} "
-        f"{'run $':>9}  integrity"
+        f"{'unconf.':>9} {'run $':>9} {'unconf.':>9}  integrity"
     )
     for info in infos:
         when = datetime.datetime.fromtimestamp(info.created_at).strftime("%H:%M:%S")
         integrity = info.status if info.status == "ok" else f"corrupt ({printable(info.problem or '')})"
         print(
             f"{info.id:<28} {info.agent_id:<16} {info.turn:>4}  {when:<8} {info.tokens:>10} "
-            f"{info.agent_cost_usd:>9.4f} {info.cost_usd:>9.4f}  {integrity}"
+            f"{info.agent_cost_usd:>9.4f} {info.agent_unconfirmed_usd:>9.4f} {info.cost_usd:>9.4f} "
+            f"{info.unconfirmed_usd:>9.4f}  {integrity}"
         )
     return 0
 
@@ -513,6 +666,8 @@ def _verify(runs_dir: Path, run_ref: str) -> int:
         print(f"  checked {printable(line)}")
     for problem in result.problems:
         print(f"  problem {printable(str(problem))}")
+    for note in result.notes:
+        print(f"  note {printable(str(note))}")
     print("ok: every check holds" if result.ok else f"FAILED: {len(result.problems)} problem(s)")
     return 0 if result.ok else 1
 

@@ -1,4 +1,4 @@
-"""Statuses and the control surface of a run, shared by the orchestrator and its front ends.
+"""The control surface of a run, shared by the orchestrator and its front ends.
 
 Front ends (the terminal app, the headless CLI) depend on this protocol, not on the
 orchestrator's internals: control flows down through these methods, information flows up as
@@ -8,49 +8,22 @@ events on ``bus``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:  # events.py imports the statuses from here
+from core.errors import (
+    EXIT_BUDGET_EXHAUSTED,
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    UserError,
+)
+from core.status import AgentStatus as AgentStatus  # (their home is core.status; kept importable here)
+from core.status import RunStatus as RunStatus
+
+if TYPE_CHECKING:
     from core.events import EventBus
 
-
-class AgentStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    PAUSING = "pausing"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    REFUSED = "refused"
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    FAILED = "failed"
-    KILLED = "killed"
-    WAITING_FOR_BUDGET = "waiting_for_budget"  # its call would fit once calls in flight settle
-    INTERRUPTED = "interrupted"  # the run stopped while it worked; it continues on resume
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_AGENT_STATUSES
-
-    @property
-    def is_active(self) -> bool:
-        """Started and not yet ended: it holds (or waits on) a live conversation."""
-        return self in ACTIVE_AGENT_STATUSES
-
-
-FINAL_AGENT_STATUSES = frozenset(
-    {
-        AgentStatus.COMPLETED,
-        AgentStatus.REFUSED,
-        AgentStatus.BUDGET_EXHAUSTED,
-        AgentStatus.FAILED,
-        AgentStatus.KILLED,
-    }
-)
-ACTIVE_AGENT_STATUSES = frozenset(
-    {AgentStatus.RUNNING, AgentStatus.PAUSING, AgentStatus.PAUSED, AgentStatus.WAITING_FOR_BUDGET}
-)
 
 GLYPHS: dict[AgentStatus, str] = {
     AgentStatus.PENDING: "○",
@@ -64,31 +37,24 @@ GLYPHS: dict[AgentStatus, str] = {
     AgentStatus.BUDGET_EXHAUSTED: "$",
     AgentStatus.FAILED: "✗",
     AgentStatus.KILLED: "☠",
+    AgentStatus.SKIPPED: "⤼",
 }
 """One glyph per status, for every front end (the table, the panes, the headless output)."""
 
 
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    FAILED = "failed"
-    KILLED = "killed"
-    INTERRUPTED = "interrupted"
-
-
 EXIT_CODES: dict[RunStatus, int] = {
-    RunStatus.COMPLETED: 0,
-    RunStatus.BUDGET_EXHAUSTED: 3,
-    RunStatus.FAILED: 4,
-    RunStatus.KILLED: 4,
-    RunStatus.INTERRUPTED: 130,
+    RunStatus.COMPLETED: EXIT_COMPLETED,
+    RunStatus.BUDGET_EXHAUSTED: EXIT_BUDGET_EXHAUSTED,
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.KILLED: EXIT_FAILED,
+    RunStatus.INTERRUPTED: EXIT_INTERRUPTED,
 }
-EXIT_INVALID = 2
 
 
-class RunAlreadyComplete(Exception):
+class RunAlreadyComplete(UserError):
     """``resume`` of a run that completed: nothing to do, and nothing is changed (exit code 0)."""
+
+    exit_code = EXIT_COMPLETED
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +66,7 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES.get(self.status, 4)
+        return EXIT_CODES.get(self.status, EXIT_FAILED)
 
     def describe(self) -> str:
         """The line a front end leaves on the terminal when the run ends."""
@@ -120,8 +86,17 @@ class RunControl(Protocol):
 
     def resume(self, agent_id: str) -> bool: ...
 
-    def kill(self, agent_id: str) -> bool: ...
+    def kill(self, agent_id: str, *, now: bool = True) -> bool:
+        """End an agent; ``now`` false lets its call in flight finish its turn and be saved first."""
+        ...
 
-    def stop(self) -> None: ...
+    def stop(self, *, now: bool = False) -> None:
+        """Stop the run cleanly (the calls in flight finish their turn, within the grace); ``now``
+        cancels them."""
+        ...
+
+    def in_flight_usd(self, agent_id: str | None = None) -> float | None:
+        """What stopping now counts for the calls in flight (of ``agent_id``); None when not known here."""
+        ...
 
     def agent_status(self, agent_id: str) -> AgentStatus: ...

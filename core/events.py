@@ -1,5 +1,10 @@
 """Typed, immutable, past-tense events: the only way information flows up out of the core.
 
+:data:`Event` is the closed union of every kind, each class told apart by its ``kind`` literal;
+:func:`from_json` reads a journal line back by that ``kind``. Statuses travel as the enums of
+:mod:`core.status`. Consumers ``match`` on an event and end with ``assert_never``, so a new kind
+is a type error until each of them handles it.
+
 Producers (sessions, the orchestrator, the ledger) call :meth:`EventBus.publish`, which never
 blocks: each subscriber drains its own queue in its own task, so a slow subscriber (a journal on
 a slow disk, a busy terminal) cannot stall the agents.
@@ -9,22 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, cast
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Literal, TypeAlias, cast, get_args
 
-from core.api.usage import TokenUsage
+from core.status import AgentStatus, RunStatus
+from core.usage import TokenUsage
 
 log = logging.getLogger(__name__)
-_OPTIONAL_FIELDS: dict[type, frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """Common envelope: which run, agent, layer and turn an event belongs to, and when."""
+class EventBase:
+    """Common envelope: which run, agent, layer and turn an event belongs to, and when.
+
+    Not an event itself: an event is one of the classes of the closed union :data:`Event`, each
+    told apart by its ``kind``.
+    """
 
     run_id: str
     agent_id: str | None = None
@@ -33,31 +43,62 @@ class Event:
     request_id: str | None = None
     at: float = field(default_factory=time.time)
 
-    kind: ClassVar[str] = "event"
+    kind: str = field(default="", init=False)
 
     def to_json(self) -> dict[str, Any]:
-        """One journal line's object; optional fields left unset are omitted (required ones never)."""
-        data = asdict(self)
-        optional = _OPTIONAL_FIELDS.get(type(self))
-        if optional is None:
-            optional = _OPTIONAL_FIELDS[type(self)] = frozenset(
-                f.name for f in fields(self) if f.default is None
-            )
-        return {"kind": self.kind, **{k: v for k, v in data.items() if v is not None or k not in optional}}
+        """One journal line's object; optional fields left unset are omitted (required ones never).
 
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> Event:
-        """The event a journal line holds (``to_json`` inverted); ValueError for an unknown shape."""
-        kind = data.get("kind")
-        cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-        if cls is None:
-            raise ValueError(f"unknown event kind {kind!r}")
-        names = {f.name for f in fields(cls)}
-        values = {k: _from_json_value(k, v) for k, v in data.items() if k in names}
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ValueError(f"malformed {kind} event: {exc}") from None
+        What ``dataclasses.asdict`` gives, without its deep copy of every field: the journal turns
+        every event into JSON, and most fields are strings and numbers, kept as they are.
+        """
+        layout = _LAYOUTS.get(type(self)) or _layout(type(self))
+        data: dict[str, Any] = {"kind": self.kind}
+        for name, optional in layout:
+            value = getattr(self, name)
+            if value is None:
+                if optional:
+                    continue
+            elif type(value) not in _SCALARS:
+                value = _plain(value)
+            data[name] = value
+        return data
+
+
+_SCALARS = frozenset({str, int, float, bool, AgentStatus, RunStatus})
+_LAYOUTS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _layout(cls: type) -> tuple[tuple[str, bool], ...]:
+    """An event class's fields in order, each with whether it is optional (defaults to None)."""
+    layout = _LAYOUTS[cls] = tuple((f.name, f.default is None) for f in fields(cls))
+    return layout
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as ``dataclasses.asdict`` leaves a field: dataclasses as dicts, containers copied."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return type(value)((_plain(k), _plain(v)) for k, v in value.items())
+    return copy.deepcopy(value)
+
+
+def from_json(data: dict[str, Any]) -> Event:
+    """The event a journal line holds (``to_json`` inverted), chosen by its ``kind``; ValueError for
+    an unknown kind or a malformed line. Fields a line lacks take their defaults and fields this
+    version does not know are ignored, so journals of earlier versions still load."""
+    kind = data.get("kind")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event kind {kind!r}")
+    names = _FIELD_NAMES[cls]
+    values = {k: _from_json_value(k, v) for k, v in data.items() if k in names}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"malformed {kind} event: {exc}") from None
 
 
 def _from_json_value(name: str, value: Any) -> Any:
@@ -65,6 +106,8 @@ def _from_json_value(name: str, value: Any) -> Any:
         return TokenUsage.from_dict(value)
     if name == "seeds" and isinstance(value, dict):
         return {k: AgentSeed(**v) for k, v in value.items() if isinstance(v, dict)}
+    if name == "incidents" and isinstance(value, list):
+        return tuple(from_json(item) for item in value if isinstance(item, dict))
     if name == "agents" and isinstance(value, list):
         return tuple(tuple(item) for item in value)
     if isinstance(value, list):
@@ -72,27 +115,40 @@ def _from_json_value(name: str, value: Any) -> Any:
     return value
 
 
+def _as_enum(obj: object, name: str, enum: type[AgentStatus] | type[RunStatus]) -> None:
+    """A status given (or read from JSON) as its string becomes the enum; ValueError if it is none."""
+    value = getattr(obj, name)
+    if not isinstance(value, enum):
+        object.__setattr__(obj, name, enum(value))
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSeed:
     """An agent's figures when a run (re)starts: what a resumed or forked run already holds."""
 
-    status: str = "pending"
+    status: AgentStatus = AgentStatus.PENDING
     turns: int = 0
-    searches: int = 0
+    searches: int = 0  # billed + unconfirmed, like cost_usd
     cost_usd: float = 0.0
     retries: int = 0
     report_path: str | None = None
     error: str | None = None
     note: str | None = None  # why it waits (an attached app's snapshot of a live run)
     started: bool = False  # it started in the owner's current attempt (ditto)
+    unconfirmed_usd: float = 0.0  # the part of cost_usd that is a bound (see core.lifecycle.AgentRow)
+    unconfirmed_attempts: int = 0
+    unconfirmed_searches: int = 0
+
+    def __post_init__(self) -> None:
+        _as_enum(self, "status", AgentStatus)
 
 
 # --- run and layer ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunStarted(Event):
-    kind: ClassVar[str] = "run_started"
+class RunStarted(EventBase):
+    kind: Literal["run_started"] = field(default="run_started", init=False)
     program: str
     run_dir: str
     agents: tuple[tuple[str, int, str], ...] = ()  # (agent id, layer, title)
@@ -102,57 +158,79 @@ class RunStarted(Event):
     simulated: bool = False
     question: str = ""
     started_at: float | None = None  # the run's first start (kept across resumes)
+    notice: str | None = None  # what a resume found lost (checkpoints, calls in flight) and charged
+    active_s: float = 0.0  # seconds it ran in earlier attempts: its clock goes on from there
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LayerStarted(Event):
-    kind: ClassVar[str] = "layer_started"
+class LayerStarted(EventBase):
+    kind: Literal["layer_started"] = field(default="layer_started", init=False)
     agent_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LayerFinished(Event):
-    kind: ClassVar[str] = "layer_finished"
-    statuses: dict[str, str] = field(default_factory=dict)
+class LayerFinished(EventBase):
+    kind: Literal["layer_finished"] = field(default="layer_finished", init=False)
+    statuses: dict[str, AgentStatus] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "statuses", {k: AgentStatus(v) for k, v in self.statuses.items()})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunFinished(Event):
-    kind: ClassVar[str] = "run_finished"
-    status: str
+class RunFinished(EventBase):
+    kind: Literal["run_finished"] = field(default="run_finished", init=False)
+    status: RunStatus
     cost_usd: float
     message: str | None = None
     report_path: str | None = None
+
+    def __post_init__(self) -> None:
+        _as_enum(self, "status", RunStatus)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStopping(EventBase):
+    """A stop was asked for. A clean stop (``now`` false) starts no new call and waits, until
+    ``deadline`` (epoch seconds) at most, for the calls of ``in_flight`` agents to finish their turn
+    and be saved; published again whenever that set shrinks. A stop ``now`` cancels those calls, each
+    charged its worst case (``worst_case_usd`` in all, what the ledger had reserved for them)."""
+
+    kind: Literal["run_stopping"] = field(default="run_stopping", init=False)
+    now: bool = False
+    deadline: float | None = None
+    in_flight: tuple[str, ...] = ()
+    worst_case_usd: float = 0.0
 
 
 # --- one agent's life ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentStarted(Event):
-    kind: ClassVar[str] = "agent_started"
+class AgentStarted(EventBase):
+    kind: Literal["agent_started"] = field(default="agent_started", init=False)
     title: str = ""
     resumed_from_turn: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TextStreamed(Event):
+class TextStreamed(EventBase):
     """A fragment of the assistant's text (subscribers coalesce these; never one line per token)."""
 
-    kind: ClassVar[str] = "text_streamed"
+    kind: Literal["text_streamed"] = field(default="text_streamed", init=False)
     text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptAbandoned(Event):
+class AttemptAbandoned(EventBase):
     """A failed attempt's partial output leaves the conversation; panes may show it as abandoned."""
 
-    kind: ClassVar[str] = "attempt_abandoned"
+    kind: Literal["attempt_abandoned"] = field(default="attempt_abandoned", init=False)
     chars: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptCharged(Event):
+class AttemptCharged(EventBase):
     """A failed attempt (retried, given up, killed, stopped) was charged what it may have been billed.
 
     ``basis`` says how that was bounded: ``reported`` (the API's usage arrived), ``received`` (from
@@ -160,28 +238,33 @@ class AttemptCharged(Event):
     tells how far the API got). ``usage`` and ``cost_usd`` are this attempt's, like a turn's.
     """
 
-    kind: ClassVar[str] = "attempt_charged"
+    kind: Literal["attempt_charged"] = field(default="attempt_charged", init=False)
     usage: TokenUsage
     cost_usd: float
     basis: str
     outcome: str = ""
 
+    @property
+    def billed(self) -> bool:
+        """The API reported this usage (billed, exact); any other basis is a bound (unconfirmed)."""
+        return self.basis == "reported"
+
     def to_json(self) -> dict[str, Any]:
-        data = Event.to_json(self)
+        data = EventBase.to_json(self)
         data["usage"] = self.usage.to_dict()
         return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SearchIssued(Event):
-    kind: ClassVar[str] = "search_issued"
+class SearchIssued(EventBase):
+    kind: Literal["search_issued"] = field(default="search_issued", init=False)
     query: str
     tool_use_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SearchResultsReceived(Event):
-    kind: ClassVar[str] = "search_results_received"
+class SearchResultsReceived(EventBase):
+    kind: Literal["search_results_received"] = field(default="search_results_received", init=False)
     tool_use_id: str = ""
     count: int = 0
     domains: tuple[str, ...] = ()
@@ -189,17 +272,17 @@ class SearchResultsReceived(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CitationReceived(Event):
-    kind: ClassVar[str] = "citation_received"
+class CitationReceived(EventBase):
+    kind: Literal["citation_received"] = field(default="citation_received", init=False)
     url: str
     title: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TurnCompleted(Event):
+class TurnCompleted(EventBase):
     """One API call finished; ``usage`` and ``cost_usd`` are that call's, not cumulative."""
 
-    kind: ClassVar[str] = "turn_completed"
+    kind: Literal["turn_completed"] = field(default="turn_completed", init=False)
     stop_reason: str | None
     usage: TokenUsage
     cost_usd: float
@@ -207,70 +290,125 @@ class TurnCompleted(Event):
     paused_continuation: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = Event.to_json(self)
+        data = EventBase.to_json(self)
         data["usage"] = self.usage.to_dict()
         return data
 
 
+# --- Message Batches (a batch layer's rounds: core/engine/batch_round.py) --------------------------
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentPausing(Event):
+class BatchSubmitted(EventBase):
+    """A round of a batch layer went out as one Message Batch (its id and requests written ahead)."""
+
+    kind: Literal["batch_submitted"] = field(default="batch_submitted", init=False)
+    batch_id: str
+    requests: int
+    custom_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchProgress(EventBase):
+    """A poll of a batch in progress: its ``request_counts``, and when it is polled next."""
+
+    kind: Literal["batch_progress"] = field(default="batch_progress", init=False)
+    batch_id: str
+    processing_status: str
+    request_counts: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    next_poll_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchEnded(EventBase):
+    """A batch ended and its results were read (each request's goes to its agent)."""
+
+    kind: Literal["batch_ended"] = field(default="batch_ended", init=False)
+    batch_id: str
+    request_counts: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentBatched(EventBase):
+    """The agent's next request is in a batch (``custom_id``): it waits for the batch to end."""
+
+    kind: Literal["agent_batched"] = field(default="agent_batched", init=False)
+    batch_id: str
+    custom_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentPausing(EventBase):
     """Pause requested: the call in flight finishes its turn, then the agent waits."""
 
-    kind: ClassVar[str] = "agent_pausing"
+    kind: Literal["agent_pausing"] = field(default="agent_pausing", init=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentPaused(Event):
-    kind: ClassVar[str] = "agent_paused"
+class AgentPaused(EventBase):
+    kind: Literal["agent_paused"] = field(default="agent_paused", init=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentResumed(Event):
-    kind: ClassVar[str] = "agent_resumed"
+class AgentResumed(EventBase):
+    kind: Literal["agent_resumed"] = field(default="agent_resumed", init=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentInterrupted(Event):
+class AgentInterrupted(EventBase):
     """The run stopped while this agent worked; its last completed turn is saved for a resume."""
 
-    kind: ClassVar[str] = "agent_interrupted"
+    kind: Literal["agent_interrupted"] = field(default="agent_interrupted", init=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentBudgetWaitStarted(Event):
+class AgentBudgetWaitStarted(EventBase):
     """The agent's next call does not fit the caps while others hold reservations: it waits."""
 
-    kind: ClassVar[str] = "agent_budget_wait_started"
+    kind: Literal["agent_budget_wait_started"] = field(default="agent_budget_wait_started", init=False)
     cap: str = ""
     message: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentBudgetWaitEnded(Event):
-    kind: ClassVar[str] = "agent_budget_wait_ended"
+class AgentBudgetWaitEnded(EventBase):
+    kind: Literal["agent_budget_wait_ended"] = field(default="agent_budget_wait_ended", init=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentKilled(Event):
-    kind: ClassVar[str] = "agent_killed"
+class AgentKilled(EventBase):
+    kind: Literal["agent_killed"] = field(default="agent_killed", init=False)
     report_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentFinished(Event):
+class AgentSkipped(EventBase):
+    """A later layer's agent never started: every agent whose report it reads failed (``reason``)."""
+
+    kind: Literal["agent_skipped"] = field(default="agent_skipped", init=False)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentFinished(EventBase):
     """The agent ended with a report: ``status`` is completed, refused or budget_exhausted."""
 
-    kind: ClassVar[str] = "agent_finished"
-    status: str
+    kind: Literal["agent_finished"] = field(default="agent_finished", init=False)
+    status: AgentStatus
     report_path: str | None = None
     turns: int = 0
     searches: int = 0
     cost_usd: float = 0.0
 
+    def __post_init__(self) -> None:
+        _as_enum(self, "status", AgentStatus)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentFailed(Event):
-    kind: ClassVar[str] = "agent_failed"
+class AgentFailed(EventBase):
+    kind: Literal["agent_failed"] = field(default="agent_failed", init=False)
     error: str
     status_code: int | None = None
     error_type: str | None = None
@@ -278,10 +416,10 @@ class AgentFailed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StopReasonUnhandled(Event):
+class StopReasonUnhandled(EventBase):
     """An unknown stop reason: reported, never a crash."""
 
-    kind: ClassVar[str] = "stop_reason_unhandled"
+    kind: Literal["stop_reason_unhandled"] = field(default="stop_reason_unhandled", init=False)
     stop_reason: str
 
 
@@ -289,8 +427,8 @@ class StopReasonUnhandled(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RetryScheduled(Event):
-    kind: ClassVar[str] = "retry_scheduled"
+class RetryScheduled(EventBase):
+    kind: Literal["retry_scheduled"] = field(default="retry_scheduled", init=False)
     error_kind: str
     status_code: int | None
     attempt: int
@@ -299,10 +437,10 @@ class RetryScheduled(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ApiErrorRaised(Event):
+class ApiErrorRaised(EventBase):
     """An API error that will not be retried (it fails the agent, or the run for a 401)."""
 
-    kind: ClassVar[str] = "api_error_raised"
+    kind: Literal["api_error_raised"] = field(default="api_error_raised", init=False)
     error_kind: str
     status_code: int | None
     message: str
@@ -310,8 +448,8 @@ class ApiErrorRaised(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ContextCompacted(Event):
-    kind: ClassVar[str] = "context_compacted"
+class ContextCompacted(EventBase):
+    kind: Literal["context_compacted"] = field(default="context_compacted", init=False)
     dropped_messages: int
     tokens_before: int
     tokens_after: int
@@ -319,16 +457,20 @@ class ContextCompacted(Event):
     usage: TokenUsage = field(default_factory=TokenUsage)
 
     def to_json(self) -> dict[str, Any]:
-        data = Event.to_json(self)
+        data = EventBase.to_json(self)
         data["usage"] = self.usage.to_dict()
         return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BudgetUpdated(Event):
-    """The ledger at a moment: latest value wins, so consumers may drop all but the newest."""
+class BudgetUpdated(EventBase):
+    """The ledger at a moment: latest value wins, so consumers may drop all but the newest.
 
-    kind: ClassVar[str] = "budget_updated"
+    ``spent_usd`` and ``searches`` are what the caps count: billed (the usage the API reported) plus
+    unconfirmed (bounds charged for ``unconfirmed_attempts`` attempts whose usage never arrived).
+    """
+
+    kind: Literal["budget_updated"] = field(default="budget_updated", init=False)
     spent_usd: float
     reserved_usd: float
     cap_usd: float | None
@@ -340,55 +482,130 @@ class BudgetUpdated(Event):
     burn_usd_per_min: float
     seconds_to_cap: float | None
     usage: TokenUsage = field(default_factory=TokenUsage)
+    unconfirmed_usd: float = 0.0
+    unconfirmed_attempts: int = 0
+    unconfirmed_searches: int = 0
+
+    @property
+    def billed_usd(self) -> float:
+        return self.spent_usd - self.unconfirmed_usd
+
+    @property
+    def billed_searches(self) -> int:
+        return self.searches - self.unconfirmed_searches
 
     def to_json(self) -> dict[str, Any]:
-        data = Event.to_json(self)
+        data = EventBase.to_json(self)
         data["usage"] = self.usage.to_dict()
         return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BudgetCapReached(Event):
+class BudgetCapReached(EventBase):
     """A cap stops the agent's research. ``reason``: "spent" when the call could not fit even with
     nothing else reserved, "reserved" when other agents' reservations held the room."""
 
-    kind: ClassVar[str] = "budget_cap_reached"
+    kind: Literal["budget_cap_reached"] = field(default="budget_cap_reached", init=False)
     cap: str  # "usd", "searches", "tokens", "agent_usd", "agent_searches"
     message: str = ""
     reason: str = "spent"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointSaved(Event):
-    kind: ClassVar[str] = "checkpoint_saved"
+class CheckpointSaved(EventBase):
+    kind: Literal["checkpoint_saved"] = field(default="checkpoint_saved", init=False)
     checkpoint_id: str
     bytes_written: int = 0
+    sha256: str = ""  # the file's checksum: ``verify`` trusts only checkpoints the journal recorded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DiskErrorRaised(Event):
-    kind: ClassVar[str] = "disk_error_raised"
+class DiskErrorRaised(EventBase):
+    kind: Literal["disk_error_raised"] = field(default="disk_error_raised", init=False)
     path: str
     message: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SubscriberFailed(Event):
+class SubscriberFailed(EventBase):
     """A listener of the bus (a widget, the journal, a display) raised; the agents go on."""
 
-    kind: ClassVar[str] = "subscriber_failed"
+    kind: Literal["subscriber_failed"] = field(default="subscriber_failed", init=False)
     subscriber: str
     message: str
 
 
-def _event_types() -> dict[str, type[Event]]:
-    # From the module's names, not ``__subclasses__``: ``slots=True`` replaces each class, and the
-    # discarded originals linger there.
-    return {
-        value.kind: value
-        for value in globals().values()
-        if isinstance(value, type) and issubclass(value, Event) and value is not Event
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentsRecalled(EventBase):
+    """The retry and error log so far, sent to an app that attaches to a live run.
+
+    Shown, never folded: what each of these events did to its agent is already in the figures the
+    snapshot's ``run_started`` seeds carry. (Never journaled: the journal holds the events themselves.)
+    """
+
+    kind: Literal["incidents_recalled"] = field(default="incidents_recalled", init=False)
+    incidents: tuple[Event, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = EventBase.to_json(self)
+        data["incidents"] = [event.to_json() for event in self.incidents]
+        return data
+
+
+Event: TypeAlias = (
+    RunStarted
+    | LayerStarted
+    | LayerFinished
+    | RunFinished
+    | RunStopping
+    | AgentStarted
+    | TextStreamed
+    | AttemptAbandoned
+    | AttemptCharged
+    | SearchIssued
+    | SearchResultsReceived
+    | CitationReceived
+    | TurnCompleted
+    | AgentPausing
+    | AgentPaused
+    | AgentResumed
+    | AgentInterrupted
+    | AgentBudgetWaitStarted
+    | AgentBudgetWaitEnded
+    | AgentKilled
+    | AgentSkipped
+    | AgentFinished
+    | AgentFailed
+    | StopReasonUnhandled
+    | RetryScheduled
+    | ApiErrorRaised
+    | ContextCompacted
+    | BudgetUpdated
+    | BudgetCapReached
+    | CheckpointSaved
+    | DiskErrorRaised
+    | SubscriberFailed
+    | IncidentsRecalled
+    | BatchSubmitted
+    | BatchProgress
+    | BatchEnded
+    | AgentBatched
+)
+"""Every event there is: a closed union told apart by ``kind``. Consumers ``match`` on it and end
+with ``assert_never``, so a kind added here fails the type check until every consumer handles it
+(``tests/core/test_event_exhaustiveness.py`` shows that it does)."""
+
+
+def _kind_of(cls: type[EventBase]) -> str:
+    # The class attribute is the slot's descriptor: the kind is the field's default.
+    return next(str(f.default) for f in fields(cls) if f.name == "kind")
+
+
+EVENT_TYPES: dict[str, type[Event]] = {_kind_of(cls): cls for cls in get_args(Event)}
+"""Every event class by its ``kind``: how a journal line becomes an event again."""
+_FIELD_NAMES: dict[type[Event], frozenset[str]] = {
+    cls: frozenset(f.name for f in fields(cls) if f.init) for cls in EVENT_TYPES.values()
+}
 
 
 # --- the bus ------------------------------------------------------------------------------------
@@ -510,7 +727,3 @@ class EventBus:
         for subscription in self._subscriptions:
             await subscription.close()
         self._subscriptions.clear()
-
-
-EVENT_TYPES: dict[str, type[Event]] = _event_types()
-"""Every event class by its ``kind``: how a journal line becomes an event again."""

@@ -1,12 +1,15 @@
 """Where log records go: a run's ``run.log`` (0600) and, with ``--verbose``, the terminal.
 
 Modules only call ``logging.getLogger(__name__)``; the front ends (the command line, the app) attach
-handlers here, never at import. Handlers write from a listener thread, so logging never blocks the
-event loop, and every line is masked for secrets (the API key, bearer tokens) before it is written.
+handlers here, never at import. Each line names the run, agent and request it is about (and, with
+telemetry on, the trace and span), from :mod:`core.correlation`. Handlers write from a listener
+thread, so logging never blocks the event loop, and every line is masked for secrets (the API key,
+bearer tokens) before it is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -17,11 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from core import correlation
+from core.errors import UserError
+
 #: The packages whose INFO records are kept (third parties: WARNING and above).
 OWN_LOGGERS = ("core", "tui")
 SECRET_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 _KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}|(?i:bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*")
-_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_FORMAT = "%(asctime)s %(levelname)s %(name)s%(ids_text)s: %(message)s"
 _MASK = "[redacted]"
 logger = logging.getLogger(__name__)
 
@@ -34,7 +40,21 @@ class RedactingFormatter(logging.Formatter):
         self._secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
+        ids: dict[str, str] = getattr(record, "ids", None) or {}
+        record.ids_text = " [" + " ".join(f"{k}={v}" for k, v in ids.items()) + "]" if ids else ""
         return redact(super().format(record), self._secrets)
+
+
+class _Correlated(logging.Filter):
+    """Stamps a record with the run, agent and request ids (and trace ids) of the task that logs it.
+
+    A filter of the queue's feeder, so it runs where the record is made, not in the writer's thread.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "ids"):
+            record.ids = correlation.fields()
+        return True
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -71,6 +91,7 @@ def _threaded(handler: logging.Handler) -> Iterator[None]:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     feeder = logging.handlers.QueueHandler(records)
     feeder.setLevel(handler.level)
+    feeder.addFilter(_Correlated())
     listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
     listener.start()
     root = logging.getLogger()
@@ -136,3 +157,23 @@ def run_log(run_dir: Path) -> Iterator[Path]:
                 raise
     finally:
         handler.stream.close()
+
+
+@contextmanager
+def setup_failures_logged(run_dir: Path) -> Iterator[None]:
+    """While a run is being set up (before a front end has opened its :func:`run_log`), write an
+    unexpected exception escaping the block, with its traceback, to the run's ``run.log``.
+
+    A user error is not logged: the front end tells it. The exception always propagates; a log
+    that cannot be opened does not hide it.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception:
+        from core.persistence.atomic import DiskError
+
+        with contextlib.suppress(DiskError), run_log(run_dir):
+            logger.exception("the run could not start")
+        raise

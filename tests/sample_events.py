@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from core import events as ev
-from core.api.usage import TokenUsage
+from core.usage import TokenUsage
 
 T0 = datetime(2026, 11, 24, 10, 2, 12).timestamp()  # local time, so clock strings are stable in any TZ
 NOW = T0 + 41 * 60 + 12  # the frozen "now" of the header: 00:41:12 elapsed
@@ -55,8 +55,16 @@ def words(text: str) -> Iterator[str]:
 
 
 def budget(
-    seconds: float, spent: float, reserved: float, searches: int, tokens: int, burn: float
+    seconds: float,
+    spent: float,
+    reserved: float,
+    searches: int,
+    tokens: int,
+    burn: float,
+    unconfirmed: float = 0.0,
+    attempts: int = 0,
 ) -> ev.BudgetUpdated:
+    """The ledger at ``seconds``; ``unconfirmed`` of ``spent`` charged as a bound for ``attempts``."""
     return ev.BudgetUpdated(
         run_id=RUN_ID,
         at=at(seconds),
@@ -70,6 +78,8 @@ def budget(
         token_cap=5_000_000,
         burn_usd_per_min=burn,
         seconds_to_cap=(40.0 - spent) / burn * 60 if burn else None,
+        unconfirmed_usd=unconfirmed,
+        unconfirmed_attempts=attempts,
     )
 
 
@@ -93,7 +103,8 @@ def sodium_script() -> list[ev.Event]:
         del layer
     burns = [0.05, 0.09, 0.12, 0.18, 0.15, 0.2, 0.18]
     for n, burn in enumerate(burns):
-        e.append(budget(60 * (n + 1), 0.9 * (n + 1), 0.9, 6 * (n + 1), 260_000 * (n + 1), burn))
+        cut = (0.31, 1) if n >= 5 else (0.0, 0)  # a stream cut off, charged as a bound
+        e.append(budget(60 * (n + 1), 0.9 * (n + 1), 0.9, 6 * (n + 1), 260_000 * (n + 1), burn, *cut))
     e += [
         ev.SearchIssued(
             run_id=RUN_ID,

@@ -11,22 +11,30 @@ import contextlib
 import gc
 import logging
 import os
+import select
+import shlex
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.theme import Theme
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
-from core.control import EXIT_INVALID, RunControl, RunOutcome
+from core.control import RunControl, RunOutcome
+from core.errors import EXIT_FAILED, UserError
 from core.logs import run_log
 from core.remote.attached import AttachedRun
+from core.safe_text import printable
+from core.starting import StartingRun
 from tui import data
+from tui import messages as msg
 from tui.bridge import EventBridge
 from tui.commands import ScreenCommands
 from tui.data import ControlFactory, DiskRunSource, RunSource
@@ -56,7 +64,7 @@ class ResearchApp(App[int]):
             priority=True,
             id="quit",
             show=True,
-            tooltip="quit (an active run is stopped cleanly after asking; resume it later)",
+            tooltip="quit (asks first while a run is active; resume it later)",
         ),
     ]
 
@@ -77,6 +85,7 @@ class ResearchApp(App[int]):
         self.runs_dir = Path(runs_dir)
         self.config_path = config_path
         self.simulate = simulate
+        self.detached = ""  # set when the user detaches from another process's run: what to print
         self.resume_factory = resume_factory or self._default_resume_factory
         self.start_factory = start_factory or self._default_start_factory
         self.run_source: RunSource = run_source or DiskRunSource()
@@ -85,10 +94,15 @@ class ResearchApp(App[int]):
         self.outcome: RunOutcome | None = None
         self.run_error: str | None = None
         self.start_error: str | None = None
+        self.start_exit_code = 0  # a user error's exit code, or EXIT_FAILED for a bug
+        self.start_traceback: str | None = None  # a bug's, printed once the terminal is restored
         self.theme_errors: list[str] = []
         self._run_worker: Worker[RunOutcome | None] | None = None
         self._stopping = False
+        self._stopping_now = False
         self._signalled = False
+        self._terminal_gone = False
+        self._stopping_unasked = False
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -101,29 +115,71 @@ class ResearchApp(App[int]):
             self.push_screen(RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path))
 
     def _handle_hangups(self) -> None:
-        """Closing the terminal (SIGHUP) or ``kill`` (SIGTERM) stops the run cleanly, as a confirmed
-        quit does: nobody is left to answer a dialog, and a run killed mid-turn would leave its
-        summary saying "running" and its lock and socket behind."""
+        """``kill -INT``, ``kill`` (SIGTERM) and closing the terminal (SIGHUP) stop the run cleanly, as a
+        confirmed quit does and as the headless run does: the calls in flight finish their turn and are
+        saved (the API bills a cancelled call anyway); a second signal stops it now. Nobody is left to
+        answer a dialog, and a run killed mid-turn would leave its summary saying "running" and its
+        lock and socket behind."""
         loop = asyncio.get_running_loop()
-        for name in ("SIGHUP", "SIGTERM"):
+        for name in ("SIGHUP", "SIGTERM", "SIGINT"):
             signum = getattr(signal, name, None)
             if signum is not None:
                 with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals here
                     loop.add_signal_handler(signum, self._hung_up, name)
 
     def _hung_up(self, name: str) -> None:
+        if name == "SIGHUP" and self._terminal_gone:
+            return  # one hang-up, heard again (the kernel and the terminal's server both send it)
         logger.warning("%s: the app stops its run and exits", name)
         self._signalled = True
-        if name == "SIGHUP":  # the terminal is gone
-            _silence_terminal()
-        if self._stopping:
+        if name == "SIGHUP" or not _terminal_answers():  # the terminal is gone
+            self._lose_terminal(name)
+        if self._stopping and self._stopping_unasked:  # the clean stop the lost terminal began
+            self._stopping_unasked = False
             return
+        if self._stopping:
+            if self.control is not None and self.run_active and not self._stopping_now:
+                self._stopping_now = True
+                self.control.stop(now=True)  # a second signal: the calls in flight are cancelled
+            return
+        self._stop_and_leave()
+
+    def terminal_lost(self) -> None:
+        """The driver found the terminal gone (a write failed, no hang-up heard): stop as a hang-up
+        does, once; a stop already under way goes on as it was asked."""
+        if self._terminal_gone:
+            return
+        logger.warning("the terminal is gone: the app stops its run and exits")
+        self._signalled = True
+        self._lose_terminal("output failed")
+        if not self._stopping:
+            self._stopping_unasked = True  # a signal that follows is the first one, not a second
+            self._stop_and_leave()
+
+    def _lose_terminal(self, why: str) -> None:
+        """Nothing more is drawn or printed (output goes to /dev/null), so no write can block the loop
+        while the calls in flight finish (see tui/terminal.py)."""
+        self._terminal_gone = True
+        _silence_terminal()
+        lose = getattr(self._driver, "lose_terminal", None)
+        if callable(lose):
+            lose(why)
+
+    def _stop_and_leave(self) -> None:
         if self.attached:  # the run is another process's: it goes on
             self._leave(0)
         elif self.run_active:
             self.run_worker(self._stop_and_exit(), group="quit", exit_on_error=False)
         else:
             self._leave(self.exit_code)
+
+    def get_driver_class(self) -> type[Driver]:
+        driver = super().get_driver_class()
+        if driver.__name__ == "LinuxDriver":  # (Linux and macOS; imported here: termios is POSIX's)
+            from tui.terminal import TerminalDriver
+
+            return TerminalDriver
+        return driver
 
     def _leave(self, code: int) -> None:
         """Exit with ``code``. After a signal the terminal may be gone (a hang-up, or a ``kill`` of an
@@ -168,13 +224,14 @@ class ResearchApp(App[int]):
 
     @property
     def exit_code(self) -> int:
-        """What the command line returns: the run's exit code, 4 if it crashed, 2 if it never started."""
+        """What the command line returns: the run's exit code, 4 if it crashed, and if it never
+        started, its user error's exit code (2, mostly) or 4 for a bug."""
         if self.outcome is not None:
             return self.outcome.exit_code
         if self.run_error is not None:
-            return 4
+            return EXIT_FAILED
         if self.start_error is not None and self.control is None:
-            return EXIT_INVALID
+            return self.start_exit_code
         return 0
 
     def open_run(self, factory: ControlFactory) -> Worker[RunOutcome | None]:
@@ -186,25 +243,31 @@ class ResearchApp(App[int]):
         try:
             control = await factory()
         except Exception as error:
-            self.start_error = _describe(error)
-            self.notify(
-                self.start_error, title="Could not start the run", severity="error", markup=False, timeout=20
-            )
-            if len(self.screen_stack) == 1:
-                await self.push_screen(
-                    RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path)
-                )
+            await self._not_started(error)
             return None
         self.control, self.outcome, self.run_error = control, None, None
         if isinstance(control, AttachedRun):
             control.on_refused = self._owner_refused
-        screen = MainScreen(
-            control, runs_dir=Path(control.run_dir).parent, source=self.run_source, clock=self.clock
-        )
+        starting = control if isinstance(control, StartingRun) else None
+        runs_dir = starting.runs_dir if starting is not None else Path(control.run_dir).parent
+        screen = MainScreen(control, runs_dir=runs_dir, source=self.run_source, clock=self.clock)
         while len(self.screen_stack) > 1:
             await self.pop_screen()
         await self.push_screen(screen)
         EventBridge(screen, sink=screen).attach(control.bus)
+        if starting is not None:  # shown now, "connecting"; assembled (the SDK imported) meanwhile
+            screen.post_message(msg.RunInfoChanged(starting.preview))
+            if starting.agents:
+                screen.post_message(msg.AgentsListed(starting.agents))
+            try:
+                await self._first_frame_drawn()
+                await starting.assembled()
+            except Exception as error:
+                self.control = None
+                while len(self.screen_stack) > 1:
+                    await self.pop_screen()
+                await self._not_started(error)
+                return None
         _tune_gc_for_streaming()
         try:
             # An attached app leaves run.log to the run's owner (one writer per log).
@@ -221,6 +284,27 @@ class ResearchApp(App[int]):
         if isinstance(control, AttachedRun) and control.owner_gone:
             self._offer_resume(control)
         return outcome
+
+    async def _first_frame_drawn(self) -> None:
+        """Returns once the screen as it stands has been drawn."""
+        drawn = asyncio.Event()
+        self.call_after_refresh(drawn.set)
+        await drawn.wait()
+
+    async def _not_started(self, error: Exception) -> None:
+        """The run could not start: say why (a bug with its traceback kept) and offer the runs list."""
+        self.start_error, self.start_exit_code = _describe(error), _exit_code(error)
+        if not isinstance(error, UserError):  # a bug: the user is told so, and its traceback kept
+            logger.exception("the run could not start")  # (core.runner wrote it to run.log, if any)
+            self.start_traceback = "".join(traceback.format_exception(error))
+            self.start_error += (
+                "\nIts traceback is shown when the app exits (and in run.log if the run was created)."
+            )
+        self.notify(
+            self.start_error, title="Could not start the run", severity="error", markup=False, timeout=20
+        )
+        if len(self.screen_stack) == 1:
+            await self.push_screen(RunsScreen(self.runs_dir, self.run_source, config_path=self.config_path))
 
     # --- runs owned by another process (attach) -------------------------------------------------
 
@@ -259,11 +343,12 @@ class ResearchApp(App[int]):
             return
         self.request_run(data.attach_factory(self.runs_dir, message.run_id), f"attach to {message.run_id}")
 
-    async def stop_run(self) -> None:
-        """Ask the run to stop (state is saved) and wait until its worker has returned."""
+    async def stop_run(self, *, now: bool = False) -> None:
+        """Ask the run to stop (cleanly, unless ``now``; state is saved) and wait until its worker
+        has returned."""
         worker = self._run_worker
         if self.control is not None and self.run_active:
-            self.control.stop()
+            self.control.stop(now=now)
         if worker is not None:
             with contextlib.suppress(WorkerFailed, WorkerCancelled):
                 await worker.wait()
@@ -321,7 +406,12 @@ class ResearchApp(App[int]):
             self.push_screen(HelpScreen(self.screen))
 
     async def action_quit(self) -> None:
-        if self._stopping:  # a second ctrl+q while stopping: leave now
+        if self._stopping:  # ctrl+q while stopping cleanly: stop now; once more: leave now
+            if self.control is not None and self.run_active and not self._stopping_now:
+                self._stopping_now = True
+                self.control.stop(now=True)
+                self.notify("Stopping now: the calls in flight are cancelled (ctrl+q again quits at once)")
+                return
             self.exit(self.exit_code, return_code=self.exit_code)
             return
         if not self.run_active:
@@ -334,23 +424,40 @@ class ResearchApp(App[int]):
             self._ask_detach_or_stop(run_id)
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(self._stop_and_exit(), group="quit", exit_on_error=False)
+        def answered(choice: str | None) -> None:
+            if choice in ("stop", "now"):
+                self.run_worker(self._stop_and_exit(now=choice == "now"), group="quit", exit_on_error=False)
 
+        worst = self.control.in_flight_usd() if self.control is not None else None
         self.push_screen(
-            ConfirmScreen(
+            ChoiceScreen(
                 "The run is still active. Stop it and quit?",
-                "Agents stop now; every completed turn is saved. "
-                f"Continue later with: research-orchestrator resume {run_id}",
-                yes="Stop and quit",
+                f"{stop_choices(worst)}\nContinue later with: research-orchestrator resume {run_id}",
+                [
+                    Choice("y", "Stop and quit", "stop", "primary"),
+                    Choice("x", "Stop now", "now", "error"),
+                    Choice("n", "Keep running", "cancel"),
+                ],
+                focus="cancel",
             ),
             answered,
         )
 
+    def detached_note(self) -> str:
+        """What a detaching app leaves on the terminal: where the run goes on, and how to come back."""
+        control = self.control
+        if not isinstance(control, AttachedRun):
+            return ""
+        owner = f"process {control.owner_pid}" if control.owner_pid else "its own process"
+        again = f"research-orchestrator attach {shlex.quote(control.run_id)}"
+        if Path(control.run_dir).parent.resolve() != Path("runs").resolve():
+            again += f" --runs-dir {shlex.quote(str(Path(control.run_dir).parent))}"
+        return f"detached: run {control.run_id} goes on in {owner} ({control.run_dir})\nattach again: {again}"
+
     def _ask_detach_or_stop(self, run_id: str) -> None:
         def answered(choice: str | None) -> None:
             if choice == "detach":
+                self.detached = self.detached_note()
                 self.exit(0, return_code=0)
             elif choice == "stop":
                 self.run_worker(self._stop_and_exit(), group="quit", exit_on_error=False)
@@ -360,7 +467,8 @@ class ResearchApp(App[int]):
                 "Leave the run?",
                 f"Detach: the run goes on in its own process; come back with "
                 f"`research-orchestrator attach {run_id}`.\n"
-                "Stop: the run stops now; every completed turn is saved.",
+                "Stop: no new call starts; the calls in flight finish their turn and are saved, then "
+                "the run stops (a second stop cancels them).",
                 [
                     Choice("d", "Detach", "detach", "primary"),
                     Choice("s", "Stop the run", "stop", "error"),
@@ -371,14 +479,49 @@ class ResearchApp(App[int]):
             answered,
         )
 
-    async def _stop_and_exit(self) -> None:
+    async def _stop_and_exit(self, *, now: bool = False) -> None:
         self._stopping = True
-        self.notify("Stopping the run… (ctrl+q again quits at once)", timeout=30)
-        await self.stop_run()
+        self._stopping_now = now
+        if now:
+            self.notify("Stopping the run now… (ctrl+q again quits at once)", timeout=30)
+        else:
+            self.notify(
+                "Stopping the run: the calls in flight finish their turn and are saved… "
+                "(ctrl+q again stops now)",
+                timeout=30,
+            )
+        await self.stop_run(now=now)
         self._leave(self.exit_code)
 
 
+def stop_choices(worst_usd: float | None) -> str:
+    """What the two ways of stopping cost: said before the user picks one."""
+    amount = "their worst case" if worst_usd is None else f"their worst case, up to ${worst_usd:.2f} in all"
+    return (
+        "Stop and quit: no new call starts; the calls in flight finish their turn and are saved "
+        "(within the grace period, execution_settings.stop_grace_s, 60 s by default), then the run "
+        "stops. Nothing paid for is thrown away.\n"
+        "Stop now: the calls in flight are cancelled. The API bills them anyway, so they are "
+        f"charged {amount}, and a resume asks for them again."
+    )
+
+
 LOST_TERMINAL_EXIT_S = 3.0  # after a hang-up, the longest the app waits for its own exit
+
+
+def _terminal_answers() -> bool:
+    """The terminal the app draws on (stderr: Textual's Linux driver writes there) still has a
+    session and room for output (a hung-up one has neither: a write to it fails, or blocks when
+    nobody reads it any more)."""
+    drawn_on = 2
+    if not os.isatty(drawn_on):  # a pipe or a file is not a terminal to lose
+        return True
+    try:
+        os.tcgetpgrp(drawn_on)
+        _readable, writable, _errors = select.select([], [drawn_on], [], 0)
+    except (OSError, ValueError):
+        return False
+    return bool(writable)
 
 
 def _silence_terminal() -> None:
@@ -416,11 +559,14 @@ def _tune_gc_for_streaming() -> None:
 
 
 def _describe(error: BaseException) -> str:
-    formatted = getattr(error, "format", None)
-    if callable(formatted):
-        with contextlib.suppress(Exception):
-            return str(formatted())
-    return str(error) or type(error).__name__
+    """A user error as the command line tells it; anything else as the bug it is."""
+    if isinstance(error, UserError):
+        return error.describe()
+    return f"unexpected error: {type(error).__name__}: {error}"
+
+
+def _exit_code(error: BaseException) -> int:
+    return error.exit_code if isinstance(error, UserError) else EXIT_FAILED
 
 
 def run_app(
@@ -430,16 +576,22 @@ def run_app(
     config_path: Path | None = None,
     simulate: bool | None = None,
 ) -> int:
-    """Run the terminal app until the user quits; returns the process exit code (DESIGN.md §3)."""
+    """Run the terminal app until the user quits; returns the process exit code
+    (docs/ARCHITECTURE.md, "Contracts")."""
     app = ResearchApp(
         control_factory=control_factory, runs_dir=runs_dir, config_path=config_path, simulate=simulate
     )
     app.run()
-    if app.outcome is not None:  # the terminal is restored: leave a line saying where the run is
-        try:
+    if app.start_traceback is not None:  # a bug stopped a run from starting: say where, for a report
+        with contextlib.suppress(OSError):
+            print(app.start_traceback, file=sys.stderr, end="", flush=True)
+    try:  # the terminal is restored: leave a line saying where the run is
+        if app.outcome is not None:
             print(app.outcome.describe(), flush=True)
             if app.outcome.message:
                 print(app.outcome.message, file=sys.stderr, flush=True)
-        except OSError:  # the terminal is gone (window closed, SSH dropped): the run's files say it
-            _silence_terminal()
+        elif app.detached:
+            print(printable(app.detached, keep_newlines=True), flush=True)
+    except OSError:  # the terminal is gone (window closed, SSH dropped): the run's files say it
+        _silence_terminal()
     return app.exit_code

@@ -10,7 +10,7 @@ directly, in order, and posts messages only for what changes state (rows, budget
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from textual.message import Message
 from textual.message_pump import MessagePump
@@ -71,62 +71,85 @@ class EventBridge:
             out.append(msg.AgentsListed(tuple(self.view.agents.values())))
         else:
             out.extend(msg.AgentRowChanged(row) for row in change.rows)
+        out.extend(msg.IncidentLogged(incident) for incident in change.recalled)
         if change.incident is not None:
             out.append(msg.IncidentLogged(change.incident))
-        note = _pane_note(event)
-        if note is not None:
-            out.append(note)
-        if isinstance(event, ev.TextStreamed) and event.agent_id:
-            out.append(msg.AgentTextStreamed(event.agent_id, event.text))
-        elif isinstance(event, ev.TurnCompleted) and event.agent_id:
-            continues = event.stop_reason in ("pause_turn", "max_tokens")
-            out.append(msg.AgentTurnEnded(event.agent_id, continues=continues))
+        out.extend(_pane_messages(event))
         if change.budget is not None:
             out.append(msg.BudgetChanged(change.budget))
-        if isinstance(event, ev.LayerFinished):
-            out.append(msg.LayerFinished(event.layer or 0))
         return out
 
 
-def _pane_note(event: ev.Event) -> msg.AgentNoted | None:
+def _pane_messages(event: ev.Event) -> list[Message]:
+    """What ``event`` adds to its agent's pane (or the layer's end), besides rows and incidents."""
     agent = event.agent_id
-    if agent is None:
-        return None
-    if isinstance(event, ev.SearchIssued):
-        return msg.AgentNoted(agent, "search", f'🔍 "{event.query}"')
-    if isinstance(event, ev.SearchResultsReceived):
-        if event.error_code:
-            return msg.AgentNoted(agent, "error", f"   → search failed ({event.error_code})")
-        domains = ", ".join(event.domains[:3]) + (" …" if len(event.domains) > 3 else "")
-        plural = "result" if event.count == 1 else "results"
-        return msg.AgentNoted(
-            agent, "results", f"   → {event.count} {plural}" + (f" ({domains})" if domains else "")
-        )
-    if isinstance(event, ev.AttemptAbandoned):
-        return msg.AgentNoted(
-            agent, "abandoned", f"⟲ attempt abandoned ({event.chars} chars discarded); retrying"
-        )
-    if isinstance(event, ev.AgentPausing):
-        return msg.AgentNoted(agent, "status", "‖ pausing… the turn in flight finishes first")
-    if isinstance(event, ev.AgentPaused):
-        return msg.AgentNoted(agent, "status", "‖ paused")
-    if isinstance(event, ev.AgentResumed):
-        return msg.AgentNoted(agent, "status", "▶ resumed")
-    if isinstance(event, ev.AgentKilled):
-        return msg.AgentNoted(
-            agent, "error", "☠ killed" + (" (partial report kept)" if event.report_path else "")
-        )
-    if isinstance(event, ev.AgentFailed):
-        return msg.AgentNoted(agent, "error", f"✗ failed: {event.error}")
-    if isinstance(event, ev.AgentFinished):
-        return msg.AgentNoted(agent, "done", f"✓ {event.status.replace('_', ' ')}: report written")
-    if isinstance(event, ev.ContextCompacted):
-        return msg.AgentNoted(
-            agent,
-            "status",
-            f"⇣ context compacted: {count(event.tokens_before)} → {count(event.tokens_after)} tokens",
-        )
-    if isinstance(event, ev.RetryScheduled):
-        code = event.status_code or event.error_kind
-        return msg.AgentNoted(agent, "abandoned", f"↻ {code}: retry {event.attempt} in {event.wait_s:.1f} s")
-    return None
+    match event:
+        case ev.TextStreamed():
+            return [msg.AgentTextStreamed(agent, event.text)] if agent else []
+        case ev.TurnCompleted():
+            continues = event.stop_reason in ("pause_turn", "max_tokens")
+            return [msg.AgentTurnEnded(agent, continues=continues)] if agent else []
+        case ev.LayerFinished():
+            return [msg.LayerFinished(event.layer or 0)]
+        case ev.SearchIssued():
+            text = f'🔍 "{event.query}"'
+            kind = "search"
+        case ev.SearchResultsReceived():
+            if event.error_code:
+                kind, text = "error", f"   → search failed ({event.error_code})"
+            else:
+                domains = ", ".join(event.domains[:3]) + (" …" if len(event.domains) > 3 else "")
+                plural = "result" if event.count == 1 else "results"
+                kind = "results"
+                text = f"   → {event.count} {plural}" + (f" ({domains})" if domains else "")
+        case ev.AttemptAbandoned():
+            kind, text = "abandoned", f"⟲ attempt abandoned ({event.chars} chars discarded); retrying"
+        case ev.AgentBatched():
+            kind, text = "status", f"⧗ in batch {event.batch_id}: the answer arrives when the batch ends"
+        case ev.AgentPausing():
+            kind, text = "status", "‖ pausing… the turn in flight finishes first"
+        case ev.AgentPaused():
+            kind, text = "status", "‖ paused"
+        case ev.AgentResumed():
+            kind, text = "status", "▶ resumed"
+        case ev.AgentKilled():
+            kind, text = "error", "☠ killed" + (" (partial report kept)" if event.report_path else "")
+        case ev.AgentFailed():
+            kind, text = "error", f"✗ failed: {event.error}"
+        case ev.AgentSkipped():
+            kind, text = "error", f"⤼ skipped: {event.reason}"
+        case ev.AgentFinished():
+            kind, text = "done", f"✓ {event.status.value.replace('_', ' ')}: report written"
+        case ev.ContextCompacted():
+            before, after = count(event.tokens_before), count(event.tokens_after)
+            kind, text = "status", f"⇣ context compacted: {before} → {after} tokens"
+        case ev.RetryScheduled():
+            code = event.status_code or event.error_kind
+            kind, text = "abandoned", f"↻ {code}: retry {event.attempt} in {event.wait_s:.1f} s"
+        case (
+            ev.RunStarted()
+            | ev.LayerStarted()
+            | ev.RunFinished()
+            | ev.AgentStarted()
+            | ev.AttemptCharged()
+            | ev.CitationReceived()
+            | ev.AgentInterrupted()
+            | ev.AgentBudgetWaitStarted()
+            | ev.AgentBudgetWaitEnded()
+            | ev.StopReasonUnhandled()
+            | ev.ApiErrorRaised()
+            | ev.BudgetUpdated()
+            | ev.BudgetCapReached()
+            | ev.CheckpointSaved()
+            | ev.DiskErrorRaised()
+            | ev.SubscriberFailed()
+            | ev.IncidentsRecalled()
+            | ev.RunStopping()
+            | ev.BatchSubmitted()
+            | ev.BatchProgress()
+            | ev.BatchEnded()
+        ):
+            return []  # (shown through the rows, the header, the budget or the incident log)
+        case _:
+            assert_never(event)
+    return [msg.AgentNoted(agent, kind, text)] if agent is not None else []

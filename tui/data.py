@@ -8,57 +8,29 @@ crash. The engine (and the SDK with it, over a second to import) loads only when
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
-from core.budget.estimate import Estimate, estimate
 from core.budget.pricing import PriceTable
+from core.catalogue import RunEntry, list_runs
 from core.config.loader import ConfigError, load_config
 from core.control import RunControl
+from core.estimate import Estimate, estimate
 from core.persistence.atomic import DiskError, read_regular, read_tail
-from core.persistence.checkpoints import CheckpointCorrupt, CheckpointNotFound, CheckpointStore
+from core.persistence.checkpoints import (
+    CheckpointCorrupt,
+    CheckpointInfo,
+    CheckpointNotFound,
+    CheckpointStore,
+)
 from core.persistence.rundir import RunDir
-from core.persistence.rundir import list_runs as core_list_runs
-from core.remote.owner import live_owner
+from core.persistence.runmeta import RunMetadataError, read_endpoint
 
 ControlFactory = Callable[[], Awaitable[RunControl]]
-
-
-@dataclass(frozen=True, slots=True)
-class RunEntry:
-    run_id: str
-    status: str
-    cost_usd: float
-    created: float
-    program: str
-    parent: str | None
-    path: Path
-    parent_checkpoint: str | None = None
-    live: bool = False  # a process owns it now (the app attaches to it)
-    owner_pid: int | None = None
-
-    @property
-    def forked_from(self) -> str:
-        """``RUN @ CHECKPOINT`` of a fork, else empty."""
-        return f"{self.parent} @ {self.parent_checkpoint or '?'}" if self.parent else ""
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointEntry:
-    id: str
-    seq: int
-    agent_id: str
-    layer: int
-    turn: int
-    created_at: float
-    status: str  # "ok" | "corrupt"
-    cost_usd: float  # the run's spend so far
-    tokens: int
-    agent_status: str = ""
-    problem: str | None = None
-    agent_cost_usd: float = 0.0  # the agent's own spend so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,67 +46,29 @@ class RunSource(Protocol):
 
     def list_runs(self, runs_dir: Path) -> list[RunEntry]: ...
 
-    def list_checkpoints(self, run_dir: Path) -> list[CheckpointEntry]: ...
+    def list_checkpoints(self, run_dir: Path) -> list[CheckpointInfo]: ...
 
     def last_exchange(self, run_dir: Path, checkpoint_id: str) -> Exchange | None: ...
 
 
 class DiskRunSource:
-    """The real runs directory, read through ``core.persistence`` (run directories, checkpoints)."""
+    """The real runs directory, read through the run catalogue and the checkpoint store."""
 
     def list_runs(self, runs_dir: Path) -> list[RunEntry]:
         return list_runs(runs_dir)
 
-    def list_checkpoints(self, run_dir: Path) -> list[CheckpointEntry]:
+    def list_checkpoints(self, run_dir: Path) -> list[CheckpointInfo]:
         return list_checkpoints(run_dir)
 
     def last_exchange(self, run_dir: Path, checkpoint_id: str) -> Exchange | None:
         return last_exchange(run_dir, checkpoint_id)
 
 
-def list_runs(runs_dir: Path) -> list[RunEntry]:
-    entries = []
-    for r in core_list_runs(runs_dir):
-        owner = live_owner(r.path)
-        entries.append(
-            RunEntry(
-                r.run_id,
-                r.status,
-                r.cost_usd,
-                r.created,
-                r.program,
-                r.parent,
-                r.path,
-                r.parent_checkpoint,
-                live=owner is not None,
-                owner_pid=owner.pid if owner else None,
-            )
-        )
-    return entries
-
-
-def list_checkpoints(run_dir: Path) -> list[CheckpointEntry]:
+def list_checkpoints(run_dir: Path) -> list[CheckpointInfo]:
     try:
-        infos = CheckpointStore(run_dir).list()
+        return CheckpointStore(run_dir).list()
     except OSError:
         return []
-    return [
-        CheckpointEntry(
-            id=i.id,
-            seq=i.seq,
-            agent_id=i.agent_id,
-            layer=i.layer,
-            turn=i.turn,
-            created_at=i.created_at,
-            status=i.status,
-            cost_usd=i.cost_usd,
-            tokens=i.tokens,
-            agent_status=str(i.agent_status or ""),
-            problem=i.problem,
-            agent_cost_usd=i.agent_cost_usd,
-        )
-        for i in infos
-    ]
 
 
 def last_exchange(run_dir: Path, checkpoint_id: str) -> Exchange | None:
@@ -256,11 +190,16 @@ def simulate_by_default() -> bool:
     return not api_key_present()
 
 
+async def _composition_root() -> ModuleType:
+    """:mod:`core.runner`, imported in a worker thread: it brings the SDK, a second or more of CPU
+    that would otherwise freeze the app's loop (keys, frames) while a run starts from its screens."""
+    return await asyncio.to_thread(importlib.import_module, "core.runner")
+
+
 def start_factory(config_path: Path, runs_dir: Path, simulate: bool) -> ControlFactory:
     async def factory() -> RunControl:
-        from core.engine.runner import start_run
-
-        control: RunControl = await start_run(config_path, runs_dir, simulate=simulate)
+        runner = await _composition_root()
+        control: RunControl = await runner.start_run(config_path, runs_dir, simulate=simulate)
         return control
 
     return factory
@@ -280,8 +219,8 @@ def detached_start_factory(config_path: Path, runs_dir: Path, simulate: bool) ->
     """Start the run in a background owner (it outlives the app), then attach to it."""
 
     async def factory() -> RunControl:
+        from core.detach import start_detached
         from core.remote.attached import attach_run
-        from core.remote.detach import start_detached
 
         run_dir, _pid = await asyncio.to_thread(start_detached, config_path, runs_dir, simulate=simulate)
         control: RunControl = await attach_run(runs_dir, str(run_dir.path))
@@ -290,13 +229,24 @@ def detached_start_factory(config_path: Path, runs_dir: Path, simulate: bool) ->
     return factory
 
 
+def resume_destination(run_dir: Path, simulate: bool | None) -> str:
+    """Where resuming a run sends its calls (``simulate`` as the app was told), for the confirmation."""
+    if simulate:
+        return "the built-in simulator"
+    if simulate is False:
+        return "the Anthropic API (ANTHROPIC_BASE_URL)"
+    try:
+        return read_endpoint(RunDir(run_dir)).describe()
+    except RunMetadataError:
+        return "an endpoint its run.json does not say (the resume will ask)"
+
+
 def resume_factory(
     runs_dir: Path, run_ref: str, checkpoint_id: str | None, simulate: bool | None = None
 ) -> ControlFactory:
     async def factory() -> RunControl:
-        from core.engine.runner import resume_run
-
-        control: RunControl = await resume_run(
+        runner = await _composition_root()
+        control: RunControl = await runner.resume_run(
             runs_dir, run_ref, checkpoint_id=checkpoint_id, simulate=simulate
         )
         return control

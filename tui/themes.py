@@ -17,6 +17,8 @@ import yaml
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+from core.errors import UserError
+
 BUILTIN_THEMES_DIR: Traversable = files("tui.builtin_themes")
 DEFAULT_THEME = "research-night"
 THEME_SUFFIXES = (".yaml", ".yml", ".toml")
@@ -36,7 +38,7 @@ _COLOR_FIELDS = (
 _OTHER_FIELDS = ("dark", "luminosity_spread", "text_alpha")
 
 
-class ThemeFileError(ValueError):
+class ThemeFileError(UserError, ValueError):
     pass
 
 

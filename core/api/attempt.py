@@ -1,34 +1,32 @@
 """What one API attempt received before it ended: the facts a failed attempt's charge is bounded from.
 
 An attempt that fails may still have been billed (the API bills what it sampled and the searches
-it ran, whether or not the stream reached us). :class:`AttemptProgress` records, as events arrive,
-everything the bound needs; :func:`outcome_of` says, from how the attempt ended, what the API may
-have done with it. The dollars are worked out by :mod:`core.budget.charges`.
+it ran, whether or not the stream reached us). :class:`AttemptProgress` is a fold over the
+transport's events (:mod:`core.api.transport`): :meth:`AttemptProgress.observe` is its only step,
+it reads nothing else, and :func:`fold` runs it over a whole sequence. It imports no SDK (the
+budget reads it, and commands that send nothing must not load the SDK):
+:func:`core.api.failure.outcome_of` says, from how the attempt ended, what the API may have done
+with it. The dollars are worked out by :mod:`core.budget.charges`.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-import anthropic
-import httpx2
-
-from core.api.retry import StreamIncomplete
-from core.api.usage import TokenUsage
-
-# Transport failures that happen before the request is fully sent: the API never ran it.
-_NOT_SENT = (
-    httpx2.ConnectError,
-    httpx2.ConnectTimeout,
-    httpx2.PoolTimeout,
-    httpx2.WriteError,
-    httpx2.WriteTimeout,
-    httpx2.UnsupportedProtocol,  # a base URL the client cannot even address
-    httpx2.InvalidURL,
-    httpx2.LocalProtocolError,  # the request could not be formed
+from core.api.transport import (
+    BatchHold,
+    BlockStarted,
+    MessageDelta,
+    MessageStarted,
+    OutputDelta,
+    Responded,
+    SearchResults,
+    StreamEvent,
+    TextDelta,
 )
+from core.usage import TokenUsage
 
 
 class Outcome(enum.Enum):
@@ -43,8 +41,10 @@ class Outcome(enum.Enum):
 class AttemptProgress:
     """What one attempt has received so far; read after it fails to bound what it was billed."""
 
+    number: int = 1  # the attempt's number within its call, from 1
     chars: int = 0  # text characters streamed (what a retry abandons, for the panes)
     sent: bool = False  # the request was handed to the HTTP client
+    responded: bool = False  # the API answered 200 and its stream began (headers arrived)
     request_id: str | None = None
     start_usage: TokenUsage | None = None  # ``message_start``'s usage: the first sampling's input
     final_usage: TokenUsage | None = None  # cumulative usage once ``message_delta`` arrived
@@ -53,55 +53,45 @@ class AttemptProgress:
     searches: int = 0  # web searches the model issued (``server_tool_use`` blocks)
     search_errors: int = 0  # results that were errors (not billed)
     results: int = 0  # search results received, errors included
+    batch: BatchHold | None = None  # the request waits in a Message Batch (a batch layer's)
 
-    def observe(self, event: Any) -> None:
-        """Account one raw stream event (``message_start``, ``content_block_*``)."""
-        kind = getattr(event, "type", None)
-        if kind == "message_start":
-            self.start_usage = TokenUsage.from_api(event.message.usage)
-        elif kind == "content_block_start":
-            self.blocks += 1
-            block = event.content_block
-            if block.type == "server_tool_use" and block.name == "web_search":
-                self.searches += 1
-            elif block.type == "web_search_tool_result":
+    def observe(self, event: StreamEvent) -> None:
+        """Fold one stream event in (updated in place: the stream's hot path allocates nothing here).
+
+        Text is counted in characters for the panes and in UTF-8 bytes for the bound (an ASCII
+        fragment's bytes are its length: nothing is encoded for it).
+        """
+        match event:
+            case TextDelta(text=text):
+                self.chars += len(text)
+                self.output_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
+            case OutputDelta(text=text):
+                self.output_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
+            case BlockStarted(type=kind, name=name):
+                self.blocks += 1
+                if kind == "server_tool_use" and name == "web_search":
+                    self.searches += 1
+            case SearchResults(error_code=error_code):
+                self.blocks += 1
                 self.results += 1
-                if not isinstance(block.content, list):
+                if error_code is not None:
                     self.search_errors += 1
-        elif kind == "content_block_delta":
-            delta = event.delta
-            text = getattr(delta, "text", None) or getattr(delta, "partial_json", None)
-            text = text or getattr(delta, "thinking", None)
-            if isinstance(text, str):
-                self.output_bytes += len(text.encode("utf-8"))
+            case MessageDelta(usage=usage):
+                self.final_usage = usage  # cumulative: the attempt's whole usage so far
+            case MessageStarted(usage=usage):
+                self.start_usage = usage
+            case BatchHold():
+                self.batch = event
+            case Responded(request_id=request_id):
+                self.responded = True  # a 200 and its headers: what fails from here broke the stream
+                self.request_id = request_id
+            case _:
+                pass  # citations, a finished search's query, the outcome: nothing billed
 
-    def finished(self, usage: TokenUsage) -> None:
-        """``message_delta`` arrived: ``usage`` is the attempt's whole, cumulative usage."""
-        self.final_usage = usage
 
-
-def outcome_of(error: BaseException, progress: AttemptProgress) -> Outcome:
-    """What the API may have done with an attempt that ended with ``error``.
-
-    Nothing is billed for a request that never reached the API (a connection refused, a pool or
-    write timeout) or that it answered with an error status (429, 5xx: sent before any work). An
-    ``event: error`` before ``message_start`` is the same: the API sends ``message_start`` before it
-    samples anything. Once the stream has begun, the server ending it (an error event, a dropped
-    connection, a stream cut short) stopped its work; our own stop (a kill, a read timeout) did
-    not tell the server anything, so it may have gone on to the end.
-    """
-    if not progress.sent:
-        return Outcome.NOT_RUN
-    if isinstance(error, anthropic.APIStatusError):
-        if error.status_code != 200 or progress.start_usage is None:
-            return Outcome.NOT_RUN
-        return Outcome.STOPPED
-    cause = error.__cause__ if isinstance(error, anthropic.APIConnectionError) else error
-    if isinstance(cause, _NOT_SENT):
-        return Outcome.NOT_RUN
-    if isinstance(error, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return Outcome.UNKNOWN
-    server_ended = isinstance(error, anthropic.APIConnectionError | httpx2.TransportError | StreamIncomplete)
-    if server_ended and progress.start_usage is not None:
-        return Outcome.STOPPED
-    return Outcome.UNKNOWN  # cancelled, or sent with no word of what the API did with it
+def fold(events: Iterable[StreamEvent], progress: AttemptProgress | None = None) -> AttemptProgress:
+    """``progress`` (a new one by default) after ``events``."""
+    progress = progress if progress is not None else AttemptProgress(sent=True)
+    for event in events:
+        progress.observe(event)
+    return progress

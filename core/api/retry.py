@@ -7,6 +7,13 @@ limit, attempts are paced to the limit's refill rather than sent in bursts that 
 
 Attempts are numbered from 1. ``on_retry(info, attempt, wait)`` names the attempt that failed;
 the next one is ``attempt + 1``.
+
+Wait by time, count by kind: a server that says "later" (429, 529, ``overloaded_error``) is waited
+out within ``max_total_seconds`` and spends no attempts; connection errors, timeouts and 5xx count
+``max_attempts`` per streak (a wait answered by the server ends a streak, a success the call). A
+host name that does not resolve is confirmed a few times, then ends the run like a certificate
+this machine does not trust (:mod:`core.api.reachability`); so does any failure to connect when
+no call of the run has ever reached the API.
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
-import anthropic
-import httpx2
-
+from core.api.attempt import AttemptProgress
+from core.api.failure import Ending, Failure, failure_of
+from core.api.reachability import DNS_CONFIRMATIONS, Reach, explained, unreachable_of
+from core.api.transport import ApiStatus
 from core.config.model import RetrySettings
+from core.errors import ResearchOrchestratorError
 
 T = TypeVar("T")
 
@@ -72,15 +81,7 @@ class ErrorInfo:
     error_type: str | None
 
 
-class StreamIncomplete(Exception):
-    """A stream that ended cleanly but without ``message_stop``: the SDK raises nothing for it.
-
-    The session raises this when the final message has no stop reason; it is retried like a
-    stream that broke off.
-    """
-
-
-class NonRetryableError(Exception):
+class NonRetryableError(ResearchOrchestratorError):
     """An API error a retry cannot fix (400, 401, 403, 404, 413, spend limit, ...)."""
 
     def __init__(self, info: ErrorInfo) -> None:
@@ -88,7 +89,7 @@ class NonRetryableError(Exception):
         self.info = info
 
 
-class RetriesExhausted(Exception):
+class RetriesExhausted(ResearchOrchestratorError):
     """Retryable failures went on past ``max_attempts`` or ``max_total_seconds``."""
 
     def __init__(self, info: ErrorInfo, attempts: int) -> None:
@@ -142,59 +143,72 @@ def _finite_float(value: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def classify(exc: BaseException) -> ErrorInfo | None:
-    """Classify an API or transport failure; None for anything else (a bug: let it propagate)."""
-    if isinstance(exc, anthropic.APIStatusError):
-        return _classify_status(exc)
-    if isinstance(exc, anthropic.APITimeoutError):
-        return _transport("timeout", exc)
-    if isinstance(exc, anthropic.APIConnectionError):
-        return _transport("connection", exc)
-    if isinstance(exc, httpx2.TimeoutException):  # raised raw while reading a streamed body
-        return _transport("timeout", exc)
-    if isinstance(exc, httpx2.TransportError | httpx2.DecodingError | StreamIncomplete):
-        return _transport("stream_broken", exc)
-    if isinstance(exc, anthropic.APIError):  # e.g. a response that fails validation
-        return ErrorInfo("other", None, False, False, None, None, str(exc), None)
-    return None
+def classify(exc: BaseException, progress: AttemptProgress | None = None) -> ErrorInfo | None:
+    """Classify an API or transport failure; None for anything else (a bug: let it propagate).
+
+    Read from what happened, not from the SDK class on top (:func:`core.api.failure.failure_of`
+    walks the chain): a connection that failed after the stream had begun (``progress.responded``)
+    is a broken stream; before that, a connection failure. Without ``progress`` nothing is known
+    to have begun.
+    """
+    failure = failure_of(exc)
+    if failure is None:
+        return None
+    unreachable = unreachable_of(exc)
+    if unreachable is not None:  # no retry makes a host resolve or a certificate trusted (dns: confirmed)
+        final = unreachable.reach is Reach.UNTRUSTED
+        return ErrorInfo(unreachable.kind, None, not final, final, None, None, unreachable.message(), None)
+    match failure.ending:
+        case Ending.STATUS:
+            assert failure.status is not None
+            return _classify_status(failure.status)
+        case Ending.NOT_SENT:
+            return _transport("connection", exc, failure)
+        case Ending.TIMED_OUT:
+            return _transport("timeout", exc, failure)
+        case Ending.BROKEN:
+            began = progress is not None and progress.responded
+            return _transport("stream_broken" if began else "connection", exc, failure)
+        case Ending.OTHER_API:  # e.g. a response that fails validation
+            return ErrorInfo("other", None, False, False, None, None, str(exc), None)
 
 
-def _transport(kind: str, exc: BaseException) -> ErrorInfo:
+def _transport(kind: str, exc: BaseException, failure: Failure) -> ErrorInfo:
     text = str(exc) or type(exc).__name__
-    cause = exc.__cause__
-    if cause is not None and str(cause) and str(cause) not in text:
-        text = f"{text} ({type(cause).__name__}: {cause})"
+    for link in (exc.__cause__, failure.error):
+        if link is not None and link is not exc and str(link) and str(link) not in text:
+            text = f"{text} ({type(link).__name__}: {link})"
     return ErrorInfo(kind, None, True, False, None, None, text, None)
 
 
-def _classify_status(exc: anthropic.APIStatusError) -> ErrorInfo:
-    status = exc.status_code
-    error_type = exc.type if isinstance(exc.type, str) else None
-    message = exc.api_message or exc.message
-    request_id = exc.request_id or _body_request_id(exc.body)
-    retry_after = parse_retry_after(exc.response.headers) if status != 200 else None
+def _classify_status(status: ApiStatus) -> ErrorInfo:
+    code = status.status_code
+    error_type = status.error_type
+    message = status.message
+    request_id = status.request_id
+    retry_after = parse_retry_after(status.headers) if code != 200 else None
 
     def info(kind: str, retryable: bool, *, fatal: bool = False, text: str = message) -> ErrorInfo:
-        return ErrorInfo(kind, status, retryable, fatal, retry_after, request_id, text, error_type)
+        return ErrorInfo(kind, code, retryable, fatal, retry_after, request_id, text, error_type)
 
-    if status == 200:  # an `event: error` frame inside a stream that started fine
+    if code == 200:  # an `event: error` frame inside a stream that started fine
         return info("stream_error", error_type not in PERMANENT_ERROR_TYPES)
-    if status == 401:
+    if code == 401:
         return info("authentication", False, fatal=True, text=AUTH_MESSAGE)
-    if status == 404 and error_type == "not_found_error" and message.startswith("model:"):
+    if code == 404 and error_type == "not_found_error" and message.startswith("model:"):
         return info("not_found", False, fatal=True, text=unknown_model_message(message))
-    if status == 429:
-        if exc.error_code in SPEND_LIMIT_CODES:
+    if code == 429:
+        if status.error_code in SPEND_LIMIT_CODES:
             return info("spend_limit", False)
         return info("rate_limit", True)
-    if status == 529:
+    if code == 529:
         return info("overloaded", True)
-    if status == 408:  # the server timed out waiting for us: transient, unlike other 4xx
+    if code == 408:  # the server timed out waiting for us: transient, unlike other 4xx
         return info("timeout", True)
-    if status in _STATUS_KINDS:
-        return info(_STATUS_KINDS[status], False)
-    if status >= 500:
-        return info("server_error", status not in _RETRYABLE_5XX_EXCLUDED)
+    if code in _STATUS_KINDS:
+        return info(_STATUS_KINDS[code], False)
+    if code >= 500:
+        return info("server_error", code not in _RETRYABLE_5XX_EXCLUDED)
     return info("other", False)
 
 
@@ -221,16 +235,17 @@ def first_call_refusal(info: ErrorInfo) -> ErrorInfo:
     return replace(info, fatal_for_run=True, message=text)
 
 
-def _body_request_id(body: object) -> str | None:
-    if isinstance(body, dict):
-        value = body.get("request_id")
-        return value if isinstance(value, str) else None
-    return None
-
-
 def is_rate_limit(info: ErrorInfo) -> bool:
     """A 429 (or a mid-stream ``rate_limit_error``): the server will take the request later."""
     return info.kind == "rate_limit" or info.error_type == "rate_limit_error"
+
+
+def is_wait(info: ErrorInfo) -> bool:
+    """The server answered "later" (rate limited or overloaded): waited out by time, never counted."""
+    return is_rate_limit(info) or info.kind == "overloaded" or info.error_type == "overloaded_error"
+
+
+_UNREACHED_KINDS = frozenset({"connection", "timeout", "dns"})
 
 
 # --- how long to wait ---------------------------------------------------------------------------
@@ -259,17 +274,19 @@ class RetryPolicy:
         return self.backoff(attempt)
 
     def should_retry(self, info: ErrorInfo, attempt: int, elapsed_s: float, wait_s: float = 0.0) -> bool:
-        """Retry after failed ``attempt`` unless it is permanent or a bound would be crossed.
+        """Retry after failed ``attempt`` (of its streak) unless it is permanent or a bound would be crossed.
 
-        A rate limit is the server saying "later", not "broken": its retries are bounded by time
-        only (``max_total_seconds``, each wait as ``retry-after`` asks), never by a count.
+        A rate limit or an overload is the server saying "later", not "broken": its retries are
+        bounded by time only (``max_total_seconds``, each wait as ``retry-after`` asks), never by a
+        count. A name that does not resolve is tried :data:`DNS_CONFIRMATIONS` times.
 
         ``elapsed_s`` counts from the first attempt; with ``wait_s`` given, a wait that would end
         past ``max_total_seconds`` is refused now rather than slept through in vain.
         """
         if not info.retryable:
             return False
-        if attempt >= self.settings.max_attempts and not is_rate_limit(info):
+        limit = DNS_CONFIRMATIONS if info.kind == Reach.UNRESOLVED.value else self.settings.max_attempts
+        if attempt >= limit and not is_wait(info):
             return False
         return elapsed_s + wait_s < self.settings.max_total_seconds
 
@@ -444,6 +461,7 @@ class RequestGate:
         self._seq = 0
         self._drawn: dict[str, float] = {}  # running totals drawn per family, all grants
         self._drawn_in_flight: dict[str, float] = {}
+        self.reached = False  # the API has answered an attempt through this gate
 
     # -- state for the UI and benchmarks --
 
@@ -580,6 +598,8 @@ class RequestGate:
 
     def record_failure(self, info: ErrorInfo, wait_s: float) -> None:
         """A failed attempt: hold everyone when the server said wait (or rate-limited us); back off."""
+        if info.status_code is not None:
+            self.reached = True  # the server answered, if only "later"
         now = self.clock()
         rate_limited = info.kind == "rate_limit" or info.error_type == "rate_limit_error"
         if rate_limited or (info.retryable and info.retry_after_s is not None):
@@ -589,6 +609,7 @@ class RequestGate:
 
     def record_success(self) -> None:
         """Additive increase: about one more slot per ``limit`` successful attempts."""
+        self.reached = True
         if self._limit < self.max_concurrency:
             self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
             self._wake()
@@ -671,7 +692,7 @@ class RequestGate:
 
 
 async def call_with_retries(
-    attempt_fn: Callable[[int], Awaitable[T]],
+    attempt_fn: Callable[[AttemptProgress], Awaitable[T]],
     *,
     policy: RetryPolicy,
     gate: RequestGate,
@@ -679,12 +700,14 @@ async def call_with_retries(
     cost: RequestCost = ONE_REQUEST,
     before_attempt: Callable[[int], Awaitable[None]] | None = None,
 ) -> T:
-    """Run ``attempt_fn(attempt)`` inside ``gate.slot(cost)`` until it succeeds or retrying must stop.
+    """Run ``attempt_fn(progress)`` inside ``gate.slot(cost)`` until it succeeds or retrying must stop.
 
     Contract for ``attempt_fn``: it makes one complete API call (request *and* the whole stream)
-    and returns its result; it should hand the response headers to ``gate.observe_headers`` (from
-    inside the attempt, so that the gate knows which attempt they describe) as soon as it has them
-    (error responses are observed here). ``cost`` is what one attempt will likely draw from the
+    and returns its result, recording in ``progress`` (a fresh :class:`AttemptProgress` per
+    attempt, numbered) what it observed: a failure is classified from that and the error. It
+    should hand the response headers to ``gate.observe_headers`` (from inside the attempt, so that
+    the gate knows which attempt they describe) as soon as it has them (error responses are
+    observed here). ``cost`` is what one attempt will likely draw from the
     rate limits (default: one request, tokens as recent attempts drew). Anything it raises that
     :func:`classify` does not recognise (a bug, a budget stop) propagates untouched, and so does
     cancellation, at once, mid-attempt or mid-wait.
@@ -698,26 +721,35 @@ async def call_with_retries(
     """
     started = gate.clock()
     attempt = 1
+    streak = 0  # failures of the kinds that count, since the server last answered
     while True:
         if before_attempt is not None:
             await before_attempt(attempt)
+        progress = AttemptProgress(number=attempt)
         try:
             async with gate.slot(cost):
                 try:
-                    result = await attempt_fn(attempt)
-                except anthropic.APIStatusError as exc:
-                    if exc.status_code != 200:  # observed inside the slot: matched to this attempt
-                        gate.observe_headers(exc.response.headers)
+                    result = await attempt_fn(progress)
+                except Exception as exc:
+                    _observe_error_headers(gate, exc)  # inside the slot: matched to this attempt
                     raise
         except Exception as exc:
-            info = classify(exc)
+            info = classify(exc, progress)
             if info is None:
                 raise
             if not info.retryable:
+                if info.kind == Reach.UNTRUSTED.value and (unreachable := unreachable_of(exc)) is not None:
+                    info = replace(info, message=await explained(unreachable))  # whose certificate
                 raise NonRetryableError(info) from exc
-            wait = policy.delay_for(info, attempt)
+            streak = 0 if is_wait(info) else streak + 1
+            wait = policy.delay_for(info, max(streak, 1))
             gate.record_failure(info, wait)  # even when we give up: the others must still wait
-            if not policy.should_retry(info, attempt, gate.clock() - started, wait):
+            elapsed = gate.clock() - started
+            if not policy.should_retry(info, max(streak, 1), elapsed, wait):
+                if info.kind == Reach.UNRESOLVED.value or (
+                    info.kind in _UNREACHED_KINDS and not gate.reached
+                ):
+                    raise NonRetryableError(_never_reached(info, attempt, elapsed, exc)) from exc
                 raise RetriesExhausted(info, attempt) from exc
             on_retry(info, attempt, wait)
             await gate.sleep(wait)
@@ -725,3 +757,26 @@ async def call_with_retries(
         else:
             gate.record_success()
             return result
+
+
+def _never_reached(info: ErrorInfo, attempts: int, elapsed: float, exc: BaseException) -> ErrorInfo:
+    """No call of the run has reached the API: every agent would walk through its retries, layer
+    after layer, to the same end. The run stops at once, saying so (exit 4, resumable)."""
+    unreachable = unreachable_of(exc)
+    if unreachable is not None:
+        text = unreachable.message(tries=attempts, seconds=elapsed)
+    else:
+        text = (
+            f"no call of this run has reached the API: {info.message} "
+            f"({attempts} tries over {elapsed:.0f} s). Check the network, the address in "
+            "ANTHROPIC_BASE_URL and, if your network needs one, the proxy in HTTPS_PROXY; then resume the run"
+        )
+    return replace(info, retryable=False, fatal_for_run=True, message=text)
+
+
+def _observe_error_headers(gate: RequestGate, exc: BaseException) -> None:
+    """An error status's ``anthropic-ratelimit-*`` headers pace the gate like a success's."""
+    failure = failure_of(exc)
+    status = failure.status if failure is not None else None
+    if status is not None and status.status_code != 200:
+        gate.observe_headers(status.headers)

@@ -1,30 +1,29 @@
-"""One streamed Messages API call: events out as it streams, the assistant's content at the end.
-
-The content is kept exactly as the API sent it (``to_dict`` of the SDK's own types with unset
-fields left out), because a ``pause_turn`` continuation must resend it unchanged.
+"""One streamed call through a transport: its events folded into the attempt's progress and
+relayed to the bus (text coalesced, searches, results, citations) as they arrive.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from anthropic import AsyncAnthropic
-from anthropic.lib.streaming import ParsedContentBlockStopEvent, TextEvent
-from anthropic.lib.streaming._types import CitationEvent  # not re-exported by the package
-from anthropic.types import (
-    RawContentBlockStartEvent,
-    RawMessageDeltaEvent,
-    ServerToolUseBlock,
-    WebSearchToolResultBlock,
-)
-
+from core import correlation
 from core.api.attempt import AttemptProgress
-from core.api.retry import StreamIncomplete
-from core.api.usage import TokenUsage
+from core.api.transport import (
+    CallResult,
+    Citation,
+    Completed,
+    Responded,
+    SearchCalled,
+    SearchResults,
+    StreamIncomplete,
+    TextDelta,
+    Transport,
+)
 from core.events import (
     CitationReceived,
     Event,
@@ -34,49 +33,42 @@ from core.events import (
     TextStreamed,
 )
 
+__all__ = ["AgentContext", "CallResult", "stream_call"]
+
 TEXT_FLUSH_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class AgentContext:
-    """Who is speaking: stamped on every event an agent's calls produce."""
+    """Who is speaking: stamped on every event an agent's calls produce.
+
+    The agent's events go to ``sink`` (its handle, which moves the agent's row with them and
+    publishes them), or straight to ``bus`` without one.
+    """
 
     bus: EventBus
     run_id: str
     agent_id: str
     layer: int
+    sink: Callable[[Event], None] | None = None
 
     def publish(self, event_type: type[Event], *, turn: int | None = None, **fields: Any) -> None:
-        self.bus.publish(
-            event_type(run_id=self.run_id, agent_id=self.agent_id, layer=self.layer, turn=turn, **fields)
-        )
-
-
-@dataclass(slots=True)
-class CallResult:
-    content: list[dict[str, Any]]
-    stop_reason: str | None
-    usage: TokenUsage
-    request_id: str | None
-    headers: Mapping[str, str] = field(default_factory=dict)
+        event = event_type(run_id=self.run_id, agent_id=self.agent_id, layer=self.layer, turn=turn, **fields)
+        (self.sink or self.bus.publish)(event)
 
 
 class _TextCoalescer:
     """Batches text deltas so subscribers see a few events per second, not one per token."""
 
-    def __init__(
-        self, context: AgentContext, turn: int, request_id: str | None, progress: AttemptProgress
-    ) -> None:
+    def __init__(self, context: AgentContext, turn: int) -> None:
         self._context = context
         self._turn = turn
-        self._request_id = request_id
+        self.request_id: str | None = None
         self._parts: list[str] = []
         self._last_flush = time.monotonic()
-        self._progress = progress
 
     def add(self, text: str) -> None:
         self._parts.append(text)
-        self._progress.chars += len(text)
         now = time.monotonic()
         if now - self._last_flush >= TEXT_FLUSH_SECONDS:
             self.flush(now)
@@ -85,73 +77,67 @@ class _TextCoalescer:
         if self._parts:
             text = "".join(self._parts)
             self._parts.clear()
-            self._context.publish(TextStreamed, turn=self._turn, request_id=self._request_id, text=text)
+            self._context.publish(TextStreamed, turn=self._turn, request_id=self.request_id, text=text)
         self._last_flush = now if now is not None else time.monotonic()
 
 
 async def stream_call(
-    client: AsyncAnthropic,
+    transport: Transport,
     params: Mapping[str, Any],
     context: AgentContext,
     turn: int,
     progress: AttemptProgress | None = None,
 ) -> CallResult:
-    """Stream one call, publishing text, searches, results and citations as they arrive.
+    """Send one streamed call, publishing text, searches, results and citations as they arrive.
 
-    ``progress`` records what arrived (the bound of a failed attempt's bill is read from it).
+    ``progress`` folds every event (the bound of a failed attempt's bill is read from it).
     """
     progress = progress or AttemptProgress()
     progress.sent = True
-    async with client.messages.stream(**params) as stream:
-        request_id = progress.request_id = stream.request_id
-        text = _TextCoalescer(context, turn, request_id, progress)
-        async for event in stream:
+    text = _TextCoalescer(context, turn)
+    async with aclosing(transport.stream(params)) as events:
+        async for event in events:
             progress.observe(event)
-            if isinstance(event, RawMessageDeltaEvent):
-                progress.finished(TokenUsage.from_api(stream.current_message_snapshot.usage))
-            elif isinstance(event, TextEvent):
-                text.add(event.text)
-            elif isinstance(event, ParsedContentBlockStopEvent):
-                block = event.content_block
-                if isinstance(block, ServerToolUseBlock) and block.name == "web_search":
+            match event:
+                case TextDelta(text=fragment):
+                    text.add(fragment)
+                case SearchCalled(tool_use_id=tool_use_id, query=query):
                     text.flush()
-                    query = block.input.get("query", "") if isinstance(block.input, dict) else ""
                     context.publish(
-                        SearchIssued, turn=turn, request_id=request_id, query=str(query), tool_use_id=block.id
+                        SearchIssued,
+                        turn=turn,
+                        request_id=text.request_id,
+                        query=query,
+                        tool_use_id=tool_use_id,
                     )
-            elif isinstance(event, RawContentBlockStartEvent):
-                if isinstance(event.content_block, WebSearchToolResultBlock):
+                case SearchResults():
                     text.flush()
-                    _publish_results(context, turn, request_id, event.content_block.to_dict(mode="json"))
-            elif isinstance(event, CitationEvent):
-                url = getattr(event.citation, "url", None)
-                if url:
-                    title = getattr(event.citation, "title", None)
-                    context.publish(CitationReceived, turn=turn, request_id=request_id, url=url, title=title)
-        text.flush()
-        message = await stream.get_final_message()
-        if message.stop_reason is None:
-            raise StreamIncomplete("the stream ended without message_stop")
-        return CallResult(
-            content=[block.to_dict(mode="json") for block in message.content],
-            stop_reason=message.stop_reason,
-            usage=TokenUsage.from_api(message.usage),
-            request_id=request_id,
-            headers=dict(stream.response.headers),
-        )
+                    _publish_results(context, turn, text.request_id, event)
+                case Citation(url=url, title=title):
+                    context.publish(
+                        CitationReceived, turn=turn, request_id=text.request_id, url=url, title=title
+                    )
+                case Responded(request_id=request_id):
+                    text.request_id = request_id
+                    correlation.request_id.set(request_id)  # this agent's log records name it
+                case Completed(result=result):
+                    text.flush()
+                    return result
+                case _:
+                    pass  # accounting only (usage, blocks, tool input)
+    raise StreamIncomplete("the stream ended without an outcome")
 
 
-def _publish_results(context: AgentContext, turn: int, request_id: str | None, block: dict[str, Any]) -> None:
-    """Results are a list of pages, or one error object (still HTTP 200)."""
-    content = block.get("content")
-    pages = content if isinstance(content, list) else []
-    hosts = (urlparse(str(page.get("url", ""))).hostname for page in pages)
+def _publish_results(
+    context: AgentContext, turn: int, request_id: str | None, results: SearchResults
+) -> None:
+    hosts = (urlparse(url).hostname for url in results.urls)
     context.publish(
         SearchResultsReceived,
         turn=turn,
         request_id=request_id,
-        tool_use_id=str(block.get("tool_use_id", "")),
-        count=len(pages),
+        tool_use_id=results.tool_use_id,
+        count=len(results.urls),
         domains=tuple(dict.fromkeys(host for host in hosts if host)),
-        error_code=str(content.get("error_code", "unknown")) if isinstance(content, dict) else None,
+        error_code=results.error_code,
     )

@@ -10,13 +10,14 @@ the web search tool's hidden instructions, is bounded by ``TOOL_HIDDEN_TOKENS``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from anthropic import AsyncAnthropic
-
-from core.api.usage import TokenUsage
+from core.budget.counting import gate_for
+from core.usage import TokenUsage
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +66,32 @@ def grown_bound(call_input_bound: int, usage: TokenUsage, search_input_tokens: i
     return read + usage.output_tokens + SEAM_TOKENS
 
 
+class TokenCounter(Protocol):
+    """What counts a request's input tokens (a :class:`core.api.transport.Transport` does)."""
+
+    async def count_tokens(self, request: Mapping[str, Any]) -> int: ...
+
+
 async def counted_bound(
-    client: AsyncAnthropic, model: str, system: Any, messages: list[dict[str, Any]], byte_bound: int
+    counter: TokenCounter, model: str, system: Any, messages: list[dict[str, Any]], byte_bound: int
 ) -> int:
     """The tighter of ``byte_bound`` and the ``count_tokens`` endpoint's count (with its margin).
 
-    Asked only when the bytes are large enough for it to matter; any failure (the endpoint
-    unreachable, rate limited, or absent) keeps the byte bound, which is always safe.
+    Asked only when the bytes are large enough for it to matter and the endpoint's own rate limit
+    allows (:mod:`core.budget.counting`); any failure (the endpoint unreachable, rate limited, or
+    absent) keeps the byte bound, which is always safe, and pauses counting for a while.
     """
     if byte_bound < COUNT_WORTH_ASKING:
         return byte_bound
+    gate = gate_for(counter)
+    if not gate.take():
+        return byte_bound
     try:
         request: dict[str, Any] = {"model": model, "system": system, "messages": messages}
-        counted = await client.messages.count_tokens(**request, timeout=COUNT_TIMEOUT_S)
+        async with asyncio.timeout(COUNT_TIMEOUT_S):
+            counted = await counter.count_tokens(request)
     except Exception as error:  # an optional refinement: the byte bound stands (logged, not lost)
+        gate.failed()
         log.warning("count_tokens failed, bounding input by its bytes instead: %s", error)
         return byte_bound
-    return min(byte_bound, int(counted.input_tokens * COUNT_MARGIN) + SEAM_TOKENS)
+    return min(byte_bound, int(counted * COUNT_MARGIN) + SEAM_TOKENS)

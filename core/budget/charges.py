@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from core.api.attempt import AttemptProgress, Outcome
-from core.api.usage import TokenUsage
+from core.usage import TokenUsage
 
 BLOCK_TOKENS = 16
 """Tokens per content block that stream as no text: its start and stop markers, a tool's name."""
@@ -61,6 +61,11 @@ class AttemptLimits:
 class Charge:
     usage: TokenUsage
     basis: Basis
+
+    @property
+    def billed(self) -> bool:
+        """The usage is the API's own report (exact); otherwise it is a bound (unconfirmed)."""
+        return self.basis == "reported"
 
 
 NOTHING = Charge(TokenUsage(), "none")

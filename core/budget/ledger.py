@@ -13,7 +13,7 @@ search's results may add (``search_input_tokens``), the billed input is at most
 ``(s + 1)·P + s·M + R·s(s + 1)/2``, priced at the dearest rate the request can be billed at (a
 cache write at its TTL's multiplier when caching is on); the output is at most ``M``; the
 searches at most ``s``. ``R`` defaults to 10,000: a real recorded search
-(``fixtures/anthropic-recorded/web-search-non-streaming.json``) billed 11,306 input tokens for a
+(``tests/fixtures/anthropic-recorded/web-search-non-streaming.json``) billed 11,306 input tokens for a
 one-line question. ``P`` is the caller's *bound* (UTF-8 bytes of what is sent, or the previous
 call's billed usage plus what was added since): never an average.
 
@@ -21,6 +21,14 @@ Reports are always affordable. A research call also holds, for its agent, the wo
 report call that could follow it (the history after this call, grown by ``M`` and ``s·R``, sent
 with no searches). The hold counts against every cap like a reservation; the agent's report call
 converts it, so a report never waits on, or is refused by, a cap once research has started.
+
+Requests shrink to fit. When the asked size does not fit, the call is granted the largest that
+does (:mod:`core.budget.sizing`): fewer searches, then a lower ``max_tokens``, then a shorter
+report held, down to the request's floors, then (when the caller allows it) the same without
+cache breakpoints, whose input is then priced at the plain input price, not the cache write's;
+the granted :class:`Reservation` is the worst case of the request as it must then be sent. A
+research call is sized against what is spent and held for reports, and waits for the room other
+agents' calls in flight will free rather than shrink for it.
 
 Reservations wait. :meth:`BudgetLedger.acquire` queues a call that does not fit *now* but would
 fit once other agents' calls in flight settle; waiters are served first come, first served. A
@@ -30,6 +38,12 @@ spending or reservations were the reason.
 
 Reserve for later layers: an agent of layer ``l`` of ``n`` may only fill each run cap up to
 ``cap × (1 − reserve × (n − l)/(n − 1))``, so the synthesis can always be written.
+
+Two kinds of money. What the API reported (a settled call, a failed attempt whose ``message_delta``
+arrived) is *billed*: exact. What was charged for an attempt whose usage never arrived (a cut
+stream, a kill, a stop, a timeout, a call in flight when the process died) is *unconfirmed*: a
+bound, counted with how many such attempts. Caps count both (``spent`` = billed + unconfirmed);
+users reconcile the billed part with their bill.
 """
 
 from __future__ import annotations
@@ -38,19 +52,21 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.api.attempt import AttemptProgress, Outcome
-from core.api.usage import TokenUsage
 from core.budget.charges import AttemptLimits, Charge, InputField, attempt_charge
 from core.budget.pricing import PriceTable
+from core.budget.sizing import Bounds, Size, report_size, research_size
+from core.budget.stops import Spend, Stop, stop_message
 from core.config.model import BudgetSettings
+from core.errors import ResearchOrchestratorError
 from core.events import BudgetUpdated
+from core.prices import SEARCH_INPUT_TOKENS
+from core.usage import ALL_BILLED, TokenUsage, Unconfirmed
 
-SEARCH_INPUT_TOKENS = 10_000
-"""Input tokens one web search may add to its call (its ~10 results, encrypted page content)."""
 BURN_WINDOW_S = 300.0
 """The burn rate is the spend of the settled calls of the last five minutes."""
 MIN_BURN_SPAN_S = 30.0
@@ -64,19 +80,33 @@ CacheWrite = Literal["none", "5m", "1h"]
 Reason = Literal["spent", "reserved"]
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(ResearchOrchestratorError):
     """A call's worst case does not fit a cap: the call must not be made.
 
     ``reason`` is ``"spent"`` when the call cannot fit even with nothing else reserved, and
     ``"reserved"`` when it is other agents' reservations (calls in flight, reports held) that
-    leave no room for it.
+    leave no room for it. ``needed`` and ``left`` (in the cap's unit: dollars, searches or tokens)
+    are the call's worst case with its report held, and what the cap had left for it.
     """
 
-    def __init__(self, cap: str, message: str, reason: Reason = "spent") -> None:
+    def __init__(
+        self,
+        cap: str,
+        message: str,
+        reason: Reason = "spent",
+        *,
+        needed: float | None = None,
+        left: float | None = None,
+    ) -> None:
         self.cap = cap  # "usd", "searches", "tokens", "agent_usd", "agent_searches"
         self.message = message
         self.reason = reason
+        self.needed = needed
+        self.left = left
         super().__init__(message)
+
+    def stop(self) -> Stop:
+        return Stop(self.cap, self.reason, self.needed, self.left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +117,7 @@ class WorstCase:
     output_tokens: int
     searches: int
     usd: float
+    cache_write: CacheWrite = "none"  # how its input was priced: a cache write, or plain input
 
     @property
     def tokens(self) -> int:
@@ -149,6 +180,7 @@ def worst_case(
         output_tokens=max_tokens,
         searches=usage.web_search_requests,
         usd=prices.cost(model, usage),
+        cache_write=cache_write,
     )
 
 
@@ -158,8 +190,14 @@ class CallRequest:
 
     ``report_input_tokens`` (a research call) is a bound of the input of the report call that
     could follow this one, before this call's growth; the ledger then holds that report's worst
-    case for the agent. ``None`` keeps the agent's current hold. ``report`` marks the report call
-    itself, which converts the hold.
+    case for the agent, its input grown by ``report_growth[s]`` more when the call is granted ``s``
+    searches (what they may add to the report's prompt; the last entry for more, none if empty).
+    ``None`` keeps the agent's current hold. ``report`` marks the report call
+    itself, which converts the hold. The ``min_*`` floors let the ledger shrink the call to fit
+    (:mod:`core.budget.sizing`); the granted :class:`Reservation` says what to send.
+    ``cache_optional``: the caller can send the request without its cache breakpoints, so a call
+    that does not fit with them may be granted without (``Reservation.cache_write`` ``"none"``),
+    priced at the plain input price; its report hold likewise.
     """
 
     agent_id: str
@@ -173,7 +211,12 @@ class CallRequest:
     purpose: str = "turn"
     cache_write: CacheWrite = "1h"
     report_input_tokens: int | None = None
+    report_growth: tuple[int, ...] = ()
     report: bool = False
+    min_max_tokens: int | None = None  # the call may be sent with max_tokens down to this
+    report_max_tokens: int | None = None  # the report hold's max_tokens (default: max_tokens)
+    min_report_tokens: int | None = None  # ... down to this
+    cache_optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +229,11 @@ class Reservation:
     model: str
     purpose: str
     input_tokens: int
-    max_tokens: int
+    max_tokens: int  # the request's max_tokens must not exceed this (it may have been shrunk)
     max_searches: int  # the request's max_uses must not exceed this (it may have been shrunk)
     usd: float
     tokens: int
-    cache_write: CacheWrite = "1h"
+    cache_write: CacheWrite = "1h"  # "none" when granted without the cache: send no breakpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +248,10 @@ class UsageRecord:
 
 @dataclass(frozen=True, slots=True)
 class BudgetSnapshot:
-    spent_usd: float
+    spent_usd: float  # billed + unconfirmed: what the caps count
+    unconfirmed_usd: float  # bounds charged for attempts whose usage never arrived
+    unconfirmed_attempts: int
+    unconfirmed_searches: int
     reserved_usd: float  # calls in flight and reports held
     cap_usd: float | None
     remaining_usd: float | None  # what may still be reserved: cap − spent − reserved
@@ -219,14 +265,40 @@ class BudgetSnapshot:
     burn_usd_per_min: float
     seconds_to_cap: float | None  # at the current burn rate; None without a cap or a burn
 
+    @property
+    def billed_usd(self) -> float:
+        return self.spent_usd - self.unconfirmed_usd
+
+    @property
+    def billed_searches(self) -> int:
+        return self.searches - self.unconfirmed_searches
+
 
 @dataclass(slots=True)
 class _Totals:
     layer: int
     usage: TokenUsage = field(default_factory=TokenUsage)
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # billed + unconfirmed
     calls: int = 0
     closed: int = 0  # reservations settled, charged or released: what a write-ahead entry is matched by
+    unconfirmed_usd: float = 0.0
+    unconfirmed_attempts: int = 0
+    unconfirmed_searches: int = 0
+    # The totals as :meth:`BudgetLedger.to_state` writes them, made again only after they change
+    # (every checkpoint holds every agent's: remade each time, that was quadratic in agents).
+    saved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def state(self) -> dict[str, Any]:
+        if self.saved is None:
+            self.saved = {
+                "layer": self.layer,
+                "usage": self.usage.to_dict(),
+                "cost_usd": self.cost_usd,
+                "calls": self.calls,
+                "closed": self.closed,
+                **_unconfirmed_state(self),
+            }
+        return self.saved
 
 
 @dataclass(slots=True)
@@ -261,8 +333,11 @@ class BudgetLedger:
         self._stops: dict[str, BudgetExhausted] = {}
         self._agents: dict[str, _Totals] = {}
         self._spent_usd = 0.0
+        self._unconfirmed = Unconfirmed()
         self._usage = TokenUsage()
         self.records: deque[UsageRecord] = deque(maxlen=RECORDS_KEPT)
+        self.on_reserve: Callable[[], None] | None = None
+        """Called when a reservation is made (the meter shows it at once: core.engine.budget_feed)."""
 
     # --- caps ---------------------------------------------------------------------------------
 
@@ -275,23 +350,34 @@ class BudgetLedger:
         return 1.0 - self.settings.reserve_for_later_layers * later / (n - 1)
 
     def _violation(
-        self, r: CallRequest, need: WorstCase, hold: WorstCase, *, others: bool = True
+        self, r: CallRequest, need: WorstCase, hold: WorstCase, *, others: bool = True, calls: bool = True
     ) -> BudgetExhausted | None:
         """The first cap that ``need`` (plus the agent's new ``hold``) would cross, or None.
 
         Without ``others`` the other agents' calls in flight and report holds count as nothing:
         the question is then whether the call could ever fit, once they are settled and done.
+        Without ``calls`` only the other agents' calls in flight count as nothing: what will fit
+        once they settle (their report holds stay until their agents end).
         """
         s = self.settings
+        if (
+            s.max_cost_usd is None
+            and s.max_searches is None
+            and s.max_tokens is None
+            and s.per_agent_max_cost_usd is None
+            and s.per_agent_max_searches is None
+            and r.agent_search_cap is None
+        ):
+            return None  # no cap to cross: nothing to add up over every agent's calls and holds
         share = self.layer_share(r.layer)
-        calls = [x for x in self._open.values() if x.agent_id != r.agent_id] if others else []
+        flying_calls = [x for x in self._open.values() if x.agent_id != r.agent_id and others and calls]
         mine = [x for x in self._open.values() if x.agent_id == r.agent_id]
         held = {a: h for a, h in self._holds.items() if a != r.agent_id} if others else {}
-        flying_usd = sum(x.usd for x in calls)
-        flying_searches = sum(self._open_searches[x.id] for x in calls)
-        flying_tokens = sum(x.tokens for x in calls)
+        flying_usd = sum(x.usd for x in flying_calls)
+        flying_searches = sum(self._open_searches[x.id] for x in flying_calls)
+        flying_tokens = sum(x.tokens for x in flying_calls)
         where = f"; layer {r.layer} of {self.n_layers} may use {share:.0%} of the cap" if share < 1 else ""
-        flying = bool(calls or held)
+        flying = bool(flying_calls or held)
         why: Reason = "reserved" if flying else "spent"
 
         spent = self._spent_usd
@@ -303,6 +389,8 @@ class BudgetLedger:
                 f"calls in flight and reports held + ${need.usd:.2f} for this call + ${hold.usd:.2f} held "
                 f"for its agent's report exceeds ${s.max_cost_usd * share:.2f}{where}",
                 why,
+                needed=need.usd + hold.usd,
+                left=max(0.0, s.max_cost_usd * share - spent - reserved),
             )
         searches = self._usage.web_search_requests
         reserved_searches = flying_searches + sum(self._open_searches[x.id] for x in mine)
@@ -313,6 +401,8 @@ class BudgetLedger:
                 f"run search cap {s.max_searches}: {searches} done + {reserved_searches} reserved + "
                 f"{need.searches} for this call exceeds {s.max_searches * share:.0f}{where}",
                 why,
+                needed=need.searches,
+                left=max(0.0, s.max_searches * share - searches - reserved_searches),
             )
         tokens = self._usage.total_tokens
         reserved_tokens = flying_tokens + sum(x.tokens for x in mine) + sum(h.tokens for h in held.values())
@@ -324,6 +414,8 @@ class BudgetLedger:
                 f"{need.tokens + hold.tokens:,} for this call and its agent's report exceeds "
                 f"{s.max_tokens * share:,.0f}{where}",
                 why,
+                needed=need.tokens + hold.tokens,
+                left=max(0.0, s.max_tokens * share - tokens - reserved_tokens),
             )
         usage, cost = self.agent_usage(r.agent_id)
         my_usd = sum(x.usd for x in mine)
@@ -335,6 +427,8 @@ class BudgetLedger:
                 f"${my_usd:.2f} reserved + ${need.usd:.2f} for this call + ${hold.usd:.2f} held for its "
                 "report exceeds it",
                 "spent",
+                needed=need.usd + hold.usd,
+                left=max(0.0, s.per_agent_max_cost_usd - cost - my_usd),
             )
         caps = [c for c in (s.per_agent_max_searches, r.agent_search_cap) if c is not None]
         my_searches = sum(self._open_searches[x.id] for x in mine)
@@ -344,56 +438,80 @@ class BudgetLedger:
                 f"agent {r.agent_id} search cap {min(caps)}: {usage.web_search_requests} done + "
                 f"{my_searches} reserved + {need.searches} for this call exceeds it",
                 "spent",
+                needed=need.searches,
+                left=max(0.0, min(caps) - usage.web_search_requests - my_searches),
             )
         return None
 
-    def _report_hold(self, r: CallRequest, searches: int) -> WorstCase:
+    def _report_hold(self, r: CallRequest, size: Size) -> WorstCase:
         """The worst case of the report after this call: its input grown by this call's output
-        and results, no searches, ``max_tokens`` of output."""
+        and results (and the report prompt's growth with them), no searches, the size's report
+        ``max_tokens`` of output."""
         if r.report:
             return NOTHING
         if r.report_input_tokens is None:
             return self._holds.get(r.agent_id, NOTHING)
+        growth = r.report_growth[min(size.searches, len(r.report_growth) - 1)] if r.report_growth else 0
+        grown = r.report_input_tokens + growth + size.max_tokens + size.searches * self.search_input_tokens
         return worst_case(
             self.prices,
             r.model,
-            input_tokens=r.report_input_tokens + r.max_tokens + searches * self.search_input_tokens,
-            max_tokens=r.max_tokens,
+            input_tokens=grown,
+            max_tokens=size.report_tokens,
             max_searches=0,
-            cache_write=r.cache_write,
+            cache_write=_cache_write(r, size),
         )
 
-    def _need(self, r: CallRequest, searches: int) -> WorstCase:
+    def _need(self, r: CallRequest, size: Size) -> WorstCase:
         return worst_case(
             self.prices,
             r.model,
             input_tokens=r.input_tokens,
-            max_tokens=r.max_tokens,
-            max_searches=searches,
+            max_tokens=size.max_tokens,
+            max_searches=size.searches,
             search_input_tokens=self.search_input_tokens,
-            cache_write=r.cache_write,
+            cache_write=_cache_write(r, size),
         )
 
     def _fitting(
-        self, r: CallRequest, *, others: bool = True
+        self, r: CallRequest, *, others: bool = True, calls: bool = True
     ) -> tuple[WorstCase, WorstCase, BudgetExhausted | None]:
-        """The call with the most searches (``max_searches`` down to ``min_searches``) that fits,
-        with the report hold it brings."""
-        highest = max(0, r.max_searches)
-        lowest = highest if r.min_searches is None else max(0, min(r.min_searches, highest))
+        """The largest size of the call that fits (:mod:`core.budget.sizing`: searches, then
+        ``max_tokens``, then its report hold, down to the request's floors), with the report hold
+        it brings; else the smallest size with the cap it crosses."""
+        bounds = Bounds.of(
+            max_tokens=r.max_tokens,
+            max_searches=0 if r.report else r.max_searches,
+            min_searches=r.min_searches,
+            min_tokens=r.min_max_tokens,
+            report_tokens=r.report_max_tokens,
+            min_report_tokens=r.min_report_tokens,
+            uncached=r.cache_optional and r.cache_write != "none",
+        )
         if r.report:
-            need = self._need(r, 0)
             held = self._holds.get(r.agent_id)
-            if held is not None and need.usd <= held.usd and need.tokens <= held.tokens:
-                return need, NOTHING, None  # converts the hold: it was counted against every cap
-        need, hold = NOTHING, NOTHING
-        problem: BudgetExhausted | None = None
-        for searches in range(highest, lowest - 1, -1):
-            need, hold = self._need(r, searches), self._report_hold(r, searches)
-            problem = self._violation(r, need, hold, others=others)
-            if problem is None:
-                return need, hold, None
-        return need, hold, problem
+
+            def report_problem(size: Size) -> BudgetExhausted | None:
+                need = self._need(r, size)
+                if held is not None and need.usd <= held.usd and need.tokens <= held.tokens:
+                    return None  # converts the hold: it was counted against every cap
+                return self._violation(r, need, NOTHING, others=others, calls=calls)
+
+            size, problem = report_size(bounds, report_problem)
+            return self._need(r, size), NOTHING, problem
+
+        def problem_of(size: Size) -> BudgetExhausted | None:
+            hold = self._report_hold(r, size)
+            return self._violation(r, self._need(r, size), hold, others=others, calls=calls)
+
+        size, problem = research_size(bounds, problem_of)
+        if problem is None and size.searches < min(1, bounds.max_searches):
+            # The searchless last resort is for money nobody else can use: a search cap that leaves
+            # no search stops research as it always did.
+            searching = self._violation(r, WorstCase(0, 0, 1, 0.0), NOTHING, others=others, calls=calls)
+            if searching is not None:
+                size, problem = Size(bounds.min_tokens, 1, bounds.min_report_tokens, size.cached), searching
+        return self._need(r, size), self._report_hold(r, size), problem
 
     def _never_fits(self, r: CallRequest) -> BudgetExhausted | None:
         """Why waiting cannot help: the call does not fit even with nothing else reserved."""
@@ -414,11 +532,11 @@ class BudgetLedger:
             model=r.model,
             purpose=r.purpose,
             input_tokens=r.input_tokens,
-            max_tokens=r.max_tokens,
+            max_tokens=need.output_tokens,
             max_searches=need.searches,
             usd=need.usd,
             tokens=need.tokens,
-            cache_write=r.cache_write,
+            cache_write=need.cache_write,
         )
         self._open[reservation.id] = reservation
         self._open_searches[reservation.id] = need.searches
@@ -427,6 +545,8 @@ class BudgetLedger:
         elif r.report_input_tokens is not None:
             self._holds[r.agent_id] = hold
         self._agents.setdefault(r.agent_id, _Totals(r.layer))
+        if self.on_reserve is not None:
+            self.on_reserve()
         return reservation
 
     def reserve_request(self, r: CallRequest) -> Reservation:
@@ -449,7 +569,7 @@ class BudgetLedger:
     ) -> Reservation:
         """Reserve, waiting (first come, first served) while other agents' calls in flight hold
         the room this call needs; raise :class:`BudgetExhausted` when waiting cannot help."""
-        need, hold, problem = self._fitting(r)
+        need, hold, problem = self._target(r)
         if problem is None and (r.report or not self._waiters):
             return self._open_reservation(r, need, hold)  # a report spends its own hold: no queue
         never = self._never_fits(r)
@@ -490,14 +610,40 @@ class BudgetLedger:
             if self._others_progressing(waiter.request.agent_id):
                 return
             live = [w for w in self._waiters if not w.future.done()]
-            if any(self._grant(w) for w in live[1:]):
-                continue
+            if any(self._grant(w, shrink=True) for w in live):
+                continue  # nobody will free room: the first call that fits when shrunk goes ahead
             holding = next((w for w in live if w.request.agent_id in self._holds), waiter)
             problem = self._fitting(holding.request)[2]
             self._refuse(holding, problem or BudgetExhausted("usd", "no budget left to wait for"))
 
-    def _grant(self, waiter: _Waiter) -> bool:
-        need, hold, problem = self._fitting(waiter.request)
+    def _target(self, r: CallRequest) -> tuple[WorstCase, WorstCase, BudgetExhausted | None]:
+        """The size to grant a research call: the largest that fits once the other agents' calls
+        in flight have settled (they release most of their worst case), with why it does not fit
+        now. A call waits for that room rather than shrink for room that is about to come back;
+        only what is spent and held for reports shrinks it. A report never waits: it is sized to
+        what fits now."""
+        if r.report:
+            return self._fitting(r)
+        need, hold, problem = self._fitting(r, calls=False)
+        if problem is None:
+            problem = self._violation(r, need, hold)
+        return need, hold, problem
+
+    def shrinks(self, r: CallRequest) -> bool:
+        """Whether the call would be sent smaller than asked, or not at all, as things stand: a
+        tighter bound of its input is then worth asking for."""
+        need, _, problem = self._target(r)
+        return (
+            problem is not None
+            or need.output_tokens < r.max_tokens
+            or need.searches < r.max_searches
+            or need.cache_write != r.cache_write
+        )
+
+    def _grant(self, waiter: _Waiter, *, shrink: bool = False) -> bool:
+        """Grant the waiter its target size if that fits now (``shrink``: whatever size fits now)."""
+        r = waiter.request
+        need, hold, problem = self._fitting(r) if shrink else self._target(r)
         if problem is not None:
             return False
         self._waiters.remove(waiter)
@@ -519,34 +665,24 @@ class BudgetLedger:
             self._serve()
 
     def record_stop(self, agent_id: str, exhausted: BudgetExhausted) -> None:
-        """An agent stopped researching because of ``exhausted`` (for the run's closing message)."""
+        """An agent stopped researching because of ``exhausted`` (for the run's closing message,
+        which names the last agent's stop: it is the one that left no agent going)."""
+        self._stops.pop(agent_id, None)
         self._stops[agent_id] = exhausted
 
     def stop_message(self) -> str:
-        """Which caps stopped which agents, and why, with the spend against each run cap."""
-        labels = {
-            "usd": "the run dollar cap",
-            "searches": "the run search cap",
-            "tokens": "the run token cap",
-            "agent_usd": "the per-agent dollar cap",
-            "agent_searches": "the per-agent search cap",
-        }
-        by_cap: dict[str, list[str]] = {}
-        for agent_id, stop in self._stops.items():
-            by_cap.setdefault(stop.cap, []).append(agent_id)
-        s, parts = self.settings, []
-        for cap, agents in sorted(by_cap.items()):
-            waited = sum(1 for a in agents if self._stops[a].reason == "reserved")
-            why = f", {waited} of them for lack of room beside others' reservations" if waited else ""
-            names = ", ".join(agents[:5]) + (f" and {len(agents) - 5} more" if len(agents) > 5 else "")
-            parts.append(f"{labels.get(cap, cap)} stopped {names}{why}")
-        spend = []
-        if s.max_cost_usd is not None:
-            spend.append(f"${self._spent_usd:.2f} of ${s.max_cost_usd:.2f} spent")
-        if s.max_searches is not None:
-            spend.append(f"{self._usage.web_search_requests} of {s.max_searches} searches")
-        lead = "a budget cap was reached" + (f" ({'; '.join(spend)})" if spend else "")
-        return f"{lead}: {'; '.join(parts) or 'no agent could start'}; results saved"
+        """Which caps stopped which agents, why none could go on, and what is left of each cap
+        (:mod:`core.budget.stops`)."""
+        s = self.settings
+        spend = Spend(
+            spent_usd=self._spent_usd,
+            searches=self._usage.web_search_requests,
+            tokens=self._usage.total_tokens,
+            cap_usd=s.max_cost_usd,
+            search_cap=s.max_searches,
+            token_cap=s.max_tokens,
+        )
+        return stop_message({agent: stop.stop() for agent, stop in self._stops.items()}, spend)
 
     def held_usd(self, agent_id: str) -> float:
         hold = self._holds.get(agent_id)
@@ -558,17 +694,36 @@ class BudgetLedger:
         """Record the call's actual usage, release the rest of its reservation; return its dollars."""
         if self._open.pop(reservation.id, None) is None:
             raise ValueError(f"reservation {reservation.id} of {reservation.agent_id} is not open")
-        del self._open_searches[reservation.id]
-        return self._record(reservation.agent_id, reservation.layer, reservation.model, usage)
+        return self._close(reservation, usage, billed=True)
 
-    def _record(self, agent_id: str, layer: int, model: str, usage: TokenUsage) -> float:
-        """Count a closed call's usage as spent; return its dollars."""
-        cost = self.prices.cost(model, usage)
+    def _close(self, reservation: Reservation, usage: TokenUsage, *, billed: bool) -> float:
+        del self._open_searches[reservation.id]
+        return self._record(reservation.agent_id, reservation.layer, reservation.model, usage, billed=billed)
+
+    def _record(
+        self,
+        agent_id: str,
+        layer: int,
+        model: str,
+        usage: TokenUsage,
+        cost_usd: float | None = None,
+        *,
+        billed: bool,
+    ) -> float:
+        """Count a closed call's usage as spent (its dollars priced now unless given; ``billed``: the
+        API reported it, otherwise it is a bound, unconfirmed); return its dollars."""
+        cost = self.prices.cost(model, usage) if cost_usd is None else cost_usd
         totals = self._agents.setdefault(agent_id, _Totals(layer))
+        totals.saved = None
         totals.usage += usage
         totals.cost_usd += cost
         totals.calls += 1
         totals.closed += 1
+        if not billed:
+            totals.unconfirmed_usd += cost
+            totals.unconfirmed_attempts += 1
+            totals.unconfirmed_searches += usage.web_search_requests
+            self._unconfirmed = self._unconfirmed.plus(cost, usage.web_search_requests)
         self._usage += usage
         self._spent_usd += cost
         self.records.append(UsageRecord(agent_id, layer, model, usage, cost, self._clock()))
@@ -594,7 +749,8 @@ class BudgetLedger:
         if charge.basis == "none":
             self.release(reservation)
             return charge, 0.0
-        return charge, self.settle(reservation, charge.usage)
+        del self._open[reservation.id]
+        return charge, self._close(reservation, charge.usage, billed=charge.billed)
 
     def worst_usage(self, reservation: Reservation) -> TokenUsage:
         """The most the reservation's call can be billed (its dollars are ``reservation.usd``)."""
@@ -613,16 +769,22 @@ class BudgetLedger:
         totals = self._agents.get(agent_id)
         return totals.closed if totals is not None else 0
 
-    def charge_lost(self, agent_id: str, layer: int, model: str, usage: TokenUsage) -> float:
+    def charge_lost(
+        self, agent_id: str, layer: int, model: str, usage: TokenUsage, cost_usd: float | None = None
+    ) -> float:
         """Charge an attempt that was in flight when the process died (no reservation survives it):
-        ``usage`` is its worst case. Closes it, as settling it would have; returns its dollars."""
-        return self._record(agent_id, layer, model, usage)
+        ``usage`` is its worst case (unconfirmed), ``cost_usd`` its dollars at the prices it was sent
+        at (the config may price its model differently now, or not at all). Closes it, as settling it
+        would have; returns its dollars. The agent need not be in the config any more."""
+        return self._record(agent_id, layer, model, usage, cost_usd, billed=False)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call failed without usage (idempotent, safe in ``finally``)."""
         if self._open.pop(reservation.id, None) is not None:
             self._open_searches.pop(reservation.id, None)
-            self._agents.setdefault(reservation.agent_id, _Totals(reservation.layer)).closed += 1
+            totals = self._agents.setdefault(reservation.agent_id, _Totals(reservation.layer))
+            totals.closed += 1
+            totals.saved = None
             self._serve()
 
     # --- reading ------------------------------------------------------------------------------
@@ -636,6 +798,11 @@ class BudgetLedger:
         """Calls in flight and reports held."""
         return sum(r.usd for r in self._open.values()) + sum(h.usd for h in self._holds.values())
 
+    def in_flight_usd(self, agent_ids: Collection[str] | None = None) -> float:
+        """The worst case held for the calls in flight (of ``agent_ids``, else of every agent): what
+        cancelling them now would count, since the API may finish and bill a call we stop reading."""
+        return sum(r.usd for r in self._open.values() if agent_ids is None or r.agent_id in agent_ids)
+
     @property
     def reserved_searches(self) -> int:
         return sum(self._open_searches.values())
@@ -644,9 +811,29 @@ class BudgetLedger:
     def reserved_tokens(self) -> int:
         return sum(r.tokens for r in self._open.values()) + sum(h.tokens for h in self._holds.values())
 
+    @property
+    def unconfirmed(self) -> Unconfirmed:
+        """The run's part of the spend that is a bound, not a reported usage."""
+        return self._unconfirmed
+
     def agent_usage(self, agent_id: str) -> tuple[TokenUsage, float]:
         totals = self._agents.get(agent_id)
         return (totals.usage, totals.cost_usd) if totals is not None else (TokenUsage(), 0.0)
+
+    def agent_unconfirmed(self, agent_id: str) -> Unconfirmed:
+        """The agent's part of its spend that is a bound (see :attr:`unconfirmed`)."""
+        t = self._agents.get(agent_id)
+        if t is None:
+            return Unconfirmed()
+        return Unconfirmed(t.unconfirmed_usd, t.unconfirmed_attempts, t.unconfirmed_searches)
+
+    def agents(self) -> tuple[str, ...]:
+        """Every agent the ledger has charged (one no longer in the config included)."""
+        return tuple(agent_id for agent_id, totals in self._agents.items() if totals.cost_usd > 0)
+
+    def agent_layer(self, agent_id: str) -> int | None:
+        totals = self._agents.get(agent_id)
+        return totals.layer if totals is not None else None
 
     def layer_usage(self, layer: int) -> tuple[TokenUsage, float]:
         usage, cost = TokenUsage(), 0.0
@@ -677,6 +864,9 @@ class BudgetLedger:
         seconds = None if remaining is None or burn <= 0 else remaining / burn * 60.0
         return BudgetSnapshot(
             spent_usd=self._spent_usd,
+            unconfirmed_usd=self._unconfirmed.usd,
+            unconfirmed_attempts=self._unconfirmed.attempts,
+            unconfirmed_searches=self._unconfirmed.searches,
             reserved_usd=reserved,
             cap_usd=s.max_cost_usd,
             remaining_usd=remaining,
@@ -696,6 +886,9 @@ class BudgetLedger:
         return BudgetUpdated(
             run_id=run_id,
             spent_usd=snap.spent_usd,
+            unconfirmed_usd=snap.unconfirmed_usd,
+            unconfirmed_attempts=snap.unconfirmed_attempts,
+            unconfirmed_searches=snap.unconfirmed_searches,
             reserved_usd=snap.reserved_usd,
             cap_usd=snap.cap_usd,
             searches=snap.searches,
@@ -712,20 +905,11 @@ class BudgetLedger:
 
     def to_state(self) -> dict[str, Any]:
         """Totals per agent (size independent of the run's length). Calls in flight are not
-        included: their usage is unknown until they settle."""
+        included: their usage is unknown until they settle. The unconfirmed part is kept only
+        when there is one (a state without it, as every state before the split, is all billed)."""
         return {
             "version": STATE_VERSION,
-            "agents": {
-                agent_id: {
-                    "layer": t.layer,
-                    "usage": t.usage.to_dict(),
-                    "cost_usd": t.cost_usd,
-                    "calls": t.calls,
-                    "closed": t.closed,
-                }
-                for agent_id, t in self._agents.items()
-                if t.calls or t.closed
-            },
+            "agents": {agent_id: t.state() for agent_id, t in self._agents.items() if t.calls or t.closed},
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -739,7 +923,7 @@ class BudgetLedger:
         if self._open:
             raise RuntimeError("restore a ledger before reserving on it")
         self._agents.clear()
-        self._usage, self._spent_usd = TokenUsage(), 0.0
+        self._usage, self._spent_usd, self._unconfirmed = TokenUsage(), 0.0, Unconfirmed()
         for agent_id, data in state.get("agents", {}).items():
             totals = _Totals(
                 layer=int(data["layer"]),
@@ -748,6 +932,64 @@ class BudgetLedger:
                 calls=int(data.get("calls", 0)),
             )
             totals.closed = int(data.get("closed", totals.calls))
+            totals.unconfirmed_usd = float(data.get("unconfirmed_usd", 0.0))
+            totals.unconfirmed_attempts = int(data.get("unconfirmed_attempts", 0))
+            totals.unconfirmed_searches = int(data.get("unconfirmed_searches", 0))
             self._agents[agent_id] = totals
             self._usage += totals.usage
             self._spent_usd += totals.cost_usd
+            self._unconfirmed = self._unconfirmed.plus(
+                totals.unconfirmed_usd, totals.unconfirmed_searches, totals.unconfirmed_attempts
+            )
+
+    def raise_agent(
+        self,
+        agent_id: str,
+        layer: int,
+        usage: TokenUsage,
+        cost_usd: float,
+        calls: int,
+        unconfirmed: Unconfirmed = ALL_BILLED,
+    ) -> float:
+        """Raise an agent's restored totals to at least these, because another record of the run
+        (its journal) accounts for more than the checkpoint restored: the ledger never goes back.
+        Each usage field, the dollars, the calls and the unconfirmed part take the larger value;
+        returns the dollars added. Call it right after :meth:`restore`, before any reservation."""
+        if self._open:
+            raise RuntimeError("raise a restored ledger before reserving on it")
+        totals = self._agents.setdefault(agent_id, _Totals(layer))
+        totals.saved = None
+        before = totals.cost_usd
+        mine, theirs = totals.usage.to_dict(), usage.to_dict()
+        totals.usage = TokenUsage(**{name: max(mine[name], theirs[name]) for name in mine})
+        totals.cost_usd = max(totals.cost_usd, cost_usd)
+        if calls > totals.calls:  # calls the checkpoint never saw closed: closed as they were
+            totals.closed += calls - totals.calls
+            totals.calls = calls
+        totals.unconfirmed_usd = max(totals.unconfirmed_usd, unconfirmed.usd)
+        totals.unconfirmed_attempts = max(totals.unconfirmed_attempts, unconfirmed.attempts)
+        totals.unconfirmed_searches = max(totals.unconfirmed_searches, unconfirmed.searches)
+        self._usage = sum((t.usage for t in self._agents.values()), TokenUsage())
+        self._spent_usd = sum(t.cost_usd for t in self._agents.values())
+        self._unconfirmed = ALL_BILLED
+        for t in self._agents.values():
+            self._unconfirmed = self._unconfirmed.plus(
+                t.unconfirmed_usd, t.unconfirmed_searches, t.unconfirmed_attempts
+            )
+        return totals.cost_usd - before
+
+
+def _cache_write(r: CallRequest, size: Size) -> CacheWrite:
+    """How the call at ``size`` may write the cache: as asked, or not at all when sent without
+    breakpoints (then it reads nothing either, and every input token is plain input)."""
+    return r.cache_write if size.cached else "none"
+
+
+def _unconfirmed_state(totals: _Totals) -> dict[str, Any]:
+    if not totals.unconfirmed_attempts:
+        return {}
+    return {
+        "unconfirmed_usd": totals.unconfirmed_usd,
+        "unconfirmed_attempts": totals.unconfirmed_attempts,
+        "unconfirmed_searches": totals.unconfirmed_searches,
+    }

@@ -1,40 +1,34 @@
-"""Dollars per model, and the dollars of a call's ``usage``.
-
-The shipped table is checked against ``reference/anthropic-api.md`` §5.3 (late 2026). Where the
-sources disagree, the row says which value was chosen and why; the rule is to take the higher
-price, because a budget tool that under-counts lets a cap be crossed. ``pricing.models`` in the
-config overrides or extends the table.
+"""Dollars per model, and the dollars of a call's ``usage``: the shipped rate card
+(:mod:`core.prices`) with the config's ``pricing.models`` rows over it.
 
 Money is computed in floats, one product per usage component, summed per call; values are never
 rounded here (only for display). A float's relative error (~1e-16) stays far below a cent over
 any realistic number of calls, so sums of per-call costs agree with an exact recomputation to the
 cent.
-
-Not modelled (documented, not billed by this tool): batch discounts (the product does not use the
-Batches API), data-residency surcharges (``inference_geo:"us"``, 1.1x), Opus 5 fast mode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Mapping
+from dataclasses import fields, replace
 
-from core.api.usage import TokenUsage
 from core.config.model import ModelPrice, PricingSettings
+from core.errors import ResearchOrchestratorError
+from core.prices import (
+    BATCH_PRICE_FACTOR,
+    BATCH_SUFFIX,
+    DEFAULT_CONTEXT_WINDOW,
+    PER_MILLION,
+    SHIPPED_PRICES,
+    WEB_SEARCH_PER_1000,
+    Price,
+    unbatched,
+)
+from core.usage import TokenUsage
 
-PER_MILLION = 1_000_000
-WEB_SEARCH_PER_1000 = 10.0
-"""Web search is billed at $10 per 1,000 searches on every model (§1.4)."""
-CACHE_WRITE_5M_MULTIPLIER = 1.25
-CACHE_WRITE_1H_MULTIPLIER = 2.0
-CACHE_READ_MULTIPLIER = 0.1
-DEFAULT_CONTEXT_WINDOW = 200_000
-"""Window assumed for a config-priced model that names none: the smaller of the current windows,
-so that context compaction starts early rather than late."""
-LONG_PROMPT_THRESHOLD = 100_000
-"""Haiku 5.5 bills a request at its long-prompt rates when its total input exceeds this."""
 
-
-class UnknownModelPrice(LookupError):
+class UnknownModelPrice(ResearchOrchestratorError, LookupError):
     """A model with no shipped price and none in the config: its spend could not be capped."""
 
     def __init__(self, model: str) -> None:
@@ -44,127 +38,6 @@ class UnknownModelPrice(LookupError):
             "(input and output in dollars per million tokens; cache prices default to "
             "1.25x / 2x / 0.1x of input)"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """Dollars per million tokens of each usage component, and the model's context window.
-
-    ``long_prompt`` holds the rates that apply to a whole request whose total input exceeds
-    ``LONG_PROMPT_THRESHOLD`` (only Haiku 5.5 has such a tier today).
-    """
-
-    input: float
-    output: float
-    cache_write_5m: float
-    cache_write_1h: float
-    cache_read: float
-    context_window: int
-    long_prompt: Price | None = None
-
-    @classmethod
-    def standard(
-        cls,
-        input: float,
-        output: float,
-        *,
-        context_window: int,
-        cache_read: float | None = None,
-        long_prompt: Price | None = None,
-    ) -> Price:
-        """A price whose cache writes follow the API's multipliers (1.25x 5-minute, 2x 1-hour)."""
-        return cls(
-            input=input,
-            output=output,
-            cache_write_5m=input * CACHE_WRITE_5M_MULTIPLIER,
-            cache_write_1h=input * CACHE_WRITE_1H_MULTIPLIER,
-            cache_read=input * CACHE_READ_MULTIPLIER if cache_read is None else cache_read,
-            context_window=context_window,
-            long_prompt=long_prompt,
-        )
-
-    def for_prompt(self, total_input_tokens: int) -> Price:
-        """The rates that apply to one request of this many input tokens (cached ones included)."""
-        if self.long_prompt is not None and total_input_tokens > LONG_PROMPT_THRESHOLD:
-            return self.long_prompt
-        return self
-
-    @property
-    def max_input(self) -> float:
-        """The dearest way an input token can be billed (a 1-hour cache write, usually)."""
-        return max(self.input, self.cache_write_5m, self.cache_write_1h, self.cache_read)
-
-    def input_dollars(self, usage: TokenUsage) -> float:
-        """Input-side dollars at these rates (no tier selection: see :meth:`PriceTable.cost`)."""
-        return (
-            usage.input_tokens * self.input
-            + usage.cache_write_5m_tokens * self.cache_write_5m
-            + usage.cache_write_1h_tokens * self.cache_write_1h
-            + usage.cache_read_input_tokens * self.cache_read
-        ) / PER_MILLION
-
-
-_M = 1_000_000
-_K200 = 200_000
-
-_HAIKU_5_5_LONG = Price(
-    input=0.50, output=2.50, cache_write_5m=0.625, cache_write_1h=1.0, cache_read=0.05, context_window=_M
-)
-
-SHIPPED_PRICES: dict[str, Price] = {
-    # Cache reads at 0.025x on Fable 5.1 and Mythos 5.1 (§5.2).
-    "claude-fable-5-1": Price.standard(10.0, 50.0, cache_read=0.25, context_window=_M),
-    "claude-mythos-5-1": Price.standard(10.0, 50.0, cache_read=0.25, context_window=_M),
-    # Cache reads at 0.05x on Opus 5.5.
-    "claude-opus-5-5": Price.standard(4.0, 20.0, cache_read=0.20, context_window=_M),
-    # CONFLICT: cache read $0.10 (5%, Haiku 5.5 overview) vs $0.20 (10%, pricing-table copy and a
-    # model sheet). Chosen: $0.20, the higher, so the ledger never under-counts.
-    "claude-sonnet-5-5": Price.standard(2.0, 10.0, cache_read=0.20, context_window=_M),
-    # Tiered: $0.10/$0.50 up to 100k input tokens per request, $0.50/$2.50 above (all components
-    # of that request). Implemented per call from the call's total input (cached tokens included).
-    "claude-haiku-5-5": Price(
-        input=0.10,
-        output=0.50,
-        cache_write_5m=0.125,
-        cache_write_1h=0.20,
-        cache_read=0.01,
-        context_window=_M,
-        long_prompt=_HAIKU_5_5_LONG,
-    ),
-    "claude-fable-5": Price.standard(10.0, 50.0, context_window=_M),
-    "claude-mythos-5": Price.standard(10.0, 50.0, context_window=_M),
-    # Standard pricing; fast mode ($10/$50) is not used by this product.
-    "claude-opus-5": Price.standard(5.0, 25.0, context_window=_M),
-    # CONFLICT: $2/$10 was announced as intro pricing; older copies show $3/$15 from 2026-09-01,
-    # which the later pricing page says was cancelled ("now the standard price"). Chosen: $2/$10,
-    # the newest source; override under pricing.models if your invoice says otherwise.
-    "claude-sonnet-5": Price.standard(2.0, 10.0, context_window=_M),
-    # Context and max output of Opus 4.6-4.8 per a third-party sheet only.
-    "claude-opus-4-8": Price.standard(5.0, 25.0, context_window=_M),
-    "claude-opus-4-7": Price.standard(5.0, 25.0, context_window=_M),
-    "claude-opus-4-6": Price.standard(5.0, 25.0, context_window=_M),
-    "claude-sonnet-4-6": Price.standard(3.0, 15.0, context_window=_M),
-    # No cache prices in the sources (not on the current pricing page): the standard multipliers.
-    "claude-opus-4-5": Price.standard(5.0, 25.0, context_window=_K200),
-    "claude-sonnet-4-5": Price.standard(3.0, 15.0, context_window=_K200),
-    "claude-haiku-4-5": Price.standard(1.0, 5.0, context_window=_K200),
-}
-_DATED_ALIASES = {
-    "claude-opus-4-5-20251101": "claude-opus-4-5",
-    "claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
-    "claude-haiku-4-5-20251001": "claude-haiku-4-5",
-}
-SHIPPED_PRICES.update({alias: SHIPPED_PRICES[base] for alias, base in _DATED_ALIASES.items()})
-
-
-def known_models() -> tuple[str, ...]:
-    """The model ids the product ships prices for (dated snapshots included), sorted."""
-    return tuple(sorted(SHIPPED_PRICES))
-
-
-def has_default_price(model: str) -> bool:
-    """Whether the shipped table prices ``model`` (the config loader asks before a run)."""
-    return model in SHIPPED_PRICES
 
 
 def price_from_config(entry: ModelPrice, shipped: Price | None = None) -> Price:
@@ -194,6 +67,7 @@ class PriceTable:
 
     def __init__(self, prices: dict[str, Price], *, web_search_per_1000: float = WEB_SEARCH_PER_1000) -> None:
         self._prices = dict(prices)
+        self._batch: dict[str, Price] = {}  # batch keys' prices, made once
         self.web_search_per_1000 = web_search_per_1000
 
     @classmethod
@@ -212,13 +86,17 @@ class PriceTable:
         return tuple(sorted(self._prices))
 
     def has_price(self, model: str) -> bool:
-        return model in self._prices
+        return unbatched(model) in self._prices
 
     def price(self, model: str) -> Price:
-        try:
-            return self._prices[model]
-        except KeyError:
-            raise UnknownModelPrice(model) from None
+        """``model``'s rates; a batch key's (:func:`core.prices.batch_priced`) are its model's at
+        the batch discount."""
+        price = self._prices.get(model) or self._batch.get(model)
+        if price is None and model.endswith(BATCH_SUFFIX) and unbatched(model) in self._prices:
+            price = self._batch[model] = self._prices[unbatched(model)].scaled(BATCH_PRICE_FACTOR)
+        if price is None:
+            raise UnknownModelPrice(unbatched(model))
+        return price
 
     def context_window(self, model: str) -> int:
         return self.price(model).context_window
@@ -238,3 +116,45 @@ class PriceTable:
             + usage.output_tokens * rates.output / PER_MILLION
             + self.search_cost(usage.web_search_requests)
         )
+
+    def rates(self, model: str, usage: TokenUsage) -> dict[str, float]:
+        """The rates ``usage`` of one call of ``model`` is billed at (its tier chosen), as plain
+        numbers: what a write-ahead entry records, so the call can be charged after a crash even
+        when the config no longer prices the model (:func:`cost_at`)."""
+        price = self.price(model).for_prompt(usage.total_input_tokens)
+        return {**{name: float(getattr(price, name)) for name in RATE_FIELDS}, **self._search_rate()}
+
+    def dearest_rates(self) -> dict[str, float]:
+        """Every rate at the dearest any known model (any tier) charges it: a bound for a call whose
+        model has no price any more and whose record kept none."""
+        tiers = [p for price in self._prices.values() for p in (price, price.long_prompt) if p is not None]
+        dearest = {
+            name: max((v for p in tiers if math.isfinite(v := float(getattr(p, name)))), default=0.0)
+            for name in RATE_FIELDS
+        }
+        return {**dearest, **self._search_rate()}
+
+    def _search_rate(self) -> dict[str, float]:
+        return {"web_search_per_1000": float(self.web_search_per_1000)}
+
+
+RATE_FIELDS = tuple(f.name for f in fields(Price) if f.name not in ("context_window", "long_prompt"))
+"""The per-token rates of a :class:`Price` (dollars per million tokens)."""
+
+
+def cost_at(rates: Mapping[str, object], usage: TokenUsage) -> float | None:
+    """Dollars of ``usage`` at recorded ``rates`` (:meth:`PriceTable.rates`); None when the record
+    lacks a rate or holds one that is not a finite, non-negative number."""
+    values: dict[str, float] = {}
+    for name in (*RATE_FIELDS, "web_search_per_1000"):
+        value = rates.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
+            return None
+        values[name] = float(value)
+    return (
+        usage.input_tokens * values["input"]
+        + usage.cache_write_5m_tokens * values["cache_write_5m"]
+        + usage.cache_write_1h_tokens * values["cache_write_1h"]
+        + usage.cache_read_input_tokens * values["cache_read"]
+        + usage.output_tokens * values["output"]
+    ) / PER_MILLION + usage.web_search_requests * values["web_search_per_1000"] / 1000

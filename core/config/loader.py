@@ -18,9 +18,10 @@ from typing import TextIO, cast
 import yaml
 from pydantic import ValidationError
 
-from core.budget.pricing import has_default_price, known_models
 from core.config.messages import describe, plain_message, trim_loc
 from core.config.model import SKIP_REFERENCE_CHECK, AgentDefaults, Loc, ResearchConfig, reference_issues
+from core.errors import ResearchOrchestratorError, UserError
+from core.prices import has_default_price, known_models
 from core.safe_text import first_control, printable
 
 PriceKnown = Callable[[str], bool]
@@ -45,7 +46,7 @@ class ConfigIssue:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """The config cannot be used; ``issues`` lists every reason, in file order."""
 
     def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
@@ -59,6 +60,9 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         return self.format()
+
+    def describe(self) -> str:
+        return f"invalid config\n{self.format()}"
 
 
 def load_config(path: str | Path, *, known_models: PriceKnown | None = None) -> ResearchConfig:
@@ -152,9 +156,39 @@ def validate_command(config_path: str, out: TextIO) -> int:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         print("  " + "  ".join(cells).rstrip(), file=out)
-    for warning in unknown_model_warnings(config):
+    for warning in [*unknown_model_warnings(config), *report_size_warnings(config)]:
         print(f"⚠ {warning}", file=out)
     return 0
+
+
+MIN_REPORT_TOKENS = 1024
+"""Output a report needs (a summary, findings with their citations, open questions): an answer
+allowed fewer, continuations included, is cut and its report marked partial."""
+
+
+def report_size_warnings(config: ResearchConfig) -> list[str]:
+    """A ``max_tokens`` too small for a report: valid (a test may want it), but every report would be
+    cut. One warning per key that sets it, naming the agents it binds."""
+    continuations = config.defaults.max_tokens_continuations
+    small: dict[str, tuple[int, list[str]]] = {}
+    for index, layer in enumerate(config.layers):
+        for position, agent in enumerate(layer.agents):
+            own = agent.max_tokens is not None
+            tokens = agent.max_tokens if agent.max_tokens is not None else config.defaults.max_tokens
+            if tokens * (1 + continuations) >= MIN_REPORT_TOKENS:
+                continue
+            key = f"layers[{index}].agents[{position}].max_tokens" if own else "defaults.max_tokens"
+            small.setdefault(key, (tokens, []))[1].append(agent.id)
+    warnings = []
+    for key, (tokens, agents) in small.items():
+        most = tokens * (1 + continuations)
+        who = printable(", ".join(agents))
+        warnings.append(
+            f"{key}: {tokens} is too small for a report: with {continuations} continuation(s) an answer "
+            f"has at most {most} output tokens, and a report needs about {MIN_REPORT_TOKENS} or more; the "
+            f"reports of {who} would be cut and marked partial (raise max_tokens)"
+        )
+    return warnings
 
 
 def unknown_model_warnings(config: ResearchConfig) -> list[str]:
@@ -186,7 +220,7 @@ def _compact_reads(config: ResearchConfig, reads: tuple[str, ...]) -> str:
 # --- YAML with positions ---------------------------------------------------------------------------
 
 
-class _Limited(Exception):
+class _Limited(ResearchOrchestratorError):
     """The document is too deep or expands to too much; ``line`` is where (1-based), if known."""
 
     def __init__(self, message: str, line: int | None) -> None:

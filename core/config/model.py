@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from core.config.simulator import SimulatorSettings
 
+LayerMode = Literal["stream", "batch"]
 WebSearchVersion = Literal["web_search_20250305", "web_search_20260209", "web_search_20260318"]
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -149,6 +150,13 @@ class AgentDefaults(Strict):
         description="How often an answer cut off by max_tokens continues.",
     )
     caching: CachingSettings = Field(default_factory=CachingSettings)
+    message_threads: bool = Field(
+        default=False,
+        description="Send each agent's later calls (turns and pause_turn continuations) as message-thread "
+        "continues carrying only their new messages (beta message-threads-2026-08-12): faster first tokens "
+        "on long conversations, billed the same; the API then holds the conversation in memory for up to "
+        "an hour (not ZDR-eligible), hence off by default. The checkpoints stay the source of truth.",
+    )
 
 
 class AgentConfig(Strict):
@@ -177,6 +185,34 @@ class LayerConfig(Strict):
     agents: list[AgentConfig] = Field(
         min_length=1, max_length=MAX_AGENTS, description="Agents run concurrently within the layer."
     )
+    message_threads: bool | None = Field(
+        default=None, description="Overrides defaults.message_threads for this layer's agents."
+    )
+    mode: LayerMode = Field(
+        default="stream",
+        description="'stream' (each call streamed as it is made) or 'batch' (each round, every ready "
+        "agent's next request goes into one Message Batch: half the token price, results within the "
+        "hour rather than at once; nothing streams).",
+    )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _known_mode(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in get_args(LayerMode):
+            raise ValueError(
+                f"mode '{value}' is not a layer mode: use 'stream' (the default) or 'batch'"
+                f"{did_you_mean(value, get_args(LayerMode))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _batch_has_no_threads(self) -> LayerConfig:
+        if self.mode == "batch" and self.message_threads:
+            raise ValueError(
+                "message_threads: true cannot be used with mode: batch (a batch request carries its "
+                "whole conversation): remove one of them from this layer"
+            )
+        return self
 
 
 class ProgramInfo(Strict):
@@ -228,6 +264,15 @@ class ExecutionSettings(Strict):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
+    stop_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3_600,
+        description=(
+            "On a stop, seconds the calls in flight get to finish their turn and be saved before they "
+            "are cancelled (a cancelled call is charged its worst case); 0 cancels them at once."
+        ),
+    )
 
     @model_validator(mode="after")
     def _capped_runs_keep_their_spend(self) -> ExecutionSettings:
@@ -246,6 +291,18 @@ class ExecutionSettings(Strict):
                 "interrupts and resumes is saved with the checkpoints. Enable checkpoints or remove the caps"
             )
         return self
+
+
+Trust = Literal["default", "system"]
+
+
+class NetworkSettings(Strict):
+    trust: Trust = Field(
+        default="default",
+        description="Whose certificates the API connection trusts: 'default' (SSL_CERT_FILE or "
+        "SSL_CERT_DIR when set, else the system's) or 'system' (the operating system's trust store, "
+        "through truststore: a corporate root certificate IT installed there).",
+    )
 
 
 class ModelPrice(Strict):
@@ -276,6 +333,13 @@ class ResolvedAgent(Strict):
     max_turns: int
     max_searches: int | None
     reads: tuple[str, ...]  # agent ids, expanded from layer names
+    message_threads: bool = False
+    mode: LayerMode = "stream"  # its layer's
+
+    @property
+    def batched(self) -> bool:
+        """Its calls go out in its layer's Message Batches (:mod:`core.engine.batch_round`)."""
+        return self.mode == "batch"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -399,6 +463,7 @@ class ResearchConfig(Strict):
     execution_settings: ExecutionSettings = Field(default_factory=ExecutionSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self, info: ValidationInfo) -> ResearchConfig:
@@ -434,6 +499,13 @@ class ResearchConfig(Strict):
                         max_turns=agent.max_turns or self.defaults.max_turns,
                         max_searches=agent.max_searches or self.defaults.max_searches,
                         reads=tuple(reads),
+                        message_threads=layer.mode != "batch"
+                        and (
+                            self.defaults.message_threads
+                            if layer.message_threads is None
+                            else layer.message_threads
+                        ),
+                        mode=layer.mode,
                     )
                 )
         return resolved

@@ -1,9 +1,11 @@
-"""One agent's life in a run: the handle that owns its task, its control flags and its status.
+"""One agent's life in a run: the handle that owns its task, its control flags and its row.
 
 The orchestrator runs each layer as a task group of supervisors, one per agent; a supervisor
-drives its agent through a handle. The handle is the only place an agent's status changes, and
-every change is published as an event, so the run's :class:`~core.view.RunView` (and with it
-``summary.json``, the app and the headless display) never disagrees with it.
+drives its agent through a handle. Every event of the agent passes through :meth:`AgentHandle.apply`,
+which moves the agent's :class:`~core.lifecycle.AgentRow` with :func:`~core.lifecycle.step` (the
+function every view of the run folds with) and publishes it: the handle's status and figures, the
+run's :class:`~core.view.RunView` (and with it ``summary.json``, the app and the headless display)
+and the checkpoints never disagree.
 
 Kill, stop and abort are outcomes read at the task boundary: ``kill`` cancels the agent's own
 task and the handle turns that cancellation into a killed result; a stop or an abort cancels the
@@ -14,91 +16,124 @@ lets the cancellation propagate. No cancellation is swallowed inside the session
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextvars
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from core import correlation
 from core import events as ev
 from core.config.model import ResolvedAgent
-from core.control import AgentStatus
 from core.engine.session import SessionState
+from core.lifecycle import AgentRow, can_kill, can_resume, pause_event, step
+from core.status import AgentStatus
 
 Publish = Callable[[ev.Event], None]
 
 
+@dataclass(frozen=True, slots=True)
+class SavedAgent:
+    """An agent as its latest checkpoint left it: the conversation to continue, and its row's
+    figures (:func:`core.lifecycle.saved_form`)."""
+
+    state: SessionState
+    figures: Mapping[str, Any]
+
+
 class AgentHandle:
     def __init__(
-        self, agent: ResolvedAgent, run_id: str, publish: Publish, state: SessionState | None
+        self, agent: ResolvedAgent, run_id: str, publish: Publish, state: SessionState | None, row: AgentRow
     ) -> None:
         self.agent = agent
         self.run_id = run_id
         self._publish = publish
         self.state = state
+        self.row = row  # moved only by apply()
         self.report_path: str | None = None
-        self.error: str | None = None
-        saved = AgentStatus(state.status) if state is not None else AgentStatus.PENDING
-        # An agent stopped by a cap continues when the run is resumed (with a raised cap).
-        resumable = not saved.is_final or saved is AgentStatus.BUDGET_EXHAUSTED
-        self.status = AgentStatus.PENDING if resumable else saved
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._kill_requested = False
+        self._kill_after_call = False  # killed once the call in flight has finished and been saved
+        self._draining = False  # the run stops cleanly: no new call starts
+        self._in_call = False  # from just before a call is sent until the agent's next turn boundary
         self._task: asyncio.Task[Any] | None = None  # the agent's session, while it runs
         self.supervisor: asyncio.Task[None] | None = None  # set by the orchestrator's task group
+        self.on_call_over: Callable[[], None] | None = None  # told when the agent has no call in flight
 
     @property
     def id(self) -> str:
         return self.agent.id
 
     @property
+    def status(self) -> AgentStatus:
+        return self.row.status
+
+    @property
     def kill_requested(self) -> bool:
         return self._kill_requested
 
-    def publish(self, event_type: type[ev.Event], **fields: Any) -> None:
-        turn = self.state.api_turns if self.state is not None else 0
-        self._publish(
-            event_type(
-                run_id=self.run_id, agent_id=self.agent.id, layer=self.agent.layer, turn=turn, **fields
-            )
+    @property
+    def in_call(self) -> bool:
+        """A call of the agent may be in flight, or its answer not saved yet: stopping it now would
+        throw away a call the API bills (it is charged its worst case, and a resume buys it again)."""
+        task = self._task
+        return self._in_call and task is not None and not task.done()
+
+    def apply(self, event: ev.Event) -> None:
+        """The one way the agent's row changes: ``event`` (about this agent) moves it through the
+        lifecycle, then goes out on the bus. The session's events come here too."""
+        self.row = step(self.row, event)
+        self._publish(event)
+
+    def event(self, event_type: type[ev.Event], **fields: Any) -> ev.Event:
+        """An event of this agent, stamped with its run, layer and completed turns."""
+        return event_type(
+            run_id=self.run_id, agent_id=self.agent.id, layer=self.agent.layer, turn=self.row.turn, **fields
         )
 
-    def _become(self, new: AgentStatus, event_type: type[ev.Event] | None = None, **fields: Any) -> None:
-        self.status = new
-        if event_type is not None:
-            self.publish(event_type, **fields)
+    def publish(self, event_type: type[ev.Event], **fields: Any) -> None:
+        self.apply(self.event(event_type, **fields))
 
     # --- control (called by front ends through the orchestrator) -------------------------------
 
     def pause(self) -> bool:
         """No new API call starts until :meth:`resume`; the call in flight finishes its turn."""
-        if self.status is AgentStatus.PENDING:
-            self._resumed.clear()
-            self._become(AgentStatus.PAUSED, ev.AgentPaused)
-            return True
-        if self.status in (AgentStatus.RUNNING, AgentStatus.WAITING_FOR_BUDGET):
-            self._resumed.clear()
-            self._become(AgentStatus.PAUSING, ev.AgentPausing)
-            return True
-        return False
-
-    def resume(self) -> bool:
-        if self.status not in (AgentStatus.PAUSING, AgentStatus.PAUSED):
+        event_type = pause_event(self.row)
+        if event_type is None:
             return False
-        self._resumed.set()
-        started = self._task is not None
-        self._become(AgentStatus.RUNNING if started else AgentStatus.PENDING, ev.AgentResumed)
+        self._resumed.clear()
+        self.publish(event_type)
         return True
 
-    def kill(self) -> bool:
-        """End the agent: a running call is cancelled (a partial report is kept); a pending one never runs."""
-        if self.status.is_final or self._kill_requested:
+    def resume(self) -> bool:
+        if not can_resume(self.row):
             return False
+        self._resumed.set()
+        self.publish(ev.AgentResumed)  # running again if it had started, else pending
+        return True
+
+    def kill(self, *, now: bool = True) -> bool:
+        """End the agent; a partial report is kept, and a pending one never runs. ``now``: a call in
+        flight is cancelled (and charged its worst case); otherwise it finishes its turn, is saved,
+        and the agent ends before its next call."""
+        if not can_kill(self.row) or self._kill_requested:
+            return False
+        if not now and self.in_call:
+            if self._kill_after_call:
+                return False
+            self._kill_after_call = True
+            return True
         self._kill_requested = True
         self._resumed.set()
         if self._task is not None:
             self._task.cancel()
         else:
-            self._become(AgentStatus.KILLED, ev.AgentKilled)
+            self.publish(ev.AgentKilled)
         return True
+
+    def drain(self) -> None:
+        """The run stops cleanly: no new call starts; the call in flight finishes its turn and is saved."""
+        self._draining = True
 
     def interrupt(self) -> None:
         """Stop the agent for this attempt (the run stops); it continues when the run is resumed."""
@@ -109,10 +144,37 @@ class AgentHandle:
 
     async def at_turn_boundary(self) -> None:
         """Called by the session before each API call: a requested pause takes hold here."""
+        await self._hold_if_stopping()
         if self._resumed.is_set():
             return
-        self._become(AgentStatus.PAUSED, ev.AgentPaused)
+        self.publish(ev.AgentPaused)
         await self._resumed.wait()
+
+    async def before_call(self) -> None:
+        """Called by the session just before each attempt is sent: a clean stop or a kill after the
+        call holds here; otherwise the agent has a call in flight until its next turn boundary (its
+        answer is saved by then) or until the attempt fails (:meth:`call_failed`)."""
+        await self._hold_if_stopping()
+        self._in_call = True
+
+    def call_failed(self) -> None:
+        """An attempt failed and a retry waits: no call is in flight (its charge is saved by the stop)."""
+        self._call_over()
+
+    def _call_over(self) -> None:
+        if self._in_call:
+            self._in_call = False
+            if self.on_call_over is not None:
+                self.on_call_over()
+
+    async def _hold_if_stopping(self) -> None:
+        """No call is in flight here and every answer is saved: a kill after the call ends the agent
+        (cancelling its own task), and a clean stop holds it until the run cancels it."""
+        self._call_over()
+        if self._kill_after_call:
+            self.kill()
+        if self._kill_requested or self._draining:
+            await asyncio.get_running_loop().create_future()  # never set: ends by cancellation
 
     async def wait_until_unpaused(self) -> None:
         """A pending agent paused before it started holds no concurrency slot while it waits."""
@@ -124,16 +186,15 @@ class AgentHandle:
         A cancellation of the caller (the run stops) cancels the session, waits for it to end
         (a checkpoint being written lands first), marks the agent interrupted and propagates.
         """
-        self._become(
-            AgentStatus.RUNNING,
-            ev.AgentStarted,
-            title=title,
-            resumed_from_turn=self.state.api_turns if self.state is not None else 0,
-        )
+        self.publish(ev.AgentStarted, title=title, resumed_from_turn=self.row.turn)
         if not self._resumed.is_set():
-            self._become(AgentStatus.PAUSING, ev.AgentPausing)  # paused while it took its slot
-        task = asyncio.get_running_loop().create_task(body, name=f"agent:{self.agent.id}")
+            self.publish(ev.AgentPausing)  # paused while it took its slot
+        ids = contextvars.copy_context()  # its log records name the run and the agent (core.correlation)
+        ids.run(correlation.run_id.set, self.run_id)
+        ids.run(correlation.agent_id.set, self.agent.id)
+        task = asyncio.get_running_loop().create_task(body, name=f"agent:{self.agent.id}", context=ids)
         self._task = task
+        task.add_done_callback(lambda _: self._call_over())
         try:
             await asyncio.wait({task})
         except asyncio.CancelledError:
@@ -146,37 +207,14 @@ class AgentHandle:
     def mark_interrupted(self) -> None:
         """The agent did not reach its end in this attempt; a resume continues it."""
         if not self.status.is_final and self.status is not AgentStatus.INTERRUPTED:
-            self._become(AgentStatus.INTERRUPTED, ev.AgentInterrupted)
+            self.publish(ev.AgentInterrupted)
 
     def waiting_for_budget(self, cap: str, message: str) -> None:
-        self._become(AgentStatus.WAITING_FOR_BUDGET, ev.AgentBudgetWaitStarted, cap=cap, message=message)
+        self.publish(ev.AgentBudgetWaitStarted, cap=cap, message=message)
 
     def budget_wait_over(self) -> None:
         if self.status is AgentStatus.WAITING_FOR_BUDGET:
-            self._become(AgentStatus.RUNNING, ev.AgentBudgetWaitEnded)
-
-    # --- endings (the orchestrator calls one when the agent's report is written) ----------------
-
-    def finished(self, status: AgentStatus, report_path: str, *, cost_usd: float, searches: int) -> None:
-        self.report_path = report_path
-        turns = self.state.api_turns if self.state is not None else 0
-        self._become(
-            status,
-            ev.AgentFinished,
-            status=status.value,
-            report_path=report_path,
-            turns=turns,
-            searches=searches,
-            cost_usd=cost_usd,
-        )
-
-    def failed(self, error: str, report_path: str) -> None:
-        self.report_path, self.error = report_path, error
-        self._become(AgentStatus.FAILED, ev.AgentFailed, error=error, report_path=report_path)
-
-    def killed(self, report_path: str) -> None:
-        self.report_path = report_path
-        self._become(AgentStatus.KILLED, ev.AgentKilled, report_path=report_path)
+            self.publish(ev.AgentBudgetWaitEnded)
 
 
 async def _until_done(task: asyncio.Task[Any]) -> None:

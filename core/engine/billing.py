@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from core.api.attempt import AttemptProgress, Outcome, outcome_of
-from core.api.usage import TokenUsage
+from core.api.attempt import AttemptProgress, Outcome
+from core.api.failure import outcome_of
 from core.budget.charges import Charge
 from core.budget.ledger import BudgetLedger, Reservation
+from core.usage import TokenUsage
 
 T = TypeVar("T")
 
@@ -39,24 +40,27 @@ class AttemptBudget:
         self._on_charge = on_charge
         self.reservation: Reservation | None = first
         self.progress = AttemptProgress()
+        self.released = False  # the last attempt failed and was charged nothing (billed nothing)
 
     async def ready(self, attempt: int) -> None:
         """Before each attempt: a retry reserves its worst case again (may wait, or stop on a cap)."""
         if self.reservation is None:
             self.reservation = await self._reserve()
 
-    async def run(self, call: Callable[[AttemptProgress], Awaitable[T]]) -> T:
-        """One attempt on the current reservation; if it fails, it is charged and the error goes on."""
+    async def run(self, call: Callable[[AttemptProgress], Awaitable[T]], progress: AttemptProgress) -> T:
+        """One attempt on the current reservation, observed in ``progress``; if it fails, it is
+        charged and the error goes on."""
         reservation = self.reservation
         if reservation is None:
             raise RuntimeError("an attempt started without a reservation")
-        progress = self.progress = AttemptProgress()
+        self.progress = progress
         try:
             return await call(progress)
         except BaseException as error:
             self.reservation = None
             outcome = outcome_of(error, progress)
             charge, cost = self._ledger.charge_failed(reservation, progress, outcome)
+            self.released = charge.basis == "none"
             self._on_charge(charge, cost, outcome, progress)
             raise
 

@@ -9,12 +9,11 @@ lost and a resumed agent continues from its last completed call.
 from __future__ import annotations
 
 import copy
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
-
-from anthropic import AsyncAnthropic
-from anthropic.types import Message
 
 from core.api.attempt import AttemptProgress, Outcome
 from core.api.retry import (
@@ -27,9 +26,10 @@ from core.api.retry import (
     call_with_retries,
     first_call_refusal,
 )
-from core.api.streaming import AgentContext, CallResult, stream_call
-from core.api.usage import TokenUsage
+from core.api.streaming import AgentContext, stream_call
+from core.api.transport import CallResult, Transport
 from core.budget.bounds import (
+    COUNT_WORTH_ASKING,
     SEAM_TOKENS,
     conversation_bound,
     counted_bound,
@@ -38,7 +38,7 @@ from core.budget.bounds import (
     utf8_bytes,
 )
 from core.budget.charges import Charge
-from core.budget.ledger import BudgetExhausted, BudgetLedger, CacheWrite, CallRequest, Reservation
+from core.budget.ledger import BudgetExhausted, BudgetLedger, CallRequest, Reservation
 from core.config.model import ResearchConfig, ResolvedAgent
 from core.control import AgentStatus
 from core.engine.billing import AttemptBudget
@@ -50,6 +50,17 @@ from core.engine.compaction import (
     plan_compaction,
     summary_request,
 )
+from core.engine.request import (
+    Turn,
+    call_request,
+    granted,
+    request_params,
+    search_ask,
+    user_message,
+    wire_messages,
+    writing_report,
+)
+from core.engine.threads import MessageThread, send_threaded
 from core.engine.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT, build_plan
 from core.events import (
     ApiErrorRaised,
@@ -61,11 +72,16 @@ from core.events import (
     StopReasonUnhandled,
     TurnCompleted,
 )
+from core.lifecycle import AgentRow
+from core.persistence.atomic import DiskError
+from core.reports import numbered
 from core.reports.citethrough import PriorSources
 from core.reports.render import AgentMeta, build_report
 from core.reports.sources import carried_sources_note
+from core.usage import TokenUsage
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -75,18 +91,18 @@ class SessionState:
     messages: list[dict[str, Any]] = field(default_factory=list)
     plan_index: int = 0  # next prompt of the plan to send
     pending: str | None = None  # "pause_turn" | "max_tokens": the next call continues the answer
-    api_turns: int = 0
-    searches: int = 0
-    retries: int = 0
-    cost_usd: float = 0.0
     continuations: int = 0  # within the current user turn
     tools: list[dict[str, Any]] | None = None  # frozen per user turn: continuations resend the same
     report_from: int | None = None  # index of the first message of the report turn
+    cut: bool = False  # the last answer was cut by max_tokens with no continuation left
+    listing_room: int | None = None  # bytes the report prompt's sources may take: what its hold holds
     input_bound: int | None = None  # tokens of the system prompt + messages, at most (None: measure)
-    status: str = AgentStatus.PENDING.value
+    searchless: bool = False  # the last call was a research turn's last resort, with no search
+    # (The agent's status, turns, searches, dollars and retries are its row's: core.lifecycle.)
 
     def counters(self) -> dict[str, Any]:
-        """Everything but the conversation (saved as a delta by the checkpoint store)."""
+        """Everything but the conversation (saved as a delta by the checkpoint store, beside the
+        agent's row: :func:`core.lifecycle.saved_form`)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "messages"}
 
     @classmethod
@@ -105,12 +121,25 @@ class SessionState:
         "write it now" prompt is the budget stop's, which a resume decides afresh)."""
         if self.pending or not self.messages or self.messages[-1]["role"] != "user":
             return
-        report_now = self.messages[-1]["content"] == _user_message(REPORT_NOW_PROMPT)["content"]
+        report_now = _asks_report_now(self.messages[-1])
         self.pop_user()
         if not report_now:
             self.plan_index -= 1
         if self.report_from == len(self.messages):
             self.report_from = None
+
+    def ends_with_report(self) -> int | None:
+        """Where the report a budget stop had the agent write begins, when the conversation ends
+        with it (a "write it now" prompt and its answer); else None."""
+        messages = self.messages
+        if (
+            len(messages) >= 2
+            and messages[-1]["role"] == "assistant"
+            and messages[-2]["role"] == "user"
+            and _asks_report_now(messages[-2])
+        ):
+            return len(messages) - 2
+        return None
 
     def resumable(self) -> SessionState:
         """A copy as a resume must find it mid-call: at the turn boundary before the call."""
@@ -130,14 +159,25 @@ class SessionResult:
 
 
 class TurnBoundary(Protocol):
-    """Where a session hands control back to its agent's handle, which owns the agent's status.
+    """Where a session hands control back to its agent's handle, which owns the agent's row.
 
-    A session never publishes status events itself: it tells the handle, which changes the
-    status and publishes the event (so the run's view and ``agent_status`` always agree).
+    A session never changes the agent's status or figures itself: its events reach the handle
+    (through its context), which moves the row (:func:`core.lifecycle.step`) and publishes them;
+    a status change the session asks for (a budget wait) it asks of the handle.
     """
 
+    @property
+    def row(self) -> AgentRow:
+        """The agent as it stands: its completed turns, searches and dollars."""
+
     async def at_turn_boundary(self) -> None:
-        """Before each API call: a requested pause takes hold here."""
+        """Before each user turn or continuation: a requested pause (or a clean stop) takes hold here."""
+
+    async def before_call(self) -> None:
+        """Just before each attempt is sent (its budget held): a clean stop takes hold here too."""
+
+    def call_failed(self) -> None:
+        """An attempt failed and its retry waits: no call of the agent is in flight."""
 
     def waiting_for_budget(self, cap: str, message: str) -> None:
         """The next call does not fit the caps now but will once calls in flight settle."""
@@ -152,21 +192,23 @@ class AgentSession:
         *,
         agent: ResolvedAgent,
         config: ResearchConfig,
-        client: AsyncAnthropic,
+        transport: Transport,
         context: AgentContext,
         ledger: BudgetLedger,
         policy: RetryPolicy,
         gate: RequestGate,
         control: TurnBoundary,
         prior_reports: dict[str, str],
-        save: Callable[[ResolvedAgent, SessionState], Awaitable[None]] | None = None,
+        save: Callable[[ResolvedAgent, SessionState, AgentStatus | None], Awaitable[None]] | None = None,
         write_ahead: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+        release_ahead: Callable[[str], Awaitable[None]] | None = None,
         state: SessionState | None = None,
         context_window: int | None = None,
+        last_running: Callable[[], bool] | None = None,
     ) -> None:
         self.agent = agent
         self.config = config
-        self.client = client
+        self.transport = transport
         self.context = context
         self.ledger = ledger
         self.policy = policy
@@ -174,12 +216,21 @@ class AgentSession:
         self.control = control
         self.save = save
         self.write_ahead = write_ahead
+        self.release_ahead = release_ahead
         self.state = state or SessionState()
         self.context_window = context_window
+        # Whether every other agent of the run has ended: what this one leaves is then stranded,
+        # so a step the caps allow only without the prompt cache or without a search is worth it.
+        self.last_running = last_running or (lambda: False)
         self._sizes = SizeCache()
+        self._measured: int | None = None  # the history's bound when last measured (bytes or a count)
+        self._searchless_grant = False  # the call in flight goes with no search, as a last resort
+        self._ahead = False  # the attempt in flight was written ahead
         self.unsaved_charge = False  # a failed attempt was charged since the last checkpoint
         self.plan = build_plan(agent, config.program, config.defaults, prior_reports)
         self.prior_sources = PriorSources.of(prior_reports)  # what its report's labels resolve to
+        # In memory only: a resumed or forked agent starts a new thread with its whole conversation.
+        self.thread = MessageThread() if agent.message_threads else None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -187,10 +238,9 @@ class AgentSession:
         """Turns until the plan is done or a cap binds. API errors propagate (see :meth:`fail`);
         so does cancellation (a kill or a stop), which the agent's handle turns into an outcome."""
         state = self.state
-        state.status = AgentStatus.RUNNING.value
         try:
             while True:
-                if not state.pending and state.plan_index >= len(self.plan):
+                if not state.pending and (state.plan_index >= len(self.plan) or self._report_stands()):
                     return self._finish(AgentStatus.COMPLETED)
                 await self.control.at_turn_boundary()
                 if not state.pending:
@@ -200,17 +250,31 @@ class AgentSession:
                 except BudgetExhausted as exhausted:
                     return await self._finish_on_budget(exhausted)
                 outcome = self._absorb(result)
-                await self._checkpoint(state)
+                if outcome is None and not state.pending and state.plan_index >= len(self.plan):
+                    outcome = AgentStatus.COMPLETED
+                await self._checkpoint(state, outcome)  # the last turn's checkpoint is the agent's final one
                 if outcome is not None:
                     return self._finish(outcome)
         finally:
             self.ledger.end_agent(self.agent.id)  # its report hold goes back to the others
             self.context.bus.publish(self.ledger.to_event(self.context.run_id))
 
-    async def _checkpoint(self, state: SessionState) -> None:
-        """Save ``state`` with the run's ledger (what every call so far was charged)."""
+    def _report_stands(self) -> bool:
+        """Resumed at the plan's report turn with the report a budget stop had it write: that is
+        the report its plan asks for, from the same research, so it is kept, not paid for twice
+        (nor, if the cap still binds, rewritten as partial)."""
+        state = self.state
+        written = state.ends_with_report() if state.plan_index == len(self.plan) - 1 else None
+        if written is None:
+            return False
+        state.report_from = written
+        return True
+
+    async def _checkpoint(self, state: SessionState, ending: AgentStatus | None = None) -> None:
+        """Save ``state`` with the run's ledger (what every call so far was charged); ``ending``:
+        the agent ends with this save (its checkpoint holds the status it ends with)."""
         if self.save is not None:
-            await self.save(self.agent, state)
+            await self.save(self.agent, state, ending)
         self.unsaved_charge = False
 
     def _begin_user_turn(self, prompt: str) -> None:
@@ -218,9 +282,12 @@ class AgentSession:
         # Only the plan's last turn is its report; a research turn after a "write it now" report
         # (a budget-stopped agent resumed with a raised cap) searches again.
         state.report_from = len(state.messages) if state.plan_index == len(self.plan) - 1 else None
+        if self._writing_report:  # the report cites the agent's sources by number
+            prompt = numbered.with_sources(prompt, state.messages, state.listing_room)
         self._append_user(prompt)
         state.plan_index += 1
         state.continuations = 0
+        state.cut = False
         state.tools = None  # chosen by the first call's reservation, then kept for continuations
 
     def _absorb(self, result: CallResult) -> AgentStatus | None:
@@ -230,7 +297,8 @@ class AgentSession:
         stop = result.stop_reason
         if stop == "pause_turn":
             state.continuations += 1
-            searches_left = self.agent.max_searches is None or state.searches < self.agent.max_searches
+            searches = self.control.row.searches
+            searches_left = self.agent.max_searches is None or searches < self.agent.max_searches
             if searches_left and state.continuations <= self.config.defaults.max_pause_continuations:
                 state.pending = "pause_turn"
                 return None
@@ -243,6 +311,7 @@ class AgentSession:
                 self._append_user(CONTINUE_PROMPT)
                 return None
             state.pending = None
+            state.cut = True  # no continuation left: the answer stays cut (a report says so)
             return None
         state.pending = None
         if stop == "refusal":
@@ -251,74 +320,22 @@ class AgentSession:
             # The answer is valid but the window is full: no further turn can fit. Keep it.
             return AgentStatus.COMPLETED
         if stop not in ("end_turn", "stop_sequence", "tool_use"):
-            self.context.publish(StopReasonUnhandled, turn=state.api_turns, stop_reason=str(stop))
+            self.context.publish(StopReasonUnhandled, turn=self.control.row.turn, stop_reason=str(stop))
         return None
 
     # --- one API call, budgeted and retried -------------------------------------------------
 
     def request_params(self) -> dict[str, Any]:
         """The request for the next call; its ``tools`` are settled by :meth:`_reserve`."""
-        defaults = self.config.defaults
-        caching = defaults.caching
-        cache_control: dict[str, Any] = {"type": "ephemeral"}
-        if caching.ttl == "1h":
-            cache_control["ttl"] = "1h"
-        # The API refuses an empty text block (400), so an empty system prompt sends no block.
-        prompt = defaults.system_prompt
-        system: list[dict[str, Any]] = [{"type": "text", "text": prompt}] if prompt else []
-        messages = wire_messages(self.state.messages)
-        if caching.enabled and system:
-            system[0]["cache_control"] = cache_control
-            messages = _with_breakpoints(messages, cache_control)
-        params: dict[str, Any] = {
-            "model": self.agent.model,
-            "max_tokens": self.agent.max_tokens,
-            "system": system,
-            "messages": messages,
-        }
-        if not defaults.system_prompt.strip():
-            del params["system"]  # the API rejects an empty text block: no system prompt at all
-        tools = self.state.tools
-        if tools is None:
-            wanted = self._searches_wanted()
-            tools = [self._search_tool(wanted)] if wanted else []
-        if tools:
-            params["tools"] = tools
-        return params
+        return request_params(self.agent, self.config.defaults, self._turn())
 
-    def _searches_wanted(self) -> int:
-        """The search allowance a new research turn asks for: ``max_uses`` (its default when the
-        config gives none), no more than the agent has left; none for a report."""
-        if self._writing_report:
-            return 0  # the report turn sends no search allowance: a search cap never blocks it
-        wanted = self.config.defaults.web_search.per_request
-        if self.agent.max_searches is not None:
-            wanted = min(wanted, self.agent.max_searches - self.state.searches)
-        return max(0, wanted)
-
-    def _search_tool(self, max_uses: int) -> dict[str, Any]:
-        search = self.config.defaults.web_search
-        tool: dict[str, Any] = {"type": search.version, "name": "web_search", "max_uses": max(1, max_uses)}
-        if search.allowed_domains:
-            tool["allowed_domains"] = list(search.allowed_domains)
-        if search.blocked_domains:
-            tool["blocked_domains"] = list(search.blocked_domains)
-        if search.user_location is not None:
-            tool["user_location"] = search.user_location.model_dump(exclude_none=True)
-        if search.version != "web_search_20250305":
-            tool["allowed_callers"] = ["direct"]
-        return tool
+    def _turn(self) -> Turn:
+        state = self.state
+        return Turn(state.messages, self.control.row.searches, state.tools, self._writing_report)
 
     @property
     def _writing_report(self) -> bool:
-        """In the report turn (a one-turn plan's only turn is research as well)."""
-        start = self.state.report_from
-        return start is not None and (len(self.plan) > 1 or start > 0)
-
-    @property
-    def _cache_write(self) -> CacheWrite:
-        caching = self.config.defaults.caching
-        return caching.ttl if caching.enabled else "none"
+        return writing_report(self.state.report_from, len(self.plan))
 
     async def _history_bound(self) -> int:
         """Tokens of the system prompt and messages, at most: kept up to date from each call's
@@ -328,11 +345,29 @@ class AgentSession:
             system = self.config.defaults.system_prompt
             wire = wire_messages(state.messages)
             bound = conversation_bound(system, state.messages)
-            state.input_bound = await counted_bound(self.client, self.agent.model, system, wire, bound)
+            state.input_bound = await counted_bound(self.transport, self.agent.model, system, wire, bound)
+            self._measured = state.input_bound
+        return state.input_bound
+
+    def _bound_is_loose(self) -> bool:
+        """Whether the history's bound grew by much since it was last measured: each search adds
+        its whole allowance for results (``SEARCH_INPUT_TOKENS``), usually far more than it did."""
+        bound = self.state.input_bound
+        return bound is not None and bound - (self._measured or 0) >= COUNT_WORTH_ASKING
+
+    async def _counted_history(self) -> int:
+        """The history's bound, tightened by the API's free count when its rate limit allows
+        (:func:`core.budget.bounds.counted_bound`); never looser than it was."""
+        state = self.state
+        assert state.input_bound is not None
+        system = self.config.defaults.system_prompt
+        wire = wire_messages(state.messages)
+        counted = await counted_bound(self.transport, self.agent.model, system, wire, state.input_bound)
+        state.input_bound = self._measured = min(state.input_bound, counted)
         return state.input_bound
 
     def _append_user(self, text: str) -> None:
-        message = _user_message(text)
+        message = user_message(text)
         if self.state.input_bound is not None:
             self.state.input_bound += utf8_bytes(message)
         self.state.messages.append(message)
@@ -340,58 +375,70 @@ class AgentSession:
     def _pop_user(self) -> None:
         self.state.pop_user()
 
-    def _report_prompt_bound(self) -> int:
-        """Tokens the report's prompt may add (the plan's report turn, or "write it now")."""
+    def _report_prompt(self, most_searches: int) -> tuple[int, tuple[int, ...], int]:
+        """What the report's prompt (the plan's report turn, or "write it now") may add: its
+        tokens as it would be written now, the numbered sources listed exactly (text we build,
+        bounded by its bytes); what the list may grow by for each number of searches a call is
+        granted, up to ``most_searches``; and the list's own bytes now."""
+        listing, count = numbered.listing_bytes(self.state.messages)
         prompts = (self.plan[-1], REPORT_NOW_PROMPT)
-        return max(utf8_bytes(_user_message(p)) for p in prompts) + SEAM_TOKENS
+        now = max(utf8_bytes(user_message(p)) for p in prompts) + listing + SEAM_TOKENS
+        return now, tuple(numbered.growth(count, s) for s in range(most_searches + 1)), listing
 
-    async def _reserve(self, params: dict[str, Any]) -> tuple[Reservation, int]:
+    async def _reserve(self, base: dict[str, Any]) -> tuple[Reservation, int, dict[str, Any]]:
         """Hold the call's worst case (waiting for room while others' calls hold it); return it
-        with the call's input bound.
+        with the call's input bound and the request as granted.
 
         The search allowance asked for is the turn's ``max_uses``, no more than the agent has left;
-        the ledger may shrink it to fit (to one search at least), and the request then carries
-        exactly what was granted. A call granted no search (a report, an agent whose searches are
-        spent) sends no tool, or, when the conversation already holds searches (the API wants the
-        tool defined then), the tool with ``tool_choice: none``, under which no search can run. A
+        the ledger may shrink it and ``max_tokens`` to fit (:mod:`core.budget.sizing`), and the
+        request then carries exactly what was granted (:func:`core.engine.request.granted`). A
         continuation resends the turn's tool with the allowance granted to it.
         """
-        state = self.state
-        tools: list[dict[str, Any]] = params.get("tools", [])
-        wanted = int(tools[0].get("max_uses") or 0) if tools else 0
-        if self.agent.max_searches is not None:
-            wanted = min(wanted, self.agent.max_searches - state.searches)
-        wanted = max(0, wanted)
-        restricted = [] if tools or not _holds_searches(state.messages) else [self._search_tool(1)]
-        call_input = await self._history_bound() + tools_bound(tools or restricted)
+        defaults = self.config.defaults
+        ask = search_ask(base, self.agent, defaults, self._turn())
+        tools = tools_bound(ask.tools or ask.restricted)
         report = self._writing_report
-        request = CallRequest(
-            agent_id=self.agent.id,
-            layer=self.agent.layer,
-            model=self.agent.model,
-            input_tokens=call_input,
-            max_tokens=self.agent.max_tokens,
-            max_searches=wanted,
-            min_searches=min(1, wanted),
-            agent_search_cap=self.agent.max_searches,
-            cache_write=self._cache_write,
-            report_input_tokens=None if report else call_input + self._report_prompt_bound(),
-            report=report,
-            purpose="report" if report else "turn",
+        report_prompt, growth, listing = self._report_prompt(ask.wanted) if not report else (0, (), 0)
+        state = self.state
+        # Last resorts, for the last agent running only (core.engine.request.call_request): a call
+        # without the cache pays full price for a prompt it could have read at a tenth, and a
+        # turn without a search researches nothing, so neither may take what another agent could
+        # still use; searchless once in a row, once the agent has searched, never for a paused turn.
+        last = self.last_running()
+        searchless = (
+            last and state.pending != "pause_turn" and self.control.row.searches > 0 and not state.searchless
         )
+
+        def asking(call_input: int) -> CallRequest:
+            return call_request(
+                self.agent,
+                defaults,
+                ask,
+                input_tokens=call_input,
+                report=report,
+                report_prompt_tokens=report_prompt,
+                report_growth=growth,
+                searchless=searchless,
+                uncached=last,
+            )
+
+        call_input = await self._history_bound() + tools
+        request = asking(call_input)
+        if self._bound_is_loose() and self.ledger.shrinks(request):
+            tighter = (
+                await self._counted_history() + tools
+            )  # the cap binds: a tighter bound buys a larger call
+            if tighter < call_input:
+                call_input, request = tighter, asking(tighter)
         reservation = await self._acquire(request)
+        if not report:  # the report's list stays within what this call's report hold holds
+            state.listing_room = listing + growth[min(reservation.max_searches, len(growth) - 1)]
         if state.tools is None:
-            state.tools = tools[:1]  # the turn's tool: its continuations resend it
-        granted = reservation.max_searches
-        params.pop("tool_choice", None)
-        if granted and tools:
-            params["tools"] = [{**tools[0], "max_uses": granted}]
-        elif tools or restricted:
-            params["tools"] = [{**(tools or restricted)[0], "max_uses": 1}]
-            params["tool_choice"] = {"type": "none"}
-        else:
-            params.pop("tools", None)
-        return reservation, call_input
+            state.tools = ask.tools[:1]  # the turn's tool: its continuations resend it
+        self._searchless_grant = not report and ask.wanted > 0 and reservation.max_searches == 0
+        cached = reservation.cache_write == request.cache_write  # else granted without the cache
+        params = granted(base, ask, reservation.max_searches, reservation.max_tokens, cached=cached)
+        return reservation, call_input, params
 
     async def _acquire(self, request: CallRequest) -> Reservation:
         """The ledger's reservation; while it waits for budget, the agent's handle says so."""
@@ -410,16 +457,15 @@ class AgentSession:
 
     async def _call(self) -> CallResult:
         base = self.request_params()
-        params = dict(base)
-        reservation, call_input = await self._reserve(params)
+        reservation, call_input, params = await self._reserve(base)
 
         async def again() -> Reservation:
             """A retry's reservation: the same request, its searches as the agent has them left."""
             nonlocal params
-            params = dict(base)
-            return (await self._reserve(params))[0]
+            retry, _, params = await self._reserve(base)
+            return retry
 
-        turn = self.state.api_turns + 1
+        turn = self.control.row.turn + 1
         size = RequestCost(input_tokens=reservation.input_tokens)  # paces the gate near token limits
         result, cost = await self._retried(
             reservation,
@@ -430,9 +476,7 @@ class AgentSession:
             size,
         )
         self.state.input_bound = grown_bound(call_input, result.usage, self.ledger.search_input_tokens)
-        self.state.api_turns = turn
-        self.state.cost_usd += cost
-        self.state.searches += result.usage.web_search_requests
+        self.state.searchless = self._searchless_grant
         self.context.publish(
             TurnCompleted,
             turn=turn,
@@ -475,21 +519,20 @@ class AgentSession:
             max_tokens=params["max_tokens"], max_searches=0, purpose="compaction", cache_write="none",
         )  # fmt: skip
 
-        async def create(progress: AttemptProgress) -> Message:
+        async def create(progress: AttemptProgress) -> CallResult:
             progress.sent = True
-            message: Message = await self.client.messages.create(**params)
-            return message
+            return await self.transport.create(params)
 
-        message, cost = await self._retried(
+        result, cost = await self._retried(
             await self._acquire(request),
             lambda: self._acquire(request),
             create,
-            lambda message: TokenUsage.from_api(message.usage),
-            state.api_turns,
+            lambda result: result.usage,
+            self.control.row.turn,
         )
-        usage = TokenUsage.from_api(message.usage)
-        state.cost_usd += cost
-        summary = "".join(block.text for block in message.content if block.type == "text")
+        usage = result.usage
+        texts = (block.get("text", "") for block in result.content if block.get("type") == "text")
+        summary = "".join(str(text) for text in texts)
         summary += carried_sources_note(state.messages[1 : plan.keep_from])  # the report still lists them
         dropped = plan.keep_from - 1
         state.messages = compacted(state.messages, plan, summary)
@@ -498,7 +541,7 @@ class AgentSession:
             state.report_from = max(2, state.report_from - dropped + 1)
         self.context.publish(
             ContextCompacted,
-            turn=state.api_turns,
+            turn=self.control.row.turn,
             dropped_messages=dropped,
             tokens_before=before,
             tokens_after=estimate_tokens(state.messages),
@@ -535,12 +578,22 @@ class AgentSession:
             if self.unsaved_charge:  # saved before the retry: a crash cannot lose the charge
                 await self._checkpoint(self.state.resumable())
             await budget.ready(attempt)
+            await self.control.before_call()
             if self.write_ahead is not None and budget.reservation is not None:
                 await self.write_ahead(self.agent.id, self._in_flight(budget.reservation))
+                self._ahead = True
+
+        async def attempt(progress: AttemptProgress) -> T:
+            try:
+                return await budget.run(call, progress)
+            except BaseException:
+                if budget.released:
+                    await self._released_ahead()
+                raise
 
         try:
             result = await call_with_retries(
-                lambda attempt: budget.run(call),
+                attempt,
                 policy=self.policy,
                 gate=self.gate,
                 on_retry=lambda info, attempt, wait: self._on_retry(
@@ -553,19 +606,44 @@ class AgentSession:
         finally:
             budget.close()
 
+    async def _released_ahead(self) -> None:
+        """The attempt written ahead failed billed nothing (never sent, or refused by the API before
+        it ran): its entry says so, so that a resume after a crash during the retry's wait does not
+        charge its worst case. Should that write fail, the entry stays: a bound, never too low."""
+        written, self._ahead = self._ahead, False
+        if not written or self.release_ahead is None:
+            return
+        try:
+            await self.release_ahead(self.agent.id)
+        except (OSError, DiskError) as error:
+            agent = self.agent.id
+            log.warning("in-flight record of %s not marked released (%s): a resume charges it", agent, error)
+
     def _in_flight(self, reservation: Reservation) -> dict[str, Any]:
-        """The write-ahead entry of an attempt about to be sent: its worst case, and how many of the
-        agent's reservations the ledger had closed (a resume finds it unclosed if it never ended)."""
+        """The write-ahead entry of an attempt about to be sent: its worst case at the prices it is
+        sent at (the config may not price its model when the run resumes), the agent's spend so
+        far, and how many of the agent's reservations the ledger had closed and when (a resume
+        finds it unclosed if neither a checkpoint nor the journal saw it end)."""
+        worst = self.ledger.worst_usage(reservation)
         return {
             "closed_before": self.ledger.closed(self.agent.id),
+            "spent_before": self.ledger.agent_usage(self.agent.id)[1],
+            "written_at": time.time(),
             "layer": self.agent.layer,
             "model": reservation.model,
-            "turn": self.state.api_turns + 1,
-            "worst_usage": self.ledger.worst_usage(reservation).to_dict(),
+            "prices": self.ledger.prices.rates(reservation.model, worst),
+            "turn": self.control.row.turn + 1,
+            "worst_usage": worst.to_dict(),
+            # sent in a Message Batch (a resume reads core.persistence.batchlog to know whether it was)
+            "batched": self.agent.batched and reservation.purpose != "compaction",
         }
 
     async def _attempt(self, params: dict[str, Any], turn: int, progress: AttemptProgress) -> CallResult:
-        result = await stream_call(self.client, params, self.context, turn, progress)
+        result = await send_threaded(
+            self.thread,
+            params,
+            lambda request: stream_call(self.transport, request, self.context, turn, progress),
+        )
         self.gate.observe_headers(result.headers)
         return result
 
@@ -576,8 +654,6 @@ class AgentSession:
         if charge.basis == "none":
             return
         self.unsaved_charge = True
-        self.state.cost_usd += cost
-        self.state.searches += charge.usage.web_search_requests
         self.context.publish(
             AttemptCharged,
             turn=turn,
@@ -592,7 +668,7 @@ class AgentSession:
     def _on_retry(
         self, info: ErrorInfo, attempt: int, wait: float, turn: int, progress: AttemptProgress
     ) -> None:
-        self.state.retries += 1
+        self.control.call_failed()
         self.context.publish(AttemptAbandoned, turn=turn, request_id=info.request_id, chars=progress.chars)
         self.context.publish(
             RetryScheduled,
@@ -614,7 +690,7 @@ class AgentSession:
         self.ledger.record_stop(self.agent.id, exhausted)
         self.context.publish(
             BudgetCapReached,
-            turn=state.api_turns,
+            turn=self.control.row.turn,
             cap=exhausted.cap,
             message=str(exhausted),
             reason=exhausted.reason,
@@ -624,6 +700,10 @@ class AgentSession:
         else:
             state.unsend_prompt()  # the prompt that could not be sent: a resume sends it again
         state.pending = None  # a paused turn's dangling search is dropped on the wire
+        if state.report_from is None:
+            # Resumed after a budget stop had it write its report, it could not research again
+            # (the cap was not raised): that report stands, it is not rewritten as a partial one.
+            state.report_from = state.ends_with_report()
         if state.report_from is not None:
             # The report turn had begun: what it wrote is the report, cut short.
             written = any(m["role"] == "assistant" for m in state.messages[state.report_from :])
@@ -632,7 +712,8 @@ class AgentSession:
         if state.messages:
             state.report_from = len(state.messages)
             state.tools = None
-            self._append_user(REPORT_NOW_PROMPT)
+            state.cut = False
+            self._append_user(numbered.with_sources(REPORT_NOW_PROMPT, state.messages, state.listing_room))
             try:
                 result = await self._call()
             except BudgetExhausted:
@@ -641,11 +722,10 @@ class AgentSession:
             else:
                 state.messages.append({"role": "assistant", "content": result.content})
                 wrote_report = True
-                await self._checkpoint(state)
+                await self._checkpoint(state, AgentStatus.BUDGET_EXHAUSTED)
         return self._finish(AgentStatus.BUDGET_EXHAUSTED, partial=not wrote_report)
 
     def _finish(self, status: AgentStatus, *, partial: bool = False) -> SessionResult:
-        self.state.status = status.value
         return SessionResult(status=status, report=self.report(partial=partial), state=self.state)
 
     def killed(self) -> SessionResult:
@@ -653,12 +733,11 @@ class AgentSession:
         return self._finish(AgentStatus.KILLED, partial=True)
 
     def fail(self, info: ErrorInfo) -> SessionResult:
-        if self.state.api_turns == 0:
+        if self.control.row.turn == 0:
             info = first_call_refusal(info)
-        self.state.status = AgentStatus.FAILED.value
         self.context.publish(
             ApiErrorRaised,
-            turn=self.state.api_turns,
+            turn=self.control.row.turn,
             request_id=info.request_id,
             error_kind=info.kind,
             status_code=info.status_code,
@@ -685,10 +764,15 @@ class AgentSession:
         note = None
         if not use_report_turn:
             note = "Partial report: the agent stopped before writing its report; this is the text it had."
-        agent = self.agent
+        elif state.cut:
+            note = (
+                "Partial: the report was cut at the output limit "
+                f"(max_tokens {self.agent.max_tokens}) with no continuation left; it ends where it was cut."
+            )
+        agent, row = self.agent, self.control.row
         meta = AgentMeta(
             id=agent.id, title=agent.title, layer=agent.layer, model=agent.model,
-            turns=state.api_turns, searches=state.searches, cost_usd=state.cost_usd,
+            turns=row.turn, searches=row.searches, cost_usd=row.cost_usd, unconfirmed=row.unconfirmed,
         )  # fmt: skip
         return build_report(
             agent=meta,
@@ -699,63 +783,13 @@ class AgentSession:
         )
 
 
-def _holds_searches(messages: list[dict[str, Any]]) -> bool:
-    return any(
-        block.get("type") == "server_tool_use"
-        for message in messages
-        if message["role"] == "assistant"
-        for block in message["content"]
-    )
+def _asks_report_now(message: dict[str, Any]) -> bool:
+    """Whether ``message`` is a budget stop's "write it now" prompt (followed by its numbered sources)."""
+    return _text(message).startswith(REPORT_NOW_PROMPT)
 
 
-def _user_message(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": [{"type": "text", "text": text}]}
-
-
-def wire_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The conversation as the API wants it: a paused turn and its continuations are one message.
-
-    The history is stored append-only (a continuation's content as its own entry) so each
-    checkpoint writes only what is new; the wire form joins consecutive assistant entries, which
-    is exactly "the paused content, unchanged, followed by what came after it".
-    """
-    merged: list[dict[str, Any]] = []
-    for message in messages:
-        if merged and message["role"] == "assistant" and merged[-1]["role"] == "assistant":
-            merged[-1] = {"role": "assistant", "content": [*merged[-1]["content"], *message["content"]]}
-        else:
-            merged.append(message)
-    for index, message in enumerate(merged[:-1]):
-        if message["role"] == "assistant":
-            merged[index] = _without_dangling_searches(message)
-    return merged
-
-
-def _without_dangling_searches(message: dict[str, Any]) -> dict[str, Any]:
-    """A paused turn that was not continued (a cap stopped it) ends with a search that never ran;
-    followed by a new user turn it is invalid, so the wire form leaves it out."""
-    blocks = message["content"]
-    answered = {b.get("tool_use_id") for b in blocks if str(b.get("type", "")).endswith("_tool_result")}
-    kept = [b for b in blocks if b.get("type") != "server_tool_use" or b.get("id") in answered]
-    if len(kept) == len(blocks):
-        return message
-    return {"role": "assistant", "content": kept or [{"type": "text", "text": "(search not run)"}]}
-
-
-def _with_breakpoints(messages: list[dict[str, Any]], cache_control: dict[str, Any]) -> list[dict[str, Any]]:
-    """Cache breakpoints on the last two user messages, so each call reads the previous prefix.
-
-    Only user blocks are marked: assistant content is resent exactly as received. With the
-    system breakpoint that makes three, under the API's limit of four.
-    """
-    user_indexes = [i for i, m in enumerate(messages) if m["role"] == "user"][-2:]
-    if not user_indexes:
-        return messages
-    marked = list(messages)
-    for index in user_indexes:
-        message = copy.copy(marked[index])
-        blocks = [dict(b) for b in message["content"]]
-        blocks[-1]["cache_control"] = cache_control
-        message["content"] = blocks
-        marked[index] = message
-    return marked
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(str(b.get("text", "")) for b in content or [] if isinstance(b, dict))

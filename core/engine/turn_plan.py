@@ -10,10 +10,10 @@ from collections.abc import Mapping
 
 from core.config.model import AgentDefaults, ProgramInfo, ResolvedAgent
 from core.reports.citethrough import labelled_for_prompt
+from core.reports.render import CONTINUE_PROMPT  # the report joins what follows it to the cut text
 
-CONTINUE_PROMPT = (
-    "You reached the output limit. Continue exactly where you stopped, without repeating yourself."
-)
+__all__ = ["CONTINUE_PROMPT", "DEFAULT_FOLLOW_UP", "REPORT_NOW_PROMPT", "build_plan", "first_prompt"]
+
 DEFAULT_FOLLOW_UP = "Continue your research on the open points; search for evidence you do not have yet."
 REPORT_NOW_PROMPT = (
     "The research budget for this agent is spent. Without searching further, write your report "

@@ -8,6 +8,11 @@ A run directory may come from someone else, so nothing written here follows a sy
 files are created relative to a directory descriptor opened with ``O_NOFOLLOW``, and a link
 where a file or directory should be is refused with :class:`UnsafePathError`, naming the path.
 
+The process that owns a run writes through a handle on its run directory (:class:`RunAnchor`), not
+through its path: if the directory is renamed or moved while the run goes on, nothing is ever
+re-created at the old path (before, the next checkpoint made ``<old>/checkpoints`` again and the
+moved run lost its paid turns); the owner is told once, and stops, saying where its run went.
+
 A full disk must not lose a turn that was paid for: a run keeps a :class:`SpaceReserve`, a
 pre-allocated file released on the first ``ENOSPC`` so that the write that failed (and the last
 checkpoints, summary and journal lines after it) still fit; the run is then told to stop.
@@ -24,6 +29,8 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from core.errors import UserError
 
 TEMP_SUFFIX = ".tmp"
 PRIVATE_FILE_MODE = 0o600
@@ -43,7 +50,7 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 log = logging.getLogger(__name__)
 
 
-class DiskError(Exception):
+class DiskError(UserError):
     """A write the run depends on failed; the message tells the user what to do about it."""
 
     def __init__(self, path: Path, message: str, errno_: int | None = None) -> None:
@@ -130,7 +137,10 @@ def refuse_unsafe(path: Path, kind: str) -> UnsafePathError:
 
 def _open_dir(directory: Path) -> int:
     """A descriptor of ``directory`` itself, never of what a link there points to."""
+    anchor, relative = _anchored(directory)
     try:
+        if anchor is not None:
+            return os.open(relative, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=anchor.fd)
         return os.open(directory, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.lexists(directory):
@@ -141,8 +151,12 @@ def _open_dir(directory: Path) -> int:
 def open_in_run(path: Path, flags: int, *, kind: str, mode: int = PRIVATE_FILE_MODE) -> int:
     """``os.open`` for a run's own file: links refused, and it must be a regular file."""
     path = Path(path)
+    anchor, relative = _anchored(path)
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
+        if anchor is not None:
+            fd = os.open(relative, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode, dir_fd=anchor.fd)
+        else:
+            fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO) and os.path.lexists(path):
             raise refuse_unsafe(path, kind) from None
@@ -312,18 +326,22 @@ async def write_atomic_async(
 
 
 def append(fd: int, data: bytes, path: Path) -> None:
-    """Append ``data`` to an open file of the run (``O_APPEND``), using the reserve on a full disk.
+    """Append ``data`` to an open file of the run (``O_APPEND``, one writer), using the reserve on a
+    full disk.
 
-    A short write on a full disk leaves part of a line: the caller starts its next write on a
-    new line (see :mod:`core.persistence.journal`).
+    A short write on a full disk would leave part of a line: what was written is cut off again
+    (the file goes back to its size before) and the whole of ``data`` is written once the reserve
+    has made room, so every line stays whole.
     """
     try:
+        before = os.fstat(fd).st_size
         write_all(fd, data)
     except OSError as exc:
         if not (exc.errno in _FULL and release_reserve_for(path, exc)):
             raise as_disk_error(exc, path) from exc
         try:
-            write_all(fd, b"\n" + data)
+            os.ftruncate(fd, before)
+            write_all(fd, data)
         except OSError as again:
             raise as_disk_error(again, path) from again
 
@@ -331,6 +349,10 @@ def append(fd: int, data: bytes, path: Path) -> None:
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` and any missing parents as 0700 directories (runs hold private research)."""
     path = Path(path)
+    anchor, relative = _anchored(path)
+    if anchor is not None:
+        _ensure_under_anchor(anchor, path, relative)
+        return
     missing = [p for p in [path, *path.parents] if not p.exists()]
     try:
         for directory in reversed(missing):
@@ -341,6 +363,29 @@ def ensure_private_dir(path: Path) -> None:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path))
     except OSError as exc:
         raise as_disk_error(exc, path, creating=True) from exc
+
+
+def _ensure_under_anchor(anchor: RunAnchor, path: Path, relative: str) -> None:
+    """The directories of ``relative`` under the run's own directory, wherever it is now."""
+    current = os.dup(anchor.fd)
+    try:
+        for part in Path(relative).parts:
+            created = True
+            try:
+                os.mkdir(part, PRIVATE_DIR_MODE, dir_fd=current)
+            except FileExistsError:
+                created = False
+            following = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=current)
+            os.close(current)
+            current = following
+            if created:
+                os.fchmod(current, PRIVATE_DIR_MODE)  # mkdir's mode is masked by the umask
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.lexists(path):
+            raise refuse_unsafe(path, "files") from None
+        raise as_disk_error(exc, path, creating=True) from exc
+    finally:
+        os.close(current)
 
 
 def remove_stale_temp_files(directory: Path) -> int:
@@ -408,8 +453,7 @@ class SpaceReserve:
                 return False
             first = not self._released
             if first:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path)
+                _unlink_in_run(self.path)
                 self._released = True
         if first:
             error = as_disk_error(cause or OSError(errno.ENOSPC, "full"), path or self.path)
@@ -424,7 +468,7 @@ class SpaceReserve:
             if _RESERVES.get(_key(self.directory)) is self:
                 del _RESERVES[_key(self.directory)]
         with contextlib.suppress(OSError):
-            os.unlink(self.path)
+            _unlink_in_run(self.path)
 
 
 _RESERVES: dict[str, SpaceReserve] = {}
@@ -462,3 +506,103 @@ def release_reserve_for(path: Path, cause: OSError | None = None) -> bool:
         if reserve is not None:
             return reserve.release(cause, Path(path))
     return False
+
+
+# --- the owner's handle on its run directory ---------------------------------------------------
+
+
+class RunAnchor:
+    """The owner's descriptor of its run directory, which every write of the run goes through.
+
+    Files of the run (the directory and two levels below it) are opened relative to the descriptor,
+    so they land in the directory itself, wherever it has been moved, and never at its old path.
+    Each such open first checks that the path still leads to it: the first time it does not,
+    ``on_moved(message)`` is called once (from whichever thread wrote), naming where it went.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.key = _key(self.directory)
+        self.fd = -1
+        self.on_moved: Callable[[str], None] | None = None
+        self.moved: str | None = None  # the message, once the directory has moved
+        self._identity: tuple[int, int] = (0, 0)
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        fd = _open_dir(self.directory)
+        info = os.fstat(fd)
+        self.fd, self._identity = fd, (info.st_dev, info.st_ino)
+        _ANCHORS[self.key] = self
+
+    def close(self) -> None:
+        if _ANCHORS.get(self.key) is self:
+            del _ANCHORS[self.key]
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def where(self) -> Path | None:
+        """Where the directory is now (Linux), or None when it was removed or cannot be told."""
+        try:
+            target = os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            return None
+        return None if target.endswith(" (deleted)") else Path(target)
+
+    def check(self) -> None:
+        try:
+            info = os.stat(self.key, follow_symlinks=False)
+            here = (info.st_dev, info.st_ino) == self._identity
+        except OSError:
+            here = False
+        if here:
+            return
+        with self._lock:
+            if self.moved is not None:
+                return
+            self.moved = self._moved_message()
+        log.warning("%s", self.moved)
+        if self.on_moved is not None:
+            self.on_moved(self.moved)
+
+    def _moved_message(self) -> str:
+        now = self.where()
+        if now is None:
+            return (
+                f"the run directory {self.directory} was removed while the run was going; stopping "
+                "(nothing is written at its old path again)"
+            )
+        return (
+            f"the run directory {self.directory} was moved to {now} while the run was going; stopping "
+            f"(its files are there; nothing is written at the old path). Continue it where it is now: "
+            f"research-orchestrator resume {now.name} --runs-dir {now.parent}"
+        )
+
+
+_ANCHORS: dict[str, RunAnchor] = {}
+_ANCHOR_DEPTH = 3  # the run directory, its subdirectories (checkpoints/, reports/) and their files
+
+
+def _anchored(path: Path) -> tuple[RunAnchor | None, str]:
+    """The anchor ``path`` lies under (checked for a move) and its path relative to it."""
+    if not _ANCHORS:
+        return None, ""
+    absolute = _key(path)
+    candidate = absolute
+    for _ in range(_ANCHOR_DEPTH):
+        anchor = _ANCHORS.get(candidate)
+        if anchor is not None:
+            anchor.check()
+            return anchor, os.path.relpath(absolute, candidate)
+        candidate = os.path.dirname(candidate)
+    return None, ""
+
+
+def _unlink_in_run(path: Path) -> None:
+    anchor, relative = _anchored(path)
+    with contextlib.suppress(FileNotFoundError):
+        if anchor is not None:
+            os.unlink(relative, dir_fd=anchor.fd)
+        else:
+            os.unlink(path)

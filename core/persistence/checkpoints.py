@@ -24,11 +24,12 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import ResearchOrchestratorError
 from core.persistence.atomic import (
     UnsafePathError,
     ensure_private_dir,
@@ -62,7 +63,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 Message = dict[str, Any]
 
 
-class CheckpointCorrupt(Exception):
+class CheckpointCorrupt(ResearchOrchestratorError):
     """A checkpoint (or one it depends on) failed verification and cannot be loaded."""
 
     def __init__(self, checkpoint_id: str, problem: str) -> None:
@@ -71,7 +72,7 @@ class CheckpointCorrupt(Exception):
         self.problem = problem
 
 
-class CheckpointNotFound(LookupError):
+class CheckpointNotFound(ResearchOrchestratorError, LookupError):
     """No checkpoint with that id exists in the run."""
 
 
@@ -112,6 +113,10 @@ class CheckpointInfo:
     message_count: int = 0
     size_bytes: int = 0
     agent_cost_usd: float = 0.0  # this agent's own spend so far (from its agent_state)
+    # Of those, the bounds charged for attempts whose usage never arrived (the rest was billed):
+    unconfirmed_usd: float = 0.0  # the run's (from its ledger_state)
+    agent_unconfirmed_usd: float = 0.0  # this agent's (from its agent_state)
+    sha256: str = ""  # the file's checksum (what the journal records of it), "" when corrupt
 
     @property
     def ok(self) -> bool:
@@ -170,6 +175,42 @@ def encode_checkpoint(body: dict[str, Any]) -> bytes:
     return _HEAD + hashlib.sha256(payload).hexdigest().encode("ascii") + _MID + payload + _TAIL
 
 
+class LedgerStateEncoder:
+    """Canonical JSON of the run's ledger state, which every checkpoint holds: each agent's entry
+    is encoded again only when it is a new object (the ledger makes a new one when the agent's
+    totals change), so a checkpoint of a run of N agents costs a join of N byte strings rather
+    than an encoding of N entries (that was quadratic in agents). The bytes are exactly
+    :func:`canonical_json`'s. Like the conversation's messages, an entry once saved is treated as
+    immutable: a changed entry is a new object."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Any, bytes]] = {}
+
+    def encode(self, state: dict[str, Any]) -> bytes:
+        agents = state.get("agents")
+        if set(state) != {"agents", "version"} or not isinstance(agents, dict):
+            return canonical_json(state)
+        parts: builtins.list[bytes] = []
+        for agent_id in sorted(agents):
+            entry = agents[agent_id]
+            known = self._entries.get(agent_id)
+            if known is None or known[0] is not entry:
+                encoded = canonical_json(agent_id) + b":" + canonical_json(entry)
+                known = self._entries[agent_id] = (entry, encoded)
+            parts.append(known[1])
+        return b'{"agents":{' + b",".join(parts) + b'},"version":' + canonical_json(state["version"]) + b"}"
+
+
+def _encode_with_ledger(body: dict[str, Any], ledger: bytes) -> bytes:
+    """:func:`encode_checkpoint` of ``body`` with its ``ledger_state`` already encoded: the keys
+    before it and after it in canonical order, encoded around it."""
+    before = {k: v for k, v in body.items() if k < "ledger_state"}
+    after = {k: v for k, v in body.items() if k > "ledger_state"}
+    middle = [canonical_json(before)[1:-1], b'"ledger_state":' + ledger, canonical_json(after)[1:-1]]
+    payload = b"{" + b",".join(part for part in middle if part) + b"}"
+    return _HEAD + hashlib.sha256(payload).hexdigest().encode("ascii") + _MID + payload + _TAIL
+
+
 def decode_checkpoint(data: bytes, checkpoint_id: str) -> dict[str, Any]:
     """The verified body of a checkpoint file, or CheckpointCorrupt saying what is wrong."""
     if len(data) < _PREFIX_LEN + len(_TAIL) or not data.endswith(_TAIL):
@@ -196,20 +237,35 @@ def decode_checkpoint(data: bytes, checkpoint_id: str) -> dict[str, Any]:
     return body
 
 
-def _info(body: dict[str, Any], path: Path, size: int) -> CheckpointInfo:
+def checksum_of(data: bytes) -> str:
+    """The checksum a checkpoint file's header states (its body's SHA-256)."""
+    return data[len(_HEAD) : len(_HEAD) + _HEX_LEN].decode("ascii", "replace")
+
+
+def _info(body: dict[str, Any], path: Path, data: bytes) -> CheckpointInfo:
     return CheckpointInfo(
         id=body["id"], seq=body["seq"], agent_id=body["agent_id"], layer=body["layer"],
         turn=body["turn"], created_at=float(body["created_at"]), status="ok",
         cost_usd=float(body["cost_usd"]), tokens=body["tokens"], agent_status=body["agent_status"],
         path=path, problem=None, base=body["base"], prev=body.get("prev"),
-        message_count=body["count"], size_bytes=size,
-        agent_cost_usd=_agent_cost(body.get("agent_state")),
+        message_count=body["count"], size_bytes=len(data),
+        agent_cost_usd=_figure(body.get("agent_state"), "cost_usd"), sha256=checksum_of(data),
+        unconfirmed_usd=_run_unconfirmed(body.get("ledger_state")),
+        agent_unconfirmed_usd=_figure(body.get("agent_state"), "unconfirmed_usd"),
     )  # fmt: skip
 
 
-def _agent_cost(agent_state: object) -> float:
-    cost = agent_state.get("cost_usd") if isinstance(agent_state, dict) else None
-    return float(cost) if isinstance(cost, (int, float)) else 0.0
+def _figure(state: object, key: str) -> float:
+    value = state.get(key) if isinstance(state, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _run_unconfirmed(ledger_state: object) -> float:
+    """The run's unconfirmed dollars in a saved ledger (none in a state saved before the split)."""
+    agents = ledger_state.get("agents") if isinstance(ledger_state, dict) else None
+    if not isinstance(agents, dict):
+        return 0.0
+    return sum(_figure(totals, "unconfirmed_usd") for totals in agents.values())
 
 
 def _corrupt_info(name: tuple[int, str, int], path: Path, problem: str) -> CheckpointInfo:
@@ -275,6 +331,7 @@ class CheckpointStore:
         for name, path in found:
             self._found.setdefault(name[1], []).append(path.stem)
         self._dir_ready = False
+        self._ledger = LedgerStateEncoder()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -290,8 +347,13 @@ class CheckpointStore:
         cost_usd: float,
         tokens: int,
         agent_status: str,
+        on_saved: Callable[[CheckpointInfo], None] | None = None,
     ) -> CheckpointInfo:
-        """Persist one agent's state after a completed turn; raises DiskError if the disk refuses."""
+        """Persist one agent's state after a completed turn; raises DiskError if the disk refuses.
+
+        ``on_saved`` is called once the file is on disk, even when the save was cancelled while
+        it was written (a stop now): every checkpoint that exists gets its journal record, which
+        ``verify`` needs to trust it."""
         if not _AGENT_RE.match(agent_id):
             raise ValueError(f"agent id {agent_id!r} cannot name a checkpoint file")
         if turn < 0:
@@ -313,7 +375,7 @@ class CheckpointStore:
             "offset": 0 if start is None else start, "count": len(messages), "chain": chain,
             "messages": delta, "agent_state": agent_state, "ledger_state": ledger_state,
         }  # fmt: skip
-        data = encode_checkpoint(body)
+        data = _encode_with_ledger(body, self._ledger.encode(ledger_state))
         path = self.directory / f"{checkpoint_id}.json"
         if not self._dir_ready:
             ensure_private_dir(self.directory)
@@ -322,13 +384,16 @@ class CheckpointStore:
         # the refs are the caller's current objects, which makes the next identity check succeed.
         digests = delta_digests if known is None or start is None else known.digests + delta_digests
         persisted = _Persisted(checkpoint_id, seq, messages.copy(), digests, chain)
+        info = _info(body, path, data)
         write = asyncio.ensure_future(write_atomic_async(path, data))
         try:
             await _landed(write)
         finally:
             if write.done() and not write.cancelled() and write.exception() is None:
                 self._adopt(agent_id, persisted)
-        return _info(body, path, len(data))
+                if on_saved is not None:
+                    on_saved(info)
+        return info
 
     def _recall(self, agent_id: str) -> _Persisted | None:
         """After reopening a run, find the agent's newest good checkpoint so its chain continues.
@@ -379,10 +444,10 @@ class CheckpointStore:
             raise CheckpointNotFound(f"no checkpoint {checkpoint_id} in {self.directory}")
         return path
 
-    def _read_body(self, checkpoint_id: str) -> tuple[dict[str, Any], Path, int]:
+    def _read_body(self, checkpoint_id: str) -> tuple[dict[str, Any], Path, bytes]:
         path = self._path_of(checkpoint_id)
         data = read_checkpoint_file(path, checkpoint_id)
-        return decode_checkpoint(data, checkpoint_id), path, len(data)
+        return decode_checkpoint(data, checkpoint_id), path, data
 
     def list(self) -> builtins.list[CheckpointInfo]:
         """Every checkpoint in seq order, each ``ok`` only if it and its whole chain verify."""
@@ -392,7 +457,7 @@ class CheckpointStore:
         for name, path in self._scan():
             checkpoint_id = path.stem
             try:
-                body, _, size = self._read_body(checkpoint_id)
+                body, _, data = self._read_body(checkpoint_id)
                 if (body["seq"], body["agent_id"], body["turn"]) != name:
                     raise CheckpointCorrupt(checkpoint_id, "contents do not match the file name")
             except (CheckpointCorrupt, CheckpointNotFound) as exc:
@@ -415,7 +480,7 @@ class CheckpointStore:
                 infos.append(_corrupt_info(name, path, problem))
                 continue
             good[checkpoint_id] = (body, chain)
-            infos.append(_info(body, path, size))
+            infos.append(_info(body, path, data))
         return infos
 
     def verify_all(self) -> builtins.list[CheckpointInfo]:
@@ -425,11 +490,11 @@ class CheckpointStore:
     def load(self, checkpoint_id: str) -> AgentCheckpoint:
         """Rebuild an agent's full state at a checkpoint by walking its chain back to a base."""
         bodies: builtins.list[dict[str, Any]] = []
-        head_path, head_size = Path(), 0
+        head_path, head_data = Path(), b""
         current: str | None = checkpoint_id
         while current is not None:
             try:
-                body, path, size = self._read_body(current)
+                body, path, data = self._read_body(current)
             except CheckpointNotFound:
                 if current == checkpoint_id:
                     raise
@@ -445,7 +510,7 @@ class CheckpointStore:
                 if problem:
                     raise CheckpointCorrupt(checkpoint_id, problem)
             else:
-                head_path, head_size = path, size
+                head_path, head_data = path, data
             bodies.append(body)
             current = None if body["base"] else body.get("prev")
         if (problem := _link_problem(bodies[-1], None)) is not None:
@@ -459,7 +524,7 @@ class CheckpointStore:
             head["agent_id"], _Persisted(head["id"], head["seq"], messages.copy(), digests, head["chain"])
         )
         return AgentCheckpoint(
-            _info(head, head_path, head_size), messages, head["agent_state"], head["ledger_state"]
+            _info(head, head_path, head_data), messages, head["agent_state"], head["ledger_state"]
         )
 
     def restore_point(self, upto_seq: int | None = None) -> RestorePoint:
@@ -489,16 +554,20 @@ class CheckpointStore:
 
     # --- forking ----------------------------------------------------------------------------
 
-    def fork_into(self, checkpoint_id: str, new_run_dir: Path) -> None:
-        """Copy the run's checkpoints up to this one into another run; the original is only read."""
+    def fork_into(self, checkpoint_id: str, new_run_dir: Path) -> builtins.list[str]:
+        """Copy the run's checkpoints up to this one into another run (the original is only read);
+        the ids copied."""
         upto = self.seq_of(checkpoint_id)
         target = RunDir(new_run_dir).checkpoints_dir
         ensure_private_dir(target)
+        copied = []
         for name, path in self._scan():
             if name[0] <= upto:
                 data = read_checkpoint_file(path, path.stem)
                 write_atomic(target / path.name, data, sync_dir=False)
+                copied.append(path.stem)
         fsync_directory(target)
+        return copied
 
 
 def _scan(directory: Path) -> list[tuple[tuple[int, str, int], Path]]:

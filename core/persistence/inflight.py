@@ -5,7 +5,9 @@ flight (``kill -9``, an out-of-memory kill, a power cut) may have been billed fo
 resume restoring the last checkpoint would not know: its caps would then let it spend that money
 again. So before each attempt is sent, the agent's entry here is replaced (atomically, fsynced)
 by the attempt's worst case and how many of the agent's reservations the ledger had closed; an
-entry whose attempt the restored ledger has not closed is charged that worst case on resume.
+entry whose attempt the restored ledger has not closed is charged that worst case on resume,
+unless it was marked released (the attempt failed billed nothing: a retry after a 429 may wait a
+minute, and a crash in that wait must not charge it).
 """
 
 from __future__ import annotations
@@ -30,14 +32,25 @@ class InFlightLog:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self._last: dict[str, dict[str, Any]] = {}  # per agent: the entry last written
 
     def _path(self, agent_id: str) -> Path:
         return self.directory / f"{agent_id}{SUFFIX}"
 
     async def write(self, agent_id: str, entry: dict[str, Any]) -> None:
         """Replace ``agent_id``'s entry; returns once it is on disk (the attempt is sent after)."""
-        data = json.dumps({"agent_id": agent_id, **entry}, sort_keys=True).encode("utf-8")
-        await write_atomic_async(self._path(agent_id), data)
+        record = {"agent_id": agent_id, **entry}
+        self._last[agent_id] = record
+        await write_atomic_async(self._path(agent_id), json.dumps(record, sort_keys=True).encode("utf-8"))
+
+    async def release(self, agent_id: str) -> None:
+        """The attempt last written ahead for ``agent_id`` failed billed nothing (never sent, or
+        refused before it ran): its entry is marked ``released`` (its spend floor kept), so a
+        resume does not charge it. Nothing is written if no entry was."""
+        record = self._last.pop(agent_id, None)
+        if record is not None:
+            data = json.dumps({**record, "released": True}, sort_keys=True).encode("utf-8")
+            await write_atomic_async(self._path(agent_id), data)
 
     def read_all(self) -> dict[str, dict[str, Any]]:
         """Every agent's entry (blocking: call it in a thread); unreadable entries are skipped, as an

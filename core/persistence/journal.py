@@ -9,44 +9,63 @@ After each write the journal reports the events it wrote and its new size (``on_
 owner serving attached apps folds exactly what is on disk, so a snapshot and the offset it names
 always agree.
 
-A crash can tear the last line; the next process to open the journal ends that line first, so
-its own first event starts on a line of its own and is never glued to the torn one. The file is
-opened without following links (a run directory may come from someone else).
+The journal is durable state, as the checkpoints are: ``verify``, resume's refusal to pay twice and
+an attached app all read it. A write that fails is never shrugged off: the journal stops writing
+and hands the error to ``on_failed`` (the run's owner stops the run as failed, as it does when a
+checkpoint cannot be written); without one, it raises.
+
+A crash can tear the last line; the next process to open the journal cuts it off (it is logged in
+``run.log`` as evidence), so every line of the file stays one JSON object and its own first event
+starts on a line of its own. The file is opened without following links (a run directory may come
+from someone else).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, assert_never
 
-from core.events import Event, TextStreamed
-from core.persistence.atomic import append, as_disk_error, open_in_run
+from core import events as ev
+from core.persistence.atomic import DiskError, append, as_disk_error, open_in_run
 from core.persistence.jsontext import parse_json
 
 FLUSH_CHARS = 4000
 TEXT_DELAY_SECONDS = 0.05
+_TAIL_CHUNK = 64 * 1024
+_SHOWN_BYTES = 300
+log = logging.getLogger(__name__)
 
-Written = Callable[[list[Event], int], None]
+Written = Callable[[list[ev.Event], int], None]
+Failed = Callable[[DiskError], None]
 
 
 class Journal:
     """An EventBus subscriber appending to ``events.jsonl`` from a worker thread (never blocking the loop)."""
 
     def __init__(
-        self, path: Path, *, on_written: Written | None = None, prompt: Callable[[], bool] | None = None
+        self,
+        path: Path,
+        *,
+        on_written: Written | None = None,
+        prompt: Callable[[], bool] | None = None,
+        on_failed: Failed | None = None,
     ) -> None:
         self.path = path
         self.on_written = on_written
         self.prompt = prompt
+        self.on_failed = on_failed
+        self.failed: DiskError | None = None  # the write that failed; nothing is written after it
         self.offset = 0  # bytes in the file after our last write
         self._fd: int | None = None
-        self._text: dict[str, tuple[TextStreamed, list[str], int, float]] = {}
+        self._torn: str | None = None  # what recovery cut off, logged with the first events
+        self._text: dict[str, tuple[ev.TextStreamed, list[str], int, float]] = {}
 
     async def open(self) -> None:
         """Open for appending (a link or a directory there is refused); mend a torn last line."""
@@ -55,9 +74,7 @@ class Journal:
     def _open(self) -> tuple[int, int]:
         fd = open_in_run(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, kind="journal")
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                append(fd, b"\n", self.path)
+            self._torn = _mend_tail(fd, self.path)
             return fd, os.fstat(fd).st_size
         except OSError as exc:
             os.close(fd)
@@ -66,24 +83,79 @@ class Journal:
             os.close(fd)
             raise
 
-    async def __call__(self, events: list[Event]) -> None:
-        """Append a batch of events as one write: the journal keeps up with any event rate."""
+    async def __call__(self, events: list[ev.Event]) -> None:
+        """Append a batch of events as one write: the journal keeps up with any event rate.
+
+        A failed write (or open) stops the journal and goes to ``on_failed``, once."""
+        if self.failed is not None:
+            return  # the run is stopping over the first failure: nothing more is written or torn
+        try:
+            await self._record(events)
+        except DiskError as error:
+            self.failed = error
+            if self.on_failed is None:
+                raise
+            self.on_failed(error)
+
+    async def _record(self, events: list[ev.Event]) -> None:
         if self._fd is None:
             await self.open()
-        written: list[Event] = []
+        if self._torn is not None:  # said now, when the run's log is open (it opens after the journal)
+            log.warning("%s", self._torn)
+            self._torn = None
+        written: list[ev.Event] = []
         finished = False
         for event in events:
-            if isinstance(event, TextStreamed) and event.agent_id is not None:
-                first, parts, size, since = self._text.get(event.agent_id, (event, [], 0, time.monotonic()))
-                parts.append(event.text)
-                self._text[event.agent_id] = (first, parts, size + len(event.text), since)
-                if size + len(event.text) >= FLUSH_CHARS:
-                    written.append(self._text_event(event.agent_id))
-                continue
+            match event:
+                case ev.TextStreamed() if event.agent_id is not None:
+                    self._buffer(event.agent_id, event, written)
+                    continue
+                case ev.RunFinished():
+                    finished = True
+                case (
+                    ev.TextStreamed()  # (no agent: written as it is)
+                    | ev.RunStarted()
+                    | ev.LayerStarted()
+                    | ev.LayerFinished()
+                    | ev.AgentStarted()
+                    | ev.AttemptAbandoned()
+                    | ev.AttemptCharged()
+                    | ev.SearchIssued()
+                    | ev.SearchResultsReceived()
+                    | ev.CitationReceived()
+                    | ev.TurnCompleted()
+                    | ev.AgentPausing()
+                    | ev.AgentPaused()
+                    | ev.AgentResumed()
+                    | ev.AgentInterrupted()
+                    | ev.AgentBudgetWaitStarted()
+                    | ev.AgentBudgetWaitEnded()
+                    | ev.AgentKilled()
+                    | ev.AgentSkipped()
+                    | ev.AgentFinished()
+                    | ev.AgentFailed()
+                    | ev.StopReasonUnhandled()
+                    | ev.RetryScheduled()
+                    | ev.ApiErrorRaised()
+                    | ev.ContextCompacted()
+                    | ev.BudgetUpdated()
+                    | ev.BudgetCapReached()
+                    | ev.CheckpointSaved()
+                    | ev.DiskErrorRaised()
+                    | ev.SubscriberFailed()
+                    | ev.IncidentsRecalled()
+                    | ev.RunStopping()
+                    | ev.BatchSubmitted()
+                    | ev.BatchProgress()
+                    | ev.BatchEnded()
+                    | ev.AgentBatched()
+                ):
+                    pass  # written as it is
+                case _:
+                    assert_never(event)
             if event.agent_id is not None and event.agent_id in self._text:
-                written.append(self._text_event(event.agent_id))
+                written.append(self._text_event(event.agent_id))  # its text first: the order holds
             written.append(event)
-            finished = finished or event.kind == "run_finished"
         if self._text and self.prompt is not None and self.prompt():
             due = time.monotonic() - TEXT_DELAY_SECONDS
             written.extend(self._text_event(a) for a, held in list(self._text.items()) if held[3] <= due)
@@ -91,12 +163,20 @@ class Journal:
         if finished:
             await self.close()
 
-    def _text_event(self, agent_id: str) -> TextStreamed:
+    def _buffer(self, agent_id: str, event: ev.TextStreamed, written: list[ev.Event]) -> None:
+        """Hold a fragment of an agent's text; a long enough run of them goes out as one line."""
+        first, parts, size, since = self._text.get(agent_id, (event, [], 0, time.monotonic()))
+        parts.append(event.text)
+        self._text[agent_id] = (first, parts, size + len(event.text), since)
+        if size + len(event.text) >= FLUSH_CHARS:
+            written.append(self._text_event(agent_id))
+
+    def _text_event(self, agent_id: str) -> ev.TextStreamed:
         """The text an agent streamed since its last line, as one event (the first fragment's stamp)."""
         first, parts, _, _ = self._text.pop(agent_id)
         return replace(first, text="".join(parts))
 
-    async def _write(self, events: list[Event]) -> None:
+    async def _write(self, events: list[ev.Event]) -> None:
         if events and self._fd is not None:
             data = "".join(_line(event.to_json()) for event in events).encode("utf-8", "surrogatepass")
             self.offset = await asyncio.to_thread(_append, self._fd, data, self.path)
@@ -105,11 +185,44 @@ class Journal:
 
     async def close(self) -> None:
         try:
-            await self._write([self._text_event(agent_id) for agent_id in list(self._text)])
+            if self.failed is None:
+                await self._write([self._text_event(agent_id) for agent_id in list(self._text)])
         finally:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _mend_tail(fd: int, path: Path) -> str | None:
+    """A last line without its newline: ended if it is a whole event, else cut off, saying what."""
+    size = os.fstat(fd).st_size
+    if not size or os.pread(fd, 1, size - 1) == b"\n":
+        return None
+    start = _last_line_start(fd, size)
+    torn = os.pread(fd, size - start, start)
+    try:
+        whole = isinstance(parse_json(torn), dict)
+    except (ValueError, UnicodeDecodeError):
+        whole = False
+    if whole:  # the crash came between the event and its newline
+        append(fd, b"\n", path)
+        return None
+    os.ftruncate(fd, start)
+    shown = torn[:_SHOWN_BYTES].decode("utf-8", "replace")
+    more = "..." if len(torn) > _SHOWN_BYTES else ""
+    what = f"its last line was torn by a crash ({len(torn)} bytes, not JSON) and is cut off"
+    return f"{path.name}: {what}: {shown!r}{more}"
+
+
+def _last_line_start(fd: int, size: int) -> int:
+    end = size
+    while end > 0:
+        begin = max(0, end - _TAIL_CHUNK)
+        newline = os.pread(fd, end - begin, begin).rfind(b"\n")
+        if newline >= 0:
+            return begin + newline + 1
+        end = begin
+    return 0
 
 
 def _append(fd: int, data: bytes, path: Path) -> int:
@@ -122,22 +235,66 @@ def _line(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, default=str) + "\n"
 
 
-def read_journal(path: Path) -> list[dict[str, Any]]:
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""A journal line longer than this is no event this product writes (text is flushed every
+``FLUSH_CHARS``): it is skipped unread, so no line can make a reader hold the file in memory."""
+
+
+def read_journal(path: Path, kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
     """The events of a journal; a line that is not a JSON object (a crash mid-write, tampering) is skipped.
+
+    With ``kinds``, only events of those kinds (a line that cannot be one is not even parsed: a
+    long run's journal is mostly streamed text).
 
     Raises :class:`~core.persistence.atomic.UnsafePathError` when the journal is a link or not a file.
     """
-    events: list[dict[str, Any]] = []
+    return list(iter_journal(path, kinds))
+
+
+def iter_journal(path: Path, kinds: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The journal's events one at a time, read as a stream (memory bounded whatever its size).
+
+    With ``kinds``, only events of those kinds are parsed and yielded: a line that does not even
+    mention one is passed over without decoding (most lines are streamed text).
+    """
     if not os.path.lexists(path):
-        return events
+        return
+    wanted = frozenset(kinds) if kinds is not None else None
+    needles = [json.dumps(kind).encode() for kind in wanted] if wanted is not None else []
     fd = open_in_run(path, os.O_RDONLY, kind="journal")  # a link or a directory there: refused
-    with os.fdopen(fd, encoding="utf-8", errors="replace") as file:
-        text = file.read()
-    for line in text.splitlines():
-        try:
-            event = parse_json(line)
-        except ValueError:
+    with os.fdopen(fd, "rb") as file:
+        for line in _lines(file):
+            if needles and not any(needle in line for needle in needles):
+                continue
+            try:
+                event = parse_json(line.decode("utf-8", "replace"))
+            except ValueError:
+                continue
+            if isinstance(event, dict) and (wanted is None or event.get("kind") in wanted):
+                yield event
+
+
+def _lines(file: BinaryIO) -> Iterator[bytes]:
+    """The file's lines, each at most :data:`MAX_LINE_BYTES` (a longer one is skipped whole)."""
+    while line := file.readline(MAX_LINE_BYTES):
+        if len(line) < MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
             continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+        while (rest := file.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+            pass  # the rest of an over-long line
+
+
+def inherit_records(source: Path, target: Path, kind: str, ids: Iterable[str], key: str) -> int:
+    """Append to the journal ``target`` the events of ``kind`` in ``source`` whose ``key`` is one of
+    ``ids``: a fork inherits the records of the checkpoints it copied, so its own journal vouches
+    for every checkpoint it holds. Returns how many were copied."""
+    wanted = set(ids)
+    lines = [_line(event) for event in iter_journal(source, [kind]) if event.get(key) in wanted]
+    if not lines:
+        return 0
+    fd = open_in_run(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, kind="journal")
+    try:
+        append(fd, "".join(lines).encode("utf-8", "surrogatepass"), target)
+    finally:
+        os.close(fd)
+    return len(lines)

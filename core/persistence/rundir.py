@@ -1,4 +1,8 @@
-"""The run directory contract (DESIGN.md §3): where each file of a run lives, and finding runs.
+"""The run directory contract: where each file of a run lives, and finding a run.
+
+The layout is a contract users and scripts rely on (docs/ARCHITECTURE.md, "Contracts").
+
+Listing the runs and what each is now is the catalogue's job (:mod:`core.catalogue`).
 
 Everything a resume needs is inside ``<runs-dir>/<run_id>/``, including a byte-for-byte copy of
 the config the run started with, so a run can be resumed after the user's config has changed.
@@ -16,11 +20,10 @@ import secrets
 import shutil
 import stat
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import UserError
 from core.persistence.atomic import (
     PRIVATE_DIR_MODE,
     PRIVATE_FILE_MODE,
@@ -54,7 +57,7 @@ _OWN_SOCKETS = ("control.sock",)
 _OWN_DIRS = ("checkpoints", "reports", "reports/.stale", "inflight")
 
 
-class RunRefError(LookupError):
+class RunRefError(UserError, LookupError):
     """A run reference (id, prefix or path) matches no run or more than one."""
 
 
@@ -72,20 +75,6 @@ def new_run_id(program_name: str, *, now: float | None = None) -> str:
 def parent_record(run_id: str, checkpoint_id: str) -> dict[str, str]:
     """The ``parent`` value of a forked run's summary.json."""
     return {"run_id": run_id, "checkpoint_id": checkpoint_id}
-
-
-@dataclass(frozen=True)
-class RunListing:
-    """One line of ``research-orchestrator runs``."""
-
-    run_id: str
-    status: str
-    cost_usd: float
-    created: float  # epoch seconds
-    program: str
-    parent: str | None  # the run this one was forked from
-    path: Path
-    parent_checkpoint: str | None = None  # and the checkpoint it was forked at
 
 
 class RunDir:
@@ -212,7 +201,7 @@ class RunDir:
         as_path = Path(ref).expanduser()
         if _looks_like_run(as_path):
             return cls(as_path)
-        candidates = sorted(p.name for p in _run_dirs(runs_dir) if p.name.startswith(ref)) if ref else []
+        candidates = sorted(p.name for p in run_dirs(runs_dir) if p.name.startswith(ref)) if ref else []
         if len(candidates) == 1:
             return cls(runs_dir / candidates[0])
         if not candidates:
@@ -330,7 +319,8 @@ def _looks_like_run(path: Path) -> bool:
     return path.is_dir() and ((path / "config.yaml").is_file() or (path / "summary.json").is_file())
 
 
-def _run_dirs(runs_dir: Path) -> list[Path]:
+def run_dirs(runs_dir: Path) -> list[Path]:
+    """The run directories under ``runs_dir`` (hidden ones, such as a run being created, left out)."""
     try:
         entries = list(runs_dir.iterdir())
     except OSError:
@@ -338,72 +328,9 @@ def _run_dirs(runs_dir: Path) -> list[Path]:
     return [p for p in entries if not p.name.startswith(".") and _looks_like_run(p)]
 
 
-def _created(run: RunDir, summary: dict[str, Any]) -> float:
-    value = summary.get("started_at", summary.get("created_at"))
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return datetime.fromisoformat(value).timestamp()
-    match = _ID_RE.match(run.run_id)
-    if match:
-        return time.mktime(time.strptime(match.group(1), _ID_TIME_FORMAT))
-    try:
-        return run.path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _program(run: RunDir, summary: dict[str, Any]) -> str:
-    value = summary.get("program")
-    if isinstance(value, dict):
-        value = value.get("name")
-    if isinstance(value, str) and value:
-        return value
-    match = _ID_RE.match(run.run_id)
-    return match.group(2) if match else ""
-
-
-def _parent(summary: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The run and checkpoint a fork was made from (``parent_record``), or Nones."""
-    value = summary.get("parent")
-    if not isinstance(value, dict):
-        return None, None
-    run_id, checkpoint_id = value.get("run_id"), value.get("checkpoint_id")
-    return (
-        run_id if isinstance(run_id, str) and run_id else None,
-        checkpoint_id if isinstance(checkpoint_id, str) and checkpoint_id else None,
-    )
-
-
-def _listing(run: RunDir) -> RunListing:
-    summary = run.read_summary() or {}
-    status = summary.get("status")
-    parent, parent_checkpoint = _parent(summary)
-    value = summary.get("cost_usd")
-    cost = float(value) if isinstance(value, int | float) else 0.0
-    if status == "running":
-        from core.persistence.checkpoints import latest_spend
-        from core.persistence.runlock import owner_alive
-
-        if not owner_alive(run.path):
-            # Its process is gone (killed, crashed, the disk filled): the summary could not say so.
-            status = "interrupted"
-            with contextlib.suppress(DiskError):  # a link planted for checkpoints/: not read
-                cost = max(cost, latest_spend(run.path) or 0.0)
-    return RunListing(
-        run_id=run.run_id,
-        status=status if isinstance(status, str) else "unknown",
-        cost_usd=cost,
-        created=_created(run, summary),
-        program=_program(run, summary),
-        parent=parent,
-        path=run.path,
-        parent_checkpoint=parent_checkpoint,
-    )
-
-
-def list_runs(runs_dir: Path) -> list[RunListing]:
-    """Every run under ``runs_dir``, newest first; a damaged summary shows as status ``unknown``."""
-    listings = [_listing(RunDir(p)) for p in _run_dirs(Path(runs_dir))]
-    return sorted(listings, key=lambda r: (r.created, r.run_id), reverse=True)
+def id_parts(run_id: str) -> tuple[float, str] | None:
+    """When a run made by :func:`new_run_id` started (epoch seconds, local time) and its program slug."""
+    match = _ID_RE.match(run_id)
+    if match is None:
+        return None
+    return time.mktime(time.strptime(match.group(1), _ID_TIME_FORMAT)), match.group(2)

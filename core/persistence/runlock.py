@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from core.errors import UserError
 from core.persistence.atomic import DiskError, as_disk_error, open_in_run, read_regular
 from core.persistence.jsontext import parse_json
 from core.persistence.rundir import RunDir
 
 
-class RunLocked(Exception):
+class RunLocked(UserError):
     """Another process (or another RunLock in this one) owns the run."""
 
     def __init__(self, run_id: str, pid: int | None, host: str | None, since: float | None) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ResearchOrchestratorError, UserError
 from core.persistence.atomic import DiskError, read_regular
 from core.persistence.jsontext import parse_json
 from core.persistence.rundir import RunDir
@@ -24,7 +25,7 @@ DEFAULT_API_URL = "https://api.anthropic.com"
 _MAX_BYTES = 64 * 1024
 
 
-class RunMetadataError(Exception):
+class RunMetadataError(ResearchOrchestratorError):
     """``run.json`` is missing or unreadable: the run's endpoint is unknown."""
 
 
@@ -41,7 +42,7 @@ class Endpoint:
         return f"the Anthropic API at {self.base_url or DEFAULT_API_URL}"
 
 
-class BaseUrlError(ValueError):
+class BaseUrlError(UserError, ValueError):
     """A base URL (``ANTHROPIC_BASE_URL``) that cannot be parsed: a user error, said before any run exists."""
 
 

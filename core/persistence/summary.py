@@ -2,24 +2,67 @@
 
 It is written from the run's :class:`~core.view.RunView` (the same fold of events the front ends
 use) plus the few run-level facts the events do not carry, so it agrees with the app and the
-headless table at every moment; the run's cost is the sum of its agents'.
+headless table at every moment; the run's cost is the sum of its agents'. The view is above the
+stores, so it is taken by its shape (:class:`RunFigures`), not imported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from core.api.usage import TokenUsage
-from core.control import RunStatus
-from core.persistence.atomic import write_atomic_async
+from core.control import AgentStatus, RunStatus
+from core.persistence.atomic import DiskError, write_atomic_async
 from core.persistence.rundir import RunDir
-from core.view import RunView
+from core.usage import TokenUsage
 
 THROTTLE_SECONDS = 0.5
+log = logging.getLogger(__name__)
+
+
+class AgentFigures(Protocol):
+    """One agent as ``summary.json`` lists it (a row of the run view)."""
+
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def layer(self) -> int: ...
+    @property
+    def status(self) -> AgentStatus: ...
+    @property
+    def turn(self) -> int: ...
+    @property
+    def searches(self) -> int: ...
+    @property
+    def cost_usd(self) -> float: ...
+    @property
+    def unconfirmed_usd(self) -> float: ...
+    @property
+    def unconfirmed_attempts(self) -> int: ...
+    @property
+    def unconfirmed_searches(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def report_path(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class RunFigures(Protocol):
+    """The run's agents and searches as the summary needs them (the run view)."""
+
+    @property
+    def agents(self) -> Mapping[str, AgentFigures]: ...
+    @property
+    def searches(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +78,49 @@ class RunFacts:
     caps: dict[str, float | int | None]
     parent: dict[str, str] | None
     models: dict[str, str]
+    reason: str | None = None  # why the run ended as it did (which cap bound, what failed), once it has
+    active_s: float = 0.0  # seconds the run has been running, over all its attempts
 
 
-def build_summary(view: RunView, facts: RunFacts, status: RunStatus, run_dir: RunDir) -> dict[str, Any]:
+def money(row: AgentFigures) -> dict[str, Any]:
+    """An agent's dollars and searches as ``summary.json`` writes them: ``cost_usd`` (what the caps
+    count) is ``billed_usd`` (the usage the API reported) + ``unconfirmed_usd`` (the bound charged
+    for ``unconfirmed_attempts`` attempts whose usage never arrived), each to the micro-dollar;
+    ``searches`` likewise."""
+    return _split(
+        round(row.cost_usd, 6), round(row.unconfirmed_usd, 6), row.unconfirmed_attempts,
+        row.searches, row.unconfirmed_searches,
+    )  # fmt: skip
+
+
+def total_money(agents: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's figures of :func:`money`: the sums of its agents' as written, so they agree."""
+    return _split(
+        round(sum(a["cost_usd"] for a in agents), 6),
+        round(sum(a["unconfirmed_usd"] for a in agents), 6),
+        sum(a["unconfirmed_attempts"] for a in agents),
+        sum(a["searches"] for a in agents),
+        sum(a["unconfirmed_searches"] for a in agents),
+    )
+
+
+def _split(
+    cost: float, unconfirmed: float, attempts: int, searches: int, unconfirmed_searches: int
+) -> dict[str, Any]:
+    """Billed is what is left of the cost once the unconfirmed part is taken out, so that
+    ``cost_usd`` = ``billed_usd`` + ``unconfirmed_usd`` holds as written."""
+    return {
+        "searches": searches,
+        "cost_usd": cost,
+        "billed_usd": round(cost - unconfirmed, 6),
+        "unconfirmed_usd": unconfirmed,
+        "unconfirmed_attempts": attempts,
+        "billed_searches": searches - unconfirmed_searches,
+        "unconfirmed_searches": unconfirmed_searches,
+    }
+
+
+def build_summary(view: RunFigures, facts: RunFacts, status: RunStatus, run_dir: RunDir) -> dict[str, Any]:
     usage = facts.usage
     agents = [
         {
@@ -47,30 +130,33 @@ def build_summary(view: RunView, facts: RunFacts, status: RunStatus, run_dir: Ru
             "model": facts.models.get(row.agent_id, ""),
             "status": row.status.value,
             "turns": row.turn,
-            "searches": row.searches,
-            "cost_usd": round(row.cost_usd, 6),
+            **money(row),
             "retries": row.retries,
             "report": _relative(row.report_path, run_dir),
             "error": row.error,
         }
         for row in view.agents.values()
     ]
+    totals = total_money(agents)
     return {
         "run_id": run_dir.run_id,
         "program": facts.program,
         "status": status.value,
+        "reason": facts.reason,
         "simulated": facts.simulated,
         "started_at": facts.started_at,
+        "active_s": round(facts.active_s, 3),
         "updated_at": time.time(),
         "current_layer": facts.current_layer,
         "layers": facts.layers,
-        # The sum of the agents as written (each to the micro-dollar), so the two always agree.
-        "cost_usd": round(sum(round(row.cost_usd, 6) for row in view.agents.values()), 6),
-        "searches": view.searches,
+        # The sums of the agents as written (each to the micro-dollar), so the two always agree.
+        "cost_usd": totals["cost_usd"],
+        "searches": totals["searches"],
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_read_input_tokens": usage.cache_read_input_tokens,
         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        **{k: v for k, v in totals.items() if k not in ("cost_usd", "searches")},
         "budget": facts.caps,
         "parent": facts.parent,
         "report": "report.md" if run_dir.final_report_path.exists() else None,
@@ -88,18 +174,71 @@ def _relative(path: str | None, run_dir: RunDir) -> str | None:
 
 
 class SummaryWriter:
-    """Writes the summary atomically: at most every half second while running, always when asked."""
+    """Writes the summary atomically: when asked, and within :data:`THROTTLE_SECONDS` of any change
+    to an agent's row (:meth:`changed`: one write for a burst of changes), so it stays current while
+    nothing else writes (an agent paused, waiting for budget or killed). Writes never overlap, and
+    none lands after :meth:`close`'s final one."""
 
-    def __init__(self, run_dir: RunDir, view: RunView, facts: Callable[[], RunFacts]) -> None:
+    def __init__(self, run_dir: RunDir, view: RunFigures, facts: Callable[[], RunFacts]) -> None:
         self._run_dir = run_dir
         self._view = view
         self._facts = facts
         self._last = 0.0
+        self._status = RunStatus.RUNNING
+        self._lock = asyncio.Lock()
+        self._dirty = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def idle(self) -> bool:
+        """No write is due or under way: ``summary.json`` says what the view says."""
+        if self._closed:
+            return not self._lock.locked()
+        return not self._dirty and self._timer is None and self._flush is None and not self._lock.locked()
 
     async def write(self, status: RunStatus, *, throttle: bool = False) -> None:
         now = time.monotonic()
         if throttle and now - self._last < THROTTLE_SECONDS:
+            self.changed()  # not now, but soon
             return
-        self._last = now
-        data = build_summary(self._view, self._facts(), status, self._run_dir)
-        await write_atomic_async(self._run_dir.summary_path, json.dumps(data, indent=2).encode("utf-8"))
+        async with self._lock:
+            self._last = time.monotonic()
+            self._status, self._dirty = status, False
+            data = build_summary(self._view, self._facts(), status, self._run_dir)
+            await write_atomic_async(self._run_dir.summary_path, json.dumps(data, indent=2).encode("utf-8"))
+
+    def changed(self) -> None:
+        """The view changed: write it soon (called inline by the run's view listener, cheap)."""
+        self._dirty = True
+        if self._closed or self._timer is not None or self._flush is not None:
+            return
+        delay = max(0.0, self._last + THROTTLE_SECONDS - time.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._timer = None
+        if not self._closed and self._dirty:
+            self._flush = asyncio.get_running_loop().create_task(self._flush_once(), name="summary")
+
+    async def _flush_once(self) -> None:
+        try:
+            if self._dirty and not self._closed:
+                await self.write(self._status)
+        except DiskError as error:  # the run's next checkpoint or its end meets the disk too
+            log.error("could not write summary.json: %s", error)
+        finally:
+            self._flush = None
+        if self._dirty:
+            self.changed()
+
+    async def close(self, status: RunStatus) -> None:
+        """The final write: nothing scheduled is written after it."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flush is not None:
+            await asyncio.wait({self._flush})  # a write under way lands first, never after
+        await self.write(status)

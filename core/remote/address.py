@@ -12,10 +12,12 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.errors import UserError
+
 _SUN_PATH_MAX = 107  # Linux's sun_path holds 108 bytes, the last one the terminating NUL
 
 
-class ChannelError(Exception):
+class ChannelError(UserError):
     """The owner could not be reached, or answered something that is not the protocol."""
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.control import AgentStatus, RunOutcome, RunStatus
-from core.events import Event, EventBus
+from core.events import EventBus, from_json
 from core.persistence.rundir import RunDir
 from core.persistence.runlock import owner_pid
 from core.remote.channel import ChannelError, OwnerUnreachable, call, connect, encode, read_message
@@ -28,6 +28,8 @@ from core.view import RunView
 logger = logging.getLogger(__name__)
 
 Refused = Callable[[str], None]
+ANSWER_WITHIN_SECONDS = 5.0
+"""A live owner sends its snapshot at once; one that does not within this is stopped or stuck."""
 
 
 class AttachedRun:
@@ -63,11 +65,14 @@ class AttachedRun:
     def resume(self, agent_id: str) -> bool:
         return self._request({"op": "resume", "agent": agent_id})
 
-    def kill(self, agent_id: str) -> bool:
-        return self._request({"op": "kill", "agent": agent_id})
+    def kill(self, agent_id: str, *, now: bool = True) -> bool:
+        return self._request({"op": "kill", "agent": agent_id, **({} if now else {"now": False})})
 
-    def stop(self) -> None:
-        self._request({"op": "stop"})
+    def stop(self, *, now: bool = False) -> None:
+        self._request({"op": "stop", **({"now": True} if now else {})})
+
+    def in_flight_usd(self, agent_id: str | None = None) -> float | None:
+        return None  # the owner's ledger: not in the journal
 
     def _request(self, request: dict[str, Any]) -> bool:
         """Queue a request for the owner; the owner's refusal, if any, reaches ``on_refused``."""
@@ -96,7 +101,7 @@ class AttachedRun:
 
     def _publish(self, data: dict[str, Any]) -> None:
         try:
-            event = Event.from_json(data)
+            event = from_json(data)
         except ValueError as error:
             logger.warning("journal of %s: skipped an event: %s", self.run_id, error)
             return
@@ -109,9 +114,13 @@ class AttachedRun:
         tail: JournalTail | None = None
         commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         try:
-            writer.write(encode({"op": "watch"}))
-            await writer.drain()
-            first = await read_message(reader)
+            try:
+                async with asyncio.timeout(ANSWER_WITHIN_SECONDS):
+                    writer.write(encode({"op": "watch"}))
+                    await writer.drain()
+                    first = await read_message(reader)
+            except TimeoutError:
+                raise OwnerUnreachable(self._not_answering()) from None
             if first is None or not first.get("ok") or not isinstance(first.get("snapshot"), dict):
                 raise OwnerUnreachable(f"the owner of {self.run_id} did not send a snapshot: {first}")
             snapshot = first["snapshot"]
@@ -137,6 +146,16 @@ class AttachedRun:
                 tail.close()
         await self.bus.close()
         return self._outcome()
+
+    def _not_answering(self) -> str:
+        who = f"pid {self.owner_pid}" if self.owner_pid else "its owner"
+        cont = f"`kill -CONT {self.owner_pid}` lets it go on; " if self.owner_pid else ""
+        return (
+            f"the process that owns run {self.run_id} ({who}) did not answer within "
+            f"{ANSWER_WITHIN_SECONDS:g} s: it is stopped (Ctrl-Z, SIGSTOP, a debugger) or stuck. If it was "
+            f"stopped, {cont}then attach again; if it is stuck, stop it (the run resumes from its last "
+            f"checkpoint with `research-orchestrator resume {self.run_id}`)"
+        )
 
     async def _follow(self, reader: asyncio.StreamReader, tail: JournalTail) -> None:
         """Read the journal up to each offset the owner announces, until the channel ends."""

@@ -2,16 +2,24 @@
 
 A Unix socket rather than a port: only the owner's user can reach it (mode 0600 inside the 0700
 run directory, and the peer's uid is checked on every connection), nothing is exposed to the
-network, and the kernel closes it when the owner dies, so an attached app learns at once.
+network, and the kernel closes it when the owner dies, so an attached app learns at once. No
+neighbour can starve the owner through it (:mod:`core.localserver`): at most
+:data:`MAX_CONNECTIONS` are served at once, and a connection that sends no request for
+:data:`IDLE_SECONDS` is closed (a watcher, once it has asked to watch, is exempt).
 
 Requests are one JSON object per line, at most :data:`MAX_REQUEST_BYTES`::
 
     {"op": "pause" | "resume" | "kill", "agent": ID}
-    {"op": "stop"}
+    {"op": "kill", "agent": ID, "now": false}   (its call in flight finishes its turn first)
+    {"op": "stop"}                              (cleanly: the calls in flight finish their turn)
+    {"op": "stop", "now": true}                 (the calls in flight are cancelled)
     {"op": "snapshot"}    -> {"ok": true, "op": "snapshot", "snapshot": {...}}
     {"op": "watch"}       -> the snapshot reply, then {"journal": OFFSET} whenever events.jsonl grows
 
-Every reply has ``ok``; a refused request gets ``{"ok": false, "error": "..."}`` and changes nothing.
+Every reply has ``ok``; a refused request gets ``{"ok": false, "error": "..."}`` and changes nothing
+(a refused agent request also says the agent's ``status``, so a client can say what to do instead).
+A request that repeats a key is refused (JSON lets the last one win, so ``{"op": "snapshot", "op":
+"stop"}`` would read as one thing and do another).
 """
 
 from __future__ import annotations
@@ -22,13 +30,15 @@ import json
 import logging
 import os
 import socket
-import struct
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from core.control import RunControl
+from core.errors import ResearchOrchestratorError
+from core.localserver import LocalServer, Peer, same_user
 from core.persistence.jsontext import parse_json
 from core.remote.address import ChannelError, OwnerUnreachable, answers, socket_address
 
@@ -38,14 +48,20 @@ logger = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o600
 MAX_REQUEST_BYTES = 4096
+MAX_CONNECTIONS = 32
+"""Connections served at once: a few attached apps and ``control`` commands, not hundreds."""
+IDLE_SECONDS = 10.0
+"""A connection that sends no complete request for this long is closed."""
+_BACKLOG = 64
 #: Replies carry a snapshot (every agent's figures and the tail of its stream): allow a few MiB.
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 AGENT_OPS = frozenset({"pause", "resume", "kill"})
 RUN_OPS = frozenset({"stop", "snapshot", "watch"})
+NOW_OPS = frozenset({"stop", "kill"})  # take "now": cancel the calls in flight, or let them finish
 Snapshot = Callable[[], dict[str, Any]]
 
 
-class BadRequest(ValueError):
+class BadRequest(ResearchOrchestratorError, ValueError):
     """A request the owner refuses without acting on it; the message says why."""
 
 
@@ -53,12 +69,13 @@ class BadRequest(ValueError):
 class Request:
     op: str
     agent: str | None = None
+    now: bool | None = None  # stop and kill: cancel the calls in flight (default: stop no, kill yes)
 
 
 def parse_request(line: bytes, agents: Collection[str]) -> Request:
     """Validate one request line: JSON object, known op, only the keys that op takes, a real agent."""
     try:
-        data = parse_json(line)
+        data = parse_json(line, unique_keys=True)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"not a JSON object: {exc}") from None
     if not isinstance(data, dict):
@@ -67,35 +84,31 @@ def parse_request(line: bytes, agents: Collection[str]) -> Request:
     if not isinstance(op, str) or op not in AGENT_OPS | RUN_OPS:
         raise BadRequest(f"unknown op {op!r}; expected one of {', '.join(sorted(AGENT_OPS | RUN_OPS))}")
     allowed = {"op", "agent"} if op in AGENT_OPS else {"op"}
+    if op in NOW_OPS:
+        allowed.add("now")
     extra = sorted(set(data) - allowed)
     if extra:
         raise BadRequest(f"{op}: unexpected keys {', '.join(map(repr, extra))}")
+    now = data.get("now")
+    if now is not None and not isinstance(now, bool):
+        raise BadRequest(f'{op}: "now" must be true or false')
     if op not in AGENT_OPS:
-        return Request(op)
+        return Request(op, now=now)
     agent = data.get("agent")
     if not isinstance(agent, str) or not agent:
         raise BadRequest(f'{op}: "agent" must name an agent')
     if agent not in agents:
-        raise BadRequest(f"{op}: no agent {agent!r} in this run")
-    return Request(op, agent)
+        raise BadRequest(f"{op}: no agent {agent!r} in this run; its agents: {_listed(agents)}")
+    return Request(op, agent, now=now)
+
+
+def _listed(agents: Collection[str], most: int = 20) -> str:
+    names = sorted(agents)
+    return ", ".join(names[:most]) + (f", … ({len(names) - most} more)" if len(names) > most else "")
 
 
 def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
-
-
-def peer_uid(writer: asyncio.StreamWriter) -> int | None:
-    """The connecting process's uid (Linux ``SO_PEERCRED``), or None where the kernel cannot tell."""
-    sock = writer.get_extra_info("socket")
-    option = getattr(socket, "SO_PEERCRED", None)
-    if sock is None or option is None:
-        return None
-    try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    except OSError:
-        return None
-    _pid, uid, _gid = struct.unpack("3i", raw)
-    return int(uid)
 
 
 class _Watcher:
@@ -125,6 +138,7 @@ class ControlChannel:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self._inode: int | None = None
+        self.server: LocalServer | None = None
 
     @property
     def watchers(self) -> int:
@@ -154,26 +168,47 @@ class ControlChannel:
         if failure is not None:
             raise failure
 
-    async def _listen(self, connections: asyncio.TaskGroup) -> asyncio.Server:
+    async def _listen(self, connections: asyncio.TaskGroup) -> LocalServer:
         # Only the lock holder gets here, so a socket file left by a dead owner is ours to replace.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with socket_address(self.path) as address:
+                listener.bind(address)
+            # The run directory is 0700, so nobody else could reach the socket before this chmod.
+            os.chmod(self.path, SOCKET_MODE)
+            listener.listen(_BACKLOG)
+        except BaseException:
+            listener.close()
+            raise
+        self._inode = os.stat(self.path).st_ino
 
-        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = connections.create_task(self._serve(reader, writer), name="control-channel")
+        def serve(conn: socket.socket, _peer: Peer | None) -> None:
+            task = connections.create_task(self._serve(conn), name="control-channel")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        with socket_address(self.path) as address:
-            server = await asyncio.start_unix_server(accept, path=address, limit=MAX_REQUEST_BYTES)
-        # The run directory is 0700, so nobody else could reach the socket before this chmod.
-        os.chmod(self.path, SOCKET_MODE)
-        self._inode = os.stat(self.path).st_ino
+        server = LocalServer(
+            listener,
+            serve,
+            admit=self._admit,
+            max_connections=MAX_CONNECTIONS,
+            name=f"control socket {self.path.parent.name}",
+            refuse=_refuse,
+        )
+        server.start()
+        self.server = server
         return server
 
-    async def _shut(self, server: asyncio.Server) -> None:
+    def _admit(self, peer: Peer | None) -> str | None:
+        if self.allowed_uid is not None and peer is not None and peer.uid != self.allowed_uid:
+            return f"unauthorised: uid {peer.uid} does not own this run"
+        return same_user(peer) if self.allowed_uid is None else None
+
+    async def _shut(self, server: LocalServer) -> None:
         self._closing.set()
-        server.close()
+        await server.close()
         for watcher in self._watchers:
             watcher.changed.set()  # each watcher sends its last offset and says goodbye
         watching = {task for task in self._watchers.values() if task is not None}
@@ -186,27 +221,33 @@ class ControlChannel:
             if os.stat(self.path).st_ino == self._inode:
                 os.unlink(self.path)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, conn: socket.socket) -> None:
+        writer: asyncio.StreamWriter | None = None
         try:
+            reader, writer = await asyncio.open_unix_connection(sock=conn, limit=MAX_REQUEST_BYTES)
             await self._converse(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the front end went away: nothing to answer
         except Exception:  # a bug here must not take the run down with it
             logger.exception("control channel: a connection failed")
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            if self.server is not None:
+                self.server.done()
+            if writer is None:
+                conn.close()
+            else:
+                writer.close()
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.wait_closed()
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        uid = peer_uid(writer)
-        if self.allowed_uid is not None and uid is not None and uid != self.allowed_uid:
-            logger.warning("control channel: refused a connection from uid %s", uid)
-            await self._send(writer, {"ok": False, "error": f"unauthorised: uid {uid} does not own this run"})
-            return
         while not self._closing.is_set():
             try:
-                line = await reader.readline()
+                async with asyncio.timeout(IDLE_SECONDS):
+                    line = await reader.readline()
+            except TimeoutError:
+                await self._send(writer, {"ok": False, "error": f"no request for {IDLE_SECONDS:g} s: closed"})
+                return
             except ValueError:  # longer than the limit: the stream cannot be resynchronised
                 await self._send(
                     writer, {"ok": False, "error": f"request longer than {MAX_REQUEST_BYTES} bytes"}
@@ -230,14 +271,19 @@ class ControlChannel:
         if request.op == "snapshot":
             return {"ok": True, "op": "snapshot", "snapshot": self.snapshot()}
         if request.op == "stop":
-            self.control.stop()
+            self.control.stop(now=bool(request.now))
             return {"ok": True, "op": "stop"}
         agent = request.agent
         assert agent is not None
-        act = {"pause": self.control.pause, "resume": self.control.resume, "kill": self.control.kill}
+        act: dict[str, Callable[[str], bool]] = {
+            "pause": self.control.pause,
+            "resume": self.control.resume,
+            "kill": partial(self.control.kill, now=request.now is not False),
+        }
         before = self.control.agent_status(agent)
         if not act[request.op](agent):
-            return {"ok": False, "error": f"cannot {request.op} {agent}: it is {before.value}"}
+            error = f"cannot {request.op} {agent}: it is {before.value}"
+            return {"ok": False, "error": error, "agent": agent, "status": before.value}
         return {"ok": True, "op": request.op, "agent": agent}
 
     async def _watch(self, writer: asyncio.StreamWriter) -> None:
@@ -262,6 +308,12 @@ class ControlChannel:
     async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
         writer.write(encode(message))
         await writer.drain()
+
+
+def _refuse(conn: socket.socket, reason: str) -> None:
+    """A refused connection's one reply, if the socket takes it now (it is closed either way)."""
+    with contextlib.suppress(OSError):
+        conn.send(encode({"ok": False, "error": reason}))
 
 
 # --- the front end's side -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import EXIT_FAILED
 from core.persistence.atomic import DiskError, read_regular, read_tail, write_atomic
 from core.persistence.rundir import RunDir
 from core.persistence.runlock import owner_pid
@@ -81,16 +82,25 @@ async def wait_until_serving(run_dir: Path, within: float = STARTING_WITHIN_SECO
         await asyncio.sleep(0.05)  # polling a starting process's socket; nothing to wait on instead
 
 
-def not_live(run: RunDir) -> OwnerUnreachable:
+class NoLiveOwner(OwnerUnreachable):
+    """Nobody owns the run, told by the scriptable commands (``attach --headless``, ``control``)
+    with exit code 4, the command line's "failed"; the app's ``attach`` keeps its exit code 2."""
+
+    exit_code = EXIT_FAILED
+
+
+def not_live(run: RunDir, error: type[OwnerUnreachable] = OwnerUnreachable) -> OwnerUnreachable:
     """The error for attaching to a run nobody owns: how to continue it, and why its owner stopped."""
-    message = (
-        f"run {run.run_id} is not live: no process owns it; "
-        f"continue it with: research-orchestrator resume {run.run_id}"
-    )
+    summary = run.read_summary() or {}
+    if summary.get("status") == "completed":
+        ended = f"it completed (see {run.final_report_path}); nothing is left to run"
+    else:
+        ended = f"continue it with: research-orchestrator resume {run.run_id}"
+    message = f"run {run.run_id} is not live: no process owns it; {ended}"
     log = _tail(run.owner_log_path) if os.path.lexists(run.owner_log_path) else ""
     if log:
         message += f"\nthe end of its owner's log ({run.owner_log_path}):\n{log}"
-    return OwnerUnreachable(message)
+    return error(message)
 
 
 def _tail(path: Path, lines: int = 12) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from core.reports.parse import parse_report
 from core.reports.render import NO_FINDINGS, demote_headings
 from core.reports.sources import Numbering, link, sources_section
+from core.usage import ALL_BILLED, Unconfirmed, money_text
 
 _LINK = re.compile(r"\[\[(\d+)\]\]\(((?:[^()\s]|\([^()\s]*\))+)\)")
 SIMULATED_NOTE = (
@@ -54,6 +55,8 @@ class ReportFacts:
     simulated: bool
     layers: int
     agents: tuple[AgentOutcome, ...] = ()
+    unconfirmed: Unconfirmed = ALL_BILLED  # of cost_usd and searches: bounds, not reported usage
+    parent: Mapping[str, str] | None = None  # the run and checkpoint a fork was made from
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any], question: str) -> ReportFacts:
@@ -79,6 +82,12 @@ class ReportFacts:
             simulated=bool(summary.get("simulated", False)),
             layers=int(summary.get("layers") or max((a.layer for a in agents), default=0)),
             agents=agents,
+            unconfirmed=Unconfirmed(  # (absent from summaries written before the split: all billed)
+                usd=float(summary.get("unconfirmed_usd") or 0.0),
+                attempts=int(summary.get("unconfirmed_attempts") or 0),
+                searches=int(summary.get("unconfirmed_searches") or 0),
+            ),
+            parent=_parent(summary.get("parent")),
         )
 
 
@@ -94,20 +103,39 @@ def agent_notes(facts: ReportFacts) -> list[str]:
     return notes
 
 
+def _parent(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, Mapping) or not value.get("run_id"):
+        return None
+    return {"run_id": str(value["run_id"]), "checkpoint_id": str(value.get("checkpoint_id") or "")}
+
+
+def title(facts: ReportFacts) -> str:
+    """The document's title: the program's question, as text (a reader's natural title for it)."""
+    if facts.question.strip():
+        return plain_inline(facts.question)
+    return f"{plain_inline(facts.program)}: final report" if facts.program else "Final report"
+
+
 def header(facts: ReportFacts) -> list[str]:
     when = datetime.fromtimestamp(facts.started_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     models = ", ".join(dict.fromkeys(a.model for a in facts.agents if a.model)) or "unknown"
     lines = []
     if facts.simulated:
         lines += [f"> {SIMULATED_NOTE}", ""]
+    if facts.program and facts.question.strip():
+        lines.append(f"- **Program:** {code_span(facts.program)}")
     lines += [
-        f"**Question:** {' '.join(facts.question.split())}",
-        "",
-        f"- **Run:** `{facts.run_id}` ({facts.status})",
+        f"- **Run:** {code_span(facts.run_id)} ({facts.status})",
+    ]
+    if facts.parent is not None:
+        checkpoint = facts.parent.get("checkpoint_id")
+        at = f" at checkpoint {code_span(checkpoint)}" if checkpoint else ""
+        lines.append(f"- **Forked from:** run {code_span(facts.parent['run_id'])}{at}")
+    lines += [
         f"- **Date:** {when}",
         f"- **Models:** {models}",
-        f"- **Cost:** ${facts.cost_usd:.4f}",
-        f"- **Searches:** {facts.searches}",
+        f"- **Cost:** ${facts.cost_usd:.4f} ({money_text(facts.cost_usd, facts.unconfirmed)})",
+        f"- **Searches:** {facts.searches} ({facts.unconfirmed.searches} unconfirmed)",
         "",
     ]
     notes = agent_notes(facts)
@@ -124,8 +152,7 @@ def _renumbered(body: str, numbering: Numbering, titles: Mapping[str, str]) -> s
 
 def final_document(facts: ReportFacts, finals: Mapping[str, str]) -> str:
     """``report.md`` from the final layer's reports (agent id -> report Markdown)."""
-    title = f"{facts.program}: final report" if facts.program else "Final report"
-    lines = [f"# {title}", "", *header(facts)]
+    lines = [f"# {title(facts)}", "", *header(facts)]
     numbering = Numbering()
     parsed = {agent_id: parse_report(text) for agent_id, text in finals.items()}
     several = len(parsed) > 1
@@ -154,3 +181,28 @@ def _findings(agent_title: str, body: str) -> str:
     if not re.search(r"^## ", text, re.MULTILINE):
         return f"## {agent_title}\n\n{text}"
     return text
+
+
+_URL_LIKE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//|www\.)|@[^@\s]+\.", re.IGNORECASE)
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>#|~&])")  # what can start markup mid-line
+
+
+def plain_inline(text: str) -> str:
+    """``text`` on one line, shown as written by any Markdown viewer: its punctuation escaped, and
+    anything a viewer would turn into a link (a URL, ``www.…``, an address) set as code, so a
+    question that mentions a page is text, not a link to check or to click."""
+    words = []
+    for word in text.split():
+        if _URL_LIKE.search(word):
+            words.append(code_span(word))
+        else:
+            words.append(_MARKDOWN_PUNCTUATION.sub(r"\\\1", word))
+    return " ".join(words)
+
+
+def code_span(text: str) -> str:
+    """``text`` as a code span, whatever backticks it holds."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

@@ -14,11 +14,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.reports import numbered
 from core.reports.citethrough import LABELS, PriorSources, label, split_labels
 from core.reports.narration import strip_narration
-from core.reports.sources import ConversationSources, Numbering, link, sources_section
+from core.reports.sources import ConversationSources, Numbering, Source, link, sources_section
+from core.usage import ALL_BILLED, Unconfirmed, money_text
 
 NO_FINDINGS = "_No findings were written._"
+CONTINUE_PROMPT = (
+    "You reached the output limit. Continue exactly where you stopped, without repeating yourself."
+)
+"""What asks for the rest of an answer cut by ``max_tokens``: a report joins the text that follows
+it to the cut text exactly where it was cut (no break that would split a word or a table row)."""
 _TOKEN = "\x00cite:{url}\x00"
 _CITE_TOKEN = re.compile(r"\x00cite:([^\x00]+)\x00")
 _TOKEN_OR_LABEL = re.compile(_CITE_TOKEN.pattern + "|" + LABELS.pattern)
@@ -41,6 +48,7 @@ class AgentMeta:
     turns: int = 0
     searches: int = 0
     cost_usd: float = 0.0
+    unconfirmed: Unconfirmed = ALL_BILLED  # of cost_usd: bounds for attempts whose usage never arrived
 
 
 def render_blocks(
@@ -64,19 +72,63 @@ def render_blocks(
     return _CITE_TOKEN.sub(number, _tokenised(blocks))
 
 
-def _turns(messages: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
-    """Assistant content grouped by turn: a paused turn's continuations belong to it."""
-    turns: list[list[Mapping[str, Any]]] = []
-    previous = None
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """One answer of the assistant (a paused or cut answer with its continuations), and the
+    numbered sources its prompt gave it (what its ``[n]`` markers cite)."""
+
+    blocks: list[Mapping[str, Any]]
+    given: Mapping[int, Source]
+
+
+def _turns(messages: Iterable[Mapping[str, Any]]) -> list[_Turn]:
+    """Assistant content grouped by answer: a paused turn's continuations, and the rest of an answer
+    cut by ``max_tokens``, belong to it."""
+    turns: list[_Turn] = []
+    given: Mapping[int, Source] = {}
+    open_turn = False
     for message in messages:
         role = message.get("role")
         content = message.get("content")
-        if role == "assistant" and isinstance(content, list):
-            if previous != "assistant":
-                turns.append([])
-            turns[-1].extend(b for b in content if isinstance(b, Mapping))
-        previous = role
+        if role == "user":
+            text = _text_of(content)
+            if text == CONTINUE_PROMPT:
+                continue  # the answer goes on where it was cut
+            open_turn = False
+            given = numbered.given(text) or given
+        elif role == "assistant" and isinstance(content, list):
+            if not open_turn:
+                turns.append(_Turn([], given))
+                open_turn = True
+            turns[-1].blocks.extend(b for b in content if isinstance(b, Mapping))
     return turns
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(b.get("text", "")) for b in content if isinstance(b, Mapping))
+    return ""
+
+
+def _cite_given(text: str, given: Mapping[int, Source]) -> str:
+    """``[n]`` markers for the numbered sources the turn was given, as citation placeholders (a
+    number it was not given stays as written, visibly unresolved)."""
+    if not given:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        numbers = numbered.marker_numbers(match.group(1))
+        known = [given[n].url for n in numbers if n in given]
+        unknown = [n for n in numbers if n not in given]
+        tokens = "".join(_TOKEN.format(url=url) for url in dict.fromkeys(known))
+        return tokens + (f"[{', '.join(map(str, unknown))}]" if unknown else "")
+
+    parts = _CITE_TOKEN.split(text)  # (text, url, text, url, …): never look inside a placeholder
+    for index in range(0, len(parts), 2):
+        parts[index] = numbered.MARKERS.sub(replace, parts[index])
+    return "".join(part if index % 2 == 0 else _TOKEN.format(url=part) for index, part in enumerate(parts))
 
 
 def _tokenised(blocks: Sequence[Mapping[str, Any]]) -> str:
@@ -112,6 +164,18 @@ def split_own_sources(text: str) -> tuple[str, str]:
         body, more = split_own_sources("\n".join(rest))
         return body, "\n".join(own) + ("\n" + more if more else "")
     return text, ""
+
+
+def under_our_title(text: str) -> str:
+    """Findings to go under the report's own title: a model that gave its text one ``#`` title
+    ("# Report: Sodium-ion batteries") loses it, so the report keeps one title and its sections stay
+    ``##``; one that wrote several ``#`` headings has them all demoted."""
+    lines = text.split("\n")
+    titles = [i for i, line in enumerate(lines) if line.startswith("# ") and _HEADING.match(line)]
+    if len(titles) != 1:
+        return demote_headings(text)
+    del lines[titles[0] : titles[0] + (2 if titles[0] + 1 < len(lines) and not lines[titles[0] + 1] else 1)]
+    return "\n".join(lines).strip()
 
 
 def demote_headings(text: str) -> str:
@@ -172,11 +236,12 @@ def report_body(
     found = ConversationSources.of(messages)
     numbering = Numbering()
     resolve = _Resolver(found, prior or PriorSources({}), numbering)
-    raw = "\n\n".join(
-        text for text in (_tokenised(strip_narration(turn)).strip() for turn in _turns(body_messages)) if text
+    texts = (
+        _cite_given(_tokenised(strip_narration(turn.blocks)), turn.given) for turn in _turns(body_messages)
     )
+    raw = "\n\n".join(text for text in (t.strip() for t in texts) if text)
     body, own_list = split_own_sources(raw)
-    body = demote_headings(resolve(body).strip())
+    body = under_our_title(resolve(body).strip())
     resolve.keep_known(own_list)
     for url in found.cited:  # cited in an earlier turn: still a source of this report
         numbering.number(url, found.title(url))
@@ -200,7 +265,10 @@ def build_report(
         facts.append(f"layer {agent.layer}")
     if agent.model:
         facts.append(agent.model)
-    facts += [f"{agent.turns} turns", f"{agent.searches} searches", f"${agent.cost_usd:.4f}"]
+    cost = f"${agent.cost_usd:.4f}"
+    if agent.unconfirmed.attempts:
+        cost += f" ({money_text(agent.cost_usd, agent.unconfirmed)})"
+    facts += [f"{agent.turns} turns", f"{agent.searches} searches", cost]
     lines = [f"# {agent.title}", "", f"*{' · '.join(facts)}*", ""]
     if partial_note:
         lines += [f"> {partial_note}", ""]

@@ -143,6 +143,43 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         help="retry-after sent with injected rate_limit faults, in seconds (default: 1.0)",
     )
     parser.add_argument(
+        "--thread-expiry-s",
+        type=float,
+        default=defaults.thread_expiry_s,
+        help="seconds after its last request that a message thread expires (default: 300)",
+    )
+    parser.add_argument(
+        "--validation-ms-per-1k-tokens",
+        type=float,
+        default=defaults.validation_ms_per_1k_tokens,
+        help="wait before the first byte per 1000 prompt tokens a request carries (default: 0)",
+    )
+    parser.add_argument(
+        "--batch-processing-s",
+        type=float,
+        default=defaults.batch_processing_s,
+        help="seconds a Message Batch takes until its last request ends (default: 3)",
+    )
+    parser.add_argument(
+        "--batch-expiry-s",
+        type=float,
+        default=defaults.batch_expiry_s,
+        help="seconds after creation that a Message Batch expires; requests not done end expired "
+        "(default: 86400, the API's 24 hours)",
+    )
+    parser.add_argument(
+        "--batch-server-loop-limit",
+        type=int,
+        default=None,
+        help="searches a batch request runs before pause_turn (default: twice --server-loop-limit)",
+    )
+    parser.add_argument(
+        "--batch-max-requests",
+        type=int,
+        default=defaults.batch_max_requests,
+        help="requests one Message Batch may hold (default: 100000, the API's limit)",
+    )
+    parser.add_argument(
         "--api-key",
         action="append",
         dest="api_keys",
@@ -168,6 +205,12 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
         context_window=args.context_window,
         cache_min_tokens=args.cache_min_tokens,
         retry_after_s=args.retry_after_s,
+        thread_expiry_s=args.thread_expiry_s,
+        validation_ms_per_1k_tokens=args.validation_ms_per_1k_tokens,
+        batch_processing_s=args.batch_processing_s,
+        batch_expiry_s=args.batch_expiry_s,
+        batch_server_loop_limit=args.batch_server_loop_limit,
+        batch_max_requests=args.batch_max_requests,
         api_keys=args.api_keys,
         rate_limits=RateLimits(
             requests_per_minute=args.requests_per_minute,

@@ -2,9 +2,10 @@
 
 The API merges consecutive messages of one role before it checks a conversation, so an error names the
 merged message and the block's position in it (``messages.0.content.1`` for the second block of two
-user messages in a row, as in the recorded ``400-invalid-request.json``). What a client may legitimately
-change in content it sends back is tolerated: omitted optional fields (``caller``), whitespace-only text
-blocks dropped, ``citations`` absent, empty or ``null``. Encrypted fields must be intact and sealed.
+user messages in a row, as in ``tests/fixtures/anthropic-recorded/400-invalid-request.json``). What a
+client may legitimately change in content it sends back is tolerated: omitted optional fields
+(``caller``), whitespace-only text blocks dropped, ``citations`` absent, empty or ``null``.
+Encrypted fields must be intact and sealed.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ class FaultPlan:
     cut: float | None = None
 
 
+INVALID_REQUEST_MESSAGE = "messages.0.content.0: simulated invalid request (directive)"
+"""What the forced ``invalid_request`` fault answers."""
 DIRECTIVE_ONLY_FAULTS = ("invalid_request",)
 """Faults a test can force with a directive but that are never drawn at random (they are permanent)."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
+from collections.abc import Mapping
 from typing import Any
 
 from core.simulator import crypto
@@ -228,30 +230,78 @@ def _spread(rng: random.Random, labels: list[tuple[str, str]], count: int) -> li
 
 
 def uncited_report(
-    rng: random.Random, subject: str, labels: list[tuple[str, str]], earlier: list[str] | None = None
+    rng: random.Random,
+    subject: str,
+    labels: list[tuple[str, str]],
+    earlier: list[tuple[str, str]] | None = None,
+    numbers: Mapping[str, int] | None = None,
 ) -> str:
     """A report written from what the conversation found: no search, no citation block.
 
     The real API often answers "write your report" this way: its findings repeat what the earlier
-    turns found (``earlier``: their cited sentences), now without citations; only labels of
-    earlier reports (for a later layer) carry sources in the text.
+    turns found (``earlier``: their cited sentences, with the URL each cited), now without citation
+    blocks; labels of earlier reports (for a later layer) carry sources in the text. Given the
+    prompt's numbered sources (``numbers``: URL -> number), it cites them inline as a model does:
+    a sentence found on a page cites that page's number, a general finding one or two of them.
     """
+    cite = _Citer(numbers or {}, subject)
     title = subject[:1].upper() + subject[1:]
     findings = [s.format(subject=subject) for s in rng.sample(_UNCITED_SENTENCES, k=4)]
     found = rng.sample(earlier, k=min(4, len(earlier))) if earlier else []
-    found = [s[:1].upper() + s[1:] for s in found]
+    found_text = [cite.page(s[:1].upper() + s[1:], url) for s, url in found]
     parts = [
         f"\n\n# Report: {title}",
         "## Summary",
-        f"This report brings together what the earlier searches found about {subject}. {findings[0]}",
+        f"This report brings together what the earlier searches found about {subject}. "
+        + cite.general(findings[0]),
         "## Findings",
-        " ".join([*found, *findings[1:]]),
+        " ".join([*found_text, *(cite.general(f) for f in findings[1:])]),
     ]
     through = label_sentences(rng, labels, subject, 6)
     if through:
         parts += ["## What the earlier reports show", through]
     parts += ["## Open questions", "\n".join(f"- {q.format(subject=subject)}" for q in _OPEN_QUESTIONS)]
     return "\n\n".join(parts)
+
+
+class _Citer:
+    """``[n]`` markers for a report given numbered sources (none when it was given none).
+
+    Its choices come from a generator of their own, so a report given no numbers is the same text
+    it always was for a seed."""
+
+    def __init__(self, numbers: Mapping[str, int], subject: str) -> None:
+        self.numbers = numbers
+        self.pool = sorted(set(numbers.values()))
+        self.rng = random.Random(zlib.crc32(("\n".join(sorted(numbers)) + subject).encode()))
+
+    def page(self, sentence: str, url: str) -> str:
+        number = self.numbers.get(url)
+        return self._marked(sentence, [number] if number else self._some())
+
+    def general(self, sentence: str) -> str:
+        return self._marked(sentence, self._some())
+
+    def _some(self) -> list[int]:
+        if not self.pool:
+            return []
+        return sorted(self.rng.sample(self.pool, k=min(len(self.pool), self.rng.choice((1, 1, 2)))))
+
+    @staticmethod
+    def _marked(sentence: str, numbers: list[int]) -> str:
+        if not numbers:
+            return sentence
+        body = sentence.rstrip()
+        end = len(body.rstrip(".!?"))
+        return f"{body[:end]} [{', '.join(map(str, numbers))}]{body[end:]}"
+
+
+_NUMBERED_SOURCE = re.compile(r"^\[(\d+)\] .* <(\S+)>\s*$", re.MULTILINE)
+
+
+def numbered_sources(prompt: str) -> dict[str, int]:
+    """URL -> number of the numbered sources a report prompt lists (``[3] Title <url>``)."""
+    return {m.group(2): int(m.group(1)) for m in _NUMBERED_SOURCE.finditer(prompt)}
 
 
 _PAGE_TOPIC = re.compile(r"This article examines (.+?) using the latest")

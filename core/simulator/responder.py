@@ -12,14 +12,14 @@ import json
 import random
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.config.simulator import SimulatorSettings
 from core.simulator import answers, client_tools, crypto, prose, synthweb
 from core.simulator.schema_values import generate
 from core.simulator.tokens import count_block, count_text, json_text, truncate_to_tokens
-from core.simulator.validation import ParsedRequest
+from core.simulator.validation import ParsedRequest, last_user_text, parse_directives
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 UNCITED_REPORT_PROBABILITY = 0.5
@@ -375,17 +375,19 @@ def build_turn(
 ) -> Turn:
     """The assistant's answer to ``request`` (already validated and within the context window)."""
     rng = _rng_for(settings, digest)
-    terms = synthweb.query_terms(request.subject or request.last_user_text)
-    if request.subject:  # the turn's own prompt adds its angle after the subject's terms
-        terms += [t for t in synthweb.query_terms(request.last_user_text) if t not in terms][:2]
+    cut = _cut_report(request)  # asked for the rest of a report cut by max_tokens: its request, its text
+    basis = cut[0] if cut is not None else request
+    terms = synthweb.query_terms(basis.subject or basis.last_user_text)
+    if basis.subject:  # the turn's own prompt adds its angle after the subject's terms
+        terms += [t for t in synthweb.query_terms(basis.last_user_text) if t not in terms][:2]
     topic = " ".join(terms[:3]).lower()
-    report_mode = bool(_REPORT.search(request.last_user_text))
+    report_mode = bool(_REPORT.search(basis.last_user_text))
     target = rng.randint(*sorted(settings.output_tokens_per_turn))
     cap, cap_reason = _output_cap(request, prompt_tokens, context_window, target)
     out = _Builder(cap)
     message_id = _make_id(rng, "msg_")
     queries, pause_at = _plan_searches(rng, request, settings, terms)
-    uncited = report_mode and _report_without_sources(rng, request)
+    uncited = report_mode and _report_without_sources(rng, basis)
     labels = prose.prior_labels(_first_user_text(request)) if report_mode else []
     subject = prose.subject_phrase(request.subject or topic)
 
@@ -401,7 +403,10 @@ def build_turn(
     elif _client_answer(out, request, settings, digest, terms, topic, report_mode):
         stop_reason = "tool_use" if any(b.final["type"] == "tool_use" for b in out.blocks) else stop_reason
     elif uncited:
-        out.text(prose.uncited_report(rng, subject, labels, earlier=_earlier_findings(request)))
+        report = _report_from_conversation(basis, settings, subject, labels)
+        if cut is not None and report.startswith(cut[1]):
+            report = report[len(cut[1]) :]  # the rest, from where it was cut (as a model continues)
+        out.text(report)
     else:
         if request.pending_search is None:
             out.text(prose.intro(rng, topic))
@@ -539,17 +544,80 @@ def _report_without_sources(rng: random.Random, request: ParsedRequest) -> bool:
     return UNCITED_REPORT_DIRECTIVE in request.last_user_text or rng.random() < UNCITED_REPORT_PROBABILITY
 
 
-def _earlier_findings(request: ParsedRequest) -> list[str]:
-    """The cited sentences of the conversation's earlier answers: what a report repeats."""
-    found: list[str] = []
+def _report_from_conversation(
+    request: ParsedRequest, settings: SimulatorSettings, subject: str, labels: list[tuple[str, str]]
+) -> str:
+    """The whole report a report turn writes from what its conversation holds, citing the numbered
+    sources its prompt lists unless told not to cite. Drawn from the conversation's content (not the
+    request's bytes), so asking for the rest of a cut report regenerates the same report."""
+    rng = _rng_for(settings, _content_digest(request.messages) + b"report")
+    numbers = (
+        None
+        if UNCITED_REPORT_DIRECTIVE in request.last_user_text
+        else prose.numbered_sources(request.last_user_text)
+    )
+    return prose.uncited_report(rng, subject, labels, earlier=_earlier_findings(request), numbers=numbers)
+
+
+def _content_digest(messages: list[dict[str, Any]]) -> bytes:
+    """The conversation's content, without its cache breakpoints (which move from call to call)."""
+
+    def bare(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: bare(v) for k, v in value.items() if k != "cache_control"}
+        if isinstance(value, list):
+            return [bare(v) for v in value]
+        return value
+
+    return hashlib.sha256(json.dumps(bare(messages), sort_keys=True).encode()).digest()
+
+
+_CONTINUE = re.compile(r"\bcontinue\b[^.?!]*\bwhere you (?:stopped|left off)\b", re.IGNORECASE)
+
+
+def _cut_report(request: ParsedRequest) -> tuple[ParsedRequest, str] | None:
+    """For "continue where you stopped" after a report cut by ``max_tokens``: the request the report
+    answered and the text written so far (None for anything else)."""
+    if request.continuation or not _CONTINUE.search(request.last_user_text):
+        return None
+    messages = request.messages
+    written: list[str] = []
+    index = len(messages) - 2
+    while index >= 1 and messages[index].get("role") == "assistant":
+        content = messages[index].get("content")
+        blocks = content if isinstance(content, list) else []
+        written.insert(0, "".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict)))
+        prompt = last_user_text(messages[index - 1 : index])
+        if not _CONTINUE.search(prompt):
+            if not _REPORT.search(prompt):
+                return None
+            original = replace(
+                request,
+                messages=messages[:index],
+                last_user_text=prompt,
+                directives=parse_directives(prompt),
+                continuation=False,
+                pending_search=None,
+            )
+            return original, "".join(written)
+        index -= 2
+    return None
+
+
+def _earlier_findings(request: ParsedRequest) -> list[tuple[str, str]]:
+    """The cited sentences of the conversation's earlier answers, each with the URL it cited: what a
+    report repeats (and, given numbered sources, cites again by number)."""
+    found: dict[str, str] = {}
     for message in request.messages:
         content = message.get("content")
         if message.get("role") != "assistant" or not isinstance(content, list):
             continue
         for block in content:
             if isinstance(block, dict) and block.get("citations") and str(block.get("text", "")).strip():
-                found.append(str(block["text"]).strip())
-    return list(dict.fromkeys(found))
+                citation = block["citations"][0]
+                url = str(citation.get("url", "")) if isinstance(citation, dict) else ""
+                found.setdefault(str(block["text"]).strip(), url)
+    return list(found.items())
 
 
 def _has_earlier_turns(request: ParsedRequest) -> bool:

@@ -1,5 +1,5 @@
 """The HTTP surface: ``POST /v1/messages`` (streamed or not), ``POST /v1/messages/count_tokens`` and
-``GET /_simulator/stats``, on aiohttp.
+``GET /_simulator/stats``, on aiohttp; the Message Batches endpoints are ``batches.routes``.
 
 One ``SimulatorState`` holds what requests share (cache, rate limiter, fault counters, stats). A
 request goes: auth, JSON, validation (paused-turn integrity included), context window, rate limit, injected
@@ -12,21 +12,26 @@ import asyncio
 import hashlib
 import json
 import logging
-import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from core.config.simulator import SimulatorSettings
 from core.simulator import sse
-from core.simulator.caching import PromptCache, min_cacheable_tokens
-from core.simulator.faults import FaultInjector, FaultPlan
-from core.simulator.models import context_window
+from core.simulator.batches.answer import BatchAnswerer
+from core.simulator.batches.store import BatchStore
+from core.simulator.body import parse_body
+from core.simulator.caching import PromptCache
+from core.simulator.errors import new_request_id
+from core.simulator.faults import INVALID_REQUEST_MESSAGE, FaultInjector, FaultPlan
+from core.simulator.outcome import Outcome
 from core.simulator.ratelimit import RateLimiter
-from core.simulator.responder import Turn, build_turn, request_digest
+from core.simulator.reply import check_window, compose, prepare
+from core.simulator.responder import Turn
 from core.simulator.stats import RequestRecord, SimulatorStats
+from core.simulator.threads import ThreadRejected, ThreadStore, ThreadTurn
 from core.simulator.tokens import prompt_segments
 from core.simulator.validation import InvalidRequest, check_headers, parse_request
 
@@ -69,26 +74,8 @@ class SimulatorState:
         self.limiter = RateLimiter(settings.rate_limits, clock)
         self.faults = FaultInjector(settings)
         self.stats = SimulatorStats(record_bodies)
-
-
-def new_request_id() -> str:
-    return "req_011C" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")[:20]
-
-
-class _Outcome:
-    """What the handler learnt about a request, for its log record."""
-
-    def __init__(self, request_id: str, raw: bytes, path: str) -> None:
-        self.request_id = request_id
-        self.sha = hashlib.sha256(raw).hexdigest()
-        self.path = path
-        self.fault: str | None = None
-        self.messages = 0
-        self.stream = False
-        self.stop_reason: str | None = None
-        self.body: Any = None
-        self.received_at = time.time()
-        self.usage: dict[str, Any] | None = None
+        self.threads = ThreadStore(clock, settings.thread_expiry_s)
+        self.batches = BatchStore(settings, clock, BatchAnswerer(settings, self.cache, self.faults))
 
 
 @web.middleware
@@ -114,6 +101,15 @@ def create_app(state: SimulatorState) -> web.Application:
     app.router.add_post("/v1/messages", handlers.messages)
     app.router.add_post("/v1/messages/count_tokens", handlers.count_tokens)
     app.router.add_get("/_simulator/stats", handlers.stats)
+    from core.simulator.batches.routes import BatchRoutes  # it builds on this module's handlers
+
+    BatchRoutes(handlers, state.batches).add_to(app)
+
+    async def batches_running(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        await state.batches.close()  # at the server's cleanup
+
+    app.cleanup_ctx.append(batches_running)
     return app
 
 
@@ -123,33 +119,37 @@ class _Handlers:
 
     # --- shared helpers ---------------------------------------------------------------------------
 
-    def _headers(self, request_id: str) -> dict[str, str]:
+    def headers(self, request_id: str) -> dict[str, str]:
         return {"request-id": request_id, **self.state.limiter.headers()}
 
-    def _error(
+    def error(
         self,
-        outcome: _Outcome,
+        outcome: Outcome,
         status: int,
         message: str,
         *,
         extra: dict[str, str] | None = None,
         error_type: str | None = None,
+        error_code: str | None = None,
     ) -> web.Response:
-        body = {
-            "type": "error",
-            "error": {"type": error_type or _ERROR_TYPE.get(status, "api_error"), "message": message},
-            "request_id": outcome.request_id,
+        error: dict[str, Any] = {
+            "type": error_type or _ERROR_TYPE.get(status, "api_error"),
+            "message": message,
         }
-        headers = self._headers(outcome.request_id)
+        if error_code is not None:
+            error["details"] = {"error_code": error_code}
+        body = {"type": "error", "error": error, "request_id": outcome.request_id}
+        headers = self.headers(outcome.request_id)
         headers["x-should-retry"] = "true" if status in (408, 409, 429) or status >= 500 else "false"
         headers.update(extra or {})
-        self._log(outcome, status)
+        self.log(outcome, status)
         return web.Response(
             status=status, text=json.dumps(body), content_type="application/json", headers=headers
         )
 
-    def _log(self, outcome: _Outcome, status: int) -> None:
-        messages = outcome.body.get("messages") if isinstance(outcome.body, dict) else None
+    def log(self, outcome: Outcome, status: int) -> None:
+        body = outcome.whole if outcome.whole is not None else outcome.body  # a thread's: rebuilt whole
+        messages = body.get("messages") if isinstance(body, dict) else None
         self.state.stats.record(
             RequestRecord(
                 request_id=outcome.request_id,
@@ -164,6 +164,11 @@ class _Handlers:
                 at=time.time(),
                 received_at=outcome.received_at,
                 usage=outcome.usage,
+                bytes=outcome.bytes,
+                thread=outcome.thread,
+                validated_tokens=outcome.validated_tokens,
+                first_byte_s=outcome.first_byte_s,
+                prompt_tokens=outcome.prompt_tokens,
             ),
             outcome.body,
         )
@@ -176,9 +181,21 @@ class _Handlers:
         accepted = self.state.settings.api_keys
         return bool(key) and (accepted is None or key in accepted)
 
-    async def _prologue(self, request: web.Request, outcome: _Outcome, raw: bytes) -> web.Response | None:
+    async def prologue(self, request: web.Request, outcome: Outcome, raw: bytes) -> web.Response | None:
+        """Auth, headers and the JSON body (into ``outcome.body``); the error response, or None."""
+        failure = self.admit(request, outcome)
+        if failure is not None:
+            return failure
+        try:
+            outcome.body = parse_body(raw)
+        except InvalidRequest as exc:
+            return self.error(outcome, exc.status, str(exc), error_type=exc.error_type)
+        return None
+
+    def admit(self, request: web.Request, outcome: Outcome) -> web.Response | None:
+        """Auth and headers, for any route (one without a body too); the error response, or None."""
         if not self._authorized(request):
-            return self._error(
+            return self.error(
                 outcome,
                 401,
                 "x-api-key header is required"
@@ -188,13 +205,7 @@ class _Handlers:
         try:
             check_headers(request.headers)
         except InvalidRequest as exc:
-            return self._error(outcome, exc.status, str(exc), error_type=exc.error_type)
-        try:
-            outcome.body = json.loads(raw)
-        except ValueError:
-            return self._error(
-                outcome, 400, "There was an error parsing the body of your request: invalid JSON"
-            )
+            return self.error(outcome, exc.status, str(exc), error_type=exc.error_type)
         return None
 
     # --- routes -------------------------------------------------------------------------------------
@@ -204,103 +215,129 @@ class _Handlers:
 
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        outcome = _Outcome(new_request_id(), raw, request.path)
-        failure = await self._prologue(request, outcome, raw)
+        outcome = Outcome(new_request_id(), raw, request.path)
+        failure = await self.prologue(request, outcome, raw)
         if failure is not None:
             return failure
         try:
             parsed = parse_request(outcome.body, count_tokens=True)
         except InvalidRequest as exc:
-            return self._error(outcome, exc.status, str(exc), error_type=exc.error_type)
+            return self.error(outcome, exc.status, str(exc), error_type=exc.error_type)
         tokens = sum(s.tokens for s in prompt_segments(parsed.body))
-        self._log(outcome, 200)
-        return web.json_response({"input_tokens": tokens}, headers=self._headers(outcome.request_id))
+        self.log(outcome, 200)
+        return web.json_response({"input_tokens": tokens}, headers=self.headers(outcome.request_id))
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        state = self.state
         raw = await request.read()
-        outcome = _Outcome(new_request_id(), raw, request.path)
-        failure = await self._prologue(request, outcome, raw)
+        outcome = Outcome(new_request_id(), raw, request.path)
+        failure = await self.prologue(request, outcome, raw)
         if failure is not None:
             return failure
+        asked = outcome.body.get("thread") if isinstance(outcome.body, dict) else None
+        if isinstance(asked, dict) and asked.get("type") in ("create", "continue"):
+            outcome.thread = str(asked["type"])
         try:
-            parsed = parse_request(outcome.body)
+            thread = (
+                self.state.threads.begin(outcome.body, request.headers)
+                if isinstance(outcome.body, dict)
+                else None
+            )
+        except ThreadRejected as exc:
+            return self.error(
+                outcome, exc.status, str(exc), error_type=exc.error_type, error_code=exc.error_code
+            )
         except InvalidRequest as exc:
-            return self._error(outcome, exc.status, str(exc), error_type=exc.error_type)
+            return self.error(outcome, exc.status, str(exc), error_type=exc.error_type)
+        if thread is None:
+            return await self._messages(request, outcome, outcome.body, None)
+        outcome.whole = thread.body
+        try:
+            return await self._messages(request, outcome, thread.body, thread)
+        finally:
+            self.state.threads.abandon(thread)  # a reply not stored whole frees what it continued
+
+    async def _messages(
+        self, request: web.Request, outcome: Outcome, body: Any, thread: ThreadTurn | None
+    ) -> web.StreamResponse:
+        state = self.state
+        try:
+            prepared = prepare(body, state.settings)
+        except InvalidRequest as exc:
+            return self.error(outcome, exc.status, str(exc), error_type=exc.error_type)
+        parsed = prepared.parsed
         outcome.stream = parsed.body.get("stream") is True
-        segments = prompt_segments(parsed.body)
-        prompt_tokens = sum(s.tokens for s in segments)
-        window = context_window(parsed.model, state.settings.context_window)
-        if prompt_tokens > window:
-            return self._error(outcome, 400, f"prompt is too long: {prompt_tokens} tokens > {window} maximum")
-        admission = state.limiter.admit(prompt_tokens)
+        outcome.prompt_tokens = prepared.prompt_tokens
+        outcome.validated_tokens = (
+            prepared.prompt_tokens
+            if thread is None or thread.kind == "create"
+            else _sent_tokens(thread.sent_tokens_body)
+        )
+        try:
+            check_window(prepared)
+        except InvalidRequest as exc:
+            return self.error(outcome, exc.status, str(exc))
+        admission = state.limiter.admit(prepared.prompt_tokens)
         if not admission.allowed:
             outcome.fault = "rate_limited"
-            return self._error(
+            return self.error(
                 outcome,
                 429,
                 _rate_limit_message(admission.limit_name),
                 extra={"retry-after": str(admission.retry_after)},
             )
-        digest = request_digest(parsed.body)
-        plan = state.faults.plan(digest, parsed.directives, streaming=outcome.stream)
+        plan = state.faults.plan(prepared.digest, parsed.directives, streaming=outcome.stream)
         outcome.fault = plan.kind or ("slow" if plan.slow else None)
         if plan.kind in _ERROR_STATUS:
             return await self._injected_error(outcome, plan)
-        min_tokens = state.settings.cache_min_tokens
-        cache = state.cache.account(
-            parsed.model,
-            segments,
-            parsed.body.get("cache_control"),
-            min_cacheable_tokens(parsed.model) if min_tokens is None else min_tokens,
-        )
-        turn = build_turn(
-            parsed,
-            state.settings,
-            prompt_tokens=prompt_tokens,
-            cache=cache,
-            context_window=window,
-            digest=digest,
-        )
+
+        turn = compose(prepared, state.settings, state.cache)
         state.limiter.settle(turn.output_tokens)
         outcome.stop_reason = turn.stop_reason
         outcome.usage = turn.message()["usage"]
-        await self._first_byte_wait(plan)
+        await self._first_byte_wait(plan, outcome)
         if plan.kind == "disconnect" and not outcome.stream:
-            self._log(outcome, 0)
+            self.log(outcome, 0)
             _abort(request)
             return web.Response(status=500)
         if outcome.stream:
-            return await self._stream(request, outcome, turn, plan)
-        self._log(outcome, 200)
-        return web.json_response(turn.message(), headers=self._headers(outcome.request_id))
+            return await self._stream(request, outcome, turn, plan, thread)
+        if thread is not None:
+            state.threads.finish(thread, turn.message_id, [b.final for b in turn.blocks])
+        self.log(outcome, 200)
+        return web.json_response(turn.message(), headers=self.headers(outcome.request_id))
 
     # --- pieces of /v1/messages ---------------------------------------------------------------------
 
-    async def _injected_error(self, outcome: _Outcome, plan: FaultPlan) -> web.Response:
-        await self._first_byte_wait(plan)
+    async def _injected_error(self, outcome: Outcome, plan: FaultPlan) -> web.Response:
+        await self._first_byte_wait(plan, outcome)
         if plan.kind == "rate_limit":
-            return self._error(
+            return self.error(
                 outcome,
                 429,
                 _rate_limit_message("requests") + " (simulated fault)",
                 extra={"retry-after": f"{self.state.settings.retry_after_s:g}"},
             )
         if plan.kind == "invalid_request":
-            return self._error(outcome, 400, "messages.0.content.0: simulated invalid request (directive)")
+            return self.error(outcome, 400, INVALID_REQUEST_MESSAGE)
         if plan.kind == "overloaded":
-            return self._error(outcome, 529, "Overloaded")
-        return self._error(outcome, 500, "Internal server error")
+            return self.error(outcome, 529, "Overloaded")
+        return self.error(outcome, 500, "Internal server error")
 
-    async def _first_byte_wait(self, plan: FaultPlan) -> None:
-        delay = self.state.settings.latency_ms / 1000.0 + (
-            self.state.settings.slow_first_byte_s if plan.slow else 0
+    async def _first_byte_wait(self, plan: FaultPlan, outcome: Outcome) -> None:
+        """The API's wait before a first byte: its latency, the time it takes to validate and tokenize
+        what the request carried (a thread continue carries only its new turn), a ``slow`` fault."""
+        settings = self.state.settings
+        delay = (
+            settings.latency_ms / 1000.0
+            + outcome.validated_tokens / 1000.0 * settings.validation_ms_per_1k_tokens / 1000.0
+            + (settings.slow_first_byte_s if plan.slow else 0)
         )
+        outcome.first_byte_s = delay
         if delay > 0:
             await asyncio.sleep(delay)
 
     async def _stream(
-        self, request: web.Request, outcome: _Outcome, turn: Turn, plan: FaultPlan
+        self, request: web.Request, outcome: Outcome, turn: Turn, plan: FaultPlan, thread: ThreadTurn | None
     ) -> web.StreamResponse:
         settings = self.state.settings
         frames = sse.render(turn)
@@ -311,7 +348,7 @@ class _Handlers:
             headers={
                 "content-type": "text/event-stream; charset=utf-8",
                 "cache-control": "no-cache",
-                **self._headers(outcome.request_id),
+                **self.headers(outcome.request_id),
             },
         )
         stats = self.state.stats
@@ -332,19 +369,21 @@ class _Handlers:
                     if tps > 0 and frame.tokens:
                         await asyncio.sleep(frame.tokens / tps)
             if plan.kind == "disconnect":
-                self._log(outcome, 200)
+                self.log(outcome, 200)
                 _abort(request)
                 return response
             if plan.kind == "stream_error":
                 await response.write(sse.error_frame("overloaded_error", "Overloaded"))
+            elif thread is not None:  # held once the whole reply went out
+                self.state.threads.finish(thread, turn.message_id, [b.final for b in turn.blocks])
             await response.write_eof()
-            self._log(outcome, 200)
+            self.log(outcome, 200)
         except ConnectionResetError:
             outcome.fault = outcome.fault or "client_closed"
-            self._log(outcome, 200)
+            self.log(outcome, 200)
         except asyncio.CancelledError:
             outcome.fault = outcome.fault or "client_closed"
-            self._log(outcome, 200)
+            self.log(outcome, 200)
             raise
         finally:
             stats.stream_closed()
@@ -378,6 +417,11 @@ def _abort(request: web.Request) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()
+
+
+def _sent_tokens(body: dict[str, Any]) -> int:
+    """Prompt tokens of what a request itself carried (a continue: its new messages only)."""
+    return sum(s.tokens for s in prompt_segments(body))
 
 
 def _rate_limit_message(limit_name: str) -> str:

@@ -17,13 +17,18 @@ class RequestRecord:
     status: int
     fault: str | None
     body_sha256: str
-    messages: int
+    messages: int  # of the conversation (a thread continue's: the whole, rebuilt)
     stream: bool
     stop_reason: str | None
     at: float  # when the response ended
     conversation: str = ""
     received_at: float = 0.0  # when the request arrived
     usage: dict[str, Any] | None = None  # what it billed: the whole usage, or what a cut stream sent
+    bytes: int = 0  # the request body's size
+    thread: str | None = None  # a message thread's "create" or "continue"
+    validated_tokens: int = 0  # prompt tokens the request itself carried (what the API validates)
+    first_byte_s: float = 0.0  # the simulated wait before its first byte
+    prompt_tokens: int = 0  # of the whole prompt (a thread continue's rebuilt): grows with each call
 
 
 class SimulatorStats:

@@ -311,6 +311,8 @@ def _check_tools(tools: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]
         if not isinstance(tool, dict):
             raise InvalidRequest(f"tools.{i}: Input should be a valid dictionary")
         kind = tool.get("type")
+        if kind is not None and not isinstance(kind, str):
+            raise InvalidRequest(f"tools.{i}.type: Input should be a valid string")
         if kind in WEB_SEARCH_TYPES:
             _check_web_search(i, tool)
             web_tool = tool

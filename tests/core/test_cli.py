@@ -168,6 +168,30 @@ def test_runs_lists_a_fork_with_its_parent_run_and_checkpoint(
     }
 
 
+def test_checkpoints_lists_each_turn_of_each_agent_once_the_last_one_final(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An agent's last turn is its final checkpoint (status and all): no second file for the same turn."""
+    from core.persistence.checkpoints import CheckpointStore
+
+    data = programs.program([programs.agent("a"), programs.agent("b")], [programs.agent("c")], max_turns=3)
+    config = programs.write(tmp_path, data)
+    runs = tmp_path / "runs"
+    assert main(["run", str(config), "--headless", "--simulate", "--runs-dir", str(runs)]) == 0
+    (run,) = runs.iterdir()
+    capsys.readouterr()
+    assert main(["checkpoints", run.name, "--runs-dir", str(runs)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    turns = [(row[1], row[2]) for row in rows]
+    assert len(turns) == len(set(turns)), turns
+    assert {agent for agent, _ in turns} == {"a", "b", "c"}
+    infos = CheckpointStore(run).list()
+    last = {info.agent_id: info for info in infos}
+    assert {info.agent_status for info in last.values()} == {"completed"}
+    summary = json.loads((run / "summary.json").read_text())
+    assert {a["id"]: a["turns"] for a in summary["agents"]} == {i.agent_id: i.turn for i in last.values()}
+
+
 @pytest.mark.parametrize(
     ("ref", "phrase"),
     [
@@ -353,3 +377,15 @@ def test_names_from_files_and_arguments_are_printed_with_their_controls_escaped(
         out, err = capsys.readouterr()
         shown = [char for char in out + err if is_control(char, allow_whitespace=True) or char == "\r"]
         assert not shown, (args, out, err)
+
+
+@pytest.mark.parametrize("command", ["validate", "estimate", "schema"])
+def test_commands_that_read_no_runs_take_no_runs_dir(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An option a command ignores is refused, not silently accepted (exit 2, naming it)."""
+    with pytest.raises(SystemExit) as ended:
+        main([command, "--runs-dir", str(tmp_path)])
+    assert ended.value.code == 2
+    assert "unrecognized arguments: --runs-dir" in capsys.readouterr().err
+    assert main([command, "-v"] if command == "schema" else [command, str(programs.DEFAULT_CONFIG)]) == 0

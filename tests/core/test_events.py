@@ -9,8 +9,26 @@ import logging
 
 import pytest
 
-from core.api.usage import TokenUsage
-from core.events import EVENT_TYPES, AgentSeed, Event, EventBus, RunStarted, SubscriberFailed, TextStreamed
+from core import events as events_module
+from core.events import (
+    EVENT_TYPES,
+    AgentFinished,
+    AgentSeed,
+    AttemptCharged,
+    Event,
+    EventBase,
+    EventBus,
+    IncidentsRecalled,
+    LayerFinished,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    SubscriberFailed,
+    TextStreamed,
+    from_json,
+)
+from core.status import AgentStatus, RunStatus
+from core.usage import TokenUsage
 from tests.waits import eventually
 
 
@@ -140,6 +158,8 @@ def sample(cls: type[Event]) -> Event:
 
 
 def _by_type(annotation: str) -> object:
+    if annotation in ("AgentStatus", "RunStatus"):
+        return {"AgentStatus": AgentStatus.REFUSED, "RunStatus": RunStatus.KILLED}[annotation]
     if "TokenUsage" in annotation:
         return TokenUsage(output_tokens=7)
     if annotation.startswith("int"):
@@ -152,7 +172,7 @@ def _by_type(annotation: str) -> object:
 @pytest.mark.parametrize("kind", sorted(EVENT_TYPES))
 def test_every_event_kind_survives_a_trip_through_json(kind: str) -> None:
     event = sample(EVENT_TYPES[kind])
-    assert Event.from_json(json.loads(json.dumps(event.to_json()))) == event
+    assert from_json(json.loads(json.dumps(event.to_json()))) == event
 
 
 def test_a_resumed_run_start_round_trips_with_its_seeds() -> None:
@@ -165,11 +185,52 @@ def test_a_resumed_run_start_round_trips_with_its_seeds() -> None:
         parent={"run_id": "q", "checkpoint_id": "000003-a-t003"},
         started_at=12.0,
     )
-    assert Event.from_json(json.loads(json.dumps(event.to_json()))) == event
+    assert from_json(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_recalled_incidents_round_trip_as_the_events_they_are() -> None:
+    retry = sample(RetryScheduled)
+    charged = sample(AttemptCharged)
+    event = IncidentsRecalled(run_id="r", incidents=(retry, charged))
+    assert from_json(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_statuses_are_enums_whether_given_or_read_as_strings() -> None:
+    finished = from_json({"kind": "run_finished", "run_id": "r", "status": "killed", "cost_usd": 1.0})
+    assert isinstance(finished, RunFinished) and finished.status is RunStatus.KILLED
+    assert AgentSeed(status="paused").status is AgentStatus.PAUSED  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="malformed agent_finished"):
+        from_json({"kind": "agent_finished", "run_id": "r", "status": "done"})
+
+
+def test_the_union_is_closed_every_event_class_is_in_it() -> None:
+    classes = {
+        value
+        for value in vars(events_module).values()
+        if isinstance(value, type) and issubclass(value, EventBase) and value is not EventBase
+    }
+    assert classes == set(EVENT_TYPES.values())
+    assert all(cls.__dataclass_fields__["kind"].default == kind for kind, cls in EVENT_TYPES.items())
+
+
+def test_a_journal_line_written_before_kinds_were_typed_still_loads() -> None:
+    """Lines as earlier versions wrote them (statuses as strings, fields since added absent)."""
+    lines = [
+        '{"kind": "agent_finished", "run_id": "r", "agent_id": "a", "layer": 1, "turn": 3, "at": 1.0, '
+        '"status": "budget_exhausted", "report_path": "reports/a.md", "turns": 3, "searches": 2, '
+        '"cost_usd": 0.5}',
+        '{"kind": "layer_finished", "run_id": "r", "layer": 1, "at": 2.0, "statuses": {"a": "completed"}}',
+        '{"kind": "run_started", "run_id": "r", "at": 0.5, "program": "p", "run_dir": "d", '
+        '"agents": [["a", 1, "A"]], "seeds": {"a": {"status": "killed", "turns": 1}}}',
+    ]
+    finished, layer, started = (from_json(json.loads(line)) for line in lines)
+    assert isinstance(finished, AgentFinished) and finished.status is AgentStatus.BUDGET_EXHAUSTED
+    assert isinstance(layer, LayerFinished) and layer.statuses == {"a": AgentStatus.COMPLETED}
+    assert isinstance(started, RunStarted) and started.seeds["a"].status is AgentStatus.KILLED
 
 
 def test_an_unknown_or_malformed_line_is_a_value_error() -> None:
     with pytest.raises(ValueError):
-        Event.from_json({"kind": "no_such_event", "run_id": "r"})
+        from_json({"kind": "no_such_event", "run_id": "r"})
     with pytest.raises(ValueError):
-        Event.from_json({"kind": "turn_completed", "run_id": "r"})
+        from_json({"kind": "turn_completed", "run_id": "r"})

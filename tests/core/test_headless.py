@@ -118,3 +118,78 @@ def test_the_live_table_fits_the_terminal_with_agents_at_work_first_and_the_tota
     assert shown + hidden == 100 and f"{hidden} pending" in more
     display.out.print(display.render(fit=False))
     assert all(f"agent-{i:03d}" in final.getvalue() for i in range(100))
+
+
+def test_a_redirected_stdout_gets_the_log_lines_while_the_terminal_keeps_the_table(tmp_path: Path) -> None:
+    """``run --headless > log`` from a terminal: the file holds timestamped event lines and the summary
+    (no table drawn for a terminal); the terminal (standard error) shows the live table."""
+    from core.control import RunOutcome, RunStatus
+
+    terminal, log = io.StringIO(), io.StringIO()
+    display = HeadlessDisplay(
+        Console(file=terminal, force_terminal=True, width=160, height=40),
+        Console(file=log, force_terminal=False, soft_wrap=True),
+    )
+    agents = (("market", 1, "Market"), ("policy", 1, "Policy"))
+    with display:
+        display(ev.RunStarted(run_id="r", at=0.0, program="p", run_dir=str(tmp_path), agents=agents))
+        display(ev.AgentStarted(run_id="r", agent_id="market", layer=1, turn=1, at=1.0, title="Market"))
+        display(ev.AgentFinished(run_id="r", agent_id="market", layer=1, turn=2, at=2.0, status="completed"))
+    display.finish(RunOutcome(RunStatus.COMPLETED, tmp_path, 0.25))
+    lines = log.getvalue().splitlines()
+    assert lines and all(ISO.match(line) for line in lines), lines
+    assert any("market: started (layer 1)" in line for line in lines)
+    assert any("market: completed" in line for line in lines)
+    assert sum("summary: run" in line for line in lines) == 1
+    assert "report" in lines[-1]
+    assert not any(c in log.getvalue() for c in "┏━│┃╇")  # no table in the file
+    assert "market" in terminal.getvalue()  # the live table was drawn on the terminal
+
+
+def test_the_lines_and_the_table_tell_billed_from_unconfirmed_dollars(tmp_path: Path) -> None:
+    """A turn the API reported ($0.50, 2 searches) and an attempt cut off whose usage never arrived
+    (charged $0.25 and 1 search as a bound): each line and the table say which is which."""
+    from core.control import RunOutcome, RunStatus
+    from core.usage import TokenUsage
+
+    terminal, log = io.StringIO(), io.StringIO()
+    display = HeadlessDisplay(
+        Console(file=terminal, force_terminal=True, width=200, height=40),
+        Console(file=log, force_terminal=False, soft_wrap=True),
+    )
+    run, agent = "r", {"agent_id": "market", "layer": 1}
+    display(
+        ev.RunStarted(run_id=run, at=0.0, program="p", run_dir=str(tmp_path), agents=(("market", 1, ""),))
+    )
+    display(ev.AgentStarted(run_id=run, turn=0, title="", **agent))
+    display(
+        ev.TurnCompleted(
+            run_id=run, turn=1, stop_reason="end_turn", usage=TokenUsage(web_search_requests=2), cost_usd=0.5,
+            **agent,
+        )
+    )  # fmt: skip
+    display(
+        ev.AttemptCharged(
+            run_id=run, turn=1, usage=TokenUsage(web_search_requests=1), cost_usd=0.25, basis="received",
+            **agent,
+        )
+    )  # fmt: skip
+    display(ev.AgentFinished(run_id=run, turn=2, status="completed", **agent))
+    display(ev.RunFinished(run_id=run, status=RunStatus.COMPLETED, cost_usd=0.75))
+    display.console.print(display.render())
+    display.finish(RunOutcome(RunStatus.COMPLETED, tmp_path, 0.75))
+
+    lines = log.getvalue().splitlines()
+    split = "$0.5000 billed + $0.2500 unconfirmed (1 attempt whose usage never arrived)"
+    (charged,) = [line for line in lines if "charged for the failed attempt" in line]
+    assert "$0.2500" in charged and charged.endswith("unconfirmed")
+    (finished,) = [line for line in lines if "market: completed after" in line]
+    assert "$0.7500" in finished and split in finished
+    (total,) = [line for line in lines if "summary: run" in line]
+    assert "$0.7500 spent, 3 searches" in total and split in total and "1 searches unconfirmed" in total
+    (row,) = [line for line in lines if "summary: market" in line]
+    assert "3 searches, $0.7500" in row and split in row
+    table = terminal.getvalue()
+    assert "billed $" in table and "unconfirmed $" in table
+    assert re.search(r"market .*0\.5000 .*0\.2500", table)
+    assert f"$0.7500 spent ({split}) · 3 searches (1 unconfirmed)" in table

@@ -1,4 +1,4 @@
-"""The headless core never loads the terminal UI (DESIGN.md section 2)."""
+"""The headless core never loads the terminal UI (docs/ARCHITECTURE.md, "Layers")."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ import sys
 from pathlib import Path
 
 import core
+from core.telemetry.settings import NEEDS_EXTRA, extra_installed
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def optional_modules() -> frozenset[str]:
+    """Modules that need an extra this environment lacks (the otel extra: core.telemetry's exporters)."""
+    return frozenset() if extra_installed() else frozenset(NEEDS_EXTRA)
 
 
 def core_modules() -> list[str]:
     return sorted(
         info.name
         for info in pkgutil.walk_packages(core.__path__, prefix="core.")
-        if not info.name.endswith("__main__")
+        if not info.name.endswith("__main__") and info.name not in optional_modules()
     )
 
 

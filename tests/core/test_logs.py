@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import stat
@@ -12,8 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.cli import main
-from core.logs import RedactingFormatter, command_logging, run_log
+from core.errors import SetupError
+from core.events import Event, TurnCompleted
+from core.logs import RedactingFormatter, command_logging, run_log, setup_failures_logged
 from core.persistence.atomic import DiskError
+from core.runner import start_run
 from tests.core import programs
 
 log = logging.getLogger("core.test_logs")
@@ -83,6 +87,28 @@ def test_a_failure_escaping_the_run_is_logged_with_its_traceback(tmp_path: Path)
     assert "the run failed" in text and "Traceback" in text and "in explode" in text
 
 
+def test_a_bug_while_a_run_is_set_up_is_logged_with_its_traceback_and_raised(tmp_path: Path) -> None:
+    def assemble() -> None:
+        raise TypeError("a bug")
+
+    with pytest.raises(TypeError), setup_failures_logged(tmp_path):
+        assemble()
+    text = (tmp_path / "run.log").read_text()
+    assert "the run could not start" in text and "Traceback" in text and "in assemble" in text
+
+
+def test_a_user_error_while_a_run_is_set_up_is_not_logged(tmp_path: Path) -> None:
+    """The front end tells it; the log is for what nobody could act on."""
+    with pytest.raises(SetupError), setup_failures_logged(tmp_path):
+        raise SetupError("no API key")
+    assert not (tmp_path / "run.log").exists()
+
+
+def test_a_log_that_cannot_be_opened_does_not_hide_the_bug(tmp_path: Path) -> None:
+    with pytest.raises(TypeError), setup_failures_logged(tmp_path / "missing"):
+        raise TypeError("a bug")
+
+
 def test_an_unwritable_run_directory_is_a_disk_error(tmp_path: Path) -> None:
     with pytest.raises(DiskError, match=r"run\.log"), run_log(tmp_path / "missing"):
         pass
@@ -112,3 +138,33 @@ def test_a_headless_run_writes_run_log_and_verbose_echoes_it(
     assert stat.S_IMODE((run_dir / "run.log").stat().st_mode) == 0o600
     assert "run ended: completed" in capsys.readouterr().err
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_record_names_the_run_agent_and_request_it_is_about(tmp_path: Path) -> None:
+    """A listener runs in the publishing agent's task: what it logs carries that agent's ids."""
+    config = programs.write(
+        tmp_path, programs.program([programs.agent("a"), programs.agent("b")], max_turns=1)
+    )
+
+    async def go() -> Path:
+        orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
+
+        def note(event: Event) -> None:
+            if isinstance(event, TurnCompleted):
+                log.warning("turn of %s completed", event.agent_id)
+
+        orchestrator.bus.listen(note)
+        with command_logging(), run_log(orchestrator.run_dir):
+            log.warning("before the run")
+            outcome = await orchestrator.run()
+        return outcome.run_dir
+
+    run_dir = asyncio.run(go())
+    lines = (run_dir / "run.log").read_text().splitlines()
+    [before] = [line for line in lines if "before the run" in line]
+    assert "[" not in before  # outside any run or agent: no ids
+    journal = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    for turn in (e for e in journal if e["kind"] == "turn_completed"):
+        [line] = [line for line in lines if f"turn of {turn['agent_id']} completed" in line]
+        ids = f"[run={run_dir.name} agent={turn['agent_id']} request={turn['request_id']}]"
+        assert ids in line, line

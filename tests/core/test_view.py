@@ -7,8 +7,8 @@ import json
 import pytest
 
 from core import events as ev
-from core.api.usage import TokenUsage
 from core.control import AgentStatus
+from core.usage import TokenUsage
 from core.view import RunView
 from tests.sample_events import RUN_ID, sodium_script
 
@@ -135,7 +135,7 @@ def test_a_charged_failed_attempt_adds_its_dollars_and_searches_but_completes_no
         basis="received",
         outcome="stopped",
     )
-    change = model.apply(ev.Event.from_json(json.loads(json.dumps(charged.to_json()))))  # from the journal
+    change = model.apply(ev.from_json(json.loads(json.dumps(charged.to_json()))))  # from the journal
     row = model.agents["x"]
     assert (row.turn, row.searches, row.cost_usd) == (1, 1, 0.75)
     assert model.spent_usd == 0.75
@@ -207,6 +207,14 @@ def test_a_view_folded_from_the_journal_equals_the_live_one() -> None:
     for event in sodium_script():
         live.apply(event)
         lines.append(json.dumps(event.to_json()))
-    replayed = RunView.of([ev.Event.from_json(json.loads(line)) for line in lines])
+    replayed = RunView.of([ev.from_json(json.loads(line)) for line in lines])
     assert replayed.agents == live.agents and replayed.run == live.run
     assert list(replayed.incidents) == list(live.incidents)
+
+
+def test_a_resumed_runs_clock_counts_its_earlier_running_time_not_the_time_it_was_stopped() -> None:
+    view = RunView()
+    view.apply(ev.RunStarted(run_id="r", at=10_000.0, program="p", run_dir="runs/r", started_at=1_000.0,
+                             resumed=True, active_s=600.0))  # fmt: skip
+    assert view.run.running_since == 10_000.0 and view.run.active_before_s == 600.0
+    assert view.run.started_at == 1_000.0  # the run's first start is kept (the report's date)

@@ -2,7 +2,8 @@
 
 ``FakeRun`` implements ``core.control.RunControl``: its ``run()`` publishes a script of core events
 (each stamped with a fixed time), then stays active until ``stop()``, like a run whose agents are
-still working. Pause/resume/kill change its statuses and publish the events the orchestrator would.
+still working. Pause/resume/kill follow the orchestrator's rules (:mod:`core.lifecycle`) and publish
+the events it would; its statuses come from the same fold.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ import tempfile
 from pathlib import Path
 
 from core import events as ev
+from core.catalogue import RunEntry
 from core.control import AgentStatus, RunOutcome, RunStatus
 from core.events import EventBus
+from core.lifecycle import AgentRow, can_kill, can_resume, pause_event
+from core.persistence.checkpoints import CheckpointInfo
 from core.view import RunView
 from tests.sample_events import NOW, RUN_ID, T0, at, budget, sodium_script
-from tui.data import CheckpointEntry, Exchange, RunEntry
+from tui.data import Exchange
 
 # the script's names, still importable from here by the app's tests
 __all__ = ["NOW", "RUN_ID", "T0", "FakeRun", "FakeRunSource", "at", "budget", "sodium_script"]
+
+IN_FLIGHT_USD = 0.9  # what stopping the fake run now would count (the sketch's reserved dollars)
 
 
 class FakeRun:
@@ -41,7 +47,10 @@ class FakeRun:
         self.script = sodium_script() if script is None else script
         self.finish = finish
         self.pause_delay = pause_delay
+        self.hold_pauses = False  # True: a pausing agent stays so until the test calls complete_pause
         self.calls: list[tuple[str, str | None]] = []
+        self.stop_now: list[bool] = []  # each stop's ``now``
+        self.kill_now: list[bool] = []  # each kill's ``now``
         self.view = RunView()  # statuses come from the one fold, as the orchestrator's do
         self.bus.listen(self.view.apply)
         self.script_done = asyncio.Event()
@@ -71,28 +80,37 @@ class FakeRun:
     def agent_status(self, agent_id: str) -> AgentStatus:
         return self.view.status_of(agent_id)
 
+    def _row(self, agent_id: str) -> AgentRow:
+        return self.view.agents.get(agent_id) or AgentRow(agent_id, 0)
+
     def pause(self, agent_id: str) -> bool:
+        """As the orchestrator does (the same rules): a pending agent is paused at once, a working
+        one pauses when its call in flight ends (after ``pause_delay``, here, or when the test says so)."""
         self.calls.append(("pause", agent_id))
-        if self.agent_status(agent_id) != AgentStatus.RUNNING:
+        event_type = pause_event(self._row(agent_id))
+        if event_type is None:
             return False
-        self._publish(ev.AgentPausing(run_id=RUN_ID, agent_id=agent_id, at=at(2400)))
-        asyncio.get_running_loop().call_later(self.pause_delay, self._paused, agent_id)
+        self._publish(event_type(run_id=RUN_ID, agent_id=agent_id, at=at(2400)))
+        if event_type is ev.AgentPausing and not self.hold_pauses:
+            asyncio.get_running_loop().call_later(self.pause_delay, self.complete_pause, agent_id)
         return True
 
-    def _paused(self, agent_id: str) -> None:
+    def complete_pause(self, agent_id: str) -> None:
+        """The call in flight of a pausing agent ends: it is paused (a test holding pauses calls it)."""
         if self.agent_status(agent_id) == AgentStatus.PAUSING:
             self._publish(ev.AgentPaused(run_id=RUN_ID, agent_id=agent_id, at=at(2401)))
 
     def resume(self, agent_id: str) -> bool:
         self.calls.append(("resume", agent_id))
-        if self.agent_status(agent_id) not in (AgentStatus.PAUSED, AgentStatus.PAUSING):
+        if not can_resume(self._row(agent_id)):
             return False
         self._publish(ev.AgentResumed(run_id=RUN_ID, agent_id=agent_id, at=at(2402)))
         return True
 
-    def kill(self, agent_id: str) -> bool:
+    def kill(self, agent_id: str, *, now: bool = True) -> bool:
         self.calls.append(("kill", agent_id))
-        if self.agent_status(agent_id).is_final:
+        self.kill_now.append(now)
+        if not can_kill(self._row(agent_id)):
             return False
         self._publish(
             ev.AgentKilled(
@@ -104,9 +122,13 @@ class FakeRun:
         )
         return True
 
-    def stop(self) -> None:
+    def stop(self, *, now: bool = False) -> None:
         self.calls.append(("stop", None))
+        self.stop_now.append(now)
         self.stopped.set()
+
+    def in_flight_usd(self, agent_id: str | None = None) -> float | None:
+        return IN_FLIGHT_USD if agent_id is None else IN_FLIGHT_USD / 2
 
 
 class FakeRunSource:
@@ -125,19 +147,20 @@ class FakeRunSource:
                 Path("runs") / "20261123-181500-sodium-ion-2026-9b1c",
             ),
         ]
-        self.checkpoints: dict[str, list[CheckpointEntry]] = {
+        self.checkpoints: dict[str, list[CheckpointInfo]] = {
             RUN_ID: [
-                CheckpointEntry(
-                    f"cp-{seq:04d}-{agent}-t{turn}",
-                    seq,
-                    agent,
-                    1,
-                    turn,
-                    at(300 * seq),
-                    status,
-                    cost,
-                    tokens,
+                CheckpointInfo(
+                    id=f"cp-{seq:04d}-{agent}-t{turn}",
+                    seq=seq,
+                    agent_id=agent,
+                    layer=1,
+                    turn=turn,
+                    created_at=at(300 * seq),
+                    status=status,
+                    cost_usd=cost,
+                    tokens=tokens,
                     agent_status="running",
+                    path=Path("runs") / RUN_ID / "checkpoints" / f"cp-{seq:04d}-{agent}-t{turn}.json",
                     problem=None if status == "ok" else "bad checksum",
                 )
                 for seq, agent, turn, status, cost, tokens in (
@@ -155,7 +178,7 @@ class FakeRunSource:
     def list_runs(self, runs_dir: Path) -> list[RunEntry]:
         return list(self.runs)
 
-    def list_checkpoints(self, run_dir: Path) -> list[CheckpointEntry]:
+    def list_checkpoints(self, run_dir: Path) -> list[CheckpointInfo]:
         return list(self.checkpoints.get(run_dir.name, []))
 
     def last_exchange(self, run_dir: Path, checkpoint_id: str) -> Exchange | None:

@@ -20,11 +20,11 @@ from textual.pilot import Pilot
 from core import events as ev
 from core.control import AgentStatus, RunOutcome, RunStatus
 from core.engine.orchestrator import Orchestrator
-from core.engine.runner import start_run
 from core.persistence.rundir import RunDir
 from core.remote.attached import AttachedRun
 from core.remote.live import LiveState
 from core.remote.owner import live_owner
+from core.runner import start_run
 from tests.core import programs
 from tests.core.remote.test_channel import FakeControl
 from tests.tui.test_real_run import SIZE, main_screen, pane_text, until
@@ -79,6 +79,8 @@ async def test_the_attached_app_streams_pauses_on_the_owner_and_detaching_leaves
         screen = await streaming(pilot, app)
         assert isinstance(app.control, AttachedRun)
         assert screen.selected_agent == "alpha"
+        header = screen.header.render().plain  # the header says whose run this is
+        assert f"attached · owner pid {os.getpid()}" in header, header
         await pilot.press("p")
         await until(pilot, lambda: owner.agent_status("alpha") is AgentStatus.PAUSED, "the owner pauses", 15)
         await until(
@@ -91,6 +93,9 @@ async def test_the_attached_app_streams_pauses_on_the_owner_and_detaching_leaves
         await until(pilot, lambda: not app.is_running, "the app to exit", 10)
     assert app.return_code == 0
     assert not owner_task.done()  # detaching left the run running
+    note = app.detached  # printed once the terminal is restored (run_app)
+    assert f"detached: run {owner.run_id} goes on in process {os.getpid()} ({owner.run_dir})" in note
+    assert f"attach again: research-orchestrator attach {owner.run_id} --runs-dir " in note
     assert owner.agent_status("alpha") is AgentStatus.PAUSED
     assert owner.resume("alpha")
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.persistence.checkpoints import CheckpointInfo
 from tui.data import (
-    CheckpointEntry,
     Exchange,
     exchange_of,
     list_runs,
@@ -84,7 +87,7 @@ def test_counts_take_the_right_number(n: int) -> None:
 
 
 entries = st.builds(
-    CheckpointEntry,
+    CheckpointInfo,
     id=st.uuids().map(str),
     seq=st.integers(1, 50),
     agent_id=st.sampled_from(["market", "policy"]),
@@ -94,12 +97,15 @@ entries = st.builds(
     status=st.sampled_from(["ok", "corrupt"]),
     cost_usd=st.just(1.0),
     tokens=st.sampled_from([100, 200]),
+    agent_status=st.just("running"),
+    path=st.just(Path("checkpoints/cp.json")),
+    problem=st.none(),
 )
 
 
 @given(st.lists(entries, max_size=20))
 def test_distinct_checkpoints_keep_the_latest_of_each_state_in_seq_order(
-    items: list[CheckpointEntry],
+    items: list[CheckpointInfo],
 ) -> None:
     shown = distinct(items)
     keys = [(e.agent_id, e.turn, e.tokens, e.status) for e in shown]
@@ -128,3 +134,44 @@ def test_a_report_planted_as_a_fifo_or_a_link_is_refused_not_read(tmp_path: Path
     assert "not the run's" not in shown["link"]
     journal = shown["journal (events.jsonl)"]  # its last lines only
     assert '{"n": 999}' in journal and '{"n": 0}' not in journal
+
+
+PROBE = """
+import asyncio, sys, threading
+from pathlib import Path
+import tui.data
+
+class Watch:  # where the SDK is imported: the loop's thread would freeze the app meanwhile
+    def find_spec(self, name, path=None, target=None):
+        if name == "anthropic":
+            print("anthropic imported on", threading.current_thread().name)
+        return None
+
+sys.meta_path.insert(0, Watch())
+
+async def main() -> None:
+    factory = tui.data.{factory}
+    try:
+        await factory()  # assembled, never run: the process ends here
+    except Exception as error:  # a run that cannot start is not this test's business
+        print("factory ended:", type(error).__name__)
+
+threading.current_thread().name = "loop"
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        "start_factory(Path({config!r}), Path({runs!r}), simulate=True)",
+        "resume_factory(Path({runs!r}), 'no-such-run', None, simulate=True)",
+    ],
+)
+def test_a_run_started_from_the_app_imports_the_sdk_off_the_loop(factory: str, tmp_path: Path) -> None:
+    script = PROBE.replace("{factory}", factory.format(config=str(CONFIG), runs=str(tmp_path)))
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=CONFIG.parent, capture_output=True, text=True, timeout=120
+    )
+    assert "anthropic imported on" in result.stdout, result.stderr
+    assert "anthropic imported on loop" not in result.stdout

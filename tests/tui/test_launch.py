@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from core import cli
 from tests.core.test_import_hygiene import heavy_in, loaded_after
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +60,10 @@ def test_core_command_line_without_the_app_says_to_use_headless(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("module", "name"), cli.USER_ERRORS)
-def test_every_user_error_named_by_the_command_line_exists(module: str, name: str) -> None:
-    error = getattr(importlib.import_module(module), name)
-    assert isinstance(error, type) and issubclass(error, Exception)
+def test_the_app_and_what_it_attaches_with_load_neither_the_sdk_nor_the_simulator() -> None:
+    """``run`` and ``resume`` draw the app while the SDK imports in a worker thread, and ``attach``
+    never needs it: the app, a run being assembled and an attached run are all loaded without it."""
+    modules = loaded_after("import tui.app, core.starting, core.remote.attached")
+    assert "textual" in modules
+    never = ("anthropic", "aiohttp", "core.simulator", "core.runner")
+    assert [m for m in modules if m.startswith(never)] == []

@@ -7,25 +7,30 @@ budget meter is checked against ``summary.json``, the file scripts and CI trust.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Static, Tree
 
 from core import events as ev
+from core.config.loader import load_config
 from core.control import AgentStatus, RunStatus
 from core.engine.orchestrator import Orchestrator
-from core.engine.runner import start_run
 from core.events import EventBus
 from core.persistence.checkpoints import CheckpointStore
+from core.runner import resume_run, start_run
+from core.simulator import Simulator, SimulatorSettings
+from core.starting import Start, StartingRun, new_run
 from tests.core import programs
 from tests.waits import until
 from tui.app import ResearchApp
 from tui.format import money
 from tui.screens.checkpoints import CheckpointBrowserScreen
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.choice import ChoiceScreen
 from tui.screens.main import MainScreen
 from tui.widgets.budget_meter import BudgetMeter
 
@@ -214,7 +219,7 @@ async def test_k_asks_first_n_keeps_the_agent_and_y_kills_it_in_the_orchestrator
         assert main_screen(app).selected_agent == "beta"
 
         await pilot.press("k")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the kill confirmation")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), "the kill confirmation")
         assert run.agent_status("beta") is AgentStatus.RUNNING  # nothing happens before the answer
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen again")
@@ -223,8 +228,8 @@ async def test_k_asks_first_n_keeps_the_agent_and_y_kills_it_in_the_orchestrator
         assert recorder.of(ev.AgentKilled) == []
 
         await pilot.press("k")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the kill confirmation")
-        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), "the kill confirmation")
+        await pilot.press("x")  # now (y: after its call)
         await until(pilot, lambda: run.agent_status("beta") is AgentStatus.KILLED, "beta killed", 5)
         assert [e.agent_id for e in recorder.of(ev.AgentKilled)] == ["beta"]
         await until(pilot, lambda: "☠ killed" in pane_text(app, "beta"), "the pane saying killed")
@@ -326,3 +331,90 @@ async def test_checkpoint_browser_lists_the_runs_checkpoints_and_a_fork_from_an_
         assert summary["parent"]["run_id"] == source.run_id
         assert picked.id in json.dumps(summary["parent"])
         assert summary_of(source_dir)["status"] == "interrupted"  # the source run is left as it was
+
+
+async def test_a_run_shown_while_it_is_assembled_runs_to_its_end_on_the_bus_the_app_drew_it_from(
+    tmp_path: Path,
+) -> None:
+    """As ``run`` hands it over: the config's agents first, the runner imported in a worker thread."""
+    config_path, runs = small_program(tmp_path, max_turns=1, tokens_per_second=400), tmp_path / "runs"
+
+    def load() -> Start:
+        return lambda bus: start_run(config_path, runs, simulate=True, bus=bus)
+
+    starting = new_run(load, load_config(config_path), runs_dir=runs, simulated=True)
+
+    async def factory() -> StartingRun:
+        return starting
+
+    app = ResearchApp(control_factory=factory, runs_dir=runs)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.outcome is not None, "the end of the run", 30)
+        assert app.outcome is not None and app.outcome.status is RunStatus.COMPLETED
+        assert starting.run_id == app.outcome.run_dir.name and starting.run_dir == app.outcome.run_dir
+        screen = main_screen(app)
+        assert set(screen.table.rows_by_id) == {*LAYER_1, "delta"}
+        assert all(row.status is AgentStatus.COMPLETED for row in screen.table.rows_by_id.values())
+        assert summary_of(app.outcome.run_dir)["status"] == "completed"
+    assert app.exit_code == 0
+
+
+# --- a clean quit ----------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+async def test_ctrl_q_then_y_on_the_shipped_program_stops_cleanly_and_the_resume_rebuys_nothing(
+    tmp_path: Path,
+) -> None:
+    """The shipped program, quit mid-layer-1 with ctrl+q then y: the calls in flight finish their turn
+    and are saved (exit 130, well within the grace), nothing unconfirmed is charged, and the resume
+    sends the simulator no request it had already answered."""
+    shipped = yaml.safe_load(programs.DEFAULT_CONFIG.read_text(encoding="utf-8"))["simulator"]
+    settings = SimulatorSettings(
+        seed=shipped["seed"], latency_ms=shipped["latency_ms"], tokens_per_second=400,
+        pause_turn_probability=shipped["pause_turn_probability"],
+    )  # fmt: skip
+    recorder = Recorder()
+    runs = tmp_path / "runs"
+    async with Simulator(settings, record_bodies=True) as sim:
+
+        async def factory() -> Orchestrator:
+            return await start_run(
+                programs.DEFAULT_CONFIG, runs, simulate=True, base_url=sim.base_url, bus=recorder.bus
+            )
+
+        app = ResearchApp(control_factory=factory, runs_dir=runs)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: len(recorder.of(ev.TurnCompleted)) >= 3, "three turns of layer 1", 60)
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: isinstance(app.screen, ChoiceScreen), "the quit dialog")
+            dialog = app.screen
+            assert isinstance(dialog, ChoiceScreen)
+            assert "Stop now" in str(dialog.message) and "up to $" in str(dialog.message)  # the amount
+            asked = time.monotonic()
+            await pilot.press("y")
+            await until(pilot, lambda: not app.is_running, "the app to exit", 90)
+        took = time.monotonic() - asked
+        first = [json.dumps(b, sort_keys=True) for b in sim.stats.bodies if "max_tokens" in b]
+
+        run_dir = runs / app.control.run_id if app.control is not None else None
+        assert run_dir is not None
+        resumed = await resume_run(runs, run_dir.name, base_url=sim.base_url)
+        turns = 0
+
+        def after_five_turns(event: ev.Event) -> None:
+            nonlocal turns
+            turns += isinstance(event, ev.TurnCompleted)
+            if turns == 5:
+                resumed.stop(now=True)
+
+        resumed.bus.listen(after_five_turns)
+        await resumed.run()
+        later = [json.dumps(b, sort_keys=True) for b in sim.stats.bodies if "max_tokens" in b][len(first) :]
+
+    assert app.return_code == 130 and took < 60
+    assert not recorder.of(ev.AgentStarted, "cross-tech"), "stopped in layer 1"
+    stopping = recorder.of(ev.RunStopping)
+    assert stopping and not any(e.now for e in stopping)
+    assert [e for e in recorder.of(ev.AttemptCharged) if e.basis != "reported"] == [], "nothing unconfirmed"
+    assert later and not set(later) & set(first), "the resume asked again for an answer that had arrived"

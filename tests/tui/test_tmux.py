@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.core import programs
-from tests.core.remote.test_detach import alive
+from tests.processes import alive
 from tests.tui.tmux import TmuxServer, tmux_path, wait_for_file
 from tests.waits import wait_until
 
@@ -136,7 +136,7 @@ def test_at_80x24_maximise_restore_then_keys_act_on_the_list_and_help_fits(
 
     tmux.send_keys(pane, "?")
     screen = tmux.wait_for_screen(pane, lambda s: "Keys on the run screen" in s, "the help")
-    assert "esc closes" in screen and "pause the selected agent" in screen  # framed whole at 80x24
+    assert "esc closes" in screen and "pause or resume the selected agent" in screen  # framed whole at 80x24
     tmux.send_keys(pane, "Escape", "C-q")
     tmux.wait_for_screen(pane, lambda s: "Stop and quit" in s, "the quit confirmation")
     tmux.send_keys(pane, "y")
@@ -146,7 +146,7 @@ def test_at_80x24_maximise_restore_then_keys_act_on_the_list_and_help_fits(
 def test_closing_the_terminal_stops_the_run_cleanly_and_the_app_exits(
     tmux: TmuxServer, tmp_path: Path
 ) -> None:
-    """SIGHUP (the terminal window closed, SSH dropped) is a stop, as a confirmed quit is: the summary
+    """SIGHUP (the terminal window closed, SSH dropped) is a clean stop, as a confirmed quit is: the summary
     says interrupted, the journal ends with the run's end, the control socket is gone, and the
     process exits instead of hanging on writes to a terminal that no longer exists."""
     config = long_enough_program(tmp_path)
@@ -163,19 +163,21 @@ def test_closing_the_terminal_stops_the_run_cleanly_and_the_app_exits(
     (run_dir,) = runs.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["status"] == "interrupted"
+    assert summary["unconfirmed_usd"] == 0  # the calls in flight finished their turn: nothing cancelled
     assert all(agent["status"] in ("interrupted", "pending", "completed") for agent in summary["agents"])
     last = json.loads((run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert last["kind"] == "run_finished" and last["status"] == "interrupted"
     assert not (run_dir / "control.sock").exists()
-    assert "SIGHUP: the app stops its run and exits" in (run_dir / "run.log").read_text(encoding="utf-8")
+    # the hang-up, or a write to the terminal failing first, whichever the app heard of first
+    assert "the app stops its run and exits" in (run_dir / "run.log").read_text(encoding="utf-8")
 
 
 def test_kill_of_an_app_whose_terminal_is_gone_still_stops_the_run_and_exits(
     tmux: TmuxServer, tmp_path: Path
 ) -> None:
     """The terminal closed under a shell that ignores hang-ups, so the app never heard of it; a later
-    ``kill`` (SIGTERM) stops the run as a quit does, and the app exits 130 instead of blocking on
-    writes to the dead terminal."""
+    ``kill`` (SIGTERM) stops the run cleanly as a quit does (nothing in flight cancelled), and the app
+    exits 130 instead of blocking on writes to the dead terminal."""
     config = long_enough_program(tmp_path)
     runs, exit_file = tmp_path / "runs", tmp_path / "exit"
     app = shlex.join([*run_command(), "run", str(config), "--simulate", "--runs-dir", str(runs)])
@@ -189,4 +191,17 @@ def test_kill_of_an_app_whose_terminal_is_gone_still_stops_the_run_and_exits(
     os.kill(pid, signal.SIGTERM)
     assert wait_for_file(exit_file, "the app's exit status").strip() == f"EXIT={EXIT_INTERRUPTED}"
     (run_dir,) = runs.iterdir()
-    assert json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["status"] == "interrupted"
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "interrupted" and summary["unconfirmed_usd"] == 0
+
+
+def test_the_tmux_server_ends_what_its_panes_left_running(tmux: TmuxServer, tmp_path: Path) -> None:
+    """A process that outlives its terminal (as an app a failed test left behind could) is ended when
+    the test's server is, so no test leaves the machine loaded."""
+    pid_file, stubborn = tmp_path / "pid", tmp_path / "stubborn.sh"
+    stubborn.write_text(f"trap '' HUP TERM\necho $$ > {shlex.quote(str(pid_file))}\nsleep 600\n")
+    script = f"trap '' HUP TERM; sh {shlex.quote(str(stubborn))}"
+    tmux.new_session(f"ro-left-{uuid.uuid4().hex[:8]}", script, width=WIDTH, height=HEIGHT, cwd=REPO)
+    pid = int(wait_for_file(pid_file, "the stubborn process's pid"))
+    tmux.kill()
+    assert not alive(pid)

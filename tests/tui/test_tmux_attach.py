@@ -21,7 +21,7 @@ import pytest
 from core.persistence.rundir import RunDir
 from core.remote.owner import live_owner
 from tests.core import programs
-from tests.core.remote.test_detach import alive
+from tests.processes import alive
 from tests.tui.test_tmux import HEIGHT, REPO, WIDTH, row_of, run_command
 from tests.tui.tmux import TmuxServer, tmux_path, wait_for_file
 from tests.waits import wait_until
@@ -34,12 +34,14 @@ pytestmark = [
 
 
 def program(tmp_path: Path) -> Path:
-    """beta finishes after one turn (a finished row to see on re-attach); alpha and gamma run on."""
+    """beta finishes after one turn (a finished row to see on re-attach); alpha runs on; gamma runs
+    until the test kills it (its turns outlast the test's steps however busy the machine: with 6
+    turns it finished before the re-attach under load, and the test waited for it running)."""
     data = programs.program(
         [
             programs.agent("alpha"),
             programs.agent("beta", max_turns=1),
-            programs.agent("gamma"),
+            programs.agent("gamma", max_turns=200),
         ],
         [programs.agent("delta", reads=["alpha", "beta", "gamma"], max_turns=1)],
         max_turns=6,
@@ -101,6 +103,7 @@ def test_a_detached_run_outlives_its_terminal_and_every_app_attached_to_it(
         within=60,
     )
     assert alive(pid)  # killing the launching terminal did not touch the owner
+    tmux.wait_for_screen(first, lambda s: f"attached · owner pid {pid}" in s, "the header naming the owner")
 
     tmux.send_keys(first, "p")  # the cursor starts on alpha
     wait_until(lambda: journal_has(run, "agent_paused", "alpha"), "alpha paused by the owner", poll=0.1)
@@ -110,6 +113,9 @@ def test_a_detached_run_outlives_its_terminal_and_every_app_attached_to_it(
     tmux.wait_for_screen(first, lambda s: "Detach" in s and "Stop the run" in s, "detach or stop?")
     tmux.send_keys(first, "d")
     assert wait_for_file(exit_file, "the first app to exit").strip() == "EXIT=0"
+    left = tmux.capture(first)  # what the terminal shows once the app is gone
+    assert f"detached: run {run_id} goes on in process {pid}" in left, left
+    assert f"attach again: research-orchestrator attach {run_id} --runs-dir" in left, left
     owner = live_owner(run.path)
     assert owner is not None and owner.serving and owner.pid == pid  # detaching left it running
 

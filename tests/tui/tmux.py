@@ -6,13 +6,16 @@ tests never touch a developer's sessions; :meth:`TmuxServer.kill` ends only that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.processes import alive, descendants
 from tests.waits import WITHIN_S, wait_until
 
 #: Pane modes an application may switch on and must switch off again when it exits.
@@ -100,8 +103,18 @@ class TmuxServer:
         return wait_until(shown, what, within, poll=0.1, detail=lambda: f"the screen:\n{last}")
 
     def kill(self) -> None:
-        """End this private server (and every process in its panes)."""
+        """End this private server and every process in its panes: an app a failed test left running
+        has no terminal after this, and must not outlive the test (it would load the machine)."""
+        panes = self.tmux("list-panes", "-a", "-F", "#{pane_pid}", check=False).split()
+        left = descendants({int(pid) for pid in panes if pid.isdigit()})
         self.tmux("kill-server", check=False)
+        try:
+            wait_until(lambda: not any(alive(pid) for pid in left), "the panes' processes to end", 10.0)
+        except AssertionError:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not any(alive(pid) for pid in left), "the panes' processes to be killed")
 
 
 def wait_for_file(path: Path, what: str, within: float = WITHIN_S) -> str:

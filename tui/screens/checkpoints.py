@@ -18,7 +18,10 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from tui.data import CheckpointEntry, RunEntry, RunSource
+from core.catalogue import RunEntry
+from core.control import AgentStatus
+from core.persistence.checkpoints import CheckpointInfo
+from tui.data import RunSource
 from tui.format import clock, count, middle, money, short
 from tui.messages import ResumeRequested
 
@@ -27,22 +30,58 @@ PREVIEW_CHARS = 1200
 TREE_WIDTH, TREE_SHARE = 38, 0.45  # the run tree's width: as in checkpoints.tcss
 
 
-def distinct(entries: list[CheckpointEntry]) -> list[CheckpointEntry]:
+def distinct(entries: list[CheckpointInfo]) -> list[CheckpointInfo]:
     """Checkpoints in seq order, one per state: an agent's final checkpoint repeats its last turn's
     conversation (only its status differs), so the later of two identical ones stands for both."""
-    latest: dict[tuple[str, int, int, str], CheckpointEntry] = {}
+    latest: dict[tuple[str, int, int, str], CheckpointInfo] = {}
     for entry in sorted(entries, key=lambda e: e.seq):
         latest[(entry.agent_id, entry.turn, entry.tokens, entry.status)] = entry
     return sorted(latest.values(), key=lambda e: e.seq)
 
 
+def agent_state_at(entry: CheckpointInfo, newest: bool, run: RunEntry | None) -> str:
+    """What the agent was doing at a checkpoint, as a reader of a stopped run needs it: a finished
+    agent's status; "interrupted" for the last checkpoint of an agent a run stopped mid-way (its
+    saved status says running, which it no longer is); "in progress" for an earlier one."""
+    try:
+        status = AgentStatus(entry.agent_status)
+    except ValueError:
+        return entry.agent_status or "unknown"
+    if status.is_final:
+        return status.value.replace("_", " ")
+    if newest and run is not None and not run.live and run.status != "running":
+        return "interrupted here (a resume continues it)"
+    return "in progress"
+
+
 class CheckpointBrowserScreen(Screen[None]):
     CSS_PATH = "checkpoints.tcss"
     BINDINGS = [
-        Binding("escape,q", "close", "Back", id="checkpoints-close"),
-        Binding("R", "resume_here", "Resume from here", id="checkpoints-resume"),
-        Binding("tab", "app.focus_next", "Next pane", show=False),
+        Binding("escape,q", "close", "Back", id="checkpoints-close", tooltip="back to the screen before"),
+        Binding(
+            "R",
+            "resume_here",
+            "Resume from here",
+            id="checkpoints-resume",
+            tooltip="resume from it: the latest continues the run, an earlier one forks a new run",
+        ),
+        Binding(
+            "tab", "app.focus_next", "Next pane", show=False, tooltip="move between the runs and checkpoints"
+        ),
+        Binding(
+            "question_mark", "app.help", "Help", id="checkpoints-help", key_display="?", tooltip="this help"
+        ),
     ]
+    HELP_TITLE = "Keys in the checkpoint browser"
+    HELP_KEYS = (
+        ("↑ ↓", "pick a run or agent (left), a checkpoint (right)"),
+        ("enter", "on a checkpoint: resume from it (as R)"),
+    )
+    HELP_LEGEND = (
+        ("state", "ok, or corrupt (skipped by a resume)"),
+        ("t4", "the agent's turn 4 (a checkpoint is saved after every turn)"),
+        ("agent $", "what the agent had spent by then"),
+    )
 
     def __init__(
         self, runs_dir: Path, source: RunSource, *, run_id: str | None = None, agent_id: str | None = None
@@ -52,8 +91,8 @@ class CheckpointBrowserScreen(Screen[None]):
         self.source = source
         self.initial = (run_id, agent_id)
         self.runs: dict[str, RunEntry] = {}
-        self.checkpoints: dict[str, list[CheckpointEntry]] = {}
-        self.shown: list[CheckpointEntry] = []
+        self.checkpoints: dict[str, list[CheckpointInfo]] = {}
+        self.shown: list[CheckpointInfo] = []
         self.current_run: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -119,7 +158,7 @@ class CheckpointBrowserScreen(Screen[None]):
             first_seen.setdefault(entry.agent_id, (entry.layer, entry.seq))
         return sorted(first_seen, key=first_seen.__getitem__)  # layer order, then order of start
 
-    def _checkpoints_of(self, run_id: str) -> list[CheckpointEntry]:
+    def _checkpoints_of(self, run_id: str) -> list[CheckpointInfo]:
         """A run's checkpoints once :meth:`_load` has read them (empty before)."""
         return self.checkpoints.get(run_id, [])
 
@@ -179,17 +218,21 @@ class CheckpointBrowserScreen(Screen[None]):
     def _row_selected(self, _event: DataTable.RowSelected) -> None:
         self.action_resume_here()
 
-    def selected(self) -> CheckpointEntry | None:
+    def selected(self) -> CheckpointInfo | None:
         table = self.query_one(DataTable)
         if not self.shown or table.cursor_row >= len(self.shown):
             return None
         return self.shown[table.cursor_row]
 
-    def is_latest(self, entry: CheckpointEntry) -> bool:
+    def _newest_of_agent(self, entry: CheckpointInfo) -> bool:
+        own = [e.seq for e in self._checkpoints_of(self.current_run or "") if e.agent_id == entry.agent_id]
+        return entry.seq == max(own, default=entry.seq)
+
+    def is_latest(self, entry: CheckpointInfo) -> bool:
         good = [e.seq for e in self._checkpoints_of(self.current_run or "") if e.status == "ok"]
         return bool(good) and entry.seq == max(good)
 
-    def _preview(self, entry: CheckpointEntry | None) -> None:
+    def _preview(self, entry: CheckpointInfo | None) -> None:
         preview = self.query_one("#preview", Static)
         hint = self.query_one("#resume-hint", Static)
         button = self.query_one("#resume", Button)
@@ -205,8 +248,9 @@ class CheckpointBrowserScreen(Screen[None]):
             hint.update("")
             button.disabled = True
             return
+        state = agent_state_at(entry, self._newest_of_agent(entry), self.runs.get(self.current_run or ""))
         head = (
-            f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {entry.agent_status or 'ok'}"
+            f"{entry.agent_id} · turn {entry.turn} · {clock(entry.created_at)} · {state}"
             f" · agent {money(entry.agent_cost_usd)} · run {money(entry.cost_usd)},"
             f" {count(entry.tokens)} tokens so far\n\n"
         )
@@ -216,13 +260,18 @@ class CheckpointBrowserScreen(Screen[None]):
             self._show_exchange(run.path, entry, head)
         latest = self.is_latest(entry)
         button.label = "Resume in place" if latest else "Fork from here"
+        # A fork's cap covers the fork only (its spend starts at the checkpoint's): say so before
+        # the user picks it, since the parent and its fork together can bill more than one cap.
         hint.update(
-            "latest checkpoint: the run continues" if latest else "earlier checkpoint: a new run is forked"
+            "latest checkpoint: the run continues"
+            if latest
+            else f"fork: a new run from {money(entry.cost_usd)} spent, with its own cap; "
+            "both runs together can exceed one cap"
         )
         button.disabled = False
 
     @work(group="preview", exclusive=True)  # a newer selection's preview supersedes this one
-    async def _show_exchange(self, run_dir: Path, entry: CheckpointEntry, head: str) -> None:
+    async def _show_exchange(self, run_dir: Path, entry: CheckpointInfo, head: str) -> None:
         """The checkpoint's last exchange, loaded (its whole chain verified) in a worker thread."""
         exchange = await asyncio.to_thread(self.source.last_exchange, run_dir, entry.id)
         if exchange is None:

@@ -73,19 +73,27 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(self._keys(), id="help-keys")
                 legend: Sequence[tuple[str, str]] = getattr(self.target, "HELP_LEGEND", ())
                 if legend:
-                    yield Static(self._table(legend, key_style="bold"), id="help-legend")
+                    yield Static(self._legend(legend), id="help-legend")
 
     def _keys(self) -> Table:
-        return self._table(help_rows(self.target, self.app), key_style="bold $accent")
-
-    def _table(self, rows: Sequence[tuple[str, str]], *, key_style: str) -> Table:
         table = Table.grid(padding=(0, 2))
         table.add_column(no_wrap=True)
         table.add_column()
         accent = str(self.app.current_theme.accent or "")
-        for keys, text in rows:
-            table.add_row(Text(keys, style=key_style.replace("$accent", accent)), text)
+        for keys, text in help_rows(self.target, self.app):
+            table.add_row(Text(keys, style=f"bold {accent}".strip()), text)
         return table
+
+    @staticmethod
+    def _legend(rows: Sequence[tuple[str, str]]) -> Text:
+        """What the screen shows, as one flowing paragraph (it fits 80x24 with the keys above it)."""
+        legend = Text()
+        for index, (shown, meaning) in enumerate(rows):
+            if index:
+                legend.append(" · ")
+            legend.append(shown, style="bold")
+            legend.append(f" {meaning}")
+        return legend
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

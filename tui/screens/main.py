@@ -34,6 +34,7 @@ from textual.widgets import Footer, Static
 
 from core.control import GLYPHS, AgentStatus, RunControl
 from core.persistence.rundir import RunDir
+from core.remote.attached import AttachedRun
 from core.view import AgentRow, RunInfo
 from tui import messages as msg
 from tui.coalesce import Coalescer, Throttle
@@ -41,8 +42,9 @@ from tui.data import Document, RunSource, agent_report_path, run_documents
 from tui.feed import AgentFeed
 from tui.format import plural
 from tui.screens.checkpoints import CheckpointBrowserScreen
+from tui.screens.choice import Choice, ChoiceScreen
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.report import ReportViewer
+from tui.screens.incident import IncidentScreen
 from tui.widgets.agent_pane import AgentPane
 from tui.widgets.agent_table import AgentTable
 from tui.widgets.budget_meter import BudgetMeter
@@ -89,7 +91,7 @@ class MainScreen(Screen[None]):
             "pause_resume",
             "Pause",
             id="pause-resume",
-            tooltip="pause the selected agent (its turn in flight finishes) or resume it",
+            tooltip="pause or resume the selected agent (after its turn in flight)",
         ),
         Binding("k", "kill", "Kill", id="kill", tooltip="kill the selected agent (asks first)"),
         Binding("enter", "focus_pane", "Focus", id="focus-pane", tooltip="focus the selected agent's pane"),
@@ -108,7 +110,11 @@ class MainScreen(Screen[None]):
             tooltip="checkpoints: resume or fork from one",
         ),
         Binding(
-            "r", "report", "Report", id="report", tooltip="the selected agent's report, or the final report"
+            "r",
+            "report",
+            "Report",
+            id="report",
+            tooltip="the agent's report; once the run has ended, the final report",
         ),
         Binding(
             "l",
@@ -116,7 +122,7 @@ class MainScreen(Screen[None]):
             "Log",
             id="retry-log",
             show=False,
-            tooltip="retries and errors: enter shows one in full, with its request id to copy",
+            tooltip="the retry and error log (enter: one line in full)",
         ),
         Binding("o", "runs", "Runs", id="runs", tooltip="the runs in the runs directory"),
         Binding("t", "app.change_theme", "Theme", id="theme", tooltip="choose a theme (remembered)"),
@@ -137,7 +143,7 @@ class MainScreen(Screen[None]):
     )
     HELP_LEGEND = (
         ("L1 ● market", "layer 1, status, agent id"),
-        ("t8", "turn 8 (turns completed so far)"),
+        ("t8", "turn 8: API calls completed (max_turns counts prompts; a continued answer takes more)"),
         ("17s", "17 web searches"),
         ("$0.39", "dollars this agent has spent"),
         ("0r", "retries of its API calls"),
@@ -161,7 +167,11 @@ class MainScreen(Screen[None]):
         self.clock = clock
         self.info = RunInfo(run_id=control.run_id, run_dir=str(control.run_dir))
         self.run_active = True
-        self.header = RunHeader(self.info, clock=self.clock, id="header")
+        owner = control.owner_pid if isinstance(control, AttachedRun) else None
+        attached = None
+        if isinstance(control, AttachedRun):
+            attached = f"attached · owner pid {owner}" if owner else "attached"
+        self.header = RunHeader(self.info, clock=self.clock, attached=attached, id="header")
         self.table = AgentTable(id="agent-table")
         self.meter = BudgetMeter(id="budget")
         self.retry_log = RetryLog(id="retries")
@@ -398,6 +408,9 @@ class MainScreen(Screen[None]):
     def on_incident_logged(self, message: msg.IncidentLogged) -> None:
         self.retry_log.log_incident(message.incident)
 
+    def on_retry_log_details_requested(self, message: RetryLog.DetailsRequested) -> None:
+        self.app.push_screen(IncidentScreen(message.incident))
+
     def on_layer_finished(self, _message: msg.LayerFinished) -> None:
         """Finished agents give their place to the next layer's."""
         self._counters.fire()
@@ -494,20 +507,41 @@ class MainScreen(Screen[None]):
             if yes and not self.control.kill(agent):
                 self.notify(f"Could not kill {agent}.", severity="warning")
 
-        if not self._has_started(agent):
-            what = "It has not started: it will not run, and writes no report."
-        elif status is AgentStatus.PAUSED:
-            what = "It is paused (no call in flight); its report so far is kept as a partial report."
-        else:
-            what = "The API call in flight is cancelled; what it wrote so far is kept as a partial report."
+        def chose(choice: str | None) -> None:
+            if choice not in ("after", "now"):
+                return
+            if not self.control.kill(agent, now=choice == "now"):
+                self.notify(f"Could not kill {agent}.", severity="warning")
+            elif choice == "after":
+                self.notify(f"{agent} is killed once its call in flight has finished and been saved.")
+
+        final = "The agent cannot be resumed in this run."
+        if not self._has_started(agent) or status is AgentStatus.PAUSED:
+            if not self._has_started(agent):
+                what = "It has not started: it will not run, and writes no report."
+            else:
+                what = "It is paused (no call in flight); its report so far is kept as a partial report."
+            self.app.push_screen(
+                ConfirmScreen(f"Kill agent {agent}?", f"{what} {final}", yes="Kill", danger=True), answered
+            )
+            return
+        worst = self.control.in_flight_usd(agent)
+        amount = "its worst case" if worst is None else f"its worst case, up to ${worst:.2f}"
         self.app.push_screen(
-            ConfirmScreen(
+            ChoiceScreen(
                 f"Kill agent {agent}?",
-                f"{what} The agent cannot be resumed in this run.",
-                yes="Kill",
-                danger=True,
+                "After its call: the API call in flight finishes its turn and is saved, then the agent "
+                "ends before its next call.\n"
+                "Now: the call in flight is cancelled; the API bills it anyway, so it is charged "
+                f"{amount}.\nEither way what it wrote is kept as a partial report. {final}",
+                [
+                    Choice("y", "Kill after its call", "after", "error"),
+                    Choice("x", "Kill now", "now", "error"),
+                    Choice("n", "Keep it", "cancel"),
+                ],
+                focus="cancel",
             ),
-            answered,
+            chose,
         )
 
     def action_focus_pane(self) -> None:
@@ -546,8 +580,14 @@ class MainScreen(Screen[None]):
         )
 
     def action_report(self) -> None:
+        from tui.screens.report import ReportViewer  # here: Markdown loads markdown_it (~50 ms)
+
         run_dir = Path(self.control.run_dir)
         documents = run_documents(run_dir)
+        if not self.run_active and RunDir(run_dir).final_report_path.is_file():
+            # what the end of the run points at ("r opens it"): the run's documents, the final report first
+            self.app.push_screen(ReportViewer(f"run {self.control.run_id}", documents))
+            return
         agent = self.selected_agent
         row = self.table.rows_by_id.get(agent or "")
         path = Path(row.report_path) if row is not None and row.report_path else None
@@ -566,22 +606,31 @@ class MainScreen(Screen[None]):
         self.app.push_screen(RunsScreen(self.runs_dir, self.source, config_path=config))
 
     def palette_commands(self) -> list[PaletteCommand]:
-        agent = self.selected_agent or "the selected agent"
-        commands: list[PaletteCommand] = [
-            (
-                f"Pause or resume {agent}",
-                "p: pause after the turn in flight, or resume",
-                self.action_pause_resume,
-            ),
-            (
-                f"Kill {agent}",
-                "k: cancel its call in flight, keep a partial report (asks first)",
-                self.action_kill,
-            ),
+        selected = self.selected_agent
+        agent = selected or "the selected agent"
+        commands: list[PaletteCommand] = []
+        if self.run_active and (selected is None or not self.control.agent_status(selected).is_final):
+            commands += [  # an agent that has finished can be neither paused nor killed
+                (
+                    f"Pause or resume {agent}",
+                    "p: pause after the turn in flight, or resume",
+                    self.action_pause_resume,
+                ),
+                (
+                    f"Kill {agent}",
+                    "k: cancel its call in flight, keep a partial report (asks first)",
+                    self.action_kill,
+                ),
+            ]
+        commands += [
             (f"Focus the pane of {agent}", "enter", self.action_focus_pane),
             (f"Maximize the pane of {agent}", "f (esc restores)", self.action_maximize_pane),
             ("Checkpoints", "c: browse checkpoints, resume or fork from one", self.action_checkpoints),
-            (f"Report of {agent}", "r: the agent's report or the final report", self.action_report),
+            (
+                "The final report" if not self.run_active else f"Report of {agent}",
+                "r: the agent's report; once the run has ended, the final report",
+                self.action_report,
+            ),
             ("Runs", "o: the runs in the runs directory", self.action_runs),
         ]
         for row in self.table.rows_by_id.values():

@@ -20,7 +20,19 @@ from tui.data import Document, read_document
 
 class ReportViewer(Screen[None]):
     CSS_PATH = "report.tcss"
-    BINDINGS = [Binding("escape,q", "close", "Back", id="report-close")]
+    BINDINGS = [
+        Binding("escape,q", "close", "Back", id="report-close", tooltip="back to the screen before"),
+        Binding("question_mark", "app.help", "Help", id="report-help", key_display="?", tooltip="this help"),
+    ]
+    HELP_TITLE = "Keys in the report viewer"
+    HELP_KEYS = (
+        ("↑ ↓ pgup pgdn", "scroll the document"),
+        ("tab", "move between the list of documents and the document"),
+    )
+    HELP_LEGEND = (
+        ("[[3]]", "a citation: source 3 of the document's Sources list (a link)"),
+        ("✓ / ✗ line", "verify RUN for a finished run: what it checked, or its problems"),
+    )
 
     def __init__(self, title: str, documents: list[Document], *, selected: int = 0) -> None:
         super().__init__()

@@ -12,12 +12,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.data import RunEntry, RunSource, load_estimate, run_documents
+from core.catalogue import RunEntry
+from tui.data import RunSource, load_estimate, resume_destination, run_documents
 from tui.format import clock, short
 from tui.messages import AttachRequested, NewRunRequested, ResumeRequested
 from tui.screens.checkpoints import CheckpointBrowserScreen
 from tui.screens.choice import Choice, ChoiceScreen
-from tui.screens.report import ReportViewer
+from tui.screens.confirm import ConfirmScreen
 from tui.widgets.estimate_view import estimate_view
 
 _RESUMABLE = {"running", "interrupted", "failed", "budget_exhausted", "killed", "unknown"}
@@ -27,7 +28,13 @@ class RunsScreen(Screen[None]):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
         Binding("enter,o", "open_run", "Open", id="runs-open", tooltip="open the run's reports and journal"),
-        Binding("r", "resume_run", "Resume", id="runs-resume", tooltip="resume the run where it stopped"),
+        Binding(
+            "r",
+            "resume_run",
+            "Resume",
+            id="runs-resume",
+            tooltip="resume the run where it stopped (asks first, naming the run)",
+        ),
         Binding(
             "n",
             "new_run",
@@ -39,12 +46,14 @@ class RunsScreen(Screen[None]):
             "c", "checkpoints", "Checkpoints", id="runs-checkpoints", tooltip="fork the run from a checkpoint"
         ),
         Binding("g", "reload", "Refresh", id="runs-refresh", tooltip="read the runs directory again"),
+        Binding("home", "first_run", "First", show=False, priority=True, tooltip="the first run"),
+        Binding("end", "last_run", "Last", show=False, priority=True, tooltip="the last run"),
         Binding("escape", "back", "Back", id="runs-back", tooltip="back to the active run"),
         Binding("t", "app.change_theme", "Theme", id="runs-theme", tooltip="choose a theme (remembered)"),
         Binding("question_mark", "app.help", "Help", id="runs-help", key_display="?", tooltip="this help"),
     ]
     HELP_TITLE = "Keys on the runs screen"
-    HELP_KEYS = (("↑ ↓", "select a run"),)
+    HELP_KEYS = (("↑ ↓ pgup pgdn", "select a run"),)
     HELP_LEGEND = (
         ("status", "running, interrupted (resumable), completed, failed, killed, budget_exhausted"),
         ("cost", "dollars the run has spent"),
@@ -122,6 +131,8 @@ class RunsScreen(Screen[None]):
         if run.live:  # owned by another process: watch and steer it
             self.app.post_message(AttachRequested(run.run_id))
             return
+        from tui.screens.report import ReportViewer  # here: Markdown loads markdown_it (~50 ms)
+
         self.app.push_screen(ReportViewer(f"run {run.run_id} ─ {run.status}", run_documents(run.path)))
 
     def action_resume_run(self) -> None:
@@ -134,7 +145,28 @@ class RunsScreen(Screen[None]):
         if run.status not in _RESUMABLE:
             self.notify(f"{run.run_id} is {run.status}; pick a checkpoint (c) to fork it instead.")
             return
-        self.app.post_message(ResumeRequested(run.run_id, None))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.post_message(ResumeRequested(run.run_id, None))
+
+        where = resume_destination(run.path, getattr(self.app, "simulate", None))
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Resume run {run.run_id}?",
+                f"It is {run.status.replace('_', ' ')}, with ${run.cost_usd:,.2f} spent ({run.program}). "
+                f"Resuming continues its agents where they stopped, on {where}, and can spend more "
+                "(its budget caps still hold).",
+                yes="Resume",
+            ),
+            answered,
+        )
+
+    def action_first_run(self) -> None:
+        self.query_one(DataTable).move_cursor(row=0)
+
+    def action_last_run(self) -> None:
+        self.query_one(DataTable).move_cursor(row=max(0, len(self.runs) - 1))
 
     def action_checkpoints(self) -> None:
         run = self.selected()

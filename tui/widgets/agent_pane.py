@@ -15,6 +15,7 @@ from textual.theme import Theme
 from textual.widget import Widget
 
 from core.control import AgentStatus
+from core.lifecycle import IN_BATCH
 from tui.feed import AgentFeed
 from tui.format import money, plural
 from tui.widgets.colors import style
@@ -31,6 +32,7 @@ _STATUS_WORDS = {
     AgentStatus.PENDING: "pending",
     AgentStatus.WAITING_FOR_BUDGET: "waiting for budget",
     AgentStatus.INTERRUPTED: "interrupted",
+    AgentStatus.SKIPPED: "skipped",
 }
 _CLASS_WORDS = {
     AgentStatus.COMPLETED: "done",
@@ -152,6 +154,8 @@ class AgentPane(Widget):
         if self.border_title != title:
             self.border_title = title
         self._status_word = _STATUS_WORDS.get(row.status, "")
+        if row.note and row.note.startswith(IN_BATCH):  # its request waits in a Message Batch
+            self._status_word = IN_BATCH
         self._show_subtitle()
         word = _CLASS_WORDS.get(row.status, row.status.value)
         if word != self._class_word:

@@ -28,10 +28,13 @@ from textual.strip import Strip
 from textual.theme import Theme
 
 from core.control import GLYPHS
+from core.lifecycle import IN_BATCH
 from core.view import AgentRow
 from tui.format import short
 from tui.widgets.colors import status_style
 
+BATCH_GLYPH = "⧗"
+"""An agent whose request waits in its layer's Message Batch (its row's note says ``in batch``)."""
 COLUMNS = ("status", "agent", "turn", "searches", "cost", "retries")
 _COLUMN_META = [Style.from_meta({"column": column}) for column in range(len(COLUMNS))]
 
@@ -120,19 +123,23 @@ class AgentTable(ScrollView, can_focus=True):
         return len(self._order)
 
     def _row_cells(self, row: AgentRow) -> tuple[Text, ...]:
-        glyph = Text.assemble(f"L{row.layer} ", (GLYPHS[row.status], status_style(self.app, row.status)), " ")
+        batched = bool(row.note and row.note.startswith(IN_BATCH))  # waits in a Message Batch
+        mark = BATCH_GLYPH if batched else GLYPHS[row.status]
+        glyph = Text.assemble(f"L{row.layer} ", (mark, status_style(self.app, row.status)), " ")
         dim = "dim" if row.status.value == "pending" else ""
 
         def right(value: str) -> Text:
             return Text(f" {value}", justify="right", style=dim)
 
+        # Every figure once the agent has begun (t0 while its first turn is in flight); none before.
+        begun = row.started or bool(row.turn or row.searches or row.cost_usd or row.retries)
         return (
             glyph,
             Text(short(row.agent_id, self.ID_WIDTH), style=dim),
-            right(f"t{row.turn}" if row.turn else ""),
-            right(f"{row.searches}s" if row.turn or row.searches else ""),
-            right(f"${row.cost_usd:.2f}" if row.cost_usd else ""),
-            right(f"{row.retries}r" if row.turn or row.retries else ""),
+            right(f"t{row.turn}" if begun else ""),
+            right(f"{row.searches}s" if begun else ""),
+            right(f"${row.cost_usd:.2f}" if begun else ""),
+            right(f"{row.retries}r" if begun else ""),
         )
 
     def set_rows(self, rows: tuple[AgentRow, ...]) -> None:

@@ -1,5 +1,9 @@
 """Dollars, searches and tokens against their caps, spent versus reserved, burn rate and projection.
 
+Spent dollars are of two kinds, told apart in the words and the bar: billed (the usage the API
+reported: what the bill will say) and unconfirmed (the bound charged for attempts whose usage
+never arrived); the caps count both, and what calls in flight and reports hold is reserved.
+
 Budget events are "latest value wins": the meter keeps the newest and repaints at most four
 times a second, whatever the event rate. A repaint touches only the parts whose text changed, and
 asks for a layout of the screen only when one changed size (a layout is the costly part).
@@ -21,7 +25,7 @@ from tui.coalesce import Throttle
 from tui.format import approx_duration, count, money
 from tui.widgets.colors import style
 
-BAR_FULL, BAR_RESERVED, BAR_FREE = "█", "▒", "░"
+BAR_FULL, BAR_UNCONFIRMED, BAR_RESERVED, BAR_FREE = "█", "▓", "▒", "░"
 
 
 def bar(spent: float, reserved: float, cap: float | None, width: int) -> tuple[int, int]:
@@ -31,6 +35,14 @@ def bar(spent: float, reserved: float, cap: float | None, width: int) -> tuple[i
     spent_cells = min(width, round(width * spent / cap))
     reserved_cells = min(width - spent_cells, round(width * (spent + reserved) / cap) - spent_cells)
     return spent_cells, max(0, reserved_cells)
+
+
+def split_cells(spent_cells: int, spent: float, unconfirmed: float) -> tuple[int, int]:
+    """The spent cells as billed and unconfirmed ones (in proportion; a nonzero part shows)."""
+    if spent <= 0 or unconfirmed <= 0 or spent_cells == 0:
+        return spent_cells, 0
+    cells = min(spent_cells, max(1, round(spent_cells * unconfirmed / spent)))
+    return spent_cells - cells, cells
 
 
 class BudgetMeter(Widget):
@@ -92,6 +104,7 @@ class BudgetMeter(Widget):
             self._show("projection", "")
             return
         self._show("meter-lines", self._lines(b, width))
+        self._show_split(b, width)
         if self.ended:
             self._show("burn", "run ended")
             self.query_one("#burn-spark", Sparkline).display = False
@@ -102,6 +115,17 @@ class BudgetMeter(Widget):
         self.query_one("#burn-spark", Sparkline).data = history if max(history, default=0) > 0 else []
         projection = "no cap" if b.seconds_to_cap is None else f"cap in {approx_duration(b.seconds_to_cap)}"
         self._show("projection", projection)
+
+    def _show_split(self, b: BudgetUpdated, width: int) -> None:
+        """Of the dollars spent, billed and unconfirmed, on the meter's lower border (no line more)."""
+        attempts = b.unconfirmed_attempts
+        if width >= 46:
+            split = f"{money(b.billed_usd)} billed · {money(b.unconfirmed_usd)} unconfirmed"
+            split += f" ({attempts} attempt{'s' if attempts != 1 else ''})" if attempts else ""
+        else:
+            split = f"{money(b.billed_usd)} billed · {money(b.unconfirmed_usd)} unconf."
+        if self.border_subtitle != split:
+            self.border_subtitle = split
 
     def _show(self, part: str, content: Text | str) -> None:
         """Update the Static ``part`` if its text changed; lay out again only if its size did."""
@@ -115,7 +139,8 @@ class BudgetMeter(Widget):
         self.query_one(f"#{part}", Static).update(content, layout=shown is None or shown[1:] != key[1:])
 
     def _lines(self, b: BudgetUpdated, width: int) -> Text:
-        """Four lines: dollars, their bar, searches and tokens, their bars; shorter words when narrow."""
+        """Four lines: dollars spent (what the caps count) and reserved, their bar (billed, unconfirmed,
+        reserved), searches and tokens, their bars; shorter words when narrow."""
         wide = width >= 46
         muted = style(self.app, "foreground", dim=True)
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -127,7 +152,7 @@ class BudgetMeter(Widget):
         cap = f"of {money(b.cap_usd)}" if b.cap_usd else "no $ cap"
         text.append(f"  {cap}" if wide else f" {cap}", style=muted)
         text.append("\n")
-        self._bar(text, b.spent_usd, b.reserved_usd, b.cap_usd, width)
+        self._bar(text, b.spent_usd, b.reserved_usd, b.cap_usd, width, unconfirmed=b.unconfirmed_usd)
         text.append("\n")
         half = max(4, (width - 2) // 2)
         searches = f"searches {b.searches}" if wide else f"srch {b.searches}"
@@ -146,11 +171,21 @@ class BudgetMeter(Widget):
         self._bar(text, b.tokens, 0, b.token_cap, half)
         return text
 
-    def _bar(self, text: Text, spent: float, reserved: float, cap: float | None, width: int) -> None:
+    def _bar(
+        self,
+        text: Text,
+        spent: float,
+        reserved: float,
+        cap: float | None,
+        width: int,
+        unconfirmed: float = 0.0,
+    ) -> None:
         if not cap:
             text.append("·" * width, style="dim")
             return
         full, held = bar(spent, reserved, cap, width)
-        text.append(BAR_FULL * full, style=style(self.app, "primary"))
+        billed, bound = split_cells(full, spent, unconfirmed)
+        text.append(BAR_FULL * billed, style=style(self.app, "primary"))
+        text.append(BAR_UNCONFIRMED * bound, style=style(self.app, "error"))
         text.append(BAR_RESERVED * held, style=style(self.app, "warning"))
         text.append(BAR_FREE * (width - full - held), style=style(self.app, "foreground", dim=True))

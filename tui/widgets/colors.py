@@ -44,6 +44,6 @@ def status_style(app: App[object], status: AgentStatus) -> Style:
         return style(app, "success")
     if status in (AgentStatus.PAUSING, AgentStatus.PAUSED, AgentStatus.BUDGET_EXHAUSTED):
         return style(app, "warning")
-    if status in (AgentStatus.FAILED, AgentStatus.KILLED, AgentStatus.REFUSED):
+    if status in (AgentStatus.FAILED, AgentStatus.KILLED, AgentStatus.REFUSED, AgentStatus.SKIPPED):
         return style(app, "error")
     return Style(dim=True)

@@ -1,6 +1,6 @@
 """The pre-flight estimate as a compact table that fits a dialog in an 80-column terminal.
 
-The command line prints :func:`core.budget.estimate.format_estimate` (89 columns); in the app the
+The command line prints :func:`core.estimate.format_estimate` (89 columns); in the app the
 same numbers are a Rich table whose agent column gives way first, so no row wraps at 80 columns.
 """
 
@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from core.budget.estimate import Estimate, Span, estimate_notes
+from core.estimate import Estimate, Span, estimate_notes
 
 
 def _money(value: float) -> str:

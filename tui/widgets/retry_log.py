@@ -2,20 +2,20 @@
 
 Lines are kept as data (:class:`~core.view.Incident`) and drawn as :class:`Content` whose styles are
 theme variables (``$warning``), so a theme switch recolours them and a resize re-wraps them; the
-option list renders at the current width. Enter (or a click) on a line opens its details, where
-the full request id can be copied.
+option list renders at the current width. Enter (or a click) on a line asks for its details
+(:class:`RetryLog.DetailsRequested`); the screen shows them, where the full request id can be copied.
 """
 
 from __future__ import annotations
 
 from textual import on
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from core.view import Incident
 from tui.format import clock
-from tui.screens.incident import IncidentScreen
 
 
 def describe_incident(incident: Incident) -> Content:
@@ -45,6 +45,13 @@ def describe_incident(incident: Incident) -> Content:
 
 
 class RetryLog(OptionList):
+    class DetailsRequested(Message):
+        """A line was chosen: show the incident's details (a widget asks; its screen decides)."""
+
+        def __init__(self, incident: Incident) -> None:
+            super().__init__()
+            self.incident = incident
+
     DEFAULT_CSS = """
     RetryLog { border: round $panel-lighten-2; border-title-color: $text; background: $surface;
                scrollbar-size-vertical: 1; padding: 0 0 0 1; }
@@ -85,4 +92,4 @@ class RetryLog(OptionList):
         event.stop()
         incident = self.selected_incident()
         if incident is not None:
-            self.app.push_screen(IncidentScreen(incident))
+            self.post_message(self.DetailsRequested(incident))

@@ -1,4 +1,5 @@
-"""The top line: program, run id, layer, status and elapsed time, and SIMULATED when it is."""
+"""The top line: program, run id, layer, status (with a clean stop's countdown) and elapsed time,
+and SIMULATED when it is."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ class RunHeader(Widget):
     RunHeader { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
 
-    def __init__(self, info: RunInfo, *, clock: Clock, id: str | None = None) -> None:
+    def __init__(
+        self, info: RunInfo, *, clock: Clock, attached: str | None = None, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.info = info
         self.clock = clock
+        self.attached = attached  # "attached · owner pid N": the run is another process's
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)
@@ -33,11 +37,13 @@ class RunHeader(Widget):
 
     @property
     def elapsed_s(self) -> float:
+        """How long the run has been running: earlier attempts and this one, not the time it was stopped."""
         info = self.info
-        if info.started_at is None:
+        since = info.running_since if info.running_since is not None else info.started_at
+        if since is None:
             return 0.0
         end = info.finished_at if info.finished_at is not None else self.clock()
-        return end - info.started_at
+        return info.active_before_s + max(0.0, end - since)
 
     def render(self) -> Text:
         """Everything when it fits; on a narrow terminal the app name, then the program, go first."""
@@ -69,15 +75,21 @@ class RunHeader(Widget):
             parts += [(info.program, style(self.app, "foreground", bold=not app_name)), sep]
         run_id = info.run_id if run_width is None else short(info.run_id, run_width)
         parts += [(f"run {run_id}", "dim"), sep]
+        if self.attached:
+            parts += [(self.attached, style(self.app, "accent", bold=True)), sep]
         if info.parent:
             parent = info.parent.get("run_id", "?")
             parent = parent if run_width is None else short(parent, run_width)
             parts += [(f"fork of {parent}", style(self.app, "accent")), sep]
         if info.layers:
             parts += [f"layer {info.layer or 1}/{info.layers}", sep]
-        parts += [
-            (info.status.replace("_", " "), style(self.app, status_role, bold=True)),
-            sep,
-            elapsed(self.elapsed_s),
-        ]
+        parts += [(info.status.replace("_", " "), style(self.app, status_role, bold=True)), sep]
+        left = info.stop_left_s(self.clock())
+        if left is not None and info.stopping is not None:
+            calls = len(info.stopping.in_flight)
+            waiting = f"stopping: {calls} call{'' if calls == 1 else 's'} finishing, {left:.0f} s left"
+            parts += [(waiting, style(self.app, "warning", bold=True)), sep]
+        if info.batch is not None and not info.finished:
+            parts += [(info.batch.text(self.clock()), style(self.app, "accent")), sep]
+        parts.append(elapsed(self.elapsed_s))
         return Text.assemble(*parts, no_wrap=True)  # type: ignore[arg-type]

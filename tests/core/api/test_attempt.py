@@ -18,15 +18,16 @@ from anthropic import AsyncAnthropic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.api.attempt import AttemptProgress, Outcome, outcome_of
-from core.api.retry import StreamIncomplete
+from core.api.attempt import AttemptProgress, Outcome
+from core.api.failure import StreamIncomplete, outcome_of
+from core.api.sdk import AnthropicTransport
 from core.api.streaming import AgentContext, stream_call
-from core.api.usage import TokenUsage
 from core.budget.ledger import BudgetLedger
 from core.budget.pricing import PriceTable
 from core.config.model import BudgetSettings
 from core.events import EventBus
 from core.simulator import Simulator, SimulatorSettings
+from core.usage import TokenUsage
 
 MODEL = "claude-sonnet-5"
 REQUEST: dict[str, Any] = {
@@ -37,6 +38,10 @@ REQUEST: dict[str, Any] = {
 }
 CLIENT = AsyncAnthropic(api_key="x", base_url="http://127.0.0.1:9")
 HTTP_REQUEST = httpx2.Request("POST", "http://127.0.0.1:9/v1/messages")
+
+
+def context() -> AgentContext:
+    return AgentContext(EventBus(), "r", "a", 1)
 
 
 def status_error(status: int, error_type: str = "overloaded_error") -> anthropic.APIStatusError:
@@ -88,7 +93,7 @@ async def test_a_whole_stream_is_observed_block_by_block() -> None:
     async with Simulator(SimulatorSettings(seed=4, pause_turn_probability=0.0)) as sim:
         client = AsyncAnthropic(base_url=sim.base_url, api_key="sim", max_retries=0)
         progress = AttemptProgress()
-        result = await stream_call(client, REQUEST, AgentContext(EventBus(), "r", "a", 1), 1, progress)
+        result = await stream_call(AnthropicTransport(client), REQUEST, context(), 1, progress)
     assert progress.sent and progress.request_id == result.request_id
     assert progress.final_usage == result.usage
     assert progress.blocks == len(result.content)
@@ -114,7 +119,7 @@ async def cut_attempt(seed: int, fault: str) -> tuple[float, float, TokenUsage, 
         client = AsyncAnthropic(base_url=sim.base_url, api_key="sim", max_retries=0)
         progress = AttemptProgress()
         with pytest.raises((anthropic.APIError, httpx2.HTTPError, StreamIncomplete)) as caught:
-            await stream_call(client, REQUEST, AgentContext(EventBus(), "r", "a", 1), 1, progress)
+            await stream_call(AnthropicTransport(client), REQUEST, context(), 1, progress)
     [record] = [r for r in sim.stats.recent if r.path == "/v1/messages"]
     billed = TokenUsage.from_api(record.usage) if record.usage is not None else TokenUsage()
     charge, cost = book.charge_failed(reservation, progress, outcome_of(caught.value, progress))

@@ -18,6 +18,8 @@ import httpx2
 import pytest
 from aiohttp import web
 
+from core.api.attempt import AttemptProgress
+from core.api.failure import StreamIncomplete
 from core.api.retry import (
     AUTH_MESSAGE,
     ONE_REQUEST,
@@ -27,7 +29,6 @@ from core.api.retry import (
     RequestGate,
     RetriesExhausted,
     RetryPolicy,
-    StreamIncomplete,
     call_with_retries,
     classify,
     first_call_refusal,
@@ -237,19 +238,26 @@ def test_a_permanent_error_event_mid_stream_is_not_retried() -> None:
     assert result is not None and result.kind == "stream_error" and not result.retryable
 
 
+BEGUN = AttemptProgress(sent=True, responded=True)  # a 200 came and its stream had begun
+SENT = AttemptProgress(sent=True)  # no response yet
+
+
 @pytest.mark.parametrize(
-    ("exc", "kind"),
+    ("exc", "progress", "kind"),
     [
-        (anthropic.APIConnectionError(request=request()), "connection"),
-        (anthropic.APITimeoutError(request=request()), "timeout"),
-        (httpx2.RemoteProtocolError("peer closed connection", request=request()), "stream_broken"),
-        (httpx2.ReadError("connection reset", request=request()), "stream_broken"),
-        (httpx2.ReadTimeout("read timed out", request=request()), "timeout"),
-        (StreamIncomplete("stream ended without message_stop"), "stream_broken"),
+        (anthropic.APIConnectionError(request=request()), SENT, "connection"),
+        (anthropic.APIConnectionError(request=request()), BEGUN, "stream_broken"),
+        (anthropic.APITimeoutError(request=request()), BEGUN, "timeout"),
+        (httpx2.RemoteProtocolError("peer closed connection", request=request()), BEGUN, "stream_broken"),
+        (httpx2.RemoteProtocolError("server disconnected", request=request()), SENT, "connection"),
+        (httpx2.ReadError("connection reset", request=request()), BEGUN, "stream_broken"),
+        (httpx2.ReadTimeout("read timed out", request=request()), BEGUN, "timeout"),
+        (httpx2.ConnectError("refused", request=request()), SENT, "connection"),
+        (StreamIncomplete("stream ended without message_stop"), BEGUN, "stream_broken"),
     ],
 )
-def test_transport_failures_are_retryable(exc: BaseException, kind: str) -> None:
-    result = classify(exc)
+def test_transport_failures_are_retryable(exc: BaseException, progress: AttemptProgress, kind: str) -> None:
+    result = classify(exc, progress)
     assert result is not None
     assert (result.kind, result.retryable, result.fatal_for_run, result.status_code) == (
         kind,
@@ -346,6 +354,13 @@ def test_should_retry_honours_attempts_time_and_permanence() -> None:
 # --- call_with_retries --------------------------------------------------------------------------
 
 
+class MidStream(Exception):
+    """A scripted failure that happens after the response began (the attempt records that first)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class Script:
     """An attempt function that raises the scripted exceptions, then returns ``"ok"``."""
 
@@ -354,10 +369,14 @@ class Script:
         self.failures = list(failures)
         self.started: list[tuple[int, float]] = []
 
-    async def __call__(self, attempt: int) -> str:
-        self.started.append((attempt, self.clock.now))
+    async def __call__(self, progress: AttemptProgress) -> str:
+        self.started.append((progress.number, self.clock.now))
         if self.failures:
-            raise self.failures.pop(0)
+            failure = self.failures.pop(0)
+            if isinstance(failure, MidStream):
+                progress.responded = True
+                raise failure.error
+            raise failure
         return "ok"
 
 
@@ -370,7 +389,7 @@ class Recorder:
 
 
 async def run(
-    script: Callable[[int], Awaitable[str]],
+    script: Callable[[AttemptProgress], Awaitable[str]],
     clock: FakeClock,
     retry: RetrySettings,
     gate: RequestGate | None = None,
@@ -390,7 +409,7 @@ async def test_retryable_errors_are_retried_until_success() -> None:
     failures = [
         status_error(529, error_body("overloaded_error", "Overloaded")),
         anthropic.APIConnectionError(request=request()),
-        httpx2.RemoteProtocolError("peer closed connection", request=request()),
+        MidStream(httpx2.RemoteProtocolError("peer closed connection", request=request())),
     ]
     script = Script(clock, *failures)
     result, recorder = await run(script, clock, settings(max_attempts=4))
@@ -1101,10 +1120,16 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[tuple[ScriptedServer,
         await runner.cleanup()
 
 
-async def stream_text(client: anthropic.AsyncAnthropic, gate: RequestGate) -> str:
+async def stream_text(
+    client: anthropic.AsyncAnthropic, gate: RequestGate, progress: AttemptProgress | None = None
+) -> str:
+    """One streamed call that records what the product's streaming call records of an attempt."""
+    progress = progress or AttemptProgress()
+    progress.sent = True
     async with client.messages.stream(
         model="claude-sonnet-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
+        progress.responded = True
         gate.observe_headers(stream.response.headers)
         message = await stream.get_final_message()
     if message.stop_reason is None:
@@ -1116,7 +1141,7 @@ async def sdk_call(client: anthropic.AsyncAnthropic) -> tuple[str, Recorder]:
     gate = RequestGate(4)
     recorder = Recorder()
     text = await call_with_retries(
-        lambda attempt: stream_text(client, gate),
+        lambda progress: stream_text(client, gate, progress),
         policy=RetryPolicy(settings(base_delay_s=0.01, max_delay_s=0.05)),
         gate=gate,
         on_retry=recorder.on_retry,
@@ -1166,7 +1191,7 @@ async def test_real_sdk_one_agents_429_stops_every_agent_from_sending_until_the_
     sends: list[float] = []
     seen: list[float] = []
 
-    async def attempt(_: int) -> str:
+    async def attempt(_: AttemptProgress) -> str:
         sends.append(time.monotonic())
         return await stream_text(client, gate)
 

@@ -59,8 +59,9 @@ async def test_eight_429s_no_longer_end_an_agent_with_time_left() -> None:
 
 
 async def test_other_errors_still_count_attempts() -> None:
+    """5xx count (a 529 did before issue 24, which makes an overload a wait like a 429)."""
     clock = AutoClock()
-    script = Script(clock, *[status_error(529, error_body("overloaded_error", "busy")) for _ in range(10)])
+    script = Script(clock, *[status_error(500, error_body("api_error", "oops")) for _ in range(10)])
     with pytest.raises(RetriesExhausted):
         await run(script, clock, retry_settings(max_attempts=3))
     assert len(script.started) == 3

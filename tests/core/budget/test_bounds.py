@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.api.usage import TokenUsage
 from core.budget.bounds import (
     COUNT_WORTH_ASKING,
     SEAM_TOKENS,
@@ -18,7 +17,9 @@ from core.budget.bounds import (
     grown_bound,
     utf8_bytes,
 )
+from core.budget.counting import gate_for
 from core.simulator.tokens import count_block, count_text
+from core.usage import TokenUsage
 
 SCRIPTS = st.sampled_from(
     [
@@ -31,6 +32,9 @@ SCRIPTS = st.sampled_from(
 ).flatmap(lambda s: s)
 
 
+# Drawing long texts of many scripts can be slow on a busy machine (hypothesis 6.100 failed the
+# health check at load 5); how fast examples are made is not what this test is about.
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(text=SCRIPTS)
 def test_a_token_is_at_least_one_byte_whatever_the_script(text: str) -> None:
     assert count_text(text) <= utf8_bytes(text)
@@ -54,28 +58,42 @@ def test_after_a_call_the_bound_is_what_it_read_and_wrote() -> None:
 
 
 class Client:
-    def __init__(self, count: int | None = None, error: Exception | None = None) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.count, self.error = count, error
-        self.messages = self
+    """A token counter (the transport's ``count_tokens``) answering ``count`` or raising ``error``."""
 
-    async def count_tokens(self, **request: Any) -> Any:
+    def __init__(self, count: int = 0, error: Exception | None = None) -> None:
+        self.calls: list[Mapping[str, Any]] = []
+        self.count, self.error = count, error
+
+    async def count_tokens(self, request: Mapping[str, Any]) -> int:
         self.calls.append(request)
         if self.error is not None:
             raise self.error
-        return SimpleNamespace(input_tokens=self.count)
+        return self.count
 
 
 async def test_the_count_is_asked_only_for_large_prompts_and_only_tightens() -> None:
     client = Client(count=1_000)
-    assert await counted_bound(client, "m", "s", [], 500) == 500  # type: ignore[arg-type]
+    assert await counted_bound(client, "m", "s", [], 500) == 500
     assert client.calls == []
     big = COUNT_WORTH_ASKING * 4
-    assert await counted_bound(client, "m", "s", [], big) == int(1_000 * 1.02) + SEAM_TOKENS  # type: ignore[arg-type]
-    assert await counted_bound(Client(count=big * 2), "m", "s", [], big) == big  # type: ignore[arg-type]
+    assert await counted_bound(client, "m", "s", [], big) == int(1_000 * 1.02) + SEAM_TOKENS
+    assert await counted_bound(Client(count=big * 2), "m", "s", [], big) == big
 
 
 async def test_a_failed_count_keeps_the_byte_bound(caplog: pytest.LogCaptureFixture) -> None:
     big = COUNT_WORTH_ASKING * 4
-    assert await counted_bound(Client(error=RuntimeError("boom")), "m", "s", [], big) == big  # type: ignore[arg-type]
+    assert await counted_bound(Client(error=RuntimeError("boom")), "m", "s", [], big) == big
     assert "count_tokens failed" in caplog.text
+
+
+async def test_counts_keep_to_the_endpoints_rate_limit_and_pause_after_a_failure() -> None:
+    big = COUNT_WORTH_ASKING * 4
+    client = Client(count=1_000)
+    gate_for(client).per_minute = 2
+    answers = [await counted_bound(client, "m", "s", [], big) for _ in range(3)]
+    assert answers[:2] == [int(1_000 * 1.02) + SEAM_TOKENS] * 2 and answers[2] == big
+    assert len(client.calls) == 2  # the third was not asked: the byte bound stands
+    failing = Client(error=RuntimeError("429"))
+    assert await counted_bound(failing, "m", "s", [], big) == big
+    assert await counted_bound(failing, "m", "s", [], big) == big
+    assert len(failing.calls) == 1  # paused after the failure

@@ -1,13 +1,16 @@
 """The product's first promise, on generated programs: no cap is crossed, in any run, across every
 attempt (interrupts and resumes), and the cost reported equals a recomputation from the API's usage
-(plus the bounds charged for the calls an interrupt cut off, as their events record them).
+(plus the bounds charged for the calls an interrupt cut off, as their events record them): billed,
+the usage the API reported, and unconfirmed, those bounds, apart.
 
 Programs are drawn the way users write them: system prompts from empty to ~500k characters in
 English or code (150k in Japanese, whose YAML escapes take 6 bytes a character, within the
 loader's 1 MiB file limit), caching off or on with either TTL, ``max_uses`` absent, null, small or
 large, run and per-agent caps in dollars and searches, 1 to 60 agents, checkpoints on or off,
-turns of 0 to 30 searches, interrupts between turns followed by resumes. Each example is a real
-run on the simulator, which bills the text by its script.
+turns of 0 to 30 searches, interrupts between turns followed by resumes, a first layer streamed or
+in batch mode (its tokens at half price, its searches not). Each example is a real run on the
+simulator, which bills the text by its script (a batch layer's Batches lifecycle is the engine
+tests' fake, :mod:`tests.core.engine.batch_fakes`, answering with the simulator's messages).
 
 ``HYPOTHESIS_PROFILE=slow`` runs a deeper search (more and larger examples).
 """
@@ -26,11 +29,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.api.sdk import AnthropicTransport
 from core.config.loader import ConfigError
 from core.control import RunStatus
-from core.engine.runner import resume_run, start_run
+from core.engine.batch_round import PollSchedule
 from core.events import Event, TurnCompleted
+from core.runner import resume_run, start_run
 from tests.core import programs
+from tests.core.engine.batch_fakes import FakeBatches, simulator_answers
 
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "slow"
 
@@ -53,15 +59,17 @@ def text_of(script: str, chars: int) -> str:
     return (unit * (chars // len(unit) + 1))[:chars]
 
 
-def independent_cost(model: str, usage: dict[str, int]) -> float:
+def independent_cost(model: str, usage: dict[str, int], *, batch: bool = False) -> float:
+    """Dollars of one call's usage; a batch request's tokens at half price, its searches not."""
     i, o, w5, w1, r = RATES[model]
-    return (
+    tokens = (
         usage.get("input_tokens", 0) * i
         + usage.get("output_tokens", 0) * o
         + usage.get("cache_write_5m_tokens", 0) * w5
         + usage.get("cache_write_1h_tokens", 0) * w1
         + usage.get("cache_read_input_tokens", 0) * r
-    ) / 1e6 + usage.get("web_search_requests", 0) * 10 / 1000
+    ) / 1e6
+    return tokens * (0.5 if batch else 1.0) + usage.get("web_search_requests", 0) * 10 / 1000
 
 
 @st.composite
@@ -112,6 +120,8 @@ def user_programs(draw: st.DrawFn) -> dict[str, Any]:
             "pause_turn_probability": draw(st.sampled_from([0.0, 0.2])),
         },
     )
+    if draw(st.booleans(), label="first layer in batch mode"):
+        data["layers"][0]["mode"] = "batch"
     saved = data["execution_settings"]["checkpoints"]["enabled"]  # without checkpoints nothing resumes
     data["_interrupts"] = draw(st.lists(st.integers(1, 12), max_size=2 if saved else 0), label="interrupts")
     return data
@@ -137,8 +147,17 @@ async def run_attempts(tmp_path: Path, data: dict[str, Any]) -> tuple[Path, list
     config = programs.write(tmp_path, data)
     runs = tmp_path / "runs"
     orchestrator = await start_run(config, runs, simulate=True)
+    answering: list[AnthropicTransport] = []  # the current attempt's client answers a batch's requests
+
+    async def answer(custom_id: str, params: Any) -> Any:
+        return await simulator_answers(answering[-1])(custom_id, params)
+
+    batches = FakeBatches(answer)  # outlives each attempt, as the API's batches do
     statuses: list[RunStatus] = []
     while True:
+        assert isinstance(orchestrator.transport, AnthropicTransport)
+        answering.append(orchestrator.transport)
+        orchestrator.batches, orchestrator.poll = batches, PollSchedule(0.01, 1.0, 0.01, 0.05)
         orchestrator.bus.listen(stop_after(orchestrator, interrupts.pop(0) if interrupts else None))
         outcome = await orchestrator.run()
         statuses.append(outcome.status)
@@ -154,20 +173,35 @@ def check(run_dir: Path, data: dict[str, Any]) -> None:
     # what was billed: the completed turns, and the failed attempts charged (calls a stop cut off)
     turns = [e for e in journal if e["kind"] in ("turn_completed", "attempt_charged")]
     model = data["defaults"]["model"]
+    batched = {a["id"] for layer in data["layers"] if layer.get("mode") == "batch" for a in layer["agents"]}
 
-    recomputed = sum(independent_cost(model, e["usage"]) for e in turns)
+    def priced(model: str, usage: dict[str, int], agent: str) -> float:
+        return independent_cost(model, usage, batch=agent in batched)
+
+    recomputed = sum(priced(model, e["usage"], e["agent_id"]) for e in turns)
     assert round(summary["cost_usd"], 2) == round(recomputed, 2)  # to the cent
     assert summary["cost_usd"] == pytest.approx(recomputed, abs=1e-5)  # summary.json rounds its figures
     searches = sum(e["usage"].get("web_search_requests", 0) for e in turns)
     assert summary["searches"] == searches
+    # billed: the usage the simulator reported (completed turns, failed attempts whose usage arrived);
+    # unconfirmed: the bounds charged for the rest; the caps count both
+    reported = [e for e in turns if e["kind"] == "turn_completed" or e["basis"] == "reported"]
+    billed = sum(priced(model, e["usage"], e["agent_id"]) for e in reported)
+    assert round(summary["billed_usd"], 2) == round(billed, 2)
+    assert summary["billed_usd"] == pytest.approx(billed, abs=1e-5)
+    assert summary["unconfirmed_usd"] == pytest.approx(recomputed - billed, abs=1e-5)
+    assert summary["unconfirmed_attempts"] == len(turns) - len(reported)
+    assert summary["billed_searches"] == sum(e["usage"].get("web_search_requests", 0) for e in reported)
+    assert summary["cost_usd"] == pytest.approx(summary["billed_usd"] + summary["unconfirmed_usd"], abs=1e-9)
 
     if "max_cost_usd" in budget:
         assert recomputed <= budget["max_cost_usd"] + 1e-9
+        assert summary["cost_usd"] <= budget["max_cost_usd"] + 1e-6
     if "max_searches" in budget:
         assert searches <= budget["max_searches"]
     for agent in summary["agents"]:
         mine = [e for e in turns if e["agent_id"] == agent["id"]]
-        cost = sum(independent_cost(model, e["usage"]) for e in mine)
+        cost = sum(priced(model, e["usage"], agent["id"]) for e in mine)
         found = sum(e["usage"].get("web_search_requests", 0) for e in mine)
         if "per_agent_max_cost_usd" in budget:
             assert cost <= budget["per_agent_max_cost_usd"] + 1e-9, agent["id"]

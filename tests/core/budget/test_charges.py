@@ -9,11 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.api.attempt import AttemptProgress, Outcome
-from core.api.usage import TokenUsage
+from core.api.transport import MessageDelta
 from core.budget.charges import BLOCK_TOKENS, TAIL_TOKENS
 from core.budget.ledger import BudgetLedger, Reservation, worst_case
 from core.budget.pricing import PriceTable
 from core.config.model import BudgetSettings
+from core.usage import TokenUsage
 
 PRICES = PriceTable.default()
 SONNET = "claude-sonnet-5"
@@ -48,7 +49,7 @@ def test_a_message_delta_that_arrived_is_charged_exactly() -> None:
     ledger = book()
     usage = TokenUsage(input_tokens=5_000, output_tokens=321, web_search_requests=1)
     progress = streamed(output_bytes=9_999)
-    progress.finished(usage)
+    progress.observe(MessageDelta(usage, "end_turn"))
     charge, cost = ledger.charge_failed(reserve(ledger), progress, Outcome.STOPPED)
     assert (charge.basis, charge.usage) == ("reported", usage)
     assert cost == pytest.approx(PRICES.cost(SONNET, usage))

@@ -9,9 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.api.usage import TokenUsage
 from core.budget.ledger import (
-    SEARCH_INPUT_TOKENS,
     BudgetExhausted,
     BudgetLedger,
     Reservation,
@@ -19,6 +17,8 @@ from core.budget.ledger import (
 )
 from core.budget.pricing import PriceTable
 from core.config.model import BudgetSettings
+from core.prices import SEARCH_INPUT_TOKENS
+from core.usage import TokenUsage
 
 PRICES = PriceTable.default()
 SONNET = "claude-sonnet-5"  # $2 in, $10 out, $2.50 / $4 writes, $0.20 reads
@@ -282,6 +282,24 @@ class TestPersistence:
         reserve(raised)
         assert raised.snapshot().spent_usd == pytest.approx(0.7)
 
+    def test_the_state_says_each_agents_totals_as_they_are_after_every_change(self) -> None:
+        book = ledger()
+        book.settle(reserve(book, agent="a"), TokenUsage(input_tokens=10, output_tokens=1))
+        book.settle(reserve(book, agent="b"), TokenUsage(input_tokens=20, output_tokens=2))
+        first = book.to_state()
+        book.settle(reserve(book, agent="a"), TokenUsage(input_tokens=5, output_tokens=5))
+        book.release(reserve(book, agent="b"))
+        second = book.to_state()
+        assert first["agents"]["a"]["calls"] == 1 and second["agents"]["a"]["calls"] == 2
+        assert second["agents"]["a"]["usage"]["input_tokens"] == 15
+        assert (first["agents"]["b"]["closed"], second["agents"]["b"]["closed"]) == (1, 2)
+        book.raise_agent("b", 1, TokenUsage(input_tokens=99), 5.0, 3)
+        raised = book.to_state()["agents"]["b"]
+        assert (raised["calls"], raised["cost_usd"], raised["usage"]["input_tokens"]) == (3, 5.0, 99)
+        fresh = ledger()
+        fresh.restore(json.loads(json.dumps(book.to_state())))
+        assert fresh.to_state() == book.to_state()
+
     def test_an_unknown_state_version_is_refused(self) -> None:
         with pytest.raises(ValueError, match="version"):
             ledger().restore({"version": 99, "agents": {}})
@@ -375,6 +393,7 @@ def test_no_cap_is_crossed_and_the_cost_equals_an_independent_recomputation(
                     max_tokens=data.draw(st.integers(1, 8_000)),
                     max_searches=data.draw(st.integers(0, 5)),
                     min_searches=data.draw(st.none() | st.integers(0, 5)),
+                    min_max_tokens=data.draw(st.none() | st.integers(1, 8_000)),  # shrinks to fit
                     agent_search_cap=own_cap,
                 )
         elif data.draw(st.integers(0, 9)) == 0:
@@ -405,7 +424,7 @@ def test_no_cap_is_crossed_and_the_cost_equals_an_independent_recomputation(
 
 
 def test_the_default_search_allowance_covers_a_recorded_real_search() -> None:
-    # fixtures/anthropic-recorded/web-search-non-streaming.json: one search billed 11,306 input tokens
+    # tests/fixtures/anthropic-recorded/web-search-non-streaming.json: one search billed 11,306 input tokens
     # for a one-line prompt; the bound for a ~300-token prompt must cover it.
     bound = worst_case(PRICES, "claude-haiku-4-5", input_tokens=300, max_tokens=1_024, max_searches=1)
     assert bound.input_tokens >= 11_306

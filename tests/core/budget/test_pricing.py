@@ -1,18 +1,13 @@
-"""The price table: shipped rows, usage → dollars per component, config overrides."""
+"""The price table: shipped rows (core.prices), usage → dollars per component, config overrides."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.api.usage import TokenUsage
-from core.budget.pricing import (
-    SHIPPED_PRICES,
-    Price,
-    PriceTable,
-    UnknownModelPrice,
-    has_default_price,
-)
+from core.budget.pricing import PriceTable, UnknownModelPrice
 from core.config.model import ModelPrice, PricingSettings
+from core.prices import SHIPPED_PRICES, Price, has_default_price
+from core.usage import TokenUsage
 
 CURRENT_MODELS = [
     "claude-opus-5-5",

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from core.api.usage import TokenUsage
 from core.budget.ledger import BudgetExhausted, BudgetLedger, CallRequest, worst_case
 from core.budget.pricing import PriceTable
 from core.config.model import BudgetSettings
+from core.usage import TokenUsage
 
 PRICES = PriceTable.default()
 SONNET = "claude-sonnet-5"  # $2 in, $10 out, $2.50 / $4 writes

@@ -12,15 +12,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.budget.pricing import SHIPPED_PRICES
 from core.config.loader import (
     ConfigError,
     ConfigIssue,
     format_path,
     load_config,
     parse_config,
+    report_size_warnings,
     validate_command,
 )
+from core.prices import SHIPPED_PRICES
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "research_config.yaml"
@@ -167,6 +168,10 @@ class TestFieldErrors:
         assert issue == ConfigIssue(
             "execution_settings.max_concurrent_agents", 17, "must be greater than 0, got 0"
         )
+
+    def test_a_negative_stop_grace_is_refused_naming_the_key(self, tmp_path: Path) -> None:
+        issue = only_issue(tmp_path, VALID + "execution_settings:\n  stop_grace_s: -5\n")
+        assert issue == ConfigIssue("execution_settings.stop_grace_s", 17, "must be at least 0, got -5")
 
     def test_missing_required_field_points_at_its_parent(self, tmp_path: Path) -> None:
         issue = only_issue(tmp_path, VALID.replace("        brief: Assess the chemistry.\n", ""))
@@ -428,6 +433,21 @@ class TestValidateCommand:
         (warning,) = [line for line in out.getvalue().splitlines() if line.startswith("⚠")]
         assert "'house-model' is not one this product knows" in warning
         assert all(model in warning for model in SHIPPED_PRICES)
+
+    def test_a_max_tokens_too_small_for_a_report_is_a_warning_naming_its_key_and_agents(
+        self, tmp_path: Path
+    ) -> None:
+        text = (
+            VALID.replace("      - id: chemistry\n", "      - id: chemistry\n        max_tokens: 4000\n")
+            + "defaults:\n  max_tokens: 16\n"
+        )
+        out = io.StringIO()
+        assert validate_command(str(write(tmp_path, text)), out) == 0  # valid: a warning, not an error
+        (warning,) = [line for line in out.getvalue().splitlines() if line.startswith("⚠")]
+        assert warning.startswith("⚠ defaults.max_tokens: 16 is too small for a report")
+        assert "at most 48 output tokens" in warning and "market" in warning and "chemistry" not in warning
+        roomy = load_config(write(tmp_path, text.replace("max_tokens: 16", "max_tokens: 600")))
+        assert report_size_warnings(roomy) == []  # 600 and two continuations: 1,800 tokens an answer
 
     def test_known_models_give_no_warning(self) -> None:
         out = io.StringIO()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.api.usage import TokenUsage
 from core.control import RunStatus
 from core.engine.orchestrator import Orchestrator
-from core.engine.runner import resume_run, start_run
 from core.events import Event, SearchIssued, SearchResultsReceived, TextStreamed
 from core.persistence.rundir import RunDir
 from core.reports.verify import verify_run
+from core.runner import resume_run, start_run
 from core.simulator import Simulator, SimulatorSettings
+from core.usage import TokenUsage
 from tests.core import programs
 
 ENDINGS = {
@@ -58,7 +59,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def interrupt_midstream(orchestrator: Orchestrator, scenario: dict[str, Any]) -> None:
-    """Kill agent "a" and stop the run after so many stream events: in the middle of a stream."""
+    """Kill agent "a" and stop the run now after so many stream events: in the middle of a stream."""
     seen = {"a": 0, "all": 0}
     loop = asyncio.get_running_loop()
 
@@ -70,12 +71,14 @@ def interrupt_midstream(orchestrator: Orchestrator, scenario: dict[str, Any]) ->
         if seen["a"] == scenario["kill_after"] and event.agent_id == "a":
             loop.call_soon(orchestrator.kill, "a")
         if seen["all"] == scenario["stop_after"]:
-            loop.call_soon(orchestrator.stop)
+            loop.call_soon(partial(orchestrator.stop, now=True))  # cancels the calls in flight
 
     orchestrator.bus.listen(listen)
 
 
-async def run(tmp_path: Path, scenario: dict[str, Any]) -> tuple[Any, Orchestrator, list[TokenUsage]]:
+async def run(
+    tmp_path: Path, scenario: dict[str, Any]
+) -> tuple[Any, Orchestrator, list[TokenUsage], dict[str, TokenUsage]]:
     budget: dict[str, Any] = {}
     if scenario["cap_usd"] is not None:
         budget["max_cost_usd"] = scenario["cap_usd"]
@@ -100,7 +103,8 @@ async def run(tmp_path: Path, scenario: dict[str, Any]) -> tuple[Any, Orchestrat
     # Stopped: every stream it served has ended and was logged with what it billed.
     assert not sim.stats.active_streams
     billed = [TokenUsage.from_api(r.usage) for r in sim.stats.recent if r.usage is not None]
-    return outcome, orchestrator, billed
+    by_request = {r.request_id: TokenUsage.from_api(r.usage) for r in sim.stats.recent if r.usage is not None}
+    return outcome, orchestrator, billed, by_request
 
 
 @settings(
@@ -114,7 +118,7 @@ def test_every_attempt_is_charged_at_least_what_it_was_billed_and_no_cap_is_cros
     tmp_path_factory: pytest.TempPathFactory, scenario: dict[str, Any]
 ) -> None:
     tmp_path = tmp_path_factory.mktemp("charges")
-    outcome, orchestrator, billed = asyncio.run(run(tmp_path, scenario))
+    outcome, orchestrator, billed, by_request = asyncio.run(run(tmp_path, scenario))
     ledger = orchestrator.ledger
     model = orchestrator.agents[0].model
     usage, spent = ledger.total_usage()
@@ -142,9 +146,40 @@ def test_every_attempt_is_charged_at_least_what_it_was_billed_and_no_cap_is_cros
         agent_usage, agent_cost = ledger.agent_usage(agent["id"])
         assert agent["cost_usd"] == pytest.approx(agent_cost, abs=1e-6), agent["id"]
         assert agent["searches"] == agent_usage.web_search_requests, agent["id"]
+    # (d) billed is exactly what the API reported, unconfirmed a bound of what it billed besides
+    journal = [json.loads(line) for line in (outcome.run_dir / "events.jsonl").read_text().splitlines()]
+    check_the_split(journal, summary, by_request, lambda u: ledger.prices.cost(model, u))
     # the summary, the checkpoints and the journal agree (what `verify RUN` checks), turns included:
     # a turn an agent was in when it failed or stopped is not a turn it completed
     assert verify_run(RunDir(outcome.run_dir)).problems == []
+
+
+def check_the_split(
+    journal: list[dict[str, Any]],
+    summary: dict[str, Any],
+    served: dict[str, TokenUsage],
+    cost: Any,
+) -> None:
+    """``billed_usd`` and ``billed_searches`` are the usage the server reported (``message_delta``) for
+    the requests the journal says it reported, to the cent; every other charge is unconfirmed and at
+    least what the server billed for that request; ``cost_usd`` = billed + unconfirmed."""
+    charges = [e for e in journal if e["kind"] in ("turn_completed", "attempt_charged")]
+    reported = [e for e in charges if e["kind"] == "turn_completed" or e["basis"] == "reported"]
+    bounds = [e for e in charges if e not in reported]
+    for event in reported:
+        assert TokenUsage.from_dict(event["usage"]) == served[event["request_id"]], event
+    billed = sum(cost(served[e["request_id"]]) for e in reported)
+    assert round(summary["billed_usd"], 2) == round(billed, 2)
+    assert summary["billed_usd"] == pytest.approx(billed, abs=1e-5)
+    assert summary["billed_searches"] == sum(served[e["request_id"]].web_search_requests for e in reported)
+    for event in bounds:
+        if event.get("request_id") in served:
+            assert event["cost_usd"] >= cost(served[event["request_id"]]) - 1e-9, event
+    assert summary["unconfirmed_usd"] == pytest.approx(sum(e["cost_usd"] for e in bounds), abs=1e-5)
+    assert summary["unconfirmed_attempts"] == len(bounds)
+    assert summary["unconfirmed_searches"] == sum(e["usage"].get("web_search_requests", 0) for e in bounds)
+    assert summary["cost_usd"] == pytest.approx(summary["billed_usd"] + summary["unconfirmed_usd"], abs=1e-9)
+    assert summary["searches"] == summary["billed_searches"] + summary["unconfirmed_searches"]
 
 
 @pytest.mark.parametrize("stop_after", [1, 4])

@@ -11,12 +11,12 @@ import pytest
 
 from core.api.attempt import AttemptProgress
 from core.api.retry import RequestGate, RetryPolicy, call_with_retries
-from core.api.usage import TokenUsage
 from core.budget.charges import Charge
 from core.budget.ledger import BudgetExhausted, BudgetLedger, CallRequest, Reservation, worst_case
 from core.budget.pricing import PriceTable
 from core.config.model import BudgetSettings, RetrySettings
 from core.engine.billing import AttemptBudget
+from core.usage import TokenUsage
 
 PRICES = PriceTable.default()
 MODEL = "claude-sonnet-5"
@@ -52,7 +52,7 @@ async def attempts(ledger: BudgetLedger, outcomes: list[Any]) -> tuple[list[tupl
     policy = RetryPolicy(RetrySettings(max_attempts=5, base_delay_s=0.001, max_delay_s=0.001))
     try:
         usage = await call_with_retries(
-            lambda n: budget.run(attempt),
+            lambda progress: budget.run(attempt, progress),
             policy=policy,
             gate=RequestGate(),
             on_retry=lambda info, n, wait: None,

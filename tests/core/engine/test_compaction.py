@@ -7,8 +7,8 @@ from pathlib import Path
 
 from core.control import AgentStatus, RunStatus
 from core.engine.compaction import NOTE_PREFIX, compacted, plan_compaction
-from core.engine.runner import start_run
 from core.events import ApiErrorRaised, ContextCompacted, Event
+from core.runner import start_run
 from tests.core import programs
 
 

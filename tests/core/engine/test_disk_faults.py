@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import pytest
 import core.persistence.atomic
 from core.cli import main
 from core.control import RunStatus
-from core.engine.runner import start_run
-from core.events import CheckpointSaved, Event
+from core.events import CheckpointSaved, DiskErrorRaised, Event, TurnCompleted
+from core.persistence import journal as journal_module
+from core.persistence.atomic import as_disk_error
 from core.persistence.checkpoints import CheckpointStore
+from core.runner import start_run
 from tests.core import programs
 
 
@@ -64,3 +67,34 @@ def test_an_unwritable_runs_directory_is_refused_before_anything_starts(
     assert code == 2
     assert "read-only" in err and "Traceback" not in err
     assert list(tmp_path.rglob("summary.json")) == []
+
+
+async def test_a_failed_journal_write_stops_the_run_as_a_failed_checkpoint_write_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """events.jsonl is durable state (verify, resume and attach read it): losing it is not logged and
+    ignored; the run stops as failed, its checkpoints intact, and says why."""
+    data = programs.program([programs.agent("a"), programs.agent("b")], max_turns=4)
+    orchestrator = await start_run(programs.write(tmp_path, data), tmp_path / "runs", simulate=True)
+    events: list[Event] = []
+    orchestrator.bus.listen(events.append)
+    real_append = journal_module._append
+
+    def fails_after_the_first_turn(fd: int, data: bytes, path: Path) -> int:
+        if any(isinstance(event, TurnCompleted) for event in events):
+            raise as_disk_error(OSError(errno.EIO, "Input/output error"), path)
+        return real_append(fd, data, path)
+
+    monkeypatch.setattr(journal_module, "_append", fails_after_the_first_turn)
+    outcome = await orchestrator.run()
+
+    assert outcome.status is RunStatus.FAILED and outcome.exit_code == 4
+    assert outcome.message is not None and "events.jsonl" in outcome.message
+    (said,) = [e for e in events if isinstance(e, DiskErrorRaised)]
+    assert said.path == str(outcome.run_dir / "events.jsonl") and said.message == outcome.message
+    turns = [e for e in events if isinstance(e, TurnCompleted)]
+    assert 1 <= len(turns) < 8, "the run stopped early, not after every turn"
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    infos = CheckpointStore(outcome.run_dir).list()
+    assert infos and all(i.status == "ok" for i in infos), "the checkpoints saved are intact"

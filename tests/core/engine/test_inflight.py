@@ -19,25 +19,9 @@ import pytest
 from core.persistence.rundir import RunDir
 from core.reports.verify import verify_run
 from tests.core import programs
-from tests.core.engine.test_crash import free_port, serving, stats
+from tests.core.engine.conftest import simulator_process
+from tests.core.engine.test_crash import stats
 from tests.waits import wait_until
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def slow_simulator() -> object:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core.simulator", "--port", str(port), "--seed", "5",
-         "--latency-ms", "50", "--tokens-per-second", "150"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: serving(url), "the simulator to answer")
-    yield url
-    process.terminate()
-    process.wait(10)
 
 
 def journal(run_dir: Path) -> list[dict[str, object]]:
@@ -89,4 +73,47 @@ def test_calls_in_flight_at_a_kill_are_charged_on_resume_so_the_ledger_holds_all
     assert summary["status"] == "completed"
     assert summary["output_tokens"] >= billed_out  # the worst case is a bound: >=, and the in-flight
     assert sum(summary[key] for key in inputs) >= billed_in  # calls' bill is in it
+    assert verify_run(RunDir(run_dir)).problems == []
+
+
+@pytest.mark.timeout(180)
+def test_an_attempt_the_api_refused_before_it_ran_is_not_charged_by_a_resume_after_a_kill(
+    tmp_path: Path,
+) -> None:
+    # The first call is refused (429: billed nothing) and its retry waits a minute; the process is
+    # killed in that wait, its write-ahead entry still naming the refused attempt.
+    brief = "Research the north angle. [sim:fault=rate_limit]"
+    data = programs.program([programs.agent("north", brief)], max_turns=2)
+    config = programs.write(tmp_path, data)
+    runs = tmp_path / "runs"
+    with simulator_process("--seed", "5", "--retry-after-s", "60") as url:
+        env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-inflight-test", "ANTHROPIC_BASE_URL": url}
+        run = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "run", str(config), "--headless", "--runs-dir", str(runs)],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        def waiting_to_retry() -> bool:
+            dirs = list(runs.iterdir()) if runs.exists() else []
+            if not dirs or not dirs[0].joinpath("events.jsonl").exists():
+                return False
+            return any(e["kind"] == "retry_scheduled" for e in journal(dirs[0]))
+
+        wait_until(waiting_to_retry, "the refused call's retry to be scheduled", 60, poll=0.05)
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        (run_dir,) = runs.iterdir()
+        entry = json.loads(RunDir(run_dir).inflight_dir.joinpath("north.json").read_text())
+        assert entry["released"] is True and entry["worst_usage"]  # its bound kept, marked billed nothing
+        resume = subprocess.run(
+            [sys.executable, "-m", "core.cli", "resume", run_dir.name, "--headless", "--runs-dir", str(runs)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=150, check=False,
+        )  # fmt: skip
+    assert resume.returncode == 0, resume.stderr
+    assert "in flight when the run's process ended" not in resume.stderr
+    charged = [e for e in journal(run_dir) if e["kind"] == "attempt_charged"]
+    assert charged == []  # the refused attempt was billed nothing, before the kill and after it
+    summary = json.loads(run_dir.joinpath("summary.json").read_text())
+    assert summary["status"] == "completed" and summary["unconfirmed_usd"] == 0
+    assert summary["cost_usd"] == pytest.approx(summary["billed_usd"]) and summary["cost_usd"] > 0
     assert verify_run(RunDir(run_dir)).problems == []

@@ -16,9 +16,9 @@ import pytest
 
 from core.control import AgentStatus, RunStatus
 from core.engine import orchestrator as orchestrator_module
-from core.engine.runner import start_run
 from core.events import AgentStarted, Event, TurnCompleted
 from core.persistence.atomic import DiskError
+from core.runner import start_run
 from tests.core import programs
 
 ACTIVE = {s.value for s in AgentStatus if s.is_active}

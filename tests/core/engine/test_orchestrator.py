@@ -11,8 +11,8 @@ import pytest
 from anthropic import AsyncAnthropic
 
 from core.control import AgentStatus, RunStatus
-from core.engine.runner import start_run
-from core.events import AgentStarted, Event, TurnCompleted
+from core.events import AgentSkipped, AgentStarted, Event, TurnCompleted
+from core.runner import start_run
 from core.simulator import Simulator, SimulatorSettings
 from tests.core import programs
 from tests.waits import eventually
@@ -206,8 +206,7 @@ async def test_kill_cancels_the_call_in_flight_and_keeps_a_partial_report(tmp_pa
     outcome = await orchestrator.run()
     assert orchestrator.agent_status("victim") is AgentStatus.KILLED
     assert orchestrator.agent_status("survivor") is AgentStatus.COMPLETED
-    victim = orchestrator.handles["victim"].state
-    assert victim is not None and victim.api_turns == 1
+    assert orchestrator.handles["victim"].row.turn == 1
     report = (outcome.run_dir / "reports" / "victim.md").read_text()
     assert "Partial report" in report
 
@@ -229,3 +228,37 @@ async def test_stop_interrupts_the_run_and_saves_state(tmp_path: Path) -> None:
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert list((outcome.run_dir / "checkpoints").iterdir())
+
+
+async def test_an_agent_all_of_whose_inputs_failed_is_skipped_and_one_with_a_good_input_runs(
+    tmp_path: Path,
+) -> None:
+    """Issue 24: a later layer does not pay to build on nothing; it says why instead."""
+    broken = "Research the grid. [sim:fault=server_error:100]"  # every attempt of this request: 500
+    data = programs.program(
+        [programs.agent("north", broken), programs.agent("south", broken), programs.agent("east")],
+        [
+            programs.agent("both-failed", reads=["north", "south"]),
+            programs.agent("one-good", reads=["north", "east"]),
+        ],
+        [programs.agent("synthesis", reads=["both-failed"])],
+        execution={"retry": {"max_attempts": 2, "base_delay_s": 0.0}},
+    )
+    orchestrator, outcome, events = await run_program(tmp_path, data)
+    statuses = {agent_id: handle.status for agent_id, handle in orchestrator.handles.items()}
+    assert statuses == {
+        "north": AgentStatus.FAILED,
+        "south": AgentStatus.FAILED,
+        "east": AgentStatus.COMPLETED,
+        "both-failed": AgentStatus.SKIPPED,
+        "one-good": AgentStatus.COMPLETED,
+        "synthesis": AgentStatus.SKIPPED,  # its only input was skipped
+    }
+    started = {e.agent_id for e in events if isinstance(e, AgentStarted)}
+    assert "both-failed" not in started and "synthesis" not in started
+    [skipped] = [e for e in events if isinstance(e, AgentSkipped) and e.agent_id == "both-failed"]
+    assert "north, south" in skipped.reason
+    assert outcome.status is RunStatus.FAILED
+    assert "skipped, as every input failed: both-failed, synthesis" in (outcome.message or "")
+    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    assert {a["id"]: a["status"] for a in summary["agents"]}["both-failed"] == "skipped"

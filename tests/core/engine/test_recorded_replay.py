@@ -11,11 +11,11 @@ import pytest
 from aiohttp import web
 
 from core.control import AgentStatus
-from core.engine.runner import start_run
 from core.events import Event, RetryScheduled, SearchIssued, SearchResultsReceived, TurnCompleted
+from core.runner import start_run
 from tests.core import programs
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "anthropic-recorded"  # see its README
 
 
 def replies_from_recording(name: str) -> list[tuple[int, dict[str, str], bytes]]:

@@ -12,10 +12,10 @@ import pytest
 
 from core.cli import main
 from core.control import RunStatus
-from core.engine.runner import start_run
-from core.engine.session import wire_messages
+from core.engine.request import wire_messages
 from core.persistence.rundir import RunDir
 from core.reports.verify import verify_run
+from core.runner import start_run
 from core.simulator import Simulator, SimulatorSettings
 from tests.core import programs
 
@@ -62,7 +62,7 @@ async def test_the_default_program_survives_the_fault_matrix(tmp_path: Path) -> 
         assert state is not None
         roles = [m["role"] for m in wire_messages(state.messages)]
         assert all(a != b for a, b in itertools.pairwise(roles)), f"{agent_id}: a turn doubled"
-        assert state.api_turns == sum(
+        assert handle.row.turn == sum(
             1 for e in journal if e["kind"] == "turn_completed" and e["agent_id"] == agent_id
         )
 

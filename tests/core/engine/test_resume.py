@@ -10,9 +10,9 @@ import pytest
 
 from core.cli import main
 from core.control import RunStatus
-from core.engine.runner import resume_run, start_run
-from core.events import Event, TurnCompleted
+from core.events import Event, RunStarted, TurnCompleted
 from core.persistence.checkpoints import CheckpointStore
+from core.runner import resume_run, start_run
 from core.simulator import Simulator, SimulatorSettings
 from tests.core import programs
 
@@ -61,11 +61,16 @@ async def test_resume_in_place_continues_without_rerunning_finished_work(tmp_pat
         finished_before = {a["id"] for a in before["agents"] if a["status"] == "completed"}
 
         orchestrator = await resume_run(tmp_path / "runs", run_dir.name, base_url=sim.base_url)
+        started: list[RunStarted] = []
+        orchestrator.bus.listen(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
         outcome = await orchestrator.run()
         resumed_roles = roles_of(sim.stats.bodies[sent_before:])
 
     assert outcome.status is RunStatus.COMPLETED and outcome.run_dir == run_dir
     after = json.loads((run_dir / "summary.json").read_text())
+    # the clock goes on from the running time of the first attempt (not from its first start)
+    assert before["active_s"] > 0 and started[0].active_s == before["active_s"]
+    assert after["active_s"] > before["active_s"]
     assert {a["status"] for a in after["agents"]} == {"completed"}
     assert after["cost_usd"] > before["cost_usd"] > 0, "the ledger is restored, then grows"
     for agent_id in finished_before:
@@ -118,3 +123,45 @@ async def test_corrupt_checkpoints_are_listed_and_skipped(
         orchestrator = await resume_run(tmp_path / "runs", run_dir.name, base_url=sim.base_url)
         outcome = await orchestrator.run()
     assert outcome.status is RunStatus.COMPLETED
+
+
+async def test_a_stop_between_an_agents_last_turn_and_its_report_loses_no_report(tmp_path: Path) -> None:
+    """An agent's final checkpoint is saved before its report is written: a stop that lands between
+    the two (here at its one and only turn) leaves a finished agent without a report file. The
+    resume writes it, and the agent's row, so summary.json, names it (it said null)."""
+    data = programs.program([programs.agent("solo")], max_turns=1)
+    config = programs.write(tmp_path, data)
+    orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
+    orchestrator.bus.listen(lambda event: orchestrator.stop() if isinstance(event, TurnCompleted) else None)
+    outcome = await orchestrator.run()
+    assert outcome.status is RunStatus.INTERRUPTED
+    run_dir = outcome.run_dir
+    resumed = await resume_run(tmp_path / "runs", run_dir.name)
+    assert (await resumed.run()).status is RunStatus.COMPLETED
+    [agent] = json.loads((run_dir / "summary.json").read_text())["agents"]
+    assert agent["status"] == "completed"
+    assert agent["report"] is not None and (run_dir / agent["report"]).is_file()
+
+
+async def test_a_checkpoint_whose_record_a_crash_lost_is_recorded_by_the_resume(tmp_path: Path) -> None:
+    """kill -9 can land a checkpoint and lose the journal's record written after it: the resume
+    restores from it, records it, and verify trusts it (it still names one the journal never saw)."""
+    from core.persistence.rundir import RunDir
+    from core.reports.verify import verify_run
+
+    async with Simulator(SimulatorSettings(seed=2, latency_ms=30)) as sim:
+        run_dir = await interrupted_run(tmp_path, sim.base_url, stop_after_turns=3)
+        journal = run_dir / "events.jsonl"
+        lines = journal.read_text().splitlines(keepends=True)
+        last = max(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "checkpoint_saved")
+        lost = json.loads(lines[last])["checkpoint_id"]
+        journal.write_text("".join(lines[:last]))  # the crash: the journal ends before that record
+        assert any(p.place.endswith(f"{lost}.json") for p in verify_run(RunDir(run_dir)).problems)
+
+        orchestrator = await resume_run(tmp_path / "runs", run_dir.name, base_url=sim.base_url)
+        outcome = await orchestrator.run()
+
+    assert outcome.status is RunStatus.COMPLETED
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [e["checkpoint_id"] for e in records if e["kind"] == "checkpoint_saved"].count(lost) == 1
+    assert verify_run(RunDir(run_dir)).problems == []

@@ -10,9 +10,9 @@ import pytest
 
 from core.cli import main
 from core.control import RunStatus
-from core.engine.runner import start_run
 from core.events import CheckpointSaved, Event
 from core.persistence.checkpoints import CheckpointStore
+from core.runner import start_run
 from tests.core import programs
 
 

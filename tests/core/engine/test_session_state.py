@@ -7,6 +7,7 @@ from typing import Any
 from core.budget.bounds import utf8_bytes
 from core.engine.session import SessionState
 from core.engine.turn_plan import CONTINUE_PROMPT, REPORT_NOW_PROMPT
+from core.reports import numbered
 
 
 def user(text: str) -> dict[str, Any]:
@@ -41,3 +42,15 @@ def test_a_continuation_is_kept_as_it_is_saved_after_each_call() -> None:
 def test_the_first_prompt_taken_back_leaves_an_empty_conversation_at_the_plans_start() -> None:
     saved = SessionState(messages=[user("one")], plan_index=1).resumable()
     assert saved.messages == [] and saved.plan_index == 0
+
+
+def test_a_write_it_now_prompt_listing_its_sources_is_known_as_one() -> None:
+    """The budget stop's prompt carries the numbered sources: taken back without touching the plan,
+    and, answered, it is the report a resume at the plan's report turn keeps."""
+    listed = user(
+        f"{REPORT_NOW_PROMPT}\n\n{numbered.HEADING} {numbered.INSTRUCTION}\n\n[1] A page <https://a.example/>"
+    )
+    saved = SessionState(messages=[user("one"), ANSWER, listed], plan_index=1).resumable()
+    assert saved.messages == [user("one"), ANSWER] and saved.plan_index == 1
+    assert SessionState(messages=[user("one"), ANSWER, listed, ANSWER]).ends_with_report() == 2
+    assert SessionState(messages=[user("one"), ANSWER, user("two"), ANSWER]).ends_with_report() is None

@@ -24,6 +24,7 @@ from core.persistence.checkpoints import (
     CheckpointInfo,
     CheckpointNotFound,
     CheckpointStore,
+    LedgerStateEncoder,
     _corrupt_info,
     canonical_json,
     find_checkpoint,
@@ -491,7 +492,8 @@ def test_every_checkpoint_of_any_history_loads_back_exactly(operations: list[str
 async def test_a_cancelled_save_still_lands_before_the_cancellation_propagates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Stopping an agent mid-save must not leave its checkpoint being written after the task ended."""
+    """Stopping an agent mid-save must not leave its checkpoint being written after the task ended,
+    nor unrecorded: the journal's record (``on_saved``) is made once it lands, cancelled or not."""
     real_fsync = os.fsync
     syncing, disk_done = threading.Event(), threading.Event()
 
@@ -503,7 +505,8 @@ async def test_a_cancelled_save_still_lands_before_the_cancellation_propagates(
     agent = Agent(CheckpointStore(tmp_path), "market")
     first = await agent.step()
     monkeypatch.setattr(os, "fsync", slow_fsync)
-    saving = asyncio.create_task(agent.step())
+    recorded: list[CheckpointInfo] = []
+    saving = asyncio.create_task(agent.step(on_saved=recorded.append))
     await eventually(syncing.is_set, "the save to reach the disk")
     saving.cancel()
     disk_done.set()
@@ -512,6 +515,7 @@ async def test_a_cancelled_save_still_lands_before_the_cancellation_propagates(
     monkeypatch.undo()
     (second,) = [i for i in CheckpointStore(tmp_path).list() if i.id != first.id]
     assert second.ok and second.turn == 2
+    assert [(i.id, i.sha256) for i in recorded] == [(second.id, second.sha256)]
     third = await agent.step()
     assert third.prev == second.id  # the store knows the cancelled save landed
 
@@ -541,3 +545,34 @@ def test_a_checkpoint_is_found_by_any_prefix_that_only_it_has(ids: list[str], da
     else:
         with pytest.raises(CheckpointNotFound):
             find_checkpoint(infos, prefix)
+
+
+def test_the_ledger_state_encoded_entry_by_entry_is_canonical_json_as_agents_change() -> None:
+    encoder = LedgerStateEncoder()
+    entries = {f"agent-{i}": {"layer": 1, "usage": {"input_tokens": i}, "cost_usd": i / 7} for i in range(5)}
+    for step in range(4):
+        state = {"version": 1, "agents": dict(entries)}
+        assert encoder.encode(state) == canonical_json(state)
+        entries[f"agent-{step}"] = {"layer": 2, "usage": {"input_tokens": 100 + step}, "cost_usd": 1.5}
+        entries[f"new-{step}"] = {"layer": 1, "usage": {}, "cost_usd": 0.0}  # sorts among the others
+    assert encoder.encode({"version": 1, "agents": {}}) == canonical_json({"version": 1, "agents": {}})
+    assert encoder.encode({"version": 1}) == canonical_json({"version": 1})
+
+
+def test_a_saved_checkpoint_holds_the_ledger_state_it_was_given(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "run")
+    agents: dict[str, Any] = {"a": {"layer": 1, "cost_usd": 0.5}}
+    messages: list[Message] = []
+    for turn in range(1, 4):
+        messages = [*messages, *_turn_messages("a", turn, 100)]
+        agents = {**agents, f"b{turn}": {"layer": 1, "cost_usd": turn / 3, "note": "\u00e9\u2028"}}
+        ledger_state = {"version": 1, "agents": agents}
+        info = asyncio.run(
+            store.save(
+                agent_id="a", layer=1, turn=turn, messages=messages,
+                agent_state={"turn": turn}, ledger_state=ledger_state, cost_usd=0.5, tokens=10,
+                agent_status="running",
+            )
+        )  # fmt: skip
+        assert store.load(info.id).ledger_state == ledger_state
+    assert all(i.ok for i in store.list())

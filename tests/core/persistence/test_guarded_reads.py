@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.cli import main
-from core.engine.runner import start_run
 from core.persistence.atomic import UnsafePathError, list_dir, read_regular, read_tail
+from core.runner import start_run
 from tests.core import programs
 
 SECRET = "the-users-secret-b8f1"

@@ -12,8 +12,7 @@ import pytest
 
 from core.persistence import atomic
 from core.persistence.atomic import DiskError
-from core.persistence.rundir import RunDir, RunRefError, list_runs, new_run_id, parent_record
-from core.persistence.runlock import RunLock
+from core.persistence.rundir import RunDir, RunRefError, id_parts, new_run_id
 
 CONFIG = "program:\n  name: Sodium-ion 2026  # ünïcode stays byte-identical\n\r\n"
 
@@ -104,36 +103,16 @@ def test_open_explains_missing_and_ambiguous_refs(tmp_path: Path) -> None:
         RunDir.open(runs, "")
 
 
-def test_list_runs_newest_first_with_status_cost_program_parent(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    old = RunDir.create(runs, "20261124-100212-alpha-aaaa", CONFIG)
-    write_summary(old, {"run_id": old.run_id, "status": "completed", "cost_usd": 3.25, "program": "Alpha"})
-    fork = RunDir.create(runs, "20261125-090000-alpha-cccc", CONFIG)
-    write_summary(
-        fork, {"status": "running", "cost_usd": 1, "parent": parent_record(old.run_id, "000004-a-t002")}
-    )
-    broken = RunDir.create(runs, "20261124-120000-beta-bbbb", CONFIG)
-    broken.summary_path.write_text("{torn")
-    (runs / "not-a-run").mkdir()
-
-    with RunLock(fork.path):  # "running" only while a live process owns it
-        listing = list_runs(runs)
-    assert [r.run_id for r in listing] == [fork.run_id, broken.run_id, old.run_id]
-    newest, damaged, oldest = listing
-    assert (oldest.status, oldest.cost_usd, oldest.program) == ("completed", 3.25, "Alpha")
-    assert oldest.parent is None
-    assert (newest.status, newest.cost_usd, newest.parent) == ("running", 1.0, old.run_id)
-    assert (damaged.status, damaged.program) == ("unknown", "beta")
-    assert newest.created > oldest.created
-
-
-def test_list_runs_of_a_missing_dir_is_empty(tmp_path: Path) -> None:
-    assert list_runs(tmp_path / "nothing") == []
-
-
 def test_sweep_removes_temp_files_left_by_a_kill(tmp_path: Path) -> None:
     run = RunDir.create(tmp_path, "r1", CONFIG)
     (run.checkpoints_dir / ".000001-a-t001.json.abc.tmp").write_text("torn")
     (run.path / ".summary.json.def.tmp").write_text("torn")
     assert run.sweep_temp_files() == 2
     assert atomic.remove_stale_temp_files(run.path) == 0
+
+
+def test_a_run_id_says_when_it_started_and_what_it_is() -> None:
+    run_id = new_run_id("Sodium-ion 2026", now=1_800_000_000)
+    started, slug = id_parts(run_id) or (0.0, "")
+    assert (abs(started - 1_800_000_000) < 1, slug) == (True, "sodium-ion-2026")
+    assert id_parts("not-a-run-id") is None

@@ -10,11 +10,11 @@ import pytest
 
 from core.control import AgentStatus, RunOutcome, RunStatus
 from core.engine.orchestrator import Orchestrator
-from core.engine.runner import start_run
-from core.events import Event
+from core.events import Event, from_json
 from core.remote.attached import attach_run
 from core.remote.channel import OwnerUnreachable
 from core.remote.live import LiveState
+from core.runner import start_run
 from core.view import RunView
 from tests.core import programs
 from tests.waits import until_published
@@ -141,7 +141,7 @@ async def test_a_snapshot_rebuilds_the_owners_view_at_every_point_of_a_real_jour
     owner = await start_run(programs.write(tmp_path, config), tmp_path / "runs", simulate=True)
     await owner.run()
     lines = owner.run_dir_ref.events_path.read_bytes().splitlines(keepends=True)
-    events = [Event.from_json(json.loads(line)) for line in lines]
+    events = [from_json(json.loads(line)) for line in lines]
     assert any(e.kind == "retry_scheduled" for e in events), "the faults should cause retries"
     live = LiveState()
     offset = 0
@@ -150,7 +150,7 @@ async def test_a_snapshot_rebuilds_the_owners_view_at_every_point_of_a_real_jour
         live.written([event], offset)
         snapshot = json.loads(json.dumps(live.snapshot()))
         assert snapshot["offset"] == offset
-        rebuilt = folded([Event.from_json(data) for data in snapshot["events"]])
+        rebuilt = folded([from_json(data) for data in snapshot["events"]])
         expected = folded(events[: k + 1])
         assert rebuilt.run == expected.run, k
         assert rebuilt.agents == expected.agents, k

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -20,7 +21,10 @@ from hypothesis import strategies as st
 
 from core.control import AgentStatus, RunOutcome
 from core.events import EventBus
+from core.remote import channel as channel_module
+from core.remote.address import socket_address
 from core.remote.channel import (
+    MAX_CONNECTIONS,
     MAX_REQUEST_BYTES,
     BadRequest,
     ControlChannel,
@@ -66,15 +70,18 @@ class FakeControl:
         self.statuses[agent_id] = AgentStatus.RUNNING
         return True
 
-    def kill(self, agent_id: str) -> bool:
+    def kill(self, agent_id: str, *, now: bool = True) -> bool:
         if self.statuses[agent_id].is_final:
             return False
-        self.calls.append(("kill", agent_id))
+        self.calls.append(("kill" if now else "kill after its call", agent_id))
         self.statuses[agent_id] = AgentStatus.KILLED
         return True
 
-    def stop(self) -> None:
-        self.calls.append(("stop", None))
+    def stop(self, *, now: bool = False) -> None:
+        self.calls.append(("stop now" if now else "stop", None))
+
+    def in_flight_usd(self, agent_id: str | None = None) -> float | None:
+        return None
 
 
 def run_dir_of(tmp_path: Path, name: str = "20261130-010203-test-program-abcd") -> Path:
@@ -323,3 +330,103 @@ async def test_a_watcher_that_never_reads_stalls_neither_the_owner_nor_other_cli
             reply = await call(channel.path, {"op": "pause", "agent": "alpha"})
         assert reply["ok"] and control.calls == [("pause", "alpha")]
         stuck.close()
+
+
+async def test_a_request_that_repeats_a_key_is_refused_and_does_nothing(
+    served: tuple[ControlChannel, FakeControl],
+) -> None:
+    channel, control = served
+    replies = await exchange(
+        channel.path,
+        b'{"op": "snapshot", "op": "stop"}\n',  # read as a snapshot, acted on as a stop: neither
+        b'{"op": "pause", "agent": "beta", "agent": "alpha"}\n',
+    )
+    assert [r["ok"] for r in replies] == [False, False]
+    assert all("appears twice" in r["error"] for r in replies)
+    assert control.calls == []
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_connections_beyond_the_cap_are_refused_at_once_and_hold_no_descriptor(
+    served: tuple[ControlChannel, FakeControl],
+) -> None:
+    channel, control = served
+    before = open_descriptors()
+    idle: list[socket.socket] = []
+
+    def connect_many(count: int) -> None:  # blocking connects (the backlog fills): not on the loop
+        with socket_address(channel.path) as address:
+            for _ in range(count):
+                sock = socket.socket(socket.AF_UNIX)
+                idle.append(sock)
+                sock.connect(address)
+
+    try:
+        await asyncio.to_thread(connect_many, MAX_CONNECTIONS + 40)
+        assert channel.server is not None
+        server = channel.server
+        await eventually(lambda: server.refused >= 40, "the connections beyond the cap to be refused")
+        assert server.active == MAX_CONNECTIONS
+        # the owner holds one descriptor per connection it serves, none for those it refused
+        # (the test's own ends count too: one per socket it opened)
+        assert open_descriptors() - before <= len(idle) + MAX_CONNECTIONS + 2
+        refused = idle[-1]
+        refused.settimeout(5)
+        reply = json.loads(refused.recv(4096).decode())
+        assert reply["ok"] is False and "connections are open already" in reply["error"]
+        assert refused.recv(4096) == b""  # and closed
+    finally:
+        for sock in idle:
+            sock.close()
+    await eventually(lambda: server.active == 0, "the closed connections to be let go")
+    assert (await call(channel.path, {"op": "pause", "agent": "alpha"}))["ok"]
+    assert control.calls == [("pause", "alpha")]
+
+
+async def test_an_idle_connection_is_closed_but_a_watcher_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(channel_module, "IDLE_SECONDS", 0.3)
+    run_dir = run_dir_of(tmp_path)
+    channel = ControlChannel(run_dir / "control.sock", FakeControl(run_dir), AGENTS, lambda: {"offset": 1})
+    async with channel.serving():
+        idle_reader, idle_writer = await connect(channel.path)
+        watch_reader, watch_writer = await connect(channel.path)
+        watch_writer.write(encode({"op": "watch"}))
+        assert (await read_message(watch_reader) or {}).get("ok")
+        async with asyncio.timeout(10):
+            goodbye = await read_message(idle_reader)
+            assert goodbye is not None and "no request for 0.3 s" in goodbye["error"]
+            assert await read_message(idle_reader) is None
+        assert channel.server is not None
+        await eventually(lambda: channel.server is not None and channel.server.active == 1, "one left")
+        channel.journal_advanced(50)  # the watcher, idle for as long, still gets its news
+        assert await read_message(watch_reader) == {"journal": 50}
+        idle_writer.close()
+    watch_writer.close()
+
+
+async def test_now_is_a_flag_of_stop_and_kill_and_a_refusal_says_the_agent_status(
+    served: tuple[ControlChannel, FakeControl],
+) -> None:
+    channel, control = served
+    replies = await exchange(
+        channel.path,
+        b'{"op": "stop", "now": "yes"}\n',
+        b'{"op": "pause", "agent": "alpha", "now": true}\n',
+        b'{"op": "pause", "agent": "nobody"}\n',
+        b'{"op": "kill", "agent": "beta"}\n',
+    )
+    assert [reply["ok"] for reply in replies] == [False] * 4 and control.calls == []
+    assert "no agent 'nobody' in this run; its agents: alpha, beta" in replies[2]["error"]
+    assert replies[3] == {
+        "ok": False,
+        "error": "cannot kill beta: it is completed",
+        "agent": "beta",
+        "status": "completed",
+    }
+    assert await call(channel.path, {"op": "stop", "now": True}) == {"ok": True, "op": "stop"}
+    assert len(control.calls) == 1 and control.calls[0][0].startswith("stop")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from core.control import RunStatus
 from core.engine.compaction import CompactionPlan, compacted
-from core.engine.runner import start_run
 from core.persistence.checkpoints import CheckpointStore, decode_checkpoint
 from core.reports.parse import parse_report
 from core.reports.render import AgentMeta, build_report
 from core.reports.sources import ConversationSources, carried_sources_note
+from core.runner import start_run
 from tests.core import programs
 from tests.core.reports.conversation import assistant, page, research_turn, text, user
 

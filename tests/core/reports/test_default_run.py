@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.engine.runner import start_run
+from core.config.loader import load_config
 from core.persistence.checkpoints import CheckpointStore
 from core.persistence.rundir import RunDir
 from core.reports.citethrough import LABELS, split_labels
+from core.reports.document import plain_inline
+from core.reports.findings import CITATION, findings_paragraphs
 from core.reports.parse import parse_report
 from core.reports.sources import ConversationSources
 from core.reports.verify import report_files, report_links, returned_urls
+from core.runner import start_run
 from tests.core import programs
 
 
@@ -52,3 +55,31 @@ async def test_the_default_run_verifies_and_its_reports_carry_their_sources(
     assert sum(line.strip() == "## Sources" for line in lines) == 1
     header = document.split("\n## ", 1)[0]
     assert "SIMULATED" in header and "Will sodium-ion batteries displace" in header and run.run_id in header
+
+    # The question is the title; the findings cite their sources inline, and every citation resolves.
+    config = load_config(run.config_copy_path)
+    assert lines[0] == "# " + plain_inline(config.program.question)
+    assert "## Report" not in document
+    for path in report_files(run):
+        text = path.read_text()
+        paragraphs = findings_paragraphs(text)
+        cited = sum(p.cites for p in paragraphs)
+        if path == run.final_report_path:
+            assert paragraphs and cited >= 0.8 * len(paragraphs), [
+                p.text[:60] for p in paragraphs if not p.cites
+            ]
+        listed = {s.number: s.url for s in parse_report(text).sources}
+        for number, url in CITATION.findall(text.split("\n## Sources", 1)[0]):
+            assert listed[int(number)] == url, (path.name, number)
+    layer1_cited = [p.cites for a in layer1 for p in findings_paragraphs(run.report_path(a).read_text())]
+    assert sum(layer1_cited) >= 0.8 * len(layer1_cited)
+
+    # A citation that points nowhere fails verify, naming the place.
+    first = CITATION.search(document)
+    assert first is not None
+    broken = document.replace(first.group(0), "[99]", 1)
+    run.final_report_path.write_text(broken)
+    capsys.readouterr()
+    assert main(["verify", str(run.path)]) == 1
+    line = broken[: broken.index("[99]")].count("\n") + 1
+    assert f"report.md:{line}: [99] points to no source" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from core.reports.document import AgentOutcome, ReportFacts, final_document
 from core.reports.parse import parse_report
@@ -34,8 +35,12 @@ def test_one_title_a_full_header_and_one_sources_list() -> None:
     failed = AgentOutcome("policy", "Policy", 1, "claude-sonnet-5", "failed", error="overloaded")
     doc = final_document(facts(COMPLETED, killed, failed), {"synthesis": report})
     lines = doc.splitlines()
-    assert sum(line.startswith("# ") for line in lines) == 1 and lines[0].startswith("# sodium-ion-2026")
+    assert sum(line.startswith("# ") for line in lines) == 1
+    assert (
+        lines[0] == "# Will sodium-ion batteries displace LFP in grid storage?"
+    )  # the question is the title
     assert doc.count("## Sources") == 1
+    assert "Report: X" not in doc and "## Summary" in doc  # the model's own title gives way to ours
     head = doc.split("## ", 1)[0]
     for needle in ("Will sodium-ion batteries displace LFP in grid storage?", "20261130-sodium-1a2b",
                    "2026-", "claude-sonnet-5", "claude-haiku-5", "$2.5092", "109", "SIMULATED"):  # fmt: skip
@@ -67,3 +72,50 @@ def test_several_final_reports_share_one_numbering() -> None:
 def test_no_final_report_still_makes_a_document_that_says_so() -> None:
     doc = final_document(facts(), {})
     assert "No findings" in doc and doc.startswith("# ")
+
+
+def test_the_header_and_an_agents_header_tell_billed_from_unconfirmed_dollars() -> None:
+    from core.usage import Unconfirmed
+
+    summary = {
+        "run_id": "r", "status": "completed", "cost_usd": 2.5, "searches": 10, "agents": [],
+        "billed_usd": 2.0, "unconfirmed_usd": 0.5, "unconfirmed_attempts": 2, "unconfirmed_searches": 1,
+    }  # fmt: skip
+    header = final_document(ReportFacts.from_summary(summary, QUESTION), {}).split("## ", 1)[0]
+    assert (
+        "**Cost:** $2.5000 ($2.0000 billed + $0.5000 unconfirmed (2 attempts whose usage never arrived))"
+        in header
+    )
+    assert "**Searches:** 10 (1 unconfirmed)" in header
+    older = {k: v for k, v in summary.items() if not k.startswith(("billed", "unconfirmed"))}
+    assert "$2.5000 billed + $0.0000 unconfirmed" in final_document(
+        ReportFacts.from_summary(older, QUESTION), {}
+    )
+
+    meta = AgentMeta(id="a", title="A", cost_usd=0.75, unconfirmed=Unconfirmed(0.25, 1, 0))
+    line = build_report(agent=meta, messages=[user("b"), assistant(text("Ok.", page(1)))]).splitlines()[2]
+    assert "$0.7500 ($0.5000 billed + $0.2500 unconfirmed (1 attempt whose usage never arrived))" in line
+
+
+def test_a_fork_says_which_run_and_checkpoint_it_was_forked_from() -> None:
+    base = facts(COMPLETED)
+    parent = {"run_id": "20261129-sodium-9f9f", "checkpoint_id": "000019-market-t004"}
+    fork = replace(base, parent=parent)
+    doc = final_document(fork, {"synthesis": agent_report("synthesis", [page(1)], "Ok.")})
+    head = doc.split("## ", 1)[0]
+    assert "**Forked from:** run `20261129-sodium-9f9f` at checkpoint `000019-market-t004`" in head
+    assert "Forked" not in final_document(base, {"synthesis": agent_report("synthesis", [page(1)], "Ok.")})
+    summary = {"agents": [], "parent": {"run_id": "p", "checkpoint_id": "c"}}
+    assert ReportFacts.from_summary(summary, "q").parent == {"run_id": "p", "checkpoint_id": "c"}
+
+
+def test_a_question_that_mentions_links_is_text_in_the_title_not_a_link() -> None:
+    from core.reports.links import rendered_links
+
+    question = "Is https://evil.example/x or www.evil.example [trusted](javascript:alert(1)) <b>?"
+    base = facts(COMPLETED)
+    asked = replace(base, question=question)
+    doc = final_document(asked, {})
+    title = doc.splitlines()[0]
+    assert title.startswith("# Is ") and "evil.example/x" in title and "alert" in title
+    assert rendered_links(doc) == []

@@ -8,10 +8,10 @@ import pytest
 
 from core.cli import main
 from core.control import RunStatus
-from core.engine.runner import resume_run, start_run
 from core.events import CheckpointSaved, Event
 from core.persistence.checkpoints import CheckpointStore
 from core.reports.parse import parse_report
+from core.runner import resume_run, start_run
 from tests.core import programs
 
 

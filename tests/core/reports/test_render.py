@@ -126,7 +126,7 @@ def test_every_cited_page_is_a_source_once_and_every_link_points_at_its_number(
 
 
 def test_a_recorded_real_answer_keeps_its_citations_and_lists_every_result() -> None:
-    fixture = Path(__file__).parents[1] / "simulator" / "fixtures" / "web-search-non-streaming.json"
+    fixture = Path(__file__).parents[2] / "fixtures" / "anthropic-recorded" / "web-search-non-streaming.json"
     message = json.loads(fixture.read_text())[0]["response"]["body"]
     messages = [
         user("What is the weather in San Francisco?"),

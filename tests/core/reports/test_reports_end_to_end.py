@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.control import RunStatus
-from core.engine.runner import start_run
 from core.persistence.checkpoints import CheckpointStore
 from core.reports.citethrough import LABELS, split_labels
 from core.reports.parse import parse_report
 from core.reports.sources import ConversationSources
+from core.runner import start_run
 from core.simulator.responder import UNCITED_REPORT_DIRECTIVE
 from tests.core import programs
 

@@ -125,3 +125,16 @@ async def test_the_minimum_is_configurable(start_simulator: StartSimulator) -> N
     system = [{"type": "text", "text": "Short system prompt.", "cache_control": {"type": "ephemeral"}}]
     usage = (await client.messages.create(**request(system=system, tools=[]))).usage
     assert usage.cache_creation_input_tokens
+
+
+async def test_a_request_without_breakpoints_neither_reads_nor_writes_the_cache(
+    client: AsyncAnthropic,
+) -> None:
+    first = await client.messages.create(**cached_request())
+    assert first.usage.cache_creation_input_tokens
+    plain = request(system=[{"type": "text", "text": LONG_SYSTEM + "5m"}], tools=[])  # the same prefix
+    for _ in range(2):
+        usage = (await client.messages.create(**plain)).usage
+        assert usage.cache_read_input_tokens == 0 and usage.cache_creation_input_tokens == 0
+        prompt = first.usage.input_tokens + first.usage.cache_creation_input_tokens
+        assert usage.input_tokens == prompt  # every prompt token billed as plain input

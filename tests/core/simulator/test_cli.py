@@ -32,6 +32,8 @@ def test_every_flag_becomes_a_setting() -> None:
         "--requests-per-minute", "60", "--input-tokens-per-minute", "10000",
         "--output-tokens-per-minute", "2000",
         "--search-latency-ms", "50", "--slow-first-byte-s", "2", "--server-loop-limit", "5",
+        "--batch-processing-s", "0.5", "--batch-expiry-s", "30", "--batch-server-loop-limit", "12",
+        "--batch-max-requests", "1000",
     )  # fmt: skip
     settings = settings_from_args(args)
 
@@ -44,6 +46,9 @@ def test_every_flag_becomes_a_setting() -> None:
     assert settings.rate_limits.output_tokens_per_minute == 2_000
     assert settings.search_latency_ms == 50 and settings.slow_first_byte_s == 2
     assert settings.server_loop_limit == 5
+    assert settings.batch_processing_s == 0.5 and settings.batch_expiry_s == 30
+    assert settings.batch_server_loop_limit == settings.batch_loop_limit == 12
+    assert settings.batch_max_requests == 1000
 
 
 def test_defaults_are_the_settings_defaults() -> None:
@@ -64,7 +69,8 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     flags = ["--host", "--port", "--seed", "--latency-ms", "--tokens-per-second", "--fault",
              "--pause-turn-probability", "--context-window", "--requests-per-minute",
-             "--input-tokens-per-minute", "--output-tokens-per-minute"]  # fmt: skip
+             "--input-tokens-per-minute", "--output-tokens-per-minute", "--batch-processing-s",
+             "--batch-expiry-s", "--batch-server-loop-limit", "--batch-max-requests"]  # fmt: skip
     for flag in flags:
         assert re.search(rf"{flag}\b[^\n]*\n?\s+\S", text), flag
 

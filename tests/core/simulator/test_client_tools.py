@@ -16,7 +16,7 @@ from core.simulator import Simulator
 from tests.core.simulator.conftest import MODEL, WEB_SEARCH
 from tests.core.simulator.test_wire_shapes import parse_sse
 
-RECORDED = Path("/work/shared/fixtures/anthropic-recorded")
+RECORDED = Path(__file__).parents[2] / "fixtures" / "anthropic-recorded"  # see its README
 HEADERS = {"x-api-key": "test", "anthropic-version": "2023-06-01"}
 
 

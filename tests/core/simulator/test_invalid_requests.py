@@ -12,7 +12,7 @@ import pytest
 from core.simulator import Simulator
 from tests.core.simulator.conftest import WEB_SEARCH, request
 
-RECORDED = Path("/work/shared/fixtures/anthropic-recorded")
+RECORDED = Path(__file__).parents[2] / "fixtures" / "anthropic-recorded"  # see its README
 HEADERS = {"x-api-key": "test", "anthropic-version": "2023-06-01", "content-type": "application/json"}
 WEATHER = {
     "name": "get_weather",

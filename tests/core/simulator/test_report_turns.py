@@ -10,6 +10,7 @@ from anthropic.types import Message, ServerToolUseBlock, TextBlock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.reports.render import CONTINUE_PROMPT
 from core.simulator import synthweb
 from core.simulator.prose import cited_pieces, label_sentences, prior_labels, subject_phrase
 from core.simulator.responder import UNCITED_REPORT_DIRECTIVE
@@ -125,3 +126,50 @@ def test_a_synthesis_draws_on_every_report_it_read_before_citing_one_twice() -> 
         text = label_sentences(random.Random(seed), labels, "the topic", 6)
         reports = set(re.findall(r"\[(r\d):\d+\]", text))
         assert len(reports) == 5, text
+
+
+NUMBERED = (
+    "Write your report.\n\nSources you can cite, numbered: After each claim, write the number of the "
+    "source that supports it in brackets.\n\n"
+    "[1] Prices in 2026 | Market Watch (simulated) <https://www.market-watch.example/a>\n"
+    "[2] Costs explained | Open Statistics (simulated) <https://data.open-statistics.example/b>\n"
+    "[3] Tenders | Policy Institute (simulated) <https://www.policy-institute.example/c>"
+)
+
+
+def no_search_report(prompt: str, **overrides: object) -> dict:
+    params = report_request(prompt)
+    params.pop("tools")  # as the product sends a report turn: it cannot search
+    params.update(overrides)
+    return params
+
+
+async def test_a_report_given_numbered_sources_cites_them_inline_by_number(client: AsyncAnthropic) -> None:
+    text = texts(await client.messages.create(**no_search_report(NUMBERED)))
+    cited = {int(n) for group in re.findall(r"\[(\d+(?:, \d+)*)\]", text) for n in group.split(", ")}
+    assert cited and cited <= {1, 2, 3}, text
+    paragraphs = [p for p in text.split("\n\n") if len(p.split()) > 8 and not p.startswith(("#", "-"))]
+    assert all(re.search(r"\[\d", p) for p in paragraphs), paragraphs
+    uncited = texts(
+        await client.messages.create(**no_search_report(f"{NUMBERED}\n{UNCITED_REPORT_DIRECTIVE}"))
+    )
+    assert not re.search(r"\[\d+\]", uncited)
+
+
+async def test_a_report_cut_by_max_tokens_is_continued_from_where_it_stopped(client: AsyncAnthropic) -> None:
+    """As a model asked to continue: the rest of the same report, not a new one."""
+    whole = await client.messages.create(**no_search_report(NUMBERED))
+    assert whole.stop_reason == "end_turn"
+    params = no_search_report(NUMBERED, max_tokens=60)
+    parts: list[str] = []
+    for _ in range(30):
+        message = await client.messages.create(**params)
+        parts.append(texts(message))
+        if message.stop_reason != "max_tokens":
+            break
+        params["messages"] = [
+            *params["messages"],
+            {"role": "assistant", "content": [{"type": "text", "text": parts[-1]}]},
+            {"role": "user", "content": CONTINUE_PROMPT},
+        ]
+    assert len(parts) > 2 and "".join(parts) == texts(whole)

@@ -12,7 +12,7 @@ import aiohttp
 from core.simulator import Simulator
 from tests.core.simulator.conftest import request
 
-FIXTURES = Path(__file__).parent / "fixtures"  # copies of real recordings, see fixtures/README.md
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "anthropic-recorded"  # real recordings: see its README
 
 FRAME = re.compile(r"event: ([a-z_]+)\ndata: (.*)\n\n")
 AUTH = {"authorization": "Bearer test", "anthropic-version": "2023-06-01"}

@@ -9,9 +9,12 @@ from textual.binding import Binding
 
 from tests.tui.conftest import settle
 from tests.tui.fakes import FakeRun, FakeRunSource
+from tests.waits import until
 from tui.app import ResearchApp
+from tui.screens.checkpoints import CheckpointBrowserScreen
 from tui.screens.help import HelpScreen, help_rows
 from tui.screens.main import MainScreen
+from tui.screens.report import ReportViewer
 from tui.screens.runs import RunsScreen
 
 
@@ -65,3 +68,38 @@ async def test_the_footer_shows_the_runs_and_theme_keys(
         await settle(pilot, fake)
         shown = {b.binding.key for b in app.screen.active_bindings.values() if b.binding.show}
         assert {"o", "t"} <= shown
+
+
+async def test_question_mark_on_every_screen_lists_that_screens_keys_and_fits_80x24(
+    make_app: Callable[..., ResearchApp], fake: FakeRun
+) -> None:
+    """The run screen, the checkpoint browser, the runs screen and the report viewer: all of it shown."""
+    app = make_app()
+    expected = {  # a key text only that screen has
+        MainScreen: "pause or resume the selected agent",
+        CheckpointBrowserScreen: "the latest continues the run",
+        RunsScreen: "resume the run where it stopped",
+        ReportViewer: "scroll the document",
+    }
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, fake)
+        for key, screen_type in ((None, MainScreen), ("c", CheckpointBrowserScreen), ("o", RunsScreen),
+                                 ("r", ReportViewer)):  # fmt: skip
+            if key is not None:
+                await pilot.press(key)
+            await until(pilot, lambda t=screen_type: isinstance(app.screen, t), screen_type.__name__)
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), f"help on {screen_type.__name__}")
+            help_screen = app.screen
+            assert isinstance(help_screen, HelpScreen) and isinstance(help_screen.target, screen_type)
+            texts = " ".join(keys_of(help_screen).values())
+            assert expected[screen_type] in texts, (screen_type.__name__, texts)
+            await pilot.pause()
+            scroll, box = help_screen.query_one("#help-scroll"), help_screen.query_one("#help")
+            assert scroll.virtual_size.height <= scroll.size.height, f"{screen_type.__name__}: cut off"
+            assert box.region.y >= 0 and box.region.bottom <= 24 and box.region.right <= 80
+            await pilot.press("escape")
+            await until(pilot, lambda t=screen_type: isinstance(app.screen, t), "help closed")
+            if key is not None:
+                await pilot.press("escape")
+                await until(pilot, lambda: isinstance(app.screen, MainScreen), "back on the run screen")

@@ -212,11 +212,15 @@ async def test_after_any_resize_the_panes_are_as_many_as_fit_with_the_selected_a
             def fitted() -> bool:
                 shown = screen.shown_panes()
                 mounted = list(screen.query(AgentPane))
-                return mounted == shown and len(shown) == min(screen.pane_slots(), 30)
+                return (
+                    mounted == shown
+                    and len(shown) == min(screen.pane_slots(), 30)
+                    # laid out too: the regions of panes just mounted come with the next layout
+                    and all(pane.region.height >= MainScreen.MIN_PANE_HEIGHT for pane in shown)
+                )
 
-            await until(pilot, fitted, f"the panes for {size}")
+            await until(pilot, fitted, f"the panes for {size}, each at least its minimum height")
             assert screen.pane("agent-017") is not None
-            assert all(pane.region.height >= MainScreen.MIN_PANE_HEIGHT for pane in screen.shown_panes())
 
 
 async def test_text_sent_to_an_agent_without_a_pane_is_wrapped_when_it_gets_one(

@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.app import App
 from textual.widgets import Static
 
-from core.engine.runner import start_run
+from core.runner import start_run
 from tests.core import programs
 from tui.data import run_documents
 from tui.screens.report import ReportViewer

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from rich.console import Console, RenderableType
 
+from core.remote.owner import LiveOwner
 from tests.tui.fakes import RUN_ID, FakeRun, FakeRunSource
 from tests.waits import until
 from tui.app import ResearchApp
 from tui.data import ControlFactory, load_estimate
 from tui.screens.choice import ChoiceScreen
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.main import MainScreen
 from tui.screens.report import ReportViewer
 from tui.screens.runs import RunsScreen
@@ -101,8 +103,42 @@ async def test_r_resumes_the_highlighted_run_and_enter_opens_its_documents(tmp_p
         await pilot.press("escape")
         await pilot.pause()
         await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert resumed == []  # a resume can spend money: nothing before the answer
+        await pilot.press("y")
         await until(pilot, lambda: run.script_done.is_set() and isinstance(app.screen, MainScreen), "the run")
         assert resumed == [(RUN_ID, None)]
+
+
+async def test_home_and_end_move_to_the_first_and_last_run_and_a_resume_names_the_run_and_asks(
+    tmp_path: Path,
+) -> None:
+    resumed: list[tuple[str, str | None]] = []
+    run = FakeRun()
+    app = runs_app([], resumed, run)
+    source = app.run_source
+    assert isinstance(source, FakeRunSource)
+    last = replace(source.runs[0], run_id="20261122-090000-sodium-ion-2026-77aa", cost_usd=12.5)
+    source.runs.append(last)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        await pilot.press("end")
+        assert screen.selected() == last
+        await pilot.press("home")
+        assert screen.selected() == source.runs[0]
+        await pilot.press("end", "r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert last.run_id in confirm.title_text and "$12.50" in str(confirm.message)
+        await pilot.press("n")  # no: nothing resumed, back on the list
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs screen")
+        assert resumed == []
+        await pilot.press("r", "y")
+        await until(pilot, lambda: resumed != [], "the resume")
+        assert resumed == [(last.run_id, None)]
 
 
 async def test_a_live_run_is_marked_with_its_owner_and_opening_it_attaches(tmp_path: Path) -> None:
@@ -110,7 +146,7 @@ async def test_a_live_run_is_marked_with_its_owner_and_opening_it_attaches(tmp_p
     live = tmp_path / "runs" / RUN_ID
     live.mkdir(parents=True)
     (live / "config.yaml").write_text("program: {}\n")
-    source.runs[0] = replace(source.runs[0], status="running", path=live, live=True, owner_pid=4242)
+    source.runs[0] = replace(source.runs[0], status="running", path=live, owner=LiveOwner(4242, serving=True))
     app = ResearchApp(runs_dir=tmp_path / "runs", config_path=CONFIG, run_source=source)
     async with app.run_test(size=(140, 36)) as pilot:
         await pilot.pause()

@@ -35,6 +35,9 @@ class LogApp(App[None]):
     def compose(self) -> ComposeResult:
         yield RetryLog(id="retries")
 
+    def on_retry_log_details_requested(self, message: RetryLog.DetailsRequested) -> None:
+        self.push_screen(IncidentScreen(message.incident))  # as the main screen does
+
     def on_mount(self) -> None:
         for theme in load_themes(BUILTIN_THEMES_DIR)[0]:
             self.register_theme(theme)

@@ -43,21 +43,29 @@ pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason(
 @pytest.fixture
 async def results(start_simulator: StartSimulator) -> dict[str, str]:
     sim = await start_simulator(SimulatorSettings(seed=3, pause_turn_probability=0.0, retry_after_s=0.2))
-    node = shutil.which("node") or "node"
+    return await node_scenarios("scenarios.mjs", sim.base_url, expected=SCENARIOS)
+
+
+async def node_scenarios(script: str, *args: str, expected: tuple[str, ...]) -> dict[str, str]:
+    """Run ``script`` of the conformance suite's node folder; it reports each scenario's outcome."""
     process = await asyncio.create_subprocess_exec(
-        node,
-        str(NODE_DIR / "scenarios.mjs"),
-        sim.base_url,
+        shutil.which("node") or "node",
+        str(NODE_DIR / script),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, err.decode()
     reported: dict[str, str] = json.loads(out)
-    assert sorted(reported) == sorted(SCENARIOS)
+    assert sorted(reported) == sorted(expected)
     return reported
 
 
-async def test_every_scenario_passes_through_the_typescript_sdk(results: dict[str, str]) -> None:
+def assert_all_ok(results: dict[str, str]) -> None:
     failed = {name: outcome for name, outcome in results.items() if outcome != "ok"}
     assert not failed, "\n\n".join(f"{name}: {outcome}" for name, outcome in failed.items())
+
+
+async def test_every_scenario_passes_through_the_typescript_sdk(results: dict[str, str]) -> None:
+    assert_all_ok(results)
