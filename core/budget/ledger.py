@@ -59,6 +59,7 @@ from typing import Any, Literal
 from core.api.attempt import AttemptProgress, Outcome
 from core.budget.charges import AttemptLimits, Charge, InputField, attempt_charge
 from core.budget.pricing import PriceTable
+from core.budget.running import BurnWindow, RunningSums
 from core.budget.sizing import Bounds, Size, report_size, research_size
 from core.budget.stops import Spend, Stop, stop_message
 from core.config.model import BudgetSettings
@@ -329,6 +330,9 @@ class BudgetLedger:
         self._open: dict[int, Reservation] = {}
         self._open_searches: dict[int, int] = {}
         self._holds: dict[str, WorstCase] = {}  # per agent: its report's worst case
+        self._open_sums = RunningSums()  # of _open (searches: of _open_searches)
+        self._hold_sums = RunningSums()  # of _holds
+        self._burn = BurnWindow()
         self._waiters: deque[_Waiter] = deque()
         self._stops: dict[str, BudgetExhausted] = {}
         self._agents: dict[str, _Totals] = {}
@@ -540,10 +544,13 @@ class BudgetLedger:
         )
         self._open[reservation.id] = reservation
         self._open_searches[reservation.id] = need.searches
+        self._open_sums.add(reservation.usd, reservation.tokens, need.searches)
         if r.report:
-            self._holds.pop(r.agent_id, None)
+            self._drop_hold(r.agent_id)
         elif r.report_input_tokens is not None:
+            self._drop_hold(r.agent_id)
             self._holds[r.agent_id] = hold
+            self._hold_sums.add(hold.usd, hold.tokens)
         self._agents.setdefault(r.agent_id, _Totals(r.layer))
         if self.on_reserve is not None:
             self.on_reserve()
@@ -661,8 +668,22 @@ class BudgetLedger:
 
     def end_agent(self, agent_id: str) -> None:
         """The agent is done (or stopped): release its report hold, let waiters in."""
-        if self._holds.pop(agent_id, None) is not None:
+        if self._drop_hold(agent_id):
             self._serve()
+
+    def _drop_hold(self, agent_id: str) -> bool:
+        hold = self._holds.pop(agent_id, None)
+        if hold is not None:
+            self._hold_sums.remove(hold.usd, hold.tokens)
+        return hold is not None
+
+    def _pop_open(self, reservation_id: int) -> Reservation | None:
+        """Take a call out of the calls in flight (None: it was not in flight)."""
+        reservation = self._open.pop(reservation_id, None)
+        if reservation is not None:
+            searches = self._open_searches.pop(reservation_id)
+            self._open_sums.remove(reservation.usd, reservation.tokens, searches)
+        return reservation
 
     def record_stop(self, agent_id: str, exhausted: BudgetExhausted) -> None:
         """An agent stopped researching because of ``exhausted`` (for the run's closing message,
@@ -692,12 +713,11 @@ class BudgetLedger:
 
     def settle(self, reservation: Reservation, usage: TokenUsage) -> float:
         """Record the call's actual usage, release the rest of its reservation; return its dollars."""
-        if self._open.pop(reservation.id, None) is None:
+        if self._pop_open(reservation.id) is None:
             raise ValueError(f"reservation {reservation.id} of {reservation.agent_id} is not open")
         return self._close(reservation, usage, billed=True)
 
     def _close(self, reservation: Reservation, usage: TokenUsage, *, billed: bool) -> float:
-        del self._open_searches[reservation.id]
         return self._record(reservation.agent_id, reservation.layer, reservation.model, usage, billed=billed)
 
     def _record(
@@ -726,7 +746,9 @@ class BudgetLedger:
             self._unconfirmed = self._unconfirmed.plus(cost, usage.web_search_requests)
         self._usage += usage
         self._spent_usd += cost
-        self.records.append(UsageRecord(agent_id, layer, model, usage, cost, self._clock()))
+        at = self._clock()
+        self.records.append(UsageRecord(agent_id, layer, model, usage, cost, at))
+        self._burn.add(at, cost)
         self._serve()
         return cost
 
@@ -749,7 +771,7 @@ class BudgetLedger:
         if charge.basis == "none":
             self.release(reservation)
             return charge, 0.0
-        del self._open[reservation.id]
+        self._pop_open(reservation.id)
         return charge, self._close(reservation, charge.usage, billed=charge.billed)
 
     def worst_usage(self, reservation: Reservation) -> TokenUsage:
@@ -780,8 +802,7 @@ class BudgetLedger:
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call failed without usage (idempotent, safe in ``finally``)."""
-        if self._open.pop(reservation.id, None) is not None:
-            self._open_searches.pop(reservation.id, None)
+        if self._pop_open(reservation.id) is not None:
             totals = self._agents.setdefault(reservation.agent_id, _Totals(reservation.layer))
             totals.closed += 1
             totals.saved = None
@@ -796,7 +817,7 @@ class BudgetLedger:
     @property
     def reserved_usd(self) -> float:
         """Calls in flight and reports held."""
-        return sum(r.usd for r in self._open.values()) + sum(h.usd for h in self._holds.values())
+        return self._open_sums.usd + self._hold_sums.usd
 
     def in_flight_usd(self, agent_ids: Collection[str] | None = None) -> float:
         """The worst case held for the calls in flight (of ``agent_ids``, else of every agent): what
@@ -805,11 +826,11 @@ class BudgetLedger:
 
     @property
     def reserved_searches(self) -> int:
-        return sum(self._open_searches.values())
+        return self._open_sums.searches
 
     @property
     def reserved_tokens(self) -> int:
-        return sum(r.tokens for r in self._open.values()) + sum(h.tokens for h in self._holds.values())
+        return self._open_sums.tokens + self._hold_sums.tokens
 
     @property
     def unconfirmed(self) -> Unconfirmed:
@@ -848,11 +869,7 @@ class BudgetLedger:
     def burn_usd_per_min(self) -> float:
         now = self._clock()
         window_start = max(now - BURN_WINDOW_S, self._started_at)
-        recent = 0.0
-        for record in reversed(self.records):
-            if record.at < window_start:
-                break
-            recent += record.cost_usd
+        recent = self._burn.since(window_start)
         span = max(now - window_start, MIN_BURN_SPAN_S)
         return recent / span * 60.0
 

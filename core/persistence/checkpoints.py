@@ -185,13 +185,17 @@ class LedgerStateEncoder:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[Any, bytes]] = {}
+        self._order: builtins.list[str] = []  # the agents, sorted, while the set of them is the same
+        self._keys: set[str] = set()
 
     def encode(self, state: dict[str, Any]) -> bytes:
         agents = state.get("agents")
         if set(state) != {"agents", "version"} or not isinstance(agents, dict):
             return canonical_json(state)
+        if agents.keys() != self._keys:
+            self._order, self._keys = sorted(agents), set(agents)
         parts: builtins.list[bytes] = []
-        for agent_id in sorted(agents):
+        for agent_id in self._order:
             entry = agents[agent_id]
             known = self._entries.get(agent_id)
             if known is None or known[0] is not entry:
@@ -265,7 +269,10 @@ def _run_unconfirmed(ledger_state: object) -> float:
     agents = ledger_state.get("agents") if isinstance(ledger_state, dict) else None
     if not isinstance(agents, dict):
         return 0.0
-    return sum(_figure(totals, "unconfirmed_usd") for totals in agents.values())
+    # Most entries have no unconfirmed part (the key is then left out): test for it before the
+    # figure, which a save pays over every agent of the run.
+    parts = [t for t in agents.values() if isinstance(t, dict) and "unconfirmed_usd" in t]
+    return float(sum(_figure(t, "unconfirmed_usd") for t in parts))
 
 
 def _corrupt_info(name: tuple[int, str, int], path: Path, problem: str) -> CheckpointInfo:

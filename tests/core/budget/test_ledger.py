@@ -402,6 +402,10 @@ def test_no_cap_is_crossed_and_the_cost_equals_an_independent_recomputation(
             book.settle(open_call, data.draw(usages_within(open_call)))
 
         snap = book.snapshot()
+        # the running figures of the calls in flight are theirs, added up afresh (no report holds here)
+        assert snap.reserved_usd == pytest.approx(sum(r.usd for r in in_flight.values()), abs=1e-9)
+        assert snap.reserved_tokens == sum(r.tokens for r in in_flight.values())
+        assert snap.reserved_searches == sum(r.max_searches for r in in_flight.values())
         assert config.max_cost_usd is not None
         assert snap.spent_usd <= config.max_cost_usd + 1e-9
         assert snap.spent_usd + snap.reserved_usd <= config.max_cost_usd + 1e-9
