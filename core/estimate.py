@@ -24,7 +24,7 @@ report turn of a plan longer than one turn searches in no scenario: it is sent w
 allowance.
 
 A batch layer's calls are priced at the batch price (tokens at half, searches not:
-:func:`core.engine.request.priced_model`); the estimate also prices them streamed, and says what
+:attr:`core.config.model.ResolvedAgent.priced_model`); the estimate also prices them streamed, and says what
 batch mode saves.
 
 It lives above the engine and the budget, not in ``core.budget``: it prices the engine's own turn
@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 from core.budget.pricing import PriceTable
 from core.config.model import ResearchConfig, ResolvedAgent
-from core.engine.request import priced_model
 from core.engine.turn_plan import build_plan
 from core.prices import SEARCH_INPUT_TOKENS
 from core.usage import TokenUsage
@@ -154,7 +153,7 @@ class _Conversation:
         self, config: ResearchConfig, prices: PriceTable, agent: ResolvedAgent, sc: Scenario
     ) -> None:
         self.prices, self.agent, self.sc = prices, agent, sc
-        self.priced_as = priced_model(agent)  # a batch layer's at the batch price
+        self.priced_as = agent.priced_model  # a batch layer's at the batch price
         caching = config.defaults.caching
         self.caching, self.ttl_1h = caching.enabled, caching.ttl == "1h"
         window = prices.context_window(agent.model)

@@ -14,6 +14,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from core.config.simulator import SimulatorSettings
+from core.prices import batch_priced
 
 LayerMode = Literal["stream", "batch"]
 WebSearchVersion = Literal["web_search_20250305", "web_search_20260209", "web_search_20260318"]
@@ -340,6 +341,11 @@ class ResolvedAgent(Strict):
     def batched(self) -> bool:
         """Its calls go out in its layer's Message Batches (:mod:`core.engine.batch_round`)."""
         return self.mode == "batch"
+
+    @property
+    def priced_model(self) -> str:
+        """The key the ledger prices its calls under: a batch layer's at the batch price."""
+        return batch_priced(self.model) if self.batched else self.model
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 from core.budget.ledger import CacheWrite, CallRequest
 from core.budget.sizing import REPORT_OUTPUT_FLOOR, RESEARCH_OUTPUT_FLOOR
 from core.config.model import AgentDefaults, ResolvedAgent, WebSearchSettings
-from core.prices import batch_priced
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +118,6 @@ def search_ask(
     return SearchAsk(tools=tools, wanted=max(0, wanted), restricted=restricted)
 
 
-def priced_model(agent: ResolvedAgent) -> str:
-    """The key the ledger prices ``agent``'s calls under: a batch layer's at the batch price."""
-    return batch_priced(agent.model) if agent.batched else agent.model
-
-
 def call_request(
     agent: ResolvedAgent,
     defaults: AgentDefaults,
@@ -155,7 +149,7 @@ def call_request(
     return CallRequest(
         agent_id=agent.id,
         layer=agent.layer,
-        model=priced_model(agent),
+        model=agent.priced_model,
         input_tokens=input_tokens,
         max_tokens=agent.max_tokens,
         max_searches=ask.wanted,
