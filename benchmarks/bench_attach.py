@@ -13,9 +13,11 @@ turns, so nobody finishes inside the window). This process runs the real app att
   (a line waits up to 100 ms for more text), the owner's notice on the socket, the read of the new
   bytes, the fold, the pane's 100 ms coalescing and the frame. Both processes read the same wall
   clock. A fragment whose last word is still held back by the pane (it waits for the word to end)
-  is matched on the text before that word. Only fragments of agents with a pane on screen count
-  (at 160x48 the panes that fit, about half of the 20; ``attach.fragments_never_shown`` counts the
-  others, and the fragments still held at the end).
+  is matched on the text before that word. Only fragments of agents with a pane on screen when
+  the fragment reaches the app count (at 160x48 the panes that fit, about half of the 20;
+  ``attach.fragments_off_screen`` counts the others: an agent given a pane later shows its text
+  at once, which is the app's choice of whom to show, not a lag), and
+  ``attach.fragments_never_shown`` those on screen that no frame showed before the end.
 * ``attach.received_p95_ms``: the same, up to the moment the attached process folds the fragment
   (before the pane and the frame): the part of the lag the journal and the socket account for.
 * ``attach.path_p95_ms``: publish -> folded by an ``AttachedRun`` with no app (the journal, the
@@ -107,15 +109,22 @@ class FrameLag:
         self.received: list[float] = []
         self.lags: list[float] = []
         self.frames = 0
+        self.off_screen = 0  # fragments of agents without a pane when they arrived: not measured
         self._display = app._display
         app._display = self.display
 
     def on_event(self, event: Any) -> None:
         from core import events as ev
+        from tui.screens.main import MainScreen
 
         if self.measuring and isinstance(event, ev.TextStreamed) and event.agent_id:
             marker = marker_of(event.text)
-            if marker is not None:
+            screen = self.app.screen
+            if not isinstance(screen, MainScreen) or screen.pane(event.agent_id) is None:
+                # no pane shows the agent now: when one does later, it shows this text at once,
+                # but that is a choice of what to show (the busiest agents), not a lag
+                self.off_screen += 1
+            elif marker is not None:
                 self.pending.append((event.agent_id, marker, event.at))
                 self.received.append((time.time() - event.at) * 1000)
 
@@ -216,6 +225,7 @@ async def _attached(
         "attach.received_p95_ms": percentile(meter.received, 0.95),
         "attach.fragments_measured": len(lags),
         "attach.fragments_never_shown": len(meter.pending),
+        "attach.fragments_off_screen": meter.off_screen,
         "attach.agents": AGENTS,
         "attach.tokens_per_second_each": TOKENS_PER_SECOND,
         "attach.window_s": measured_s,
@@ -247,6 +257,8 @@ async def _hosted(
         "attach.hosted_lag_p50_ms": percentile(meter.lags, 0.5),
         "attach.hosted_lag_p95_ms": percentile(meter.lags, 0.95),
         "attach.hosted_fragments_measured": len(meter.lags),
+        "attach.hosted_fragments_never_shown": len(meter.pending),
+        "attach.hosted_fragments_off_screen": meter.off_screen,
     }
 
 
