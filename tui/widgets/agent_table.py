@@ -273,4 +273,3 @@ class AgentTable(ScrollView, can_focus=True):
 def _signature(text: Text) -> object:
     """What a cell looks like (rich's ``Text ==`` ignores the base style)."""
     return (text.plain, str(text.style), text.spans, text.justify)
-

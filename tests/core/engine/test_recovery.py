@@ -165,6 +165,7 @@ def test_a_batched_call_is_charged_at_resume_only_when_its_batch_is_unknown() ->
     """In a batch the log names: the resume collects its result. Queued for a batch that never
     went out: nothing was sent. Written ahead for a batch whose id never came (a crash during its
     creation): it may have been sent, so its worst case, as a streamed call's."""
+
     def entry(agent: str) -> dict[str, Any]:
         return {
             "agent_id": agent, "layer": 1, "model": MODEL, "closed_before": 0, "written_at": 40.0, "turn": 2,
