@@ -223,6 +223,7 @@ class AgentSession:
         # so a step the caps allow only without the prompt cache or without a search is worth it.
         self.last_running = last_running or (lambda: False)
         self._sizes = SizeCache()
+        self._sources = numbered.SourcesSoFar()  # the conversation's sources, read once per message
         self._measured: int | None = None  # the history's bound when last measured (bytes or a count)
         self._searchless_grant = False  # the call in flight goes with no search, as a last resort
         self._ahead = False  # the attempt in flight was written ahead
@@ -380,7 +381,7 @@ class AgentSession:
         tokens as it would be written now, the numbered sources listed exactly (text we build,
         bounded by its bytes); what the list may grow by for each number of searches a call is
         granted, up to ``most_searches``; and the list's own bytes now."""
-        listing, count = numbered.listing_bytes(self.state.messages)
+        listing, count = numbered.listing_bytes(self.state.messages, self._sources)
         prompts = (self.plan[-1], REPORT_NOW_PROMPT)
         now = max(utf8_bytes(user_message(p)) for p in prompts) + listing + SEAM_TOKENS
         return now, tuple(numbered.growth(count, s) for s in range(most_searches + 1)), listing

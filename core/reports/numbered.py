@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.reports.sources import ConversationSources, Source
@@ -49,9 +49,33 @@ MARKERS = re.compile(r"(?<![\\\[\w])\[(\d{1,3}(?:\s*(?:,|;|-|–)\s*\d{1,3})*)\]
 """``[3]``, ``[3, 7]``, ``[3-5]``: not a link's text (``[3](…)``), a reference (``[3]:``) or ``[[3]]``."""
 
 
-def listed(messages: Iterable[Mapping[str, Any]]) -> list[Source]:
-    """The sources a report prompt lists: cited pages first, then other returned pages, bounded."""
-    found = ConversationSources.of(messages)
+class SourcesSoFar:
+    """The sources of one growing conversation, kept between its calls: each call sizes the report
+    the agent may write next, and reading the whole conversation again for it cost every call more
+    than the last. Every message but the last is read once; the last (a continuation may still
+    extend it) each time; a history that is not the one read before (compacted, a message taken
+    back) is read again from its start."""
+
+    def __init__(self) -> None:
+        self._read: list[Mapping[str, Any]] = []
+        self._found = ConversationSources()
+
+    def of(self, messages: Sequence[Mapping[str, Any]]) -> ConversationSources:
+        head = messages[:-1]
+        if len(head) < len(self._read) or any(a is not b for a, b in zip(self._read, head, strict=False)):
+            self._read, self._found = [], ConversationSources()
+        new = head[len(self._read) :]
+        self._found.add(new)
+        self._read.extend(new)
+        found = self._found.copy()
+        found.add(messages[-1:])
+        return found
+
+
+def listed(messages: Iterable[Mapping[str, Any]], found: ConversationSources | None = None) -> list[Source]:
+    """The sources a report prompt lists: cited pages first, then other returned pages, bounded
+    (``found``: the conversation's sources when they are known already)."""
+    found = found if found is not None else ConversationSources.of(messages)
     urls = list(dict.fromkeys([*found.cited, *found.titles]))
     sources: list[Source] = []
     for url in urls:
@@ -102,9 +126,10 @@ def with_sources(prompt: str, messages: Iterable[Mapping[str, Any]], room: int |
     return prompt + _listing(sources)
 
 
-def listing_bytes(messages: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
-    """Bytes the list adds to a report prompt written now (exact), and how many sources it lists."""
-    sources = listed(messages)
+def listing_bytes(messages: Sequence[Mapping[str, Any]], read: SourcesSoFar | None = None) -> tuple[int, int]:
+    """Bytes the list adds to a report prompt written now (exact), and how many sources it lists
+    (``read``: what the conversation's earlier calls read of it)."""
+    sources = listed(messages, read.of(messages) if read is not None else None)
     return sent_bytes(_listing(sources)), len(sources)
 
 

@@ -48,17 +48,24 @@ class ConversationSources:
     @classmethod
     def of(cls, messages: Iterable[Mapping[str, Any]]) -> ConversationSources:
         found = cls()
+        found.add(messages)
+        return found
+
+    def add(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        """Read more of the conversation: ``of(a + b)`` is ``of(a)`` then ``add(b)``."""
         for block in assistant_blocks(messages):
             for result in search_results(block):
-                found.titles.setdefault(result["url"], str(result.get("title") or result["url"]))
+                self.titles.setdefault(result["url"], str(result.get("title") or result["url"]))
             if block.get("type") == "text" and CARRIED_HEADING in str(block.get("text", "")):
-                found._carried(str(block["text"]))
+                self._carried(str(block["text"]))
             if block.get("type") == "text":
                 for citation in block.get("citations") or []:
                     url = citation.get("url") if isinstance(citation, Mapping) else None
                     if isinstance(url, str) and url:
-                        found.cited.setdefault(url, str(citation.get("title") or url))
-        return found
+                        self.cited.setdefault(url, str(citation.get("title") or url))
+
+    def copy(self) -> ConversationSources:
+        return ConversationSources(dict(self.titles), dict(self.cited))
 
     def _carried(self, text: str) -> None:
         for line in text.split(CARRIED_HEADING, 1)[1].splitlines():

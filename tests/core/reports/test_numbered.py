@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from core.reports import numbered
 from core.reports.parse import parse_report
 from core.reports.render import CONTINUE_PROMPT, AgentMeta, build_report
@@ -109,3 +112,30 @@ def test_an_answer_cut_by_max_tokens_is_joined_where_it_was_cut() -> None:
     ]
     body = parse_report(build_report(agent=META, messages=messages, body_messages=messages)).body
     assert "| China | 42% |\n| India | 11% |" in body and "cheaper to make." in body
+
+
+@settings(max_examples=150)
+@given(data=st.data())
+def test_sources_read_call_by_call_equal_the_whole_conversation_read_at_once(data: st.DataObject) -> None:
+    """Each call sizes the report list from what earlier calls read (numbered.SourcesSoFar): the
+    same list as reading the whole conversation, whatever happens to its history in between."""
+    pages = [page(i, site) for i in range(6) for site in ("a.example", "b.example")]
+    some_pages = st.lists(st.sampled_from(pages), max_size=4)
+    sofar, messages = numbered.SourcesSoFar(), [user("brief")]
+    for step in range(data.draw(st.integers(1, 12))):
+        action = data.draw(st.sampled_from(["turn", "user", "extend last", "take back", "compact"]))
+        if action == "turn":
+            found = data.draw(some_pages)
+            messages.append(
+                research_turn(f"s{step}", found, cite=data.draw(st.lists(st.sampled_from(found or pages))))
+            )
+        elif action == "user":
+            messages.append(user(f"continue {step}"))
+        elif action == "extend last" and messages[-1]["role"] == "assistant":
+            messages[-1]["content"].append(text("more", *data.draw(some_pages)))  # a continuation
+        elif action == "take back" and len(messages) > 1:
+            messages.pop()
+        elif action == "compact":
+            messages = [user("brief"), *[dict(m) for m in messages[-2:]]]
+        whole = numbered.listing_bytes(messages)
+        assert numbered.listing_bytes(messages, sofar) == whole
