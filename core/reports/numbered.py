@@ -44,6 +44,8 @@ RESULTS_PER_SEARCH = 10
 the list stops (see the module docstring)."""
 RENUMBERING_BYTES = 9
 """A page cited later moves up the list: the sources numbered 1-9 may gain a digit each."""
+_UNLISTABLE = re.compile(r"[\s<>]")
+"""What a listed URL may not hold: it ends at white space and is written between ``<`` and ``>``."""
 _ENTRY = re.compile(r"^\[(\d+)\] (.*) <(\S+)>$")
 MARKERS = re.compile(r"(?<![\\\[\w])\[(\d{1,3}(?:\s*(?:,|;|-|–)\s*\d{1,3})*)\](?![(\[:])")
 """``[3]``, ``[3, 7]``, ``[3-5]``: not a link's text (``[3](…)``), a reference (``[3]:``) or ``[[3]]``."""
@@ -81,9 +83,11 @@ def listed(messages: Iterable[Mapping[str, Any]], found: ConversationSources | N
     for url in urls:
         if len(sources) >= MAX_LISTED:
             break
-        if sent_bytes(url) > URL_BYTES or any(c.isspace() or c in "<>" for c in url):
+        if sent_bytes(url) > URL_BYTES or _UNLISTABLE.search(url):
             continue
-        title = "".join(c for c in " ".join(found.title(url).split()) if c.isprintable())
+        title = " ".join(found.title(url).split())
+        if not title.isprintable():
+            title = "".join(c for c in title if c.isprintable())
         title = _shortened(title or url)
         sources.append(Source(len(sources) + 1, url, title))
     return sources
