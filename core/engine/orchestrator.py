@@ -657,7 +657,7 @@ class Orchestrator:
         # Within the summary's throttle, like every other change of a row: unthrottled, each of N
         # agents ending wrote all N rows (quadratic in agents: 1,000 agents wrote 1,000 summaries
         # of 1,000 rows).
-        await self.summary.write(RunStatus.RUNNING, throttle=True)
+        self.summary.changed()
 
     def _ending(self, handle: AgentHandle, status: AgentStatus, error: str | None = None) -> Event:
         """The event that ends the agent's attempt with ``status`` (its report written)."""
@@ -680,7 +680,7 @@ class Orchestrator:
         handle = self.handles[agent.id]
         row = handle.row if ending is None else step(handle.row, self._ending(handle, ending))
         if self.store is None or not self.config.execution_settings.checkpoints.enabled:
-            await self.summary.write(RunStatus.RUNNING, throttle=True)
+            self.summary.changed()
             return
         snapshot = self.ledger.snapshot()
         mark = _saved_mark(state, row)
@@ -697,7 +697,7 @@ class Orchestrator:
             on_saved=self._record_checkpoint,
         )
         self._saved[agent.id] = mark
-        await self.summary.write(RunStatus.RUNNING, throttle=True)
+        self.summary.changed()
 
     async def _write_final_report(self, status: RunStatus) -> None:
         last_layer = len(self.config.layers)

@@ -219,14 +219,9 @@ class SummaryWriter:
             return not self._lock.locked()
         return not self._dirty and self._timer is None and self._flush is None and not self._lock.locked()
 
-    async def write(self, status: RunStatus, *, throttle: bool = False) -> None:
-        """Write now; with ``throttle``, only mark the summary changed (:meth:`changed`): the many
-        callers of a busy run (every agent's every checkpoint) share one write per throttle
-        period, where checking the clock here let every caller that arrived during a write pass."""
-        if throttle:
-            self._status = status
-            self.changed()
-            return
+    async def write(self, status: RunStatus) -> None:
+        """Write now. A change of the run (every agent's every checkpoint) calls :meth:`changed`
+        instead, so that a busy run's many changes share one write per throttle period."""
         async with self._lock:
             self._last = time.monotonic()
             self._status, self._dirty = status, False

@@ -78,7 +78,7 @@ async def test_callers_during_a_busy_moment_share_one_write(
     for burst in range(2):
         for agent_id in view.agents:
             view.agents[agent_id] = replace(view.agents[agent_id], turn=burst + 1)
-            await writer.write(RunStatus.RUNNING, throttle=True)
+            writer.changed()
         await eventually(lambda: writer.idle, "the summary written")
         saved = json.loads(run.summary_path.read_text(encoding="utf-8"))
         assert {a["turns"] for a in saved["agents"]} == {burst + 1}
