@@ -80,6 +80,11 @@ STATE_VERSION = 1
 
 CacheWrite = Literal["none", "5m", "1h"]
 """How a request's input may be written to the cache: its TTL, or not at all (caching off)."""
+REPORT_CACHE_WRITE: CacheWrite = "none"
+"""A report call writes nothing to the cache (``core/engine/request.py`` sends it without
+breakpoints): it is its conversation's last call, so a write (1.25x or 2x of its whole prompt) is
+never read, and its prompt reads nothing either, since it asks for no search and its tools differ
+from the research calls'. Its hold is priced the same way, at the plain input price."""
 Reason = Literal["spent", "reserved"]
 
 
@@ -465,7 +470,7 @@ class BudgetLedger:
             input_tokens=grown,
             max_tokens=size.report_tokens,
             max_searches=0,
-            cache_write=_cache_write(r, size),
+            cache_write=REPORT_CACHE_WRITE,
         )
 
     def _need(self, r: CallRequest, size: Size) -> WorstCase:
@@ -1004,8 +1009,9 @@ class BudgetLedger:
 
 def _cache_write(r: CallRequest, size: Size) -> CacheWrite:
     """How the call at ``size`` may write the cache: as asked, or not at all when sent without
-    breakpoints (then it reads nothing either, and every input token is plain input)."""
-    return r.cache_write if size.cached else "none"
+    breakpoints (then it reads nothing either, and every input token is plain input); a report
+    as :data:`REPORT_CACHE_WRITE` says, whatever it asks."""
+    return REPORT_CACHE_WRITE if r.report else r.cache_write if size.cached else "none"
 
 
 def _unconfirmed_state(totals: _Totals) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.budget.ledger import CacheWrite, CallRequest
+from core.budget.ledger import REPORT_CACHE_WRITE, CacheWrite, CallRequest
 from core.budget.sizing import REPORT_OUTPUT_FLOOR, RESEARCH_OUTPUT_FLOOR
 from core.config.model import AgentDefaults, ResolvedAgent, WebSearchSettings
 
@@ -62,7 +62,7 @@ def request_params(agent: ResolvedAgent, defaults: AgentDefaults, turn: Turn) ->
     prompt = defaults.system_prompt
     system: list[dict[str, Any]] = [{"type": "text", "text": prompt}] if prompt else []
     messages = wire_messages(turn.messages)
-    if caching.enabled and system:
+    if caching.enabled and system and not turn.writing_report:  # see REPORT_CACHE_WRITE
         system[0]["cache_control"] = cache_control
         messages = with_breakpoints(messages, cache_control)
     params: dict[str, Any] = {
@@ -155,7 +155,7 @@ def call_request(
         max_searches=ask.wanted,
         min_searches=0 if searchless and not report else min(1, ask.wanted),
         agent_search_cap=agent.max_searches,
-        cache_write=cache_write(defaults),
+        cache_write=REPORT_CACHE_WRITE if report else cache_write(defaults),
         report_input_tokens=None if report else input_tokens + report_prompt_tokens,
         report_growth=report_growth,
         report=report,

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.budget.ledger import BudgetExhausted, BudgetLedger, CacheWrite, CallRequest, worst_case
+from core.budget.ledger import (
+    REPORT_CACHE_WRITE,
+    BudgetExhausted,
+    BudgetLedger,
+    CacheWrite,
+    CallRequest,
+    worst_case,
+)
 from core.budget.pricing import PriceTable
 from core.budget.sizing import (
     REPORT_OUTPUT_FLOOR,
@@ -71,7 +78,8 @@ def cost(r: CallRequest, size: Size) -> float:
     assert r.report_input_tokens is not None
     growth = r.report_growth[min(size.searches, len(r.report_growth) - 1)] if r.report_growth else 0
     grown = r.report_input_tokens + growth + size.max_tokens + size.searches * SEARCH
-    hold = worst_case(PRICES, SONNET, input_tokens=grown, max_tokens=size.report_tokens, max_searches=0)
+    hold = worst_case(PRICES, SONNET, input_tokens=grown, max_tokens=size.report_tokens, max_searches=0,
+                      cache_write=REPORT_CACHE_WRITE)  # fmt: skip
     return need.usd + hold.usd
 
 

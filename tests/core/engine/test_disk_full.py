@@ -121,7 +121,7 @@ async def attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int 
     assert summary["cost_usd"] == pytest.approx(priced + sum(charged), abs=1e-5)
     model = load_config(config).defaults.model  # every agent of the program uses it
     everything = sum(prices.cost(model, TokenUsage.from_api(r.usage)) for r in records if r.usage is not None)
-    assert summary["cost_usd"] >= everything - 1e-9, (
+    assert summary["cost_usd"] >= everything - 1e-6, (  # summary.json rounds dollars to 6 decimals
         "calls in flight at the stop are charged at least their bill"
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.budget.ledger import CallRequest, Reservation, worst_case
+from core.budget.ledger import REPORT_CACHE_WRITE, CallRequest, Reservation, worst_case
 from core.budget.sizing import Size
 from core.config.model import BudgetSettings
 from core.control import AgentStatus
@@ -55,7 +55,7 @@ def step_usd(run: Loop, r: CallRequest, size: Size) -> float:
     growth = r.report_growth[min(size.searches, len(r.report_growth) - 1)] if r.report_growth else 0
     grown = r.report_input_tokens + growth + size.max_tokens + size.searches * ledger.search_input_tokens
     hold = worst_case(ledger.prices, r.model, input_tokens=grown, max_tokens=size.report_tokens,
-                      max_searches=0, cache_write=cache)  # fmt: skip
+                      max_searches=0, cache_write=REPORT_CACHE_WRITE)  # fmt: skip
     return call.usd + hold.usd
 
 

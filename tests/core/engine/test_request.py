@@ -77,6 +77,27 @@ def test_a_call_granted_no_search_defines_the_tool_only_when_the_history_needs_i
     assert "tools" not in granted(request_params(agent, cfg.defaults, fresh), ask_of(cfg, fresh), 0)
 
 
+def test_a_report_call_writes_no_cache_and_is_reserved_at_the_plain_input_price(tmp_path: Path) -> None:
+    """Nothing after the report reads what it would write, and its prompt matches nothing cached
+    (no search allowance: other tools than the research calls'), so breakpoints would only add
+    the write premium to the dearest prompt of the conversation."""
+    for ttl in ("5m", "1h"):
+        cfg = config(tmp_path / ttl, caching={"enabled": True, "ttl": ttl})
+        [agent] = cfg.agents()
+        history = [user_message("brief"), SEARCHED, user_message("more"), SEARCHED]
+        research = Turn([*history, user_message("go on")], 1, None, writing_report=False)
+        report = Turn([*history, user_message("report")], 1, None, writing_report=True)
+        assert json.dumps(request_params(agent, cfg.defaults, research)).count("cache_control") == 3
+        params = request_params(agent, cfg.defaults, report)
+        ask = search_ask(params, agent, cfg.defaults, report)
+        assert "cache_control" not in json.dumps(granted(params, ask, 0))
+        asked = call_request(agent, cfg.defaults, ask, input_tokens=500, report=True, report_prompt_tokens=0)
+        assert asked.cache_write == "none"
+        turn = call_request(agent, cfg.defaults, ask_of(cfg, research), input_tokens=500, report=False,
+                            report_prompt_tokens=40)  # fmt: skip
+        assert turn.cache_write == ttl
+
+
 def ask_of(cfg: ResearchConfig, turn: Turn) -> Any:
     [agent] = cfg.agents()
     return search_ask(request_params(agent, cfg.defaults, turn), agent, cfg.defaults, turn)
