@@ -4,7 +4,8 @@ The estimate replays each agent's conversation call by call from the program's s
 plan (the brief with the reports it reads, follow-ups, the report request), its ``max_tokens``,
 ``max_uses`` and ``max_searches``, the caching switch and TTL, and the price table. Every call
 re-sends the history; with caching on, the prefix the previous call cached is read at the
-cache-read price and the rest is written at the TTL's write price. Each call is priced with
+cache-read price and the rest is written at the TTL's write price, except by the report call,
+which reads and writes no cache. Each call is priced with
 :meth:`PriceTable.cost`, so tiered prices apply per call exactly as they will be billed.
 
 Three scenarios:
@@ -164,9 +165,12 @@ class _Conversation:
         self.calls = 0
         self.searches = 0
 
-    def call(self, searches: int, output: int) -> None:
+    def call(self, searches: int, output: int, *, report: bool = False) -> None:
+        """One call; a report call neither reads nor writes the cache (its prompt matches
+        nothing cached and nothing reads it after: :data:`core.budget.ledger.REPORT_CACHE_WRITE`)."""
         sc, prompt = self.sc, min(self.history, self.max_prompt)
-        read = self.cached if self.caching and self.cached >= sc.cache_min_prefix else 0
+        caching = self.caching and not report
+        read = self.cached if caching and self.cached >= sc.cache_min_prefix else 0
         read = min(read, prompt)
         new = prompt - read
         results = searches * sc.result_tokens
@@ -176,9 +180,9 @@ class _Conversation:
             # the results so far (the ledger's worst-case bound).
             pairs = searches * (searches - 1) // 2
             extra_input = searches * (prompt + output) + sc.result_tokens * pairs
-        write = 0 if not self.caching else new
+        write = 0 if not caching else new
         uncached = new - write + results + extra_input
-        if self.caching and sc.cheapest_new_input:
+        if caching and sc.cheapest_new_input:
             rates = self.prices.price(self.agent.model)
             if rates.input <= (rates.cache_write_1h if self.ttl_1h else rates.cache_write_5m):
                 uncached, write = uncached + write, 0
@@ -193,7 +197,7 @@ class _Conversation:
         self.usd += self.prices.cost(self.priced_as, usage)
         self.calls += 1
         self.searches += searches
-        if self.caching:
+        if caching:
             self.cached = prompt
         self.history += results + output
 
@@ -225,7 +229,7 @@ def _simulate_agent(
             # Low and expected: the turn's searches in one call; high: max_uses on every call.
             wanted = 0 if report_turn else max_uses if sc.continuations else per_turn - turn_searches
             searches = int(max(0, min(wanted, searches_left)))
-            conversation.call(searches, output)
+            conversation.call(searches, output, report=report_turn)
             searches_left -= searches
             turn_searches += searches
             turn_output += output

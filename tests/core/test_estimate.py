@@ -11,7 +11,8 @@ import pytest
 from core.budget.pricing import PriceTable, UnknownModelPrice
 from core.config.loader import load_config
 from core.config.model import ResearchConfig
-from core.estimate import Estimate, estimate, format_estimate
+from core.estimate import EXPECTED, Estimate, _Conversation, estimate, format_estimate
+from core.usage import TokenUsage
 
 REPO = Path(__file__).resolve().parents[2]
 PRICES = PriceTable.default()
@@ -125,3 +126,19 @@ def test_a_batch_layer_is_priced_at_half_its_tokens_and_the_saving_is_said() -> 
     assert saving is not None and saving.expected == pytest.approx(before.usd.expected - layer.usd.expected)
     text = format_estimate(batch)
     assert "L1 research (3, batch)" in text and f"saves ${saving.expected:,.2f}" in text
+
+
+@pytest.mark.parametrize("ttl", ["5m", "1h"])
+def test_a_report_call_is_priced_without_the_cache_as_it_is_sent(ttl: str) -> None:
+    """The report reads and writes no cache (core.budget.ledger.REPORT_CACHE_WRITE): it is priced
+    as plain input even where the research call before it wrote the whole prompt."""
+    config = program(max_turns=2, caching={"enabled": True, "ttl": ttl})
+    agent = config.agents()[0]
+    conversation = _Conversation(config, PRICES, agent, EXPECTED)
+    conversation.history += 5_000
+    conversation.call(2, 800)
+    assert conversation.cached > EXPECTED.cache_min_prefix  # a research call would read it
+    prompt, before = conversation.history, conversation.usd
+    conversation.call(0, 900, report=True)
+    plain = TokenUsage(input_tokens=prompt, output_tokens=900)
+    assert conversation.usd - before == pytest.approx(PRICES.cost(agent.model, plain))
