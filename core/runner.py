@@ -43,7 +43,8 @@ from core.persistence.checkpoints import (
     canonical_json,
     find_checkpoint,
 )
-from core.persistence.journal import Journal, inherit_records, read_journal
+from core.persistence.journal import Journal, inherit_records
+from core.persistence.journal_read import read_journal
 from core.persistence.rundir import RunDir, new_run_id, parent_record
 from core.persistence.runlock import RunLock
 from core.persistence.runmeta import (

@@ -28,7 +28,7 @@ from core.persistence.atomic import DiskError
 from core.persistence.batchlog import BatchLog, BatchRecords
 from core.persistence.checkpoints import CheckpointInfo, RestorePoint
 from core.persistence.inflight import InFlightLog
-from core.persistence.journal import read_journal
+from core.persistence.journal_read import read_journal
 from core.persistence.rundir import RunDir
 from core.usage import ALL_BILLED, TokenUsage, Unconfirmed
 

@@ -36,7 +36,7 @@ from core.persistence.checkpoints import (
     decode_checkpoint,
     read_checkpoint_file,
 )
-from core.persistence.journal import iter_journal
+from core.persistence.journal_read import iter_journal
 from core.persistence.jsontext import parse_json
 from core.persistence.rundir import SUMMARY_MAX_BYTES, RunDir
 from core.reports.citethrough import LABELS

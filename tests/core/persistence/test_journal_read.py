@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.persistence import journal
-from core.persistence.journal import inherit_records, iter_journal, read_journal
+from core.persistence import journal_read
+from core.persistence.journal import inherit_records
+from core.persistence.journal_read import iter_journal, read_journal
 
 
 def write(path: Path, *lines: str | bytes) -> None:
@@ -27,7 +28,7 @@ def test_only_the_kinds_asked_for_are_read_and_junk_lines_are_skipped(tmp_path: 
 def test_a_line_longer_than_the_limit_is_skipped_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(journal, "MAX_LINE_BYTES", 64)
+    monkeypatch.setattr(journal_read, "MAX_LINE_BYTES", 64)
     path = tmp_path / "events.jsonl"
     before, after = {"kind": "a", "n": 1}, {"kind": "b", "n": 2}
     huge = json.dumps({"kind": "a", "text": "x" * 500})

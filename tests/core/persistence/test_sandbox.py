@@ -18,7 +18,8 @@ import pytest
 
 from core.cli import main
 from core.persistence.atomic import UnsafePathError, write_atomic
-from core.persistence.journal import Journal, read_journal
+from core.persistence.journal import Journal
+from core.persistence.journal_read import read_journal
 from core.persistence.rundir import RunDir
 from core.persistence.runlock import RunLock
 from core.runner import start_run
