@@ -538,14 +538,15 @@ class Orchestrator:
         """One agent from its slot to its report; a fatal error aborts the run (the group)."""
         await handle.wait_until_unpaused()
         async with slots:
+            # Read before the checks, with nothing awaited after them until the agent's task exists:
+            # a kill (or a stop) while it has no task ends it at once, and it must not start after.
+            prior = await self._prior_reports(handle.agent)
             if handle.kill_requested or self._stopping:
                 return  # (a stop: the agent starts when the run is resumed)
             if handle.state is None and (reason := self._inputs_failed(handle.agent)) is not None:
                 handle.publish(AgentSkipped, reason=reason)  # it would pay to build on nothing
                 return
-            session = self._session(
-                handle.agent, handle.state, handle, await self._prior_reports(handle.agent)
-            )
+            session = self._session(handle.agent, handle.state, handle, prior)
             handle.state = session.state
             try:
                 task = await handle.drive(self._drive(session), title=handle.agent.title)

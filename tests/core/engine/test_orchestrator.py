@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from anthropic import AsyncAnthropic
@@ -209,6 +210,44 @@ async def test_kill_cancels_the_call_in_flight_and_keeps_a_partial_report(tmp_pa
     assert orchestrator.handles["victim"].row.turn == 1
     report = (outcome.run_dir / "reports" / "victim.md").read_text()
     assert "Partial report" in report
+
+
+@pytest.mark.parametrize("control", ["kill", "stop"])
+async def test_an_agent_killed_or_stopped_while_it_reads_its_inputs_never_starts(
+    tmp_path: Path, control: str
+) -> None:
+    """A kill of an agent with no task ends it at once (AgentKilled); one that came while its
+    slot's owner was still reading the earlier reports must not be followed by a start."""
+    data = programs.program([programs.agent("victim")], max_turns=2)
+    config = programs.write(tmp_path, data)
+    orchestrator = await start_run(config, tmp_path / "runs", simulate=True)
+    events: list[Event] = []
+    orchestrator.bus.listen(events.append)
+    reading, release = asyncio.Event(), asyncio.Event()
+    read = orchestrator._prior_reports
+
+    async def slow_read(agent: Any) -> dict[str, str]:
+        reading.set()
+        await release.wait()
+        return await read(agent)
+
+    orchestrator._prior_reports = slow_read  # type: ignore[method-assign]
+    run = asyncio.create_task(orchestrator.run())
+    await asyncio.wait_for(reading.wait(), 30)
+    if control == "kill":
+        assert orchestrator.kill("victim")
+    else:
+        orchestrator.stop()
+    release.set()
+    outcome = await asyncio.wait_for(run, 30)
+
+    assert not [e for e in events if isinstance(e, AgentStarted)], "it started after the " + control
+    assert not [e for e in events if isinstance(e, TurnCompleted)]
+    if control == "kill":
+        assert orchestrator.agent_status("victim") is AgentStatus.KILLED
+        assert not orchestrator.kill("victim")  # nothing left to kill
+    else:
+        assert outcome.status is RunStatus.INTERRUPTED
 
 
 async def test_stop_interrupts_the_run_and_saves_state(tmp_path: Path) -> None:
