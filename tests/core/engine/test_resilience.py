@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from core.api.retry import ErrorInfo
 from core.cli import main
 from core.control import RunStatus
 from core.engine.request import wire_messages
@@ -68,6 +71,9 @@ async def test_the_default_program_survives_the_fault_matrix(tmp_path: Path) -> 
 
 
 async def test_nobody_sends_before_a_429_retry_after_has_elapsed(tmp_path: Path) -> None:
+    """From the moment the client reads a 429 (retry-after 0.6 s), no attempt of any agent goes
+    out before 0.6 s have passed. Timed at the client: a peer's request let through just before the
+    429 was read still reaches the server after the server answered it."""
     data = programs.program(
         [
             programs.agent("first", brief="Go. [sim:fault=rate_limit]"),
@@ -78,19 +84,32 @@ async def test_nobody_sends_before_a_429_retry_after_has_elapsed(tmp_path: Path)
         execution=FAST_RETRY,
     )
     config = programs.write(tmp_path, data)
+    learned: list[float] = []  # when the client read each 429
+    sent: list[float] = []  # when each attempt was let through to the API
     async with Simulator(SimulatorSettings(seed=1, latency_ms=50, retry_after_s=0.6)) as sim:
         orchestrator = await start_run(config, tmp_path / "runs", simulate=True, base_url=sim.base_url)
+        gate = orchestrator.gate
+        record_failure, acquire = gate.record_failure, gate._acquire
+
+        def failed(info: ErrorInfo, wait_s: float) -> None:
+            if info.status_code == 429:
+                learned.append(time.monotonic())
+            record_failure(info, wait_s)
+
+        async def granted(cost: Any) -> Any:
+            grant = await acquire(cost)
+            sent.append(time.monotonic())
+            return grant
+
+        gate.record_failure = failed  # type: ignore[method-assign]
+        gate._acquire = granted  # type: ignore[method-assign]
         outcome = await orchestrator.run()
         records = list(sim.stats.recent)
     assert outcome.status is RunStatus.COMPLETED
-    limited = [r for r in records if r.status == 429]
-    assert limited
-    for record in limited:
-        answered = record.at  # the 429 reached the client: from now on everybody waits
-        sent_after = [r.received_at for r in records if r.received_at > answered]
-        assert sent_after and min(sent_after) >= answered + 0.6, (
-            "a request was sent inside the retry-after window"
-        )
+    assert [r for r in records if r.status == 429] and learned
+    for read in learned:
+        after = [at for at in sent if at > read]
+        assert after and min(after) >= read + 0.6, "an attempt went out inside the retry-after window"
 
 
 async def test_a_400_on_the_first_call_ends_the_run_naming_the_field(tmp_path: Path) -> None:
