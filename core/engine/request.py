@@ -47,22 +47,27 @@ def writing_report(report_from: int | None, plan_length: int) -> bool:
     return report_from is not None and (plan_length > 1 or report_from > 0)
 
 
-def cache_write(defaults: AgentDefaults) -> CacheWrite:
+def cache_write(defaults: AgentDefaults, *, report: bool) -> CacheWrite:
+    """How a call writes the cache: at the configured TTL, or not at all when caching is off or
+    for a report (:data:`core.budget.ledger.REPORT_CACHE_WRITE`); its breakpoints and its
+    reservation both follow this."""
     caching = defaults.caching
+    if report:
+        return REPORT_CACHE_WRITE
     return caching.ttl if caching.enabled else "none"
 
 
 def request_params(agent: ResolvedAgent, defaults: AgentDefaults, turn: Turn) -> dict[str, Any]:
     """The request for the next call, before the ledger's grant (see :func:`granted`)."""
-    caching = defaults.caching
+    ttl = cache_write(defaults, report=turn.writing_report)
     cache_control: dict[str, Any] = {"type": "ephemeral"}
-    if caching.ttl == "1h":
+    if ttl == "1h":
         cache_control["ttl"] = "1h"
     # The API refuses an empty text block (400), so an empty system prompt sends no block.
     prompt = defaults.system_prompt
     system: list[dict[str, Any]] = [{"type": "text", "text": prompt}] if prompt else []
     messages = wire_messages(turn.messages)
-    if caching.enabled and system and not turn.writing_report:  # see REPORT_CACHE_WRITE
+    if ttl != "none" and system:
         system[0]["cache_control"] = cache_control
         messages = with_breakpoints(messages, cache_control)
     params: dict[str, Any] = {
@@ -155,7 +160,7 @@ def call_request(
         max_searches=ask.wanted,
         min_searches=0 if searchless and not report else min(1, ask.wanted),
         agent_search_cap=agent.max_searches,
-        cache_write=REPORT_CACHE_WRITE if report else cache_write(defaults),
+        cache_write=cache_write(defaults, report=report),
         report_input_tokens=None if report else input_tokens + report_prompt_tokens,
         report_growth=report_growth,
         report=report,

@@ -17,7 +17,8 @@ from core.persistence.jsontext import parse_json
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """A journal line longer than this is no event this product writes (text is flushed every
-``FLUSH_CHARS``): it is skipped unread, so no line can make a reader hold the file in memory."""
+:data:`core.persistence.journal.FLUSH_CHARS`): it is skipped unread, so no line can make a reader
+hold the file in memory."""
 
 
 def read_journal(path: Path, kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
